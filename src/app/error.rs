@@ -1,0 +1,41 @@
+//! The error of a use case: a domain refusal, an authentication or authorization failure,
+//! or something unexpected that the client must not see the details of.
+
+use crate::domain::{DomainError, ErrorCode};
+use crate::store::StoreError;
+
+pub type AppResult<T> = Result<T, AppError>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// A refusal the caller can act on (bad input, wrong state, no license…).
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    #[error("authentication required")]
+    Unauthenticated,
+    #[error("not allowed")]
+    Forbidden,
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+impl From<StoreError> for AppError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::NotFound => DomainError::new(ErrorCode::NotFound, "Not found.").into(),
+            StoreError::AlreadyExists { field } => DomainError {
+                code: ErrorCode::AlreadyExists,
+                field: Some(field),
+                message: format!("That {field} is already taken."),
+            }
+            .into(),
+            StoreError::NoLicense { product, kind } => DomainError::new(
+                ErrorCode::NoLicenseAvailable,
+                format!("No {product} license is available for {kind} users; request more licenses first."),
+            )
+            .into(),
+            StoreError::Conflict(what) => DomainError::new(ErrorCode::InvalidState, what).into(),
+            other => AppError::Unexpected(anyhow::Error::new(other)),
+        }
+    }
+}

@@ -1,0 +1,30 @@
+//! Use cases. Every operation takes the calling `Actor` and decides authorization here.
+
+pub mod audit;
+pub mod crypto;
+pub mod error;
+pub mod organization;
+pub mod session;
+
+pub use error::{AppError, AppResult};
+pub use session::Actor;
+
+use crate::config::Config;
+use crate::store::Store;
+use std::sync::Arc;
+
+/// The application: the store, the settings and the password hasher, shared by the HTTP
+/// server, the command line and the workers.
+#[derive(Clone)]
+pub struct App {
+    pub store: Arc<dyn Store>,
+    pub config: Arc<Config>,
+    pub hasher: crypto::PasswordHasher,
+}
+
+impl App {
+    pub fn new(store: Arc<dyn Store>, config: Arc<Config>) -> Self {
+        let hasher = crypto::PasswordHasher::new(config.argon2);
+        Self { store, config, hasher }
+    }
+}

@@ -1,0 +1,322 @@
+//! Settings: every GATEHOUSE_* variable read once into one `Config`, secrets redacted in Debug.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+use url::Url;
+
+/// A setting that cannot be used, named so the operator can fix it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{variable}: {message}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub message: String,
+}
+
+#[derive(Clone)]
+pub struct Config {
+    pub database_url: String,
+    pub queue_url: String,
+    pub smtp_url: Option<String>,
+    pub outbox_dir: PathBuf,
+    pub mail_from: String,
+    pub listen: SocketAddr,
+    pub public_url: Url,
+    pub lockout_threshold: u32,
+    pub lockout_duration: Duration,
+    pub login_rate_limit: u32,
+    pub setup_token_ttl: Duration,
+    pub session_idle: Duration,
+    pub session_max: Duration,
+    pub request_reminder: Duration,
+    pub request_expiry: Duration,
+    pub argon2: Argon2Params,
+    pub limits: Limits,
+    pub log: String,
+}
+
+/// argon2id cost parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Argon2Params {
+    pub m_kib: u32,
+    pub t: u32,
+    pub p: u32,
+}
+
+/// Bounds on GraphQL documents and HTTP bodies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub max_depth: usize,
+    pub max_complexity: usize,
+    pub max_aliases: usize,
+    pub max_body_bytes: usize,
+    pub max_page_size: usize,
+}
+
+impl Config {
+    /// Reads the process environment (after loading `.env` when present).
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let _ = dotenvy::dotenv();
+        Self::from_lookup(|key| std::env::var(key).ok())
+    }
+
+    /// Reads settings through `lookup`, so tests can supply their own.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = Env(&lookup);
+        let public_url = env.parse_with("GATEHOUSE_PUBLIC_URL", "http://127.0.0.1:8080", |v| {
+            let url = Url::parse(v).map_err(|e| e.to_string())?;
+            if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+                return Err("must be an http:// or https:// URL".into());
+            }
+            Ok(url)
+        })?;
+        let config = Config {
+            database_url: env.parse_with("GATEHOUSE_DATABASE_URL", "sqlite://data/gatehouse.db", |v| {
+                database_scheme(v).map(|_| v.to_owned())
+            })?,
+            queue_url: env.parse_with("GATEHOUSE_QUEUE_URL", "sqlite://data/queue.db", |v| {
+                if v.starts_with("sqlite:") || v.starts_with("redis://") || v.starts_with("rediss://") {
+                    Ok(v.to_owned())
+                } else {
+                    Err("must be a sqlite:// or redis:// URL".into())
+                }
+            })?,
+            smtp_url: match env.get("GATEHOUSE_SMTP_URL") {
+                None => None,
+                Some(v) => Some(parse_smtp_url(&v).map_err(|message| ConfigError {
+                    variable: "GATEHOUSE_SMTP_URL",
+                    message,
+                })?),
+            },
+            outbox_dir: PathBuf::from(env.get("GATEHOUSE_OUTBOX_DIR").unwrap_or_else(|| "data/outbox".into())),
+            mail_from: env.parse_with("GATEHOUSE_MAIL_FROM", "Gatehouse <no-reply@localhost>", |v| {
+                if v.contains('@') && !v.contains(['\r', '\n']) {
+                    Ok(v.to_owned())
+                } else {
+                    Err("must be an address like 'Gatehouse <no-reply@example.com>'".into())
+                }
+            })?,
+            listen: env.parse_with("GATEHOUSE_LISTEN", "127.0.0.1:8080", |v| {
+                v.parse().map_err(|_| "must be an address:port like 127.0.0.1:8080".to_owned())
+            })?,
+            public_url,
+            lockout_threshold: env.number("GATEHOUSE_LOCKOUT_THRESHOLD", 5, 1..=1000)?,
+            lockout_duration: env.duration("GATEHOUSE_LOCKOUT_DURATION", "60m")?,
+            login_rate_limit: env.number("GATEHOUSE_LOGIN_RATE_LIMIT", 30, 1..=1_000_000)?,
+            setup_token_ttl: env.duration("GATEHOUSE_SETUP_TOKEN_TTL", "72h")?,
+            session_idle: env.duration("GATEHOUSE_SESSION_IDLE", "30m")?,
+            session_max: env.duration("GATEHOUSE_SESSION_MAX", "12h")?,
+            request_reminder: env.duration("GATEHOUSE_REQUEST_REMINDER", "3d")?,
+            request_expiry: env.duration("GATEHOUSE_REQUEST_EXPIRY", "14d")?,
+            argon2: Argon2Params {
+                m_kib: env.number("GATEHOUSE_ARGON2_M_KIB", 19_456, 8..=4_194_304)?,
+                t: env.number("GATEHOUSE_ARGON2_T", 2, 1..=100)?,
+                p: env.number("GATEHOUSE_ARGON2_P", 1, 1..=64)?,
+            },
+            limits: Limits {
+                max_depth: env.number("GATEHOUSE_GRAPHQL_MAX_DEPTH", 12, 1..=1000)?,
+                max_complexity: env.number("GATEHOUSE_GRAPHQL_MAX_COMPLEXITY", 1000, 1..=1_000_000)?,
+                max_aliases: env.number("GATEHOUSE_GRAPHQL_MAX_ALIASES", 30, 0..=10_000)?,
+                max_body_bytes: env.number("GATEHOUSE_MAX_BODY_BYTES", 256 * 1024, 1024..=64 * 1024 * 1024)?,
+                max_page_size: env.number("GATEHOUSE_MAX_PAGE_SIZE", 100, 1..=10_000)?,
+            },
+            log: env
+                .get("GATEHOUSE_LOG")
+                .or_else(|| lookup("RUST_LOG").filter(|v| !v.trim().is_empty()))
+                .unwrap_or_else(|| "info".into()),
+        };
+        if config.argon2.m_kib < 8 * config.argon2.p {
+            return Err(ConfigError {
+                variable: "GATEHOUSE_ARGON2_M_KIB",
+                message: "must be at least 8 × GATEHOUSE_ARGON2_P".into(),
+            });
+        }
+        Ok(config)
+    }
+}
+
+/// Which database a URL names.
+pub fn database_scheme(url: &str) -> Result<crate::store::Backend, String> {
+    if url.starts_with("sqlite:") {
+        Ok(crate::store::Backend::Sqlite)
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(crate::store::Backend::Postgres)
+    } else {
+        Err("must be a sqlite:// or postgres:// URL".into())
+    }
+}
+
+fn parse_smtp_url(value: &str) -> Result<String, String> {
+    let url = Url::parse(value).map_err(|e| format!("{e} in {}", redact_url(value)))?;
+    match url.scheme() {
+        "smtp" | "smtps" => {}
+        other => return Err(format!("scheme must be smtp or smtps, not {other}")),
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err("needs a host, like smtp://mail.example.com:587?tls=starttls".into());
+    }
+    for (key, val) in url.query_pairs() {
+        if key == "tls" && !matches!(&*val, "starttls" | "none" | "required") {
+            return Err(format!("tls must be starttls, required or none, not {val}"));
+        }
+    }
+    Ok(value.to_owned())
+}
+
+/// The URL with any password replaced by `***`, fit for messages and logs.
+pub fn redact_url(value: &str) -> String {
+    match Url::parse(value) {
+        Ok(mut url) if url.password().is_some() => {
+            let _ = url.set_password(Some("***"));
+            url.to_string()
+        }
+        Ok(_) => value.to_owned(),
+        // Unparseable: show nothing after a possible `user:password@`.
+        Err(_) => match value.split_once('@') {
+            Some((_, host)) => format!("***@{host}"),
+            None => value.to_owned(),
+        },
+    }
+}
+
+struct Env<'a>(&'a dyn Fn(&str) -> Option<String>);
+
+impl Env<'_> {
+    /// A set, non-blank value; blank counts as unset.
+    fn get(&self, key: &str) -> Option<String> {
+        (self.0)(key).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+    }
+
+    fn parse_with<T>(
+        &self,
+        key: &'static str,
+        default: &str,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Result<T, ConfigError> {
+        let value = self.get(key).unwrap_or_else(|| default.to_owned());
+        parse(&value).map_err(|message| ConfigError { variable: key, message })
+    }
+
+    fn number<T>(&self, key: &'static str, default: T, range: std::ops::RangeInclusive<T>) -> Result<T, ConfigError>
+    where
+        T: std::str::FromStr + PartialOrd + fmt::Display + Copy,
+    {
+        let Some(value) = self.get(key) else { return Ok(default) };
+        match value.parse::<T>() {
+            Ok(n) if range.contains(&n) => Ok(n),
+            _ => Err(ConfigError {
+                variable: key,
+                message: format!(
+                    "must be a whole number from {} to {}, not {value:?}",
+                    range.start(),
+                    range.end()
+                ),
+            }),
+        }
+    }
+
+    fn duration(&self, key: &'static str, default: &str) -> Result<Duration, ConfigError> {
+        self.parse_with(key, default, |v| match humantime::parse_duration(v) {
+            Ok(d) if !d.is_zero() => Ok(d),
+            _ => Err(format!("must be a duration like 90s, 60m, 72h or 14d, not {v:?}")),
+        })
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("database_url", &redact_url(&self.database_url))
+            .field("queue_url", &redact_url(&self.queue_url))
+            .field("smtp_url", &self.smtp_url.as_deref().map(redact_url))
+            .field("outbox_dir", &self.outbox_dir)
+            .field("mail_from", &self.mail_from)
+            .field("listen", &self.listen)
+            .field("public_url", &self.public_url.as_str())
+            .field("lockout_threshold", &self.lockout_threshold)
+            .field("lockout_duration", &self.lockout_duration)
+            .field("login_rate_limit", &self.login_rate_limit)
+            .field("setup_token_ttl", &self.setup_token_ttl)
+            .field("session_idle", &self.session_idle)
+            .field("session_max", &self.session_max)
+            .field("request_reminder", &self.request_reminder)
+            .field("request_expiry", &self.request_expiry)
+            .field("argon2", &self.argon2)
+            .field("limits", &self.limits)
+            .field("log", &self.log)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_match_the_spec() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.database_url, "sqlite://data/gatehouse.db");
+        assert_eq!(c.queue_url, "sqlite://data/queue.db");
+        assert_eq!(c.smtp_url, None);
+        assert_eq!(c.outbox_dir, PathBuf::from("data/outbox"));
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.lockout_threshold, 5);
+        assert_eq!(c.lockout_duration, Duration::from_secs(3600));
+        assert_eq!(c.login_rate_limit, 30);
+        assert_eq!(c.setup_token_ttl, Duration::from_secs(72 * 3600));
+        assert_eq!(c.session_idle, Duration::from_secs(30 * 60));
+        assert_eq!(c.session_max, Duration::from_secs(12 * 3600));
+        assert_eq!(c.request_reminder, Duration::from_secs(3 * 86400));
+        assert_eq!(c.request_expiry, Duration::from_secs(14 * 86400));
+        assert_eq!(c.argon2, Argon2Params { m_kib: 19_456, t: 2, p: 1 });
+        assert_eq!(c.limits.max_depth, 12);
+        assert_eq!(c.limits.max_complexity, 1000);
+        assert_eq!(c.limits.max_aliases, 30);
+        assert_eq!(c.limits.max_body_bytes, 256 * 1024);
+        assert_eq!(c.log, "info");
+    }
+
+    #[test]
+    fn durations_take_units() {
+        let c = config(&[("GATEHOUSE_LOCKOUT_DURATION", "90s"), ("GATEHOUSE_REQUEST_EXPIRY", "2d")]).unwrap();
+        assert_eq!(c.lockout_duration, Duration::from_secs(90));
+        assert_eq!(c.request_expiry, Duration::from_secs(2 * 86400));
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        for (key, value) in [
+            ("GATEHOUSE_LOCKOUT_DURATION", "soon"),
+            ("GATEHOUSE_LOCKOUT_THRESHOLD", "-1"),
+            ("GATEHOUSE_LISTEN", "nowhere"),
+            ("GATEHOUSE_DATABASE_URL", "mysql://x"),
+            ("GATEHOUSE_QUEUE_URL", "amqp://x"),
+            ("GATEHOUSE_SMTP_URL", "http://mail"),
+            ("GATEHOUSE_PUBLIC_URL", "not a url"),
+            ("GATEHOUSE_ARGON2_T", "0"),
+        ] {
+            let err = config(&[(key, value)]).unwrap_err();
+            assert_eq!(err.variable, key);
+            assert!(err.to_string().starts_with(key), "{err}");
+        }
+    }
+
+    #[test]
+    fn secrets_are_redacted() {
+        let c = config(&[
+            ("GATEHOUSE_DATABASE_URL", "postgres://app:hunter2@db/gh"),
+            ("GATEHOUSE_SMTP_URL", "smtps://mailer:s3cret@mail.example.com"),
+        ])
+        .unwrap();
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("hunter2") && !shown.contains("s3cret"), "{shown}");
+        assert!(shown.contains("***"));
+    }
+}

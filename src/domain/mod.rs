@@ -1,0 +1,26 @@
+//! Pure types and rules of Gatehouse: identifiers, account values, enums, audit chaining, errors.
+
+pub mod audit;
+pub mod enums;
+pub mod error;
+pub mod id;
+pub mod model;
+pub mod password;
+pub mod values;
+
+pub use enums::{Permission, Product, RequestKind, RequestStatus, Role, UserKind, UserStatus};
+pub use error::{DomainError, ErrorCode};
+pub use id::{OrgId, PracticeId, RequestId, SessionId, UserId};
+pub use model::{LicensePool, Organization, Practice, User};
+pub use values::{EmailAddress, PersonName, Username};
+
+use chrono::{DateTime, SubsecRound, Utc};
+
+/// Time as Gatehouse stores it: UTC, truncated to microseconds so that both databases
+/// round-trip the same value.
+pub type Timestamp = DateTime<Utc>;
+
+/// The current time at storage precision.
+pub fn now() -> Timestamp {
+    Utc::now().trunc_subsecs(6)
+}

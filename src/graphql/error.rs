@@ -1,0 +1,49 @@
+//! The one mapping from application errors to GraphQL: domain refusals become `userErrors`,
+//! everything else a GraphQL error with `extensions.code`.
+
+use super::types::UserError;
+use crate::app::{AppError, AppResult};
+
+/// `.gql()?` on a use case's result keeps the error's code.
+pub trait GqlResult<T> {
+    fn gql(self) -> async_graphql::Result<T>;
+}
+
+impl<T> GqlResult<T> for AppResult<T> {
+    fn gql(self) -> async_graphql::Result<T> {
+        self.map_err(gql)
+    }
+}
+use async_graphql::ErrorExtensions;
+
+/// Converts an application error into a GraphQL error with `extensions.code`
+/// (`AppError` is `Display`, so async-graphql's blanket `From` would drop the code).
+pub fn gql(err: AppError) -> async_graphql::Error {
+    {
+        match err {
+            AppError::Unauthenticated => {
+                async_graphql::Error::new("Sign in first.").extend_with(|_, e| e.set("code", "UNAUTHENTICATED"))
+            }
+            AppError::Forbidden => async_graphql::Error::new("Your role does not allow this.")
+                .extend_with(|_, e| e.set("code", "FORBIDDEN")),
+            AppError::Domain(domain) => {
+                async_graphql::Error::new(domain.message.clone()).extend_with(|_, e| e.set("code", domain.code.as_str()))
+            }
+            AppError::Unexpected(cause) => {
+                tracing::error!(error = ?cause, "internal error");
+                async_graphql::Error::new("Something went wrong on our side; it has been logged.")
+                    .extend_with(|_, e| e.set("code", "INTERNAL"))
+            }
+        }
+    }
+}
+
+/// Splits a mutation's outcome: domain refusals go into the payload's `userErrors`
+/// (with the field path under `input`), anything else stays a GraphQL error.
+pub fn user_errors<T>(result: Result<T, AppError>) -> async_graphql::Result<(Option<T>, Vec<UserError>)> {
+    match result {
+        Ok(value) => Ok((Some(value), Vec::new())),
+        Err(AppError::Domain(domain)) => Ok((None, vec![UserError::from(domain)])),
+        Err(other) => Err(gql(other)),
+    }
+}

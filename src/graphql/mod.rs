@@ -1,0 +1,39 @@
+//! The GraphQL API of the contract: schema, request context, types and error mapping.
+//! Resolvers parse input, call `app`, and map results; no SQL here.
+
+mod error;
+mod mutation;
+mod query;
+mod types;
+
+pub use error::{GqlResult, gql, user_errors};
+
+use crate::app::session::ClientInfo;
+use crate::app::{Actor, App};
+use async_graphql::{EmptySubscription, Schema};
+
+pub type GatehouseSchema = Schema<query::Query, mutation::Mutation, EmptySubscription>;
+
+/// Builds the schema with the configured document limits.
+pub fn schema(app: Option<App>) -> GatehouseSchema {
+    let builder = Schema::build(query::Query::default(), mutation::Mutation::default(), EmptySubscription);
+    match app {
+        Some(app) => {
+            let limits = app.config.limits;
+            builder.data(app).limit_depth(limits.max_depth).limit_complexity(limits.max_complexity).finish()
+        }
+        None => builder.finish(),
+    }
+}
+
+/// The SDL printed by `gatehouse schema` and kept in `schema/schema.graphql`.
+pub fn sdl() -> String {
+    schema(None).sdl()
+}
+
+/// Who is calling this request, added to each request's data by the HTTP layer.
+#[derive(Clone, Default)]
+pub struct RequestContext {
+    pub actor: Option<Actor>,
+    pub client: ClientInfo,
+}

@@ -1,0 +1,148 @@
+//! The HTTP surface: `/graphql` (POST, and GET for GraphiQL), `/healthz`, `/readyz`, `/metrics`.
+
+use crate::app::App;
+use crate::app::session::ClientInfo;
+use crate::graphql::{GatehouseSchema, RequestContext};
+use crate::metrics::Metrics;
+use async_graphql::http::GraphiQLSource;
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+#[derive(Clone)]
+struct AppState {
+    app: App,
+    schema: GatehouseSchema,
+    metrics: Metrics,
+}
+
+/// The router with every route and layer.
+pub fn router(app: App, metrics: Metrics) -> Router {
+    let schema = crate::graphql::schema(Some(app.clone()));
+    let body_limit = app.config.limits.max_body_bytes;
+    let state = AppState { app, schema, metrics: metrics.clone() };
+    Router::new()
+        .route("/graphql", get(graphiql).post(graphql))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(render_metrics))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn_with_state(metrics, track))
+        .with_state(state)
+}
+
+/// Counts and times every request by its route template (never the raw path, which
+/// would let clients create unbounded label values).
+async fn track(State(metrics): State<Metrics>, request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = request.method().as_str().to_owned();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    metrics.http_duration.with_label_values(&[&method, &route]).observe(started.elapsed().as_secs_f64());
+    metrics
+        .http_requests
+        .with_label_values(&[&method, &route, response.status().as_str()])
+        .inc();
+    response
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    match state.app.store.ping().await {
+        Ok(()) => (StatusCode::OK, "ready").into_response(),
+        Err(err) => {
+            tracing::warn!(error = %err, "database not reachable");
+            (StatusCode::SERVICE_UNAVAILABLE, "database not reachable").into_response()
+        }
+    }
+}
+
+async fn render_metrics(State(state): State<AppState>) -> Response {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render()).into_response()
+}
+
+async fn graphiql() -> Html<String> {
+    Html(GraphiQLSource::build().endpoint("/graphql").finish())
+}
+
+const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
+
+/// A GraphQL-shaped error body with a code, for requests that never reach execution.
+fn request_error(status: StatusCode, code: &str, message: &str, content_type: &'static str) -> Response {
+    let body = serde_json::json!({ "errors": [{ "message": message, "extensions": { "code": code } }] });
+    (status, [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))], Json(body)).into_response()
+}
+
+async fn graphql(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let wants_graphql_response = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains(GRAPHQL_RESPONSE));
+    let content_type = if wants_graphql_response { GRAPHQL_RESPONSE } else { "application/json" };
+    let request: async_graphql::Request = match serde_json::from_slice(&body) {
+        Ok(request) => request,
+        Err(err) => {
+            let message = format!("The request body is not a GraphQL request in JSON: {err}");
+            return request_error(StatusCode::BAD_REQUEST, "BAD_REQUEST", &message, content_type);
+        }
+    };
+    let client = ClientInfo {
+        ip: Some(peer.ip().to_string()),
+        user_agent: headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|ua| ua.chars().take(256).collect()),
+    };
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    // A stale or unknown token is treated as no token: public operations still work and
+    // protected ones answer UNAUTHENTICATED.
+    let actor = match bearer {
+        Some(token) => match state.app.authenticate(token, &client).await {
+            Ok(actor) => actor,
+            Err(err) => {
+                tracing::error!(error = ?err, "authentication failed");
+                return request_error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "INTERNAL",
+                    "Something went wrong on our side; it has been logged.",
+                    content_type,
+                );
+            }
+        },
+        None => None,
+    };
+    let mut response = state.schema.execute(request.data(RequestContext { actor, client })).await;
+    // A document that does not parse or validate never executed: no data, no error path.
+    let rejected = response.data == async_graphql::Value::Null
+        && !response.errors.is_empty()
+        && response.errors.iter().all(|e| e.path.is_empty());
+    let status = if rejected { StatusCode::BAD_REQUEST } else { StatusCode::OK };
+    for error in &mut response.errors {
+        if error.extensions.as_ref().is_none_or(|ext| ext.get("code").is_none()) {
+            let code = match error.message.as_str() {
+                m if m.contains("too complex") || m.contains("too deep") => "QUERY_TOO_COMPLEX",
+                _ if rejected => "BAD_REQUEST",
+                _ => "INTERNAL",
+            };
+            error.extensions.get_or_insert_with(Default::default).set("code", code);
+        }
+    }
+    (status, [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))], Json(response)).into_response()
+}

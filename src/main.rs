@@ -1,0 +1,206 @@
+//! The `gatehouse` command: serve the API, migrate, print the schema, create organizations,
+//! verify the audit log.
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+use gatehouse::app::App;
+use gatehouse::app::organization::{CreateOrganization, parse_licenses};
+use gatehouse::config::{Config, redact_url};
+use gatehouse::domain::UserKind;
+use std::io::Read as _;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[derive(Parser)]
+#[command(name = "gatehouse", version, about = "User accounts, licenses and approvals for healthcare practices")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the GraphQL API (the default).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Print the GraphQL schema (SDL).
+    Schema,
+    /// Manage organizations.
+    #[command(subcommand)]
+    Org(OrgCommand),
+    /// Audit log tools.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Subcommand)]
+enum OrgCommand {
+    /// Create an organization with its license pools and its OWNER; prints them as JSON.
+    Create(OrgCreate),
+}
+
+#[derive(Args)]
+struct OrgCreate {
+    #[arg(long)]
+    name: String,
+    #[arg(long)]
+    owner_username: String,
+    #[arg(long)]
+    owner_email: String,
+    #[arg(long)]
+    owner_first_name: String,
+    #[arg(long)]
+    owner_last_name: String,
+    /// PROVIDER or STAFF.
+    #[arg(long, default_value = "STAFF", value_parser = parse_kind)]
+    owner_kind: UserKind,
+    /// License pools as PRODUCT:KIND:COUNT, comma-separated.
+    #[arg(long, default_value = "EHR:PROVIDER:5,EHR:STAFF:5")]
+    licenses: String,
+    /// Read the owner's password from standard input (the owner is then ACTIVE);
+    /// without it the owner is INVITED and emailed an account-setup link.
+    #[arg(long)]
+    owner_password_stdin: bool,
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Recompute every organization's audit chain; exit 1 naming the first bad event.
+    Verify,
+}
+
+fn parse_kind(value: &str) -> Result<UserKind, String> {
+    value.to_uppercase().parse().map_err(|_| "must be PROVIDER or STAFF".to_owned())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::from_env() {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("gatehouse: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    init_tracing(&config.log);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("gatehouse: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command.unwrap_or(Command::Serve), config)) {
+        Ok(code) => code,
+        Err(err) => {
+            // One line: the error and its causes, no backtrace.
+            eprintln!("gatehouse: {}", format!("{err:#}").replace('\n', " "));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| {
+        eprintln!("gatehouse: GATEHOUSE_LOG: {filter:?} is not a valid filter; using info");
+        tracing_subscriber::EnvFilter::new("info")
+    });
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Schema => {
+            print!("{}", gatehouse::graphql::sdl());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Migrate => {
+            gatehouse::store::connect(&config.database_url, true).await?;
+            eprintln!("gatehouse: {} is migrated", redact_url(&config.database_url));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Serve => {
+            let listen = config.listen;
+            let app = gatehouse::build_app(config).await?;
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("GATEHOUSE_LISTEN: cannot listen on {listen}"))?;
+            tracing::info!(address = %listen, "serving GraphQL at /graphql");
+            gatehouse::serve(app, listener, gatehouse::shutdown_signal()).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Org(OrgCommand::Create(args)) => org_create(args, config).await,
+        Command::Audit(AuditCommand::Verify) => {
+            let store = gatehouse::store::connect(&config.database_url, true).await?;
+            let app = App::new(store, Arc::new(config));
+            let report = app.verify_audit().await?;
+            match report.broken {
+                None => {
+                    println!(
+                        "audit log intact: {} events in {} organizations",
+                        report.events, report.organizations
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                Some(broken) => {
+                    println!("audit log BROKEN: {broken}");
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
+    }
+}
+
+async fn org_create(args: OrgCreate, config: Config) -> anyhow::Result<ExitCode> {
+    let licenses = match parse_licenses(&args.licenses) {
+        Ok(licenses) => licenses,
+        Err(message) => {
+            eprintln!("gatehouse: --licenses: {message}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let owner_password = if args.owner_password_stdin {
+        let mut text = String::new();
+        std::io::stdin().read_to_string(&mut text).context("cannot read the password from standard input")?;
+        Some(text.trim_end_matches(['\r', '\n']).to_owned())
+    } else {
+        None
+    };
+    let app = gatehouse::build_app(config).await?;
+    let input = CreateOrganization {
+        name: args.name,
+        owner_username: args.owner_username,
+        owner_email: args.owner_email,
+        owner_first_name: args.owner_first_name,
+        owner_last_name: args.owner_last_name,
+        owner_kind: args.owner_kind,
+        licenses,
+        owner_password,
+    };
+    match app.create_organization(input).await {
+        Ok((org, owner)) => {
+            let json = serde_json::json!({
+                "organization": { "id": org.id.to_global(), "name": org.name, "createdAt": org.created_at },
+                "owner": {
+                    "id": owner.id.to_global(),
+                    "username": owner.username,
+                    "email": owner.email,
+                    "firstName": owner.first_name,
+                    "lastName": owner.last_name,
+                    "kind": owner.kind.as_str(),
+                    "role": owner.role.as_str(),
+                    "status": owner.status.as_str(),
+                },
+            });
+            println!("{}", serde_json::to_string_pretty(&json)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(gatehouse::app::AppError::Domain(refused)) => {
+            let field = refused.field.map(|f| format!("--{f}: ")).unwrap_or_default();
+            eprintln!("gatehouse: {field}{} ({})", refused.message, refused.code.as_str());
+            Ok(ExitCode::from(2))
+        }
+        Err(other) => Err(anyhow::anyhow!(other)),
+    }
+}

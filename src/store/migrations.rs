@@ -1,0 +1,42 @@
+//! The migrations of both databases, embedded in the binary.
+
+use sqlx::SqlSafeStr;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use std::borrow::Cow;
+
+/// One embedded migration: version, description and SQL.
+pub type Migrations = &'static [(i64, &'static str, &'static str)];
+
+macro_rules! embed {
+    ($dir:literal: $($version:literal $name:literal),+ $(,)?) => {
+        &[$(($version, $name, include_str!(concat!("../../migrations/", $dir, "/", $name, ".sql")))),+]
+    };
+}
+
+const SQLITE: Migrations = embed!("sqlite": 1 "0001_initial");
+const POSTGRES: Migrations = embed!("postgres": 1 "0001_initial");
+
+/// The embedded migrations for `backend` ("sqlite" or "postgres").
+pub fn migrations_for(backend: super::Backend) -> Migrations {
+    match backend {
+        super::Backend::Sqlite => SQLITE,
+        super::Backend::Postgres => POSTGRES,
+    }
+}
+
+pub(super) fn migrator(backend: super::Backend) -> Migrator {
+    let list = migrations_for(backend)
+        .iter()
+        .map(|(version, name, sql)| {
+            let description = name.split_once('_').map_or(*name, |(_, d)| d);
+            Migration::new(
+                *version,
+                Cow::Borrowed(description),
+                MigrationType::Simple,
+                sql.into_sql_str(),
+                false,
+            )
+        })
+        .collect();
+    Migrator::with_migrations(list)
+}

@@ -1,0 +1,236 @@
+//! Persistence: the `Store` trait shaped by use case, with SQLite and PostgreSQL implementations
+//! that share their SQL text (see `sql.rs`) and are held honest by one conformance suite.
+
+mod migrations;
+mod postgres;
+mod rows;
+mod sql;
+mod sqlite;
+
+pub use migrations::{Migrations, migrations_for};
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+
+use crate::domain::audit::AuditRecord;
+use crate::domain::{
+    LicensePool, OrgId, Organization, Practice, PracticeId, Product, Role, SessionId, Timestamp,
+    User, UserId, UserKind,
+};
+use async_trait::async_trait;
+use gatehouse_workers::Job;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// What can go wrong below the use cases, in their terms.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    /// A unique value is taken; `field` names it (`username`, `email`, `name`).
+    #[error("{field} already exists")]
+    AlreadyExists { field: &'static str },
+    #[error("no {product} license available for {kind} users")]
+    NoLicense { product: Product, kind: UserKind },
+    /// A conditional change found the data no longer in the expected state.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// Stored data that does not decode into the domain (a bug or a manual edit).
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+    #[error(transparent)]
+    Database(sqlx::Error),
+}
+
+/// The database behind a store, by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// An audit event to append to its organization's chain.
+#[derive(Debug, Clone)]
+pub struct AuditEntry {
+    pub org_id: OrgId,
+    pub at: Timestamp,
+    pub action: &'static str,
+    pub actor_id: Option<UserId>,
+    pub subject_id: Option<UserId>,
+    pub request_id: Option<i64>,
+    pub ip: Option<String>,
+    /// A JSON object; never a secret.
+    pub details: serde_json::Value,
+}
+
+impl AuditEntry {
+    pub fn new(org_id: OrgId, at: Timestamp, action: &'static str) -> Self {
+        Self {
+            org_id,
+            at,
+            action,
+            actor_id: None,
+            subject_id: None,
+            request_id: None,
+            ip: None,
+            details: serde_json::json!({}),
+        }
+    }
+
+    pub fn actor(mut self, actor: Option<UserId>) -> Self {
+        self.actor_id = actor;
+        self
+    }
+
+    pub fn subject(mut self, subject: UserId) -> Self {
+        self.subject_id = Some(subject);
+        self
+    }
+
+    pub fn ip(mut self, ip: Option<String>) -> Self {
+        self.ip = ip;
+        self
+    }
+
+    pub fn details(mut self, details: serde_json::Value) -> Self {
+        self.details = details;
+        self
+    }
+}
+
+/// A user to create. Licenses of each product are taken from the pool of the user's kind.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub org_id: OrgId,
+    pub username: String,
+    pub email: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub mobile: Option<String>,
+    pub kind: UserKind,
+    pub role: Role,
+    pub products: Vec<Product>,
+    pub permissions: Vec<crate::domain::Permission>,
+    pub practice_ids: Vec<PracticeId>,
+    /// Set: the user is ACTIVE with this argon2 hash. Unset: INVITED.
+    pub password_hash: Option<String>,
+    pub encryption_key: Vec<u8>,
+    pub created_at: Timestamp,
+}
+
+/// How a new user is recorded: the audit event (its subject becomes the new user) and,
+/// when invited, the setup email to queue in the same transaction.
+#[derive(Debug, Clone)]
+pub struct UserCreation {
+    pub user: NewUser,
+    pub audit: AuditEntry,
+    pub send_setup_email: bool,
+}
+
+/// A new organization with its license pools and first OWNER.
+#[derive(Debug, Clone)]
+pub struct NewOrganization {
+    pub name: String,
+    pub created_at: Timestamp,
+    pub pools: Vec<(Product, UserKind, i32)>,
+    /// The owner; its `org_id` is ignored and set to the new organization.
+    pub owner: UserCreation,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    pub user_id: UserId,
+    pub token_hash: Vec<u8>,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+}
+
+/// A live session and its user, found by token.
+#[derive(Debug, Clone)]
+pub struct SessionUser {
+    pub session_id: SessionId,
+    pub user: User,
+}
+
+/// A job waiting in the outbox to be handed to the queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxJob {
+    pub id: i64,
+    pub job: Job,
+    pub created_at: Timestamp,
+    pub attempts: i32,
+}
+
+/// Everything Gatehouse keeps, by use case. Each method is atomic.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    fn backend(&self) -> Backend;
+
+    /// Cheap round trip, for readiness checks.
+    async fn ping(&self) -> StoreResult<()>;
+
+    /// Creates the organization, its pools and its owner (taking the owner's licenses),
+    /// with their audit events and the owner's setup email, all or nothing.
+    async fn create_organization(&self, new: NewOrganization) -> StoreResult<(Organization, User)>;
+    async fn organization(&self, id: OrgId) -> StoreResult<Organization>;
+    async fn organization_ids(&self) -> StoreResult<Vec<OrgId>>;
+
+    async fn create_practice(&self, org_id: OrgId, name: &str, audit: AuditEntry) -> StoreResult<Practice>;
+    async fn practices(&self, org_id: OrgId) -> StoreResult<Vec<Practice>>;
+    async fn license_pools(&self, org_id: OrgId) -> StoreResult<Vec<LicensePool>>;
+
+    /// Creates a user, taking one license per product atomically (`NoLicense` changes nothing).
+    async fn create_user(&self, creation: UserCreation) -> StoreResult<User>;
+    /// A user of the organization; another organization's user is `NotFound`.
+    async fn user(&self, org_id: OrgId, id: UserId) -> StoreResult<User>;
+    async fn user_products(&self, id: UserId) -> StoreResult<Vec<Product>>;
+    /// The user and their password hash, for sign-in.
+    async fn credentials_by_username(&self, username: &str) -> StoreResult<Option<(User, Option<String>)>>;
+
+    /// Starts a session after a successful sign-in: resets the failure count, stamps the
+    /// login time and records the audit event.
+    async fn start_session(&self, session: NewSession, audit: AuditEntry) -> StoreResult<SessionId>;
+    /// The live session for a token hash (not ended, not expired, not idle past `idle`,
+    /// user ACTIVE), marking it seen.
+    async fn session_by_token(&self, token_hash: &[u8], now: Timestamp, idle: Duration) -> StoreResult<Option<SessionUser>>;
+    async fn end_session(&self, id: SessionId, audit: AuditEntry) -> StoreResult<()>;
+
+    async fn append_audit(&self, entry: AuditEntry) -> StoreResult<AuditRecord>;
+    /// Events of one organization with `seq > after_seq`, ascending, at most `limit`.
+    async fn audit_chain_page(&self, org_id: OrgId, after_seq: i64, limit: i64) -> StoreResult<Vec<AuditRecord>>;
+    /// The organization's recorded chain head: last sequence number and hash.
+    async fn audit_head(&self, org_id: OrgId) -> StoreResult<(i64, Vec<u8>)>;
+
+    /// Outbox jobs not yet relayed, oldest first.
+    async fn pending_jobs(&self, limit: i64) -> StoreResult<Vec<OutboxJob>>;
+}
+
+/// Opens the store named by a database URL (`sqlite://…` or `postgres://…`) and migrates it.
+pub async fn connect(url: &str, migrate: bool) -> anyhow::Result<Arc<dyn Store>> {
+    let store: Arc<dyn Store> = if url.starts_with("sqlite:") {
+        Arc::new(SqliteStore::connect(url, migrate).await?)
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        Arc::new(PostgresStore::connect(url, migrate).await?)
+    } else {
+        anyhow::bail!("unsupported database URL scheme (use sqlite:// or postgres://)");
+    };
+    Ok(store)
+}
+
+/// The part of a unique-violation message that names the taken value.
+fn unique_field(text: &str) -> &'static str {
+    if text.contains("username") {
+        "username"
+    } else if text.contains("email") {
+        "email"
+    } else if text.contains("practices") {
+        "name"
+    } else if text.contains("idempotency") {
+        "idempotencyKey"
+    } else {
+        "record"
+    }
+}

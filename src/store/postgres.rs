@@ -1,0 +1,39 @@
+//! PostgreSQL backend, for production.
+
+use super::sql::shared_store_impl;
+use super::{Backend, migrations};
+use anyhow::Context as _;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgPool, Postgres};
+use std::str::FromStr;
+use std::time::Duration;
+
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+impl PostgresStore {
+    pub async fn connect(url: &str, migrate: bool) -> anyhow::Result<Self> {
+        let shown = crate::config::redact_url(url);
+        let options = PgConnectOptions::from_str(url).with_context(|| format!("invalid PostgreSQL URL {shown}"))?;
+        let pool = PgPoolOptions::new()
+            .max_connections(32)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await
+            .with_context(|| format!("cannot connect to PostgreSQL at {shown}"))?;
+        if migrate {
+            migrations::migrator(Backend::Postgres)
+                .run(&pool)
+                .await
+                .with_context(|| format!("cannot migrate the PostgreSQL database {shown}"))?;
+        }
+        Ok(Self { pool })
+    }
+
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Postgres>, sqlx::Error> {
+        self.pool.begin().await
+    }
+}
+
+shared_store_impl!(PostgresStore, Postgres, Backend::Postgres);

@@ -1,0 +1,51 @@
+//! SQLite backend: the embedded default, a WAL-mode file created on first start.
+
+use super::sql::shared_store_impl;
+use super::{Backend, migrations};
+use anyhow::Context as _;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Sqlite, SqlitePool};
+use std::str::FromStr;
+use std::time::Duration;
+
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating file and folder if needed) and optionally migrates the database.
+    pub async fn connect(url: &str, migrate: bool) -> anyhow::Result<Self> {
+        let options = SqliteConnectOptions::from_str(url)
+            .with_context(|| format!("invalid SQLite URL {url}"))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        if let Some(dir) = options.get_filename().parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create the database folder {}", dir.display()))?;
+        }
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await
+            .with_context(|| format!("cannot open the SQLite database {url}"))?;
+        if migrate {
+            migrations::migrator(Backend::Sqlite)
+                .run(&pool)
+                .await
+                .with_context(|| format!("cannot migrate the SQLite database {url}"))?;
+        }
+        Ok(Self { pool })
+    }
+
+    /// Write transactions take the database's write lock up front, so that two writers
+    /// wait for each other (busy timeout) instead of failing on a lock upgrade.
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Sqlite>, sqlx::Error> {
+        self.pool.begin_with("BEGIN IMMEDIATE").await
+    }
+}
+
+shared_store_impl!(SqliteStore, Sqlite, Backend::Sqlite);
