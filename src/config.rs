@@ -72,11 +72,16 @@ impl Config {
             Ok(url)
         })?;
         let config = Config {
-            database_url: env.parse_with("GATEHOUSE_DATABASE_URL", "sqlite://data/gatehouse.db", |v| {
-                database_scheme(v).map(|_| v.to_owned())
-            })?,
+            database_url: env.parse_with(
+                "GATEHOUSE_DATABASE_URL",
+                "sqlite://data/gatehouse.db",
+                |v| database_scheme(v).map(|_| v.to_owned()),
+            )?,
             queue_url: env.parse_with("GATEHOUSE_QUEUE_URL", "sqlite://data/queue.db", |v| {
-                if v.starts_with("sqlite:") || v.starts_with("redis://") || v.starts_with("rediss://") {
+                if v.starts_with("sqlite:")
+                    || v.starts_with("redis://")
+                    || v.starts_with("rediss://")
+                {
                     Ok(v.to_owned())
                 } else {
                     Err("must be a sqlite:// or redis:// URL".into())
@@ -89,16 +94,24 @@ impl Config {
                     message,
                 })?),
             },
-            outbox_dir: PathBuf::from(env.get("GATEHOUSE_OUTBOX_DIR").unwrap_or_else(|| "data/outbox".into())),
-            mail_from: env.parse_with("GATEHOUSE_MAIL_FROM", "Gatehouse <no-reply@localhost>", |v| {
-                if v.contains('@') && !v.contains(['\r', '\n']) {
-                    Ok(v.to_owned())
-                } else {
-                    Err("must be an address like 'Gatehouse <no-reply@example.com>'".into())
-                }
-            })?,
+            outbox_dir: PathBuf::from(
+                env.get("GATEHOUSE_OUTBOX_DIR")
+                    .unwrap_or_else(|| "data/outbox".into()),
+            ),
+            mail_from: env.parse_with(
+                "GATEHOUSE_MAIL_FROM",
+                "Gatehouse <no-reply@localhost>",
+                |v| {
+                    if v.contains('@') && !v.contains(['\r', '\n']) {
+                        Ok(v.to_owned())
+                    } else {
+                        Err("must be an address like 'Gatehouse <no-reply@example.com>'".into())
+                    }
+                },
+            )?,
             listen: env.parse_with("GATEHOUSE_LISTEN", "127.0.0.1:8080", |v| {
-                v.parse().map_err(|_| "must be an address:port like 127.0.0.1:8080".to_owned())
+                v.parse()
+                    .map_err(|_| "must be an address:port like 127.0.0.1:8080".to_owned())
             })?,
             public_url,
             lockout_threshold: env.number("GATEHOUSE_LOCKOUT_THRESHOLD", 5, 1..=1000)?,
@@ -116,9 +129,17 @@ impl Config {
             },
             limits: Limits {
                 max_depth: env.number("GATEHOUSE_GRAPHQL_MAX_DEPTH", 12, 1..=1000)?,
-                max_complexity: env.number("GATEHOUSE_GRAPHQL_MAX_COMPLEXITY", 1000, 1..=1_000_000)?,
+                max_complexity: env.number(
+                    "GATEHOUSE_GRAPHQL_MAX_COMPLEXITY",
+                    1000,
+                    1..=1_000_000,
+                )?,
                 max_aliases: env.number("GATEHOUSE_GRAPHQL_MAX_ALIASES", 30, 0..=10_000)?,
-                max_body_bytes: env.number("GATEHOUSE_MAX_BODY_BYTES", 256 * 1024, 1024..=64 * 1024 * 1024)?,
+                max_body_bytes: env.number(
+                    "GATEHOUSE_MAX_BODY_BYTES",
+                    256 * 1024,
+                    1024..=64 * 1024 * 1024,
+                )?,
                 max_page_size: env.number("GATEHOUSE_MAX_PAGE_SIZE", 100, 1..=10_000)?,
             },
             log: env
@@ -185,7 +206,9 @@ struct Env<'a>(&'a dyn Fn(&str) -> Option<String>);
 impl Env<'_> {
     /// A set, non-blank value; blank counts as unset.
     fn get(&self, key: &str) -> Option<String> {
-        (self.0)(key).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+        (self.0)(key)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
     }
 
     fn parse_with<T>(
@@ -195,14 +218,24 @@ impl Env<'_> {
         parse: impl Fn(&str) -> Result<T, String>,
     ) -> Result<T, ConfigError> {
         let value = self.get(key).unwrap_or_else(|| default.to_owned());
-        parse(&value).map_err(|message| ConfigError { variable: key, message })
+        parse(&value).map_err(|message| ConfigError {
+            variable: key,
+            message,
+        })
     }
 
-    fn number<T>(&self, key: &'static str, default: T, range: std::ops::RangeInclusive<T>) -> Result<T, ConfigError>
+    fn number<T>(
+        &self,
+        key: &'static str,
+        default: T,
+        range: std::ops::RangeInclusive<T>,
+    ) -> Result<T, ConfigError>
     where
         T: std::str::FromStr + PartialOrd + fmt::Display + Copy,
     {
-        let Some(value) = self.get(key) else { return Ok(default) };
+        let Some(value) = self.get(key) else {
+            return Ok(default);
+        };
         match value.parse::<T>() {
             Ok(n) if range.contains(&n) => Ok(n),
             _ => Err(ConfigError {
@@ -219,7 +252,9 @@ impl Env<'_> {
     fn duration(&self, key: &'static str, default: &str) -> Result<Duration, ConfigError> {
         self.parse_with(key, default, |v| match humantime::parse_duration(v) {
             Ok(d) if !d.is_zero() => Ok(d),
-            _ => Err(format!("must be a duration like 90s, 60m, 72h or 14d, not {v:?}")),
+            _ => Err(format!(
+                "must be a duration like 90s, 60m, 72h or 14d, not {v:?}"
+            )),
         })
     }
 }
@@ -255,7 +290,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Config::from_lookup(|k| map.get(k).cloned())
     }
 
@@ -275,7 +313,14 @@ mod tests {
         assert_eq!(c.session_max, Duration::from_secs(12 * 3600));
         assert_eq!(c.request_reminder, Duration::from_secs(3 * 86400));
         assert_eq!(c.request_expiry, Duration::from_secs(14 * 86400));
-        assert_eq!(c.argon2, Argon2Params { m_kib: 19_456, t: 2, p: 1 });
+        assert_eq!(
+            c.argon2,
+            Argon2Params {
+                m_kib: 19_456,
+                t: 2,
+                p: 1
+            }
+        );
         assert_eq!(c.limits.max_depth, 12);
         assert_eq!(c.limits.max_complexity, 1000);
         assert_eq!(c.limits.max_aliases, 30);
@@ -285,7 +330,11 @@ mod tests {
 
     #[test]
     fn durations_take_units() {
-        let c = config(&[("GATEHOUSE_LOCKOUT_DURATION", "90s"), ("GATEHOUSE_REQUEST_EXPIRY", "2d")]).unwrap();
+        let c = config(&[
+            ("GATEHOUSE_LOCKOUT_DURATION", "90s"),
+            ("GATEHOUSE_REQUEST_EXPIRY", "2d"),
+        ])
+        .unwrap();
         assert_eq!(c.lockout_duration, Duration::from_secs(90));
         assert_eq!(c.request_expiry, Duration::from_secs(2 * 86400));
     }
@@ -312,11 +361,17 @@ mod tests {
     fn secrets_are_redacted() {
         let c = config(&[
             ("GATEHOUSE_DATABASE_URL", "postgres://app:hunter2@db/gh"),
-            ("GATEHOUSE_SMTP_URL", "smtps://mailer:s3cret@mail.example.com"),
+            (
+                "GATEHOUSE_SMTP_URL",
+                "smtps://mailer:s3cret@mail.example.com",
+            ),
         ])
         .unwrap();
         let shown = format!("{c:?}");
-        assert!(!shown.contains("hunter2") && !shown.contains("s3cret"), "{shown}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("s3cret"),
+            "{shown}"
+        );
         assert!(shown.contains("***"));
     }
 }

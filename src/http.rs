@@ -26,7 +26,11 @@ struct AppState {
 pub fn router(app: App, metrics: Metrics) -> Router {
     let schema = crate::graphql::schema(Some(app.clone()));
     let body_limit = app.config.limits.max_body_bytes;
-    let state = AppState { app, schema, metrics: metrics.clone() };
+    let state = AppState {
+        app,
+        schema,
+        metrics: metrics.clone(),
+    };
     Router::new()
         .route("/graphql", get(graphiql).post(graphql))
         .route("/healthz", get(|| async { "ok" }))
@@ -47,7 +51,10 @@ async fn track(State(metrics): State<Metrics>, request: Request, next: Next) -> 
     let method = request.method().as_str().to_owned();
     let started = Instant::now();
     let response = next.run(request).await;
-    metrics.http_duration.with_label_values(&[&method, &route]).observe(started.elapsed().as_secs_f64());
+    metrics
+        .http_duration
+        .with_label_values(&[&method, &route])
+        .observe(started.elapsed().as_secs_f64());
     metrics
         .http_requests
         .with_label_values(&[&method, &route, response.status().as_str()])
@@ -66,7 +73,11 @@ async fn readyz(State(state): State<AppState>) -> Response {
 }
 
 async fn render_metrics(State(state): State<AppState>) -> Response {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render()).into_response()
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+        .into_response()
 }
 
 async fn graphiql() -> Html<String> {
@@ -76,9 +87,20 @@ async fn graphiql() -> Html<String> {
 const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
 
 /// A GraphQL-shaped error body with a code, for requests that never reach execution.
-fn request_error(status: StatusCode, code: &str, message: &str, content_type: &'static str) -> Response {
-    let body = serde_json::json!({ "errors": [{ "message": message, "extensions": { "code": code } }] });
-    (status, [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))], Json(body)).into_response()
+fn request_error(
+    status: StatusCode,
+    code: &str,
+    message: &str,
+    content_type: &'static str,
+) -> Response {
+    let body =
+        serde_json::json!({ "errors": [{ "message": message, "extensions": { "code": code } }] });
+    (
+        status,
+        [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
+        Json(body),
+    )
+        .into_response()
 }
 
 async fn graphql(
@@ -91,12 +113,21 @@ async fn graphql(
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|accept| accept.contains(GRAPHQL_RESPONSE));
-    let content_type = if wants_graphql_response { GRAPHQL_RESPONSE } else { "application/json" };
+    let content_type = if wants_graphql_response {
+        GRAPHQL_RESPONSE
+    } else {
+        "application/json"
+    };
     let request: async_graphql::Request = match serde_json::from_slice(&body) {
         Ok(request) => request,
         Err(err) => {
             let message = format!("The request body is not a GraphQL request in JSON: {err}");
-            return request_error(StatusCode::BAD_REQUEST, "BAD_REQUEST", &message, content_type);
+            return request_error(
+                StatusCode::BAD_REQUEST,
+                "BAD_REQUEST",
+                &message,
+                content_type,
+            );
         }
     };
     let client = ClientInfo {
@@ -128,21 +159,40 @@ async fn graphql(
         },
         None => None,
     };
-    let mut response = state.schema.execute(request.data(RequestContext { actor, client })).await;
+    let mut response = state
+        .schema
+        .execute(request.data(RequestContext { actor, client }))
+        .await;
     // A document that does not parse or validate never executed: no data, no error path.
     let rejected = response.data == async_graphql::Value::Null
         && !response.errors.is_empty()
         && response.errors.iter().all(|e| e.path.is_empty());
-    let status = if rejected { StatusCode::BAD_REQUEST } else { StatusCode::OK };
+    let status = if rejected {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
     for error in &mut response.errors {
-        if error.extensions.as_ref().is_none_or(|ext| ext.get("code").is_none()) {
+        if error
+            .extensions
+            .as_ref()
+            .is_none_or(|ext| ext.get("code").is_none())
+        {
             let code = match error.message.as_str() {
                 m if m.contains("too complex") || m.contains("too deep") => "QUERY_TOO_COMPLEX",
                 _ if rejected => "BAD_REQUEST",
                 _ => "INTERNAL",
             };
-            error.extensions.get_or_insert_with(Default::default).set("code", code);
+            error
+                .extensions
+                .get_or_insert_with(Default::default)
+                .set("code", code);
         }
     }
-    (status, [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))], Json(response)).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
+        Json(response),
+    )
+        .into_response()
 }

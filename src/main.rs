@@ -12,7 +12,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 #[derive(Parser)]
-#[command(name = "gatehouse", version, about = "User accounts, licenses and approvals for healthcare practices")]
+#[command(
+    name = "gatehouse",
+    version,
+    about = "User accounts, licenses and approvals for healthcare practices"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -71,7 +75,10 @@ enum AuditCommand {
 }
 
 fn parse_kind(value: &str) -> Result<UserKind, String> {
-    value.to_uppercase().parse().map_err(|_| "must be PROVIDER or STAFF".to_owned())
+    value
+        .to_uppercase()
+        .parse()
+        .map_err(|_| "must be PROVIDER or STAFF".to_owned())
 }
 
 fn main() -> ExitCode {
@@ -106,7 +113,10 @@ fn init_tracing(filter: &str) {
         eprintln!("gatehouse: GATEHOUSE_LOG: {filter:?} is not a valid filter; using info");
         tracing_subscriber::EnvFilter::new("info")
     });
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
@@ -117,7 +127,10 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
         }
         Command::Migrate => {
             gatehouse::store::connect(&config.database_url, true).await?;
-            eprintln!("gatehouse: {} is migrated", redact_url(&config.database_url));
+            eprintln!(
+                "gatehouse: {} is migrated",
+                redact_url(&config.database_url)
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Serve => {
@@ -162,7 +175,9 @@ async fn org_create(args: OrgCreate, config: Config) -> anyhow::Result<ExitCode>
     };
     let owner_password = if args.owner_password_stdin {
         let mut text = String::new();
-        std::io::stdin().read_to_string(&mut text).context("cannot read the password from standard input")?;
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("cannot read the password from standard input")?;
         Some(text.trim_end_matches(['\r', '\n']).to_owned())
     } else {
         None
@@ -197,8 +212,15 @@ async fn org_create(args: OrgCreate, config: Config) -> anyhow::Result<ExitCode>
             Ok(ExitCode::SUCCESS)
         }
         Err(gatehouse::app::AppError::Domain(refused)) => {
-            let field = refused.field.map(|f| format!("--{f}: ")).unwrap_or_default();
-            eprintln!("gatehouse: {field}{} ({})", refused.message, refused.code.as_str());
+            let field = refused
+                .field
+                .map(|f| format!("--{f}: "))
+                .unwrap_or_default();
+            eprintln!(
+                "gatehouse: {field}{} ({})",
+                refused.message,
+                refused.code.as_str()
+            );
             Ok(ExitCode::from(2))
         }
         Err(other) => Err(anyhow::anyhow!(other)),

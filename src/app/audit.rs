@@ -28,7 +28,11 @@ impl App {
                 let page = self.store.audit_chain_page(*org, after, PAGE).await?;
                 for event in &page {
                     if let Err(broken) = verifier.check(event) {
-                        return Ok(VerifyReport { organizations: orgs.len(), events, broken: Some(broken) });
+                        return Ok(VerifyReport {
+                            organizations: orgs.len(),
+                            events,
+                            broken: Some(broken),
+                        });
                     }
                     events += 1;
                 }
@@ -39,9 +43,17 @@ impl App {
             }
             let (head_seq, head_hash) = self.store.audit_head(*org).await?;
             if let Err(broken) = verifier.finish(head_seq, &head_hash) {
-                return Ok(VerifyReport { organizations: orgs.len(), events, broken: Some(broken) });
+                return Ok(VerifyReport {
+                    organizations: orgs.len(),
+                    events,
+                    broken: Some(broken),
+                });
             }
         }
-        Ok(VerifyReport { organizations: orgs.len(), events, broken: None })
+        Ok(VerifyReport {
+            organizations: orgs.len(),
+            events,
+            broken: None,
+        })
     }
 }

@@ -31,25 +31,36 @@ pub enum Verified {
 impl PasswordHasher {
     pub fn new(params: Argon2Params) -> Self {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        Self { params, permits: Arc::new(Semaphore::new(cores)), dummy: Default::default() }
+        Self {
+            params,
+            permits: Arc::new(Semaphore::new(cores)),
+            dummy: Default::default(),
+        }
     }
 
     fn argon2(params: Argon2Params) -> Argon2<'static> {
-        let params = Params::new(params.m_kib, params.t, params.p, None).expect("parameters validated by config");
+        let params = Params::new(params.m_kib, params.t, params.p, None)
+            .expect("parameters validated by config");
         Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
     }
 
-    async fn blocking<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> anyhow::Result<T> {
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> anyhow::Result<T> {
         let _permit = self.permits.acquire().await?;
         let span = tracing::Span::current();
-        Ok(tokio::task::spawn_blocking(move || span.in_scope(work)).instrument(tracing::Span::current()).await?)
+        Ok(tokio::task::spawn_blocking(move || span.in_scope(work))
+            .instrument(tracing::Span::current())
+            .await?)
     }
 
     pub async fn hash(&self, secret: &str) -> anyhow::Result<String> {
         let secret = secret.to_owned();
         let params = self.params;
         self.blocking(move || {
-            let salt = SaltString::encode_b64(&random_bytes::<16>()).expect("16 bytes is a valid salt");
+            let salt =
+                SaltString::encode_b64(&random_bytes::<16>()).expect("16 bytes is a valid salt");
             Self::argon2(params)
                 .hash_password(secret.as_bytes(), &salt)
                 .map(|h| h.to_string())
@@ -74,15 +85,26 @@ impl PasswordHasher {
         let secret = secret.to_owned();
         let params = self.params;
         self.blocking(move || {
-            let Ok(parsed) = PasswordHash::new(&stored) else { return Ok(Verified::No) };
-            if Self::argon2(params).verify_password(secret.as_bytes(), &parsed).is_err() || !is_real {
+            let Ok(parsed) = PasswordHash::new(&stored) else {
+                return Ok(Verified::No);
+            };
+            if Self::argon2(params)
+                .verify_password(secret.as_bytes(), &parsed)
+                .is_err()
+                || !is_real
+            {
                 return Ok(Verified::No);
             }
-            let current = Params::try_from(&parsed).ok().map(|p| (p.m_cost(), p.t_cost(), p.p_cost()));
-            if parsed.algorithm.as_str() == "argon2id" && current == Some((params.m_kib, params.t, params.p)) {
+            let current = Params::try_from(&parsed)
+                .ok()
+                .map(|p| (p.m_cost(), p.t_cost(), p.p_cost()));
+            if parsed.algorithm.as_str() == "argon2id"
+                && current == Some((params.m_kib, params.t, params.p))
+            {
                 return Ok(Verified::Yes);
             }
-            let salt = SaltString::encode_b64(&random_bytes::<16>()).expect("16 bytes is a valid salt");
+            let salt =
+                SaltString::encode_b64(&random_bytes::<16>()).expect("16 bytes is a valid salt");
             let upgraded = Self::argon2(params)
                 .hash_password(secret.as_bytes(), &salt)
                 .map_err(|e| anyhow::anyhow!("argon2 hashing failed: {e}"))?;
@@ -114,18 +136,39 @@ pub fn token_hash(token: &str) -> Vec<u8> {
 mod tests {
     use super::*;
 
-    const CHEAP: Argon2Params = Argon2Params { m_kib: 64, t: 1, p: 1 };
+    const CHEAP: Argon2Params = Argon2Params {
+        m_kib: 64,
+        t: 1,
+        p: 1,
+    };
 
     #[tokio::test]
     async fn hashes_verify_and_weaker_ones_are_upgraded() {
         let hasher = PasswordHasher::new(CHEAP);
         let hash = hasher.hash("correct horse battery").await.unwrap();
         assert!(hash.starts_with("$argon2id$"));
-        assert_eq!(hasher.verify("correct horse battery", Some(&hash)).await.unwrap(), Verified::Yes);
-        assert_eq!(hasher.verify("wrong", Some(&hash)).await.unwrap(), Verified::No);
+        assert_eq!(
+            hasher
+                .verify("correct horse battery", Some(&hash))
+                .await
+                .unwrap(),
+            Verified::Yes
+        );
+        assert_eq!(
+            hasher.verify("wrong", Some(&hash)).await.unwrap(),
+            Verified::No
+        );
 
-        let stronger = PasswordHasher::new(Argon2Params { m_kib: 128, t: 1, p: 1 });
-        match stronger.verify("correct horse battery", Some(&hash)).await.unwrap() {
+        let stronger = PasswordHasher::new(Argon2Params {
+            m_kib: 128,
+            t: 1,
+            p: 1,
+        });
+        match stronger
+            .verify("correct horse battery", Some(&hash))
+            .await
+            .unwrap()
+        {
             Verified::YesRehashed(new) => assert!(new.contains("m=128")),
             other => panic!("expected a rehash, got {other:?}"),
         }

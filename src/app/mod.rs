@@ -5,6 +5,7 @@ pub mod crypto;
 pub mod error;
 pub mod organization;
 pub mod session;
+pub mod user;
 
 pub use error::{AppError, AppResult};
 pub use session::Actor;
@@ -25,6 +26,10 @@ pub struct App {
 impl App {
     pub fn new(store: Arc<dyn Store>, config: Arc<Config>) -> Self {
         let hasher = crypto::PasswordHasher::new(config.argon2);
-        Self { store, config, hasher }
+        Self {
+            store,
+            config,
+            hasher,
+        }
     }
 }

@@ -1,12 +1,12 @@
 //! Organizations: the operator's `org create`, and what members may read of their own.
 
 use super::crypto::random_bytes;
-use super::{Actor, App, AppError, AppResult};
+use super::{Actor, App, AppResult};
 use crate::domain::password::Password;
 use crate::domain::values::parse_title;
 use crate::domain::{
-    DomainError, EmailAddress, ErrorCode, LicensePool, Organization, PersonName, Practice, Product, Role, User,
-    UserKind, Username, now,
+    DomainError, EmailAddress, ErrorCode, LicensePool, Organization, PersonName, Practice, Product,
+    Role, User, UserKind, Username, now,
 };
 use crate::store::{AuditEntry, NewOrganization, NewUser, StoreError, UserCreation};
 
@@ -29,13 +29,17 @@ pub fn parse_licenses(spec: &str) -> Result<Vec<(Product, UserKind, i32)>, Strin
     for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let fields: Vec<&str> = part.split(':').map(str::trim).collect();
         let [product, kind, total] = fields[..] else {
-            return Err(format!("{part:?} must be PRODUCT:KIND:COUNT, like EHR:PROVIDER:5"));
+            return Err(format!(
+                "{part:?} must be PRODUCT:KIND:COUNT, like EHR:PROVIDER:5"
+            ));
         };
         let product: Product = product.to_uppercase().parse().map_err(|_| {
             format!("unknown product {product:?} (use EHR, BILLING, PATIENT_PORTAL or TELEHEALTH)")
         })?;
-        let kind: UserKind =
-            kind.to_uppercase().parse().map_err(|_| format!("unknown user kind {kind:?} (use PROVIDER or STAFF)"))?;
+        let kind: UserKind = kind
+            .to_uppercase()
+            .parse()
+            .map_err(|_| format!("unknown user kind {kind:?} (use PROVIDER or STAFF)"))?;
         let total: i32 = total
             .parse()
             .ok()
@@ -52,9 +56,13 @@ pub fn parse_licenses(spec: &str) -> Result<Vec<(Product, UserKind, i32)>, Strin
 impl App {
     /// Creates an organization with its pools and OWNER. With a password the owner is
     /// ACTIVE; without, INVITED, and the account-setup email is queued.
-    pub async fn create_organization(&self, input: CreateOrganization) -> AppResult<(Organization, User)> {
+    pub async fn create_organization(
+        &self,
+        input: CreateOrganization,
+    ) -> AppResult<(Organization, User)> {
         let name = parse_title("name", &input.name)?;
-        let username = Username::parse(&input.owner_username).map_err(|e| e.on("owner-username"))?;
+        let username =
+            Username::parse(&input.owner_username).map_err(|e| e.on("owner-username"))?;
         let email = EmailAddress::parse(&input.owner_email).map_err(|e| e.on("owner-email"))?;
         let first = PersonName::parse("owner-first-name", &input.owner_first_name)?;
         let last = PersonName::parse("owner-last-name", &input.owner_last_name)?;
@@ -83,24 +91,29 @@ impl App {
             encryption_key: random_bytes::<32>().to_vec(),
             created_at: at,
         };
-        let audit = AuditEntry::new(Default::default(), at, "user.invited").details(serde_json::json!({
-            "via": "command line",
-            "role": "OWNER",
-            "kind": input.owner_kind.as_str(),
-            "status": if invited { "INVITED" } else { "ACTIVE" },
-        }));
+        let audit =
+            AuditEntry::new(Default::default(), at, "user.invited").details(serde_json::json!({
+                "via": "command line",
+                "role": "OWNER",
+                "kind": input.owner_kind.as_str(),
+                "status": if invited { "INVITED" } else { "ACTIVE" },
+            }));
         let new = NewOrganization {
             name,
             created_at: at,
             pools: input.licenses.clone(),
-            owner: UserCreation { user: owner, audit, send_setup_email: invited },
+            owner: UserCreation {
+                user: owner,
+                audit,
+                send_setup_email: invited,
+            },
         };
         match self.store.create_organization(new).await {
             Err(StoreError::NoLicense { product, kind }) => Err(DomainError {
                 code: ErrorCode::NoLicenseAvailable,
                 field: Some("licenses"),
                 message: format!(
-                    "--licenses leaves no {product} license for the {kind} owner; give {product}:{kind} at least 1"
+                    "no {product} license is left for the {kind} owner; give {product}:{kind} at least 1"
                 ),
             }
             .into()),
@@ -108,23 +121,27 @@ impl App {
         }
     }
 
+    /// The caller's organization.
     pub async fn organization(&self, actor: &Actor) -> AppResult<Organization> {
         Ok(self.store.organization(actor.org_id()).await?)
     }
 
-    pub async fn practices(&self, actor: &Actor) -> AppResult<Vec<Practice>> {
-        Ok(self.store.practices(actor.org_id()).await?)
+    // The reads below serve objects that were authorized when they were reached (the
+    // caller's own organization, or a user the caller may see), so they take that object.
+
+    pub async fn organization_of(&self, user: &User) -> AppResult<Organization> {
+        Ok(self.store.organization(user.org_id).await?)
     }
 
-    pub async fn license_pools(&self, actor: &Actor) -> AppResult<Vec<LicensePool>> {
-        Ok(self.store.license_pools(actor.org_id()).await?)
+    pub async fn practices(&self, org: &Organization) -> AppResult<Vec<Practice>> {
+        Ok(self.store.practices(org.id).await?)
     }
 
-    /// Products a user of the caller's organization holds.
-    pub async fn user_products(&self, actor: &Actor, user: &User) -> AppResult<Vec<Product>> {
-        if user.org_id != actor.org_id() {
-            return Err(AppError::Forbidden);
-        }
+    pub async fn license_pools(&self, org: &Organization) -> AppResult<Vec<LicensePool>> {
+        Ok(self.store.license_pools(org.id).await?)
+    }
+
+    pub async fn user_products(&self, user: &User) -> AppResult<Vec<Product>> {
         Ok(self.store.user_products(user.id).await?)
     }
 }
@@ -137,7 +154,10 @@ mod tests {
     fn license_specs_parse_and_explain_mistakes() {
         assert_eq!(
             parse_licenses("EHR:PROVIDER:5, ehr:staff:10").unwrap(),
-            vec![(Product::Ehr, UserKind::Provider, 5), (Product::Ehr, UserKind::Staff, 10)]
+            vec![
+                (Product::Ehr, UserKind::Provider, 5),
+                (Product::Ehr, UserKind::Staff, 10)
+            ]
         );
         for (bad, says) in [
             ("EHR:PROVIDER", "PRODUCT:KIND:COUNT"),

@@ -35,17 +35,33 @@ pub struct LoggedIn {
 
 impl App {
     /// Signs in. Every failure answers the same INVALID_CREDENTIALS, after the same work.
-    pub async fn login(&self, username: &str, password: &str, client: &ClientInfo) -> AppResult<LoggedIn> {
-        let denied = || DomainError::new(ErrorCode::InvalidCredentials, "The username or password is incorrect.");
+    pub async fn login(
+        &self,
+        username: &str,
+        password: &str,
+        client: &ClientInfo,
+    ) -> AppResult<LoggedIn> {
+        let denied = || {
+            DomainError::new(
+                ErrorCode::InvalidCredentials,
+                "The username or password is incorrect.",
+            )
+        };
         let username = username.trim().to_lowercase();
-        let found = if username.len() <= 64 { self.store.credentials_by_username(&username).await? } else { None };
+        let found = if username.len() <= 64 {
+            self.store.credentials_by_username(&username).await?
+        } else {
+            None
+        };
         let at = now();
         let (user, hash) = match found {
             Some((user, hash)) => (Some(user), hash),
             None => (None, None),
         };
         let verified = self.hasher.verify(password, hash.as_deref()).await?;
-        let Some(user) = user else { return Err(denied().into()) };
+        let Some(user) = user else {
+            return Err(denied().into());
+        };
         let usable = user.status == UserStatus::Active && !user.is_locked(at);
         if verified == Verified::No || !usable {
             let audit = AuditEntry::new(user.org_id, at, "session.login_failed")
@@ -56,12 +72,15 @@ impl App {
             return Err(denied().into());
         }
         let (token, token_hash) = new_token();
-        let max = chrono::TimeDelta::from_std(self.config.session_max).unwrap_or(chrono::TimeDelta::MAX);
+        let max =
+            chrono::TimeDelta::from_std(self.config.session_max).unwrap_or(chrono::TimeDelta::MAX);
         let session = NewSession {
             user_id: user.id,
             token_hash,
             created_at: at,
-            expires_at: at.checked_add_signed(max).unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC),
+            expires_at: at
+                .checked_add_signed(max)
+                .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC),
             user_agent: client.user_agent.clone(),
             ip: client.ip.clone(),
         };
@@ -79,8 +98,15 @@ impl App {
         if token.is_empty() || token.len() > 256 {
             return Ok(None);
         }
-        let found = self.store.session_by_token(&token_hash(token), now(), self.config.session_idle).await?;
-        Ok(found.map(|s| Actor { user: s.user, session_id: s.session_id, ip: client.ip.clone() }))
+        let found = self
+            .store
+            .session_by_token(&token_hash(token), now(), self.config.session_idle)
+            .await?;
+        Ok(found.map(|s| Actor {
+            user: s.user,
+            session_id: s.session_id,
+            ip: client.ip.clone(),
+        }))
     }
 
     /// Ends the caller's current session.

@@ -25,31 +25,36 @@ pub struct AuditRecord {
     pub hash: Vec<u8>,
 }
 
-/// The bytes that are hashed for one event: a JSON array with a fixed field order, so the
-/// encoding never depends on a map's iteration order.
-pub fn canonical(
-    org_id: i64,
-    seq: i64,
-    at: &Timestamp,
-    action: &str,
-    actor_id: Option<i64>,
-    subject_id: Option<i64>,
-    request_id: Option<i64>,
-    ip: Option<&str>,
-    details: &str,
-) -> Vec<u8> {
-    let value = serde_json::json!([
-        org_id,
-        seq,
-        at.to_rfc3339_opts(SecondsFormat::Micros, true),
-        action,
-        actor_id,
-        subject_id,
-        request_id,
-        ip,
-        details,
-    ]);
-    serde_json::to_vec(&value).expect("a JSON array of plain values always serializes")
+/// The hashed content of one event.
+pub struct EventContent<'a> {
+    pub org_id: i64,
+    pub seq: i64,
+    pub at: &'a Timestamp,
+    pub action: &'a str,
+    pub actor_id: Option<i64>,
+    pub subject_id: Option<i64>,
+    pub request_id: Option<i64>,
+    pub ip: Option<&'a str>,
+    pub details: &'a str,
+}
+
+impl EventContent<'_> {
+    /// The bytes that are hashed: a JSON array with a fixed field order, so the encoding
+    /// never depends on a map's iteration order.
+    pub fn canonical(&self) -> Vec<u8> {
+        let value = serde_json::json!([
+            self.org_id,
+            self.seq,
+            self.at.to_rfc3339_opts(SecondsFormat::Micros, true),
+            self.action,
+            self.actor_id,
+            self.subject_id,
+            self.request_id,
+            self.ip,
+            self.details,
+        ]);
+        serde_json::to_vec(&value).expect("a JSON array of plain values always serializes")
+    }
 }
 
 pub fn chain_hash(prev: &[u8], canonical: &[u8]) -> [u8; 32] {
@@ -61,17 +66,18 @@ pub fn chain_hash(prev: &[u8], canonical: &[u8]) -> [u8; 32] {
 
 impl AuditRecord {
     fn canonical(&self) -> Vec<u8> {
-        canonical(
-            self.org_id,
-            self.seq,
-            &self.at,
-            &self.action,
-            self.actor_id,
-            self.subject_id,
-            self.request_id,
-            self.ip.as_deref(),
-            &self.details,
-        )
+        EventContent {
+            org_id: self.org_id,
+            seq: self.seq,
+            at: &self.at,
+            action: &self.action,
+            actor_id: self.actor_id,
+            subject_id: self.subject_id,
+            request_id: self.request_id,
+            ip: self.ip.as_deref(),
+            details: &self.details,
+        }
+        .canonical()
     }
 }
 
@@ -94,7 +100,11 @@ pub struct ChainVerifier {
 
 impl ChainVerifier {
     pub fn new(org_id: i64) -> Self {
-        Self { org_id, expected_seq: 1, prev_hash: GENESIS.to_vec() }
+        Self {
+            org_id,
+            expected_seq: 1,
+            prev_hash: GENESIS.to_vec(),
+        }
     }
 
     /// Checks the next event; events must arrive in ascending `seq`.
@@ -116,7 +126,9 @@ impl ChainVerifier {
         }
         let recomputed = chain_hash(&self.prev_hash, &event.canonical());
         if event.hash != recomputed {
-            return Err(fail("its content does not match its hash: the event was altered".into()));
+            return Err(fail(
+                "its content does not match its hash: the event was altered".into(),
+            ));
         }
         self.expected_seq += 1;
         self.prev_hash = event.hash.clone();

@@ -52,11 +52,19 @@ pub struct DomainError {
 
 impl DomainError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { code, field: None, message: message.into() }
+        Self {
+            code,
+            field: None,
+            message: message.into(),
+        }
     }
 
     pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
-        Self { code: ErrorCode::InvalidInput, field: Some(field), message: message.into() }
+        Self {
+            code: ErrorCode::InvalidInput,
+            field: Some(field),
+            message: message.into(),
+        }
     }
 
     /// Names the input field at fault.

@@ -31,7 +31,14 @@ impl Password {
         }
         let lower = raw.to_lowercase();
         if is_common(&lower) {
-            return Err(weak("Password is on a list of common or breached passwords; choose another."));
+            return Err(weak(
+                "Password is on a list of common or breached passwords; choose another.",
+            ));
+        }
+        if is_sequence(&lower) {
+            return Err(weak(
+                "Password is a keyboard or alphabet sequence; choose another.",
+            ));
         }
         let distinct: HashSet<char> = lower.chars().collect();
         if distinct.len() < 3 {
@@ -63,6 +70,19 @@ fn is_common(lower: &str) -> bool {
     base.len() >= 4 && base.len() < lower.len() && COMMON.contains(base)
 }
 
+/// Runs along the digits, the alphabet or a keyboard row, forwards or backwards.
+fn is_sequence(lower: &str) -> bool {
+    const RUNS: &[&str] = &[
+        "01234567890123456789",
+        "abcdefghijklmnopqrstuvwxyz",
+        "qwertyuiopasdfghjklzxcvbnm",
+    ];
+    RUNS.iter().any(|run| {
+        let reversed: String = run.chars().rev().collect();
+        run.repeat(3).contains(lower) || reversed.repeat(3).contains(lower)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -81,7 +101,9 @@ mod tests {
         let cases = [
             ("short", "at least 12"),
             (&"x1".repeat(65) as &str, "at most 128"),
-            ("1234567890ab", "common"),
+            ("qwertyuiop123", "common"),
+            ("123456789012", "sequence"),
+            ("ABCDEFGHIJKLMN", "sequence"),
             ("Password12345!", "common"),
             ("aaaaaaaaaaaaaa", "repetitive"),
             ("my-ana.garcia-pass", "username"),

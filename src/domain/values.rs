@@ -5,8 +5,23 @@ use std::fmt;
 
 /// Local parts of shared role mailboxes, refused because accounts are personal.
 const SHARED_MAILBOXES: &[&str] = &[
-    "info", "office", "admin", "frontdesk", "front.desk", "reception", "billing", "contact",
-    "support", "help", "hello", "team", "staff", "mail", "noreply", "no-reply", "sales",
+    "info",
+    "office",
+    "admin",
+    "frontdesk",
+    "front.desk",
+    "reception",
+    "billing",
+    "contact",
+    "support",
+    "help",
+    "hello",
+    "team",
+    "staff",
+    "mail",
+    "noreply",
+    "no-reply",
+    "sales",
 ];
 
 /// 3–64 of `a-z 0-9 . _ -`, stored lower-case.
@@ -18,7 +33,10 @@ impl Username {
         let value = input.trim().to_lowercase();
         let len = value.chars().count();
         if !(3..=64).contains(&len) {
-            return Err(DomainError::invalid("username", "Username must be 3 to 64 characters."));
+            return Err(DomainError::invalid(
+                "username",
+                "Username must be 3 to 64 characters.",
+            ));
         }
         if !value
             .chars()
@@ -44,7 +62,12 @@ pub struct EmailAddress(String);
 impl EmailAddress {
     pub fn parse(input: &str) -> Result<Self, DomainError> {
         let value = input.trim();
-        let invalid = || DomainError::invalid("email", "Email must be a valid address, like name@example.com.");
+        let invalid = || {
+            DomainError::invalid(
+                "email",
+                "Email must be a valid address, like name@example.com.",
+            )
+        };
         if value.len() > 254 {
             return Err(invalid());
         }
@@ -54,7 +77,9 @@ impl EmailAddress {
             && !local.starts_with('.')
             && !local.ends_with('.')
             && !local.contains("..")
-            && local.chars().all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+/=?^_`{|}~.-".contains(c));
+            && local
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+/=?^_`{|}~.-".contains(c));
         let labels: Vec<&str> = domain.split('.').collect();
         let domain_ok = labels.len() >= 2
             && labels.iter().all(|l| {
@@ -64,7 +89,9 @@ impl EmailAddress {
                     && !l.ends_with('-')
                     && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
             })
-            && labels.last().is_some_and(|tld| tld.chars().any(|c| c.is_ascii_alphabetic()));
+            && labels
+                .last()
+                .is_some_and(|tld| tld.chars().any(|c| c.is_ascii_alphabetic()));
         if !local_ok || !domain_ok {
             return Err(invalid());
         }
@@ -101,10 +128,16 @@ impl PersonName {
         let value = input.trim();
         let len = value.chars().count();
         if len == 0 || len > 100 {
-            return Err(DomainError::invalid(field, "Name must be 1 to 100 characters."));
+            return Err(DomainError::invalid(
+                field,
+                "Name must be 1 to 100 characters.",
+            ));
         }
         if value.chars().any(char::is_control) {
-            return Err(DomainError::invalid(field, "Name may not contain control characters."));
+            return Err(DomainError::invalid(
+                field,
+                "Name may not contain control characters.",
+            ));
         }
         Ok(Self(value.to_owned()))
     }
@@ -144,17 +177,44 @@ mod tests {
     fn usernames_are_lower_cased_and_limited() {
         assert_eq!(Username::parse("J.Smith_2").unwrap().as_str(), "j.smith_2");
         for bad in ["ab", "has space", "émile", &"x".repeat(65), "semi;colon"] {
-            assert_eq!(Username::parse(bad).unwrap_err().code, ErrorCode::InvalidInput, "{bad}");
+            assert_eq!(
+                Username::parse(bad).unwrap_err().code,
+                ErrorCode::InvalidInput,
+                "{bad}"
+            );
         }
     }
 
     #[test]
     fn emails_must_be_valid_and_personal() {
-        assert_eq!(EmailAddress::parse("Ana.Garcia@Clinic.EXAMPLE").unwrap().as_str(), "Ana.Garcia@clinic.example");
-        for bad in ["", "no-at", "a@b", "@x.com", "a@.com", "a b@x.com", "a@x..com", "a@-x.com"] {
-            assert_eq!(EmailAddress::parse(bad).unwrap_err().code, ErrorCode::InvalidInput, "{bad}");
+        assert_eq!(
+            EmailAddress::parse("Ana.Garcia@Clinic.EXAMPLE")
+                .unwrap()
+                .as_str(),
+            "Ana.Garcia@clinic.example"
+        );
+        for bad in [
+            "",
+            "no-at",
+            "a@b",
+            "@x.com",
+            "a@.com",
+            "a b@x.com",
+            "a@x..com",
+            "a@-x.com",
+        ] {
+            assert_eq!(
+                EmailAddress::parse(bad).unwrap_err().code,
+                ErrorCode::InvalidInput,
+                "{bad}"
+            );
         }
-        for shared in ["info@x.com", "Front.Desk@x.com", "no-reply@x.com", "billing+1@x.com"] {
+        for shared in [
+            "info@x.com",
+            "Front.Desk@x.com",
+            "no-reply@x.com",
+            "billing+1@x.com",
+        ] {
             assert_eq!(
                 EmailAddress::parse(shared).unwrap_err().code,
                 ErrorCode::SharedEmailNotAllowed,
@@ -165,7 +225,12 @@ mod tests {
 
     #[test]
     fn names_are_trimmed_and_bounded() {
-        assert_eq!(PersonName::parse("firstName", "  García ").unwrap().as_str(), "García");
+        assert_eq!(
+            PersonName::parse("firstName", "  García ")
+                .unwrap()
+                .as_str(),
+            "García"
+        );
         assert!(PersonName::parse("firstName", "   ").is_err());
         assert!(PersonName::parse("firstName", "a\u{0}b").is_err());
     }

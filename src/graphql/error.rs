@@ -21,14 +21,12 @@ use async_graphql::ErrorExtensions;
 pub fn gql(err: AppError) -> async_graphql::Error {
     {
         match err {
-            AppError::Unauthenticated => {
-                async_graphql::Error::new("Sign in first.").extend_with(|_, e| e.set("code", "UNAUTHENTICATED"))
-            }
+            AppError::Unauthenticated => async_graphql::Error::new("Sign in first.")
+                .extend_with(|_, e| e.set("code", "UNAUTHENTICATED")),
             AppError::Forbidden => async_graphql::Error::new("Your role does not allow this.")
                 .extend_with(|_, e| e.set("code", "FORBIDDEN")),
-            AppError::Domain(domain) => {
-                async_graphql::Error::new(domain.message.clone()).extend_with(|_, e| e.set("code", domain.code.as_str()))
-            }
+            AppError::Domain(domain) => async_graphql::Error::new(domain.message.clone())
+                .extend_with(|_, e| e.set("code", domain.code.as_str())),
             AppError::Unexpected(cause) => {
                 tracing::error!(error = ?cause, "internal error");
                 async_graphql::Error::new("Something went wrong on our side; it has been logged.")
@@ -40,7 +38,9 @@ pub fn gql(err: AppError) -> async_graphql::Error {
 
 /// Splits a mutation's outcome: domain refusals go into the payload's `userErrors`
 /// (with the field path under `input`), anything else stays a GraphQL error.
-pub fn user_errors<T>(result: Result<T, AppError>) -> async_graphql::Result<(Option<T>, Vec<UserError>)> {
+pub fn user_errors<T>(
+    result: Result<T, AppError>,
+) -> async_graphql::Result<(Option<T>, Vec<UserError>)> {
     match result {
         Ok(value) => Ok((Some(value), Vec::new())),
         Err(AppError::Domain(domain)) => Ok((None, vec![UserError::from(domain)])),

@@ -16,11 +16,15 @@ pub type GatehouseSchema = Schema<query::Query, mutation::Mutation, EmptySubscri
 
 /// Builds the schema with the configured document limits.
 pub fn schema(app: Option<App>) -> GatehouseSchema {
-    let builder = Schema::build(query::Query::default(), mutation::Mutation::default(), EmptySubscription);
+    let builder = Schema::build(query::Query, mutation::Mutation, EmptySubscription);
     match app {
         Some(app) => {
             let limits = app.config.limits;
-            builder.data(app).limit_depth(limits.max_depth).limit_complexity(limits.max_complexity).finish()
+            builder
+                .data(app)
+                .limit_depth(limits.max_depth)
+                .limit_complexity(limits.max_complexity)
+                .finish()
         }
         None => builder.finish(),
     }

@@ -24,9 +24,17 @@ pub struct LoginPayload {
 
 #[Object]
 impl Mutation {
-    async fn login(&self, ctx: &Context<'_>, input: LoginInput) -> async_graphql::Result<LoginPayload> {
+    async fn login(
+        &self,
+        ctx: &Context<'_>,
+        input: LoginInput,
+    ) -> async_graphql::Result<LoginPayload> {
         let client = &ctx.data::<RequestContext>()?.client;
-        let (done, user_errors) = user_errors(app(ctx)?.login(&input.username, &input.password, client).await)?;
+        let (done, user_errors) = user_errors(
+            app(ctx)?
+                .login(&input.username, &input.password, client)
+                .await,
+        )?;
         Ok(match done {
             Some(done) => LoginPayload {
                 password_change_required: done.user.password_change_required,
@@ -34,7 +42,12 @@ impl Mutation {
                 user: Some(User(done.user)),
                 user_errors,
             },
-            None => LoginPayload { token: None, user: None, password_change_required: false, user_errors },
+            None => LoginPayload {
+                token: None,
+                user: None,
+                password_change_required: false,
+                user_errors,
+            },
         })
     }
 

@@ -111,12 +111,12 @@ impl Organization {
     }
 
     async fn practices(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Practice>> {
-        let practices = app(ctx)?.practices(actor(ctx)?).await.gql()?;
+        let practices = app(ctx)?.practices(&self.0).await.gql()?;
         Ok(practices.into_iter().map(Practice).collect())
     }
 
     async fn licenses(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<LicensePool>> {
-        let pools = app(ctx)?.license_pools(actor(ctx)?).await.gql()?;
+        let pools = app(ctx)?.license_pools(&self.0).await.gql()?;
         Ok(pools.into_iter().map(LicensePool).collect())
     }
 }
@@ -217,7 +217,7 @@ impl User {
     }
 
     async fn products(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Product>> {
-        let products = app(ctx)?.user_products(actor(ctx)?, &self.0).await.gql()?;
+        let products = app(ctx)?.user_products(&self.0).await.gql()?;
         Ok(products.into_iter().map(Product::from).collect())
     }
 
@@ -226,7 +226,9 @@ impl User {
     }
 
     async fn organization(&self, ctx: &Context<'_>) -> async_graphql::Result<Organization> {
-        Ok(Organization(app(ctx)?.organization(actor(ctx)?).await.gql()?))
+        Ok(Organization(
+            app(ctx)?.organization_of(&self.0).await.gql()?,
+        ))
     }
 
     async fn created_at(&self) -> Timestamp {

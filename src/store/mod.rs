@@ -178,7 +178,12 @@ pub trait Store: Send + Sync + 'static {
     async fn organization(&self, id: OrgId) -> StoreResult<Organization>;
     async fn organization_ids(&self) -> StoreResult<Vec<OrgId>>;
 
-    async fn create_practice(&self, org_id: OrgId, name: &str, audit: AuditEntry) -> StoreResult<Practice>;
+    async fn create_practice(
+        &self,
+        org_id: OrgId,
+        name: &str,
+        audit: AuditEntry,
+    ) -> StoreResult<Practice>;
     async fn practices(&self, org_id: OrgId) -> StoreResult<Vec<Practice>>;
     async fn license_pools(&self, org_id: OrgId) -> StoreResult<Vec<LicensePool>>;
 
@@ -188,19 +193,33 @@ pub trait Store: Send + Sync + 'static {
     async fn user(&self, org_id: OrgId, id: UserId) -> StoreResult<User>;
     async fn user_products(&self, id: UserId) -> StoreResult<Vec<Product>>;
     /// The user and their password hash, for sign-in.
-    async fn credentials_by_username(&self, username: &str) -> StoreResult<Option<(User, Option<String>)>>;
+    async fn credentials_by_username(
+        &self,
+        username: &str,
+    ) -> StoreResult<Option<(User, Option<String>)>>;
 
     /// Starts a session after a successful sign-in: resets the failure count, stamps the
     /// login time and records the audit event.
-    async fn start_session(&self, session: NewSession, audit: AuditEntry) -> StoreResult<SessionId>;
+    async fn start_session(&self, session: NewSession, audit: AuditEntry)
+    -> StoreResult<SessionId>;
     /// The live session for a token hash (not ended, not expired, not idle past `idle`,
     /// user ACTIVE), marking it seen.
-    async fn session_by_token(&self, token_hash: &[u8], now: Timestamp, idle: Duration) -> StoreResult<Option<SessionUser>>;
+    async fn session_by_token(
+        &self,
+        token_hash: &[u8],
+        now: Timestamp,
+        idle: Duration,
+    ) -> StoreResult<Option<SessionUser>>;
     async fn end_session(&self, id: SessionId, audit: AuditEntry) -> StoreResult<()>;
 
     async fn append_audit(&self, entry: AuditEntry) -> StoreResult<AuditRecord>;
     /// Events of one organization with `seq > after_seq`, ascending, at most `limit`.
-    async fn audit_chain_page(&self, org_id: OrgId, after_seq: i64, limit: i64) -> StoreResult<Vec<AuditRecord>>;
+    async fn audit_chain_page(
+        &self,
+        org_id: OrgId,
+        after_seq: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<AuditRecord>>;
     /// The organization's recorded chain head: last sequence number and hash.
     async fn audit_head(&self, org_id: OrgId) -> StoreResult<(i64, Vec<u8>)>;
 

@@ -15,7 +15,8 @@ pub struct PostgresStore {
 impl PostgresStore {
     pub async fn connect(url: &str, migrate: bool) -> anyhow::Result<Self> {
         let shown = crate::config::redact_url(url);
-        let options = PgConnectOptions::from_str(url).with_context(|| format!("invalid PostgreSQL URL {shown}"))?;
+        let options = PgConnectOptions::from_str(url)
+            .with_context(|| format!("invalid PostgreSQL URL {shown}"))?;
         let pool = PgPoolOptions::new()
             .max_connections(32)
             .acquire_timeout(Duration::from_secs(10))

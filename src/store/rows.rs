@@ -2,14 +2,18 @@
 
 use super::{OutboxJob, StoreError};
 use crate::domain::audit::AuditRecord;
-use crate::domain::{LicensePool, OrgId, Organization, Practice, PracticeId, Timestamp, User, UserId};
+use crate::domain::{
+    LicensePool, OrgId, Organization, Practice, PracticeId, Timestamp, User, UserId,
+};
 use std::str::FromStr;
 
 fn parse<T: FromStr>(value: &str) -> Result<T, StoreError>
 where
     T::Err: std::fmt::Display,
 {
-    value.parse().map_err(|e: T::Err| StoreError::Corrupt(e.to_string()))
+    value
+        .parse()
+        .map_err(|e: T::Err| StoreError::Corrupt(e.to_string()))
 }
 
 /// The columns of a `UserRow`, for `concat!` into queries over `users u`.
@@ -85,7 +89,11 @@ pub(super) struct OrganizationRow {
 
 impl From<OrganizationRow> for Organization {
     fn from(r: OrganizationRow) -> Self {
-        Organization { id: OrgId(r.id), name: r.name, created_at: r.created_at }
+        Organization {
+            id: OrgId(r.id),
+            name: r.name,
+            created_at: r.created_at,
+        }
     }
 }
 
@@ -99,7 +107,12 @@ pub(super) struct PracticeRow {
 
 impl From<PracticeRow> for Practice {
     fn from(r: PracticeRow) -> Self {
-        Practice { id: PracticeId(r.id), org_id: OrgId(r.org_id), name: r.name, created_at: r.created_at }
+        Practice {
+            id: PracticeId(r.id),
+            org_id: OrgId(r.org_id),
+            name: r.name,
+            created_at: r.created_at,
+        }
     }
 }
 
@@ -114,7 +127,12 @@ pub(super) struct PoolRow {
 impl TryFrom<PoolRow> for LicensePool {
     type Error = StoreError;
     fn try_from(r: PoolRow) -> Result<Self, StoreError> {
-        Ok(LicensePool { product: parse(&r.product)?, kind: parse(&r.kind)?, total: r.total, used: r.used })
+        Ok(LicensePool {
+            product: parse(&r.product)?,
+            kind: parse(&r.kind)?,
+            total: r.total,
+            used: r.used,
+        })
     }
 }
 
@@ -164,7 +182,13 @@ pub(super) struct OutboxRow {
 impl TryFrom<OutboxRow> for OutboxJob {
     type Error = StoreError;
     fn try_from(r: OutboxRow) -> Result<Self, StoreError> {
-        let job = serde_json::from_str(&r.payload).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        Ok(OutboxJob { id: r.id, job, created_at: r.created_at, attempts: r.attempts })
+        let job =
+            serde_json::from_str(&r.payload).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        Ok(OutboxJob {
+            id: r.id,
+            job,
+            created_at: r.created_at,
+            attempts: r.attempts,
+        })
     }
 }

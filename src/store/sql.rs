@@ -12,7 +12,9 @@ impl From<sqlx::Error> for StoreError {
             sqlx::Error::RowNotFound => StoreError::NotFound,
             sqlx::Error::Database(ref db) if db.kind() == ErrorKind::UniqueViolation => {
                 let text = format!("{} {}", db.constraint().unwrap_or_default(), db.message());
-                StoreError::AlreadyExists { field: unique_field(&text) }
+                StoreError::AlreadyExists {
+                    field: unique_field(&text),
+                }
             }
             other => StoreError::Database(other),
         }
@@ -56,17 +58,18 @@ macro_rules! shared_store_impl {
                 let details = entry.details.to_string();
                 let actor = entry.actor_id.map(|u| u.0);
                 let subject = entry.subject_id.map(|u| u.0);
-                let canonical = audit::canonical(
-                    entry.org_id.0,
+                let canonical = audit::EventContent {
+                    org_id: entry.org_id.0,
                     seq,
-                    &entry.at,
-                    entry.action,
-                    actor,
-                    subject,
-                    entry.request_id,
-                    entry.ip.as_deref(),
-                    &details,
-                );
+                    at: &entry.at,
+                    action: entry.action,
+                    actor_id: actor,
+                    subject_id: subject,
+                    request_id: entry.request_id,
+                    ip: entry.ip.as_deref(),
+                    details: &details,
+                }
+                .canonical();
                 let hash = audit::chain_hash(&prev, &canonical).to_vec();
                 let row: AuditRow = sqlx::query_as(
                     "INSERT INTO audit_events (org_id, seq, at, action, actor_id, subject_id, \

@@ -51,7 +51,11 @@ mod tests {
 
     #[test]
     fn payload_is_tagged_json_that_round_trips() {
-        let job = Job::AccountSetupEmail { user_id: 7, purpose: SetupPurpose::Invitation, self_requested: false };
+        let job = Job::AccountSetupEmail {
+            user_id: 7,
+            purpose: SetupPurpose::Invitation,
+            self_requested: false,
+        };
         let text = job.to_json();
         assert!(text.contains("\"kind\":\"account_setup_email\""), "{text}");
         assert_eq!(serde_json::from_str::<Job>(&text).unwrap(), job);

@@ -1,0 +1,240 @@
+//! Test fixtures: fresh databases on each backend, a served app on port 0, an HTTP client.
+
+use gatehouse::app::App;
+use gatehouse::config::Config;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
+use tempfile::TempDir;
+
+/// A fresh, empty database for one test.
+pub struct TestDb {
+    pub url: String,
+    _dir: Option<TempDir>,
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+fn unique_name() -> String {
+    format!(
+        "gh_test_{}_{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+impl TestDb {
+    pub async fn sqlite() -> TestDb {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", dir.path().join("gatehouse.db").display());
+        TestDb {
+            url,
+            _dir: Some(dir),
+        }
+    }
+
+    /// A new database on the server named by GATEHOUSE_TEST_POSTGRES_URL. Without that
+    /// server the test is skipped, loudly; in CI (CI=true) it fails instead.
+    pub async fn postgres() -> Option<TestDb> {
+        let Ok(admin_url) = std::env::var("GATEHOUSE_TEST_POSTGRES_URL") else {
+            if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
+                panic!(
+                    "CI=true but GATEHOUSE_TEST_POSTGRES_URL is not set: the PostgreSQL suite must run in CI"
+                );
+            }
+            eprintln!(
+                "SKIPPED: PostgreSQL test (set GATEHOUSE_TEST_POSTGRES_URL or run scripts/test)"
+            );
+            return None;
+        };
+        let name = unique_name();
+        let pool = sqlx::PgPool::connect(&admin_url)
+            .await
+            .expect("connect to the test PostgreSQL server");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&pool)
+            .await
+            .expect("create test database");
+        pool.close().await;
+        let (base, _) = admin_url
+            .rsplit_once('/')
+            .expect("URL with a database name");
+        Some(TestDb {
+            url: format!("{base}/{name}"),
+            _dir: None,
+        })
+    }
+
+    /// Runs raw SQL against the database, as an attacker with database access would.
+    pub async fn execute(&self, sql: &str) -> u64 {
+        let sql = sqlx::AssertSqlSafe(sql.to_owned());
+        if self.url.starts_with("sqlite:") {
+            let pool = sqlx::SqlitePool::connect(&self.url).await.unwrap();
+            sqlx::query(sql)
+                .execute(&pool)
+                .await
+                .unwrap()
+                .rows_affected()
+        } else {
+            let pool = sqlx::PgPool::connect(&self.url).await.unwrap();
+            sqlx::query(sql)
+                .execute(&pool)
+                .await
+                .unwrap()
+                .rows_affected()
+        }
+    }
+}
+
+/// Settings for tests: cheap argon2 (from config, as in production), a fresh database.
+pub fn test_config(db: &TestDb, extra: &[(&str, &str)]) -> Config {
+    let mut vars: HashMap<String, String> = HashMap::from([
+        ("GATEHOUSE_DATABASE_URL".into(), db.url.clone()),
+        ("GATEHOUSE_ARGON2_M_KIB".into(), "64".into()),
+        ("GATEHOUSE_ARGON2_T".into(), "1".into()),
+        ("GATEHOUSE_LISTEN".into(), "127.0.0.1:0".into()),
+    ]);
+    for (k, v) in extra {
+        vars.insert((*k).into(), (*v).into());
+    }
+    Config::from_lookup(|k| vars.get(k).cloned()).expect("valid test config")
+}
+
+pub async fn test_app(db: &TestDb) -> App {
+    gatehouse::build_app(test_config(db, &[]))
+        .await
+        .expect("build app")
+}
+
+/// A running server on 127.0.0.1:0, stopped when dropped.
+pub struct TestServer {
+    pub app: App,
+    pub addr: SocketAddr,
+    pub client: reqwest::Client,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestServer {
+    pub async fn start(db: &TestDb) -> TestServer {
+        let app = test_app(db).await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(gatehouse::serve(app.clone(), listener, async move {
+            let _ = stopped.await;
+        }));
+        TestServer {
+            app,
+            addr,
+            client: reqwest::Client::new(),
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// POSTs a GraphQL request; returns the status and the JSON body.
+    pub async fn graphql(
+        &self,
+        token: Option<&str>,
+        query: &str,
+        variables: serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        let mut request = self
+            .client
+            .post(self.url("/graphql"))
+            .json(&serde_json::json!({
+                "query": query, "variables": variables,
+            }));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("request sent");
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("JSON body"))
+    }
+
+    /// Signs in and returns the bearer token.
+    pub async fn login(&self, username: &str, password: &str) -> String {
+        let (_, body) = self
+            .graphql(
+                None,
+                "mutation($u: String!, $p: String!) { login(input: {username: $u, password: $p}) { token userErrors { code message } } }",
+                serde_json::json!({ "u": username, "p": password }),
+            )
+            .await;
+        body["data"]["login"]["token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("login of {username} failed: {body}"))
+            .to_owned()
+    }
+
+    /// Stops the server gracefully and waits for it.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        let _ = self.stop.take().map(|s| s.send(()));
+        self.task.take().unwrap().await.unwrap()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+pub const OWNER_PASSWORD: &str = "sunrise owner passphrase";
+
+/// Creates an organization whose ACTIVE owner signs in with `OWNER_PASSWORD`.
+pub async fn seed_org(
+    app: &App,
+    name: &str,
+    owner: &str,
+) -> (gatehouse::domain::Organization, gatehouse::domain::User) {
+    use gatehouse::app::organization::CreateOrganization;
+    use gatehouse::domain::{Product, UserKind};
+    app.create_organization(CreateOrganization {
+        name: name.into(),
+        owner_username: owner.into(),
+        owner_email: format!("{owner}@{}.example", name.to_lowercase().replace(' ', "-")),
+        owner_first_name: "Olivia".into(),
+        owner_last_name: "Owner".into(),
+        owner_kind: UserKind::Staff,
+        licenses: vec![
+            (Product::Ehr, UserKind::Provider, 5),
+            (Product::Ehr, UserKind::Staff, 5),
+        ],
+        owner_password: Some(OWNER_PASSWORD.into()),
+    })
+    .await
+    .expect("seed organization")
+}
+
+/// Expands each listed async test body `fn(TestDb)` into one test per backend.
+#[macro_export]
+macro_rules! on_both_databases {
+    ($($name:ident),+ $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::common::TestDb::sqlite().await).await;
+                }
+            )+
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(db) = $crate::common::TestDb::postgres().await else { return };
+                    super::$name(db).await;
+                }
+            )+
+        }
+    };
+}

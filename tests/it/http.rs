@@ -1,0 +1,307 @@
+//! The API over real HTTP, on both databases.
+
+use crate::common::{OWNER_PASSWORD, TestDb, TestServer, seed_org};
+use serde_json::json;
+
+crate::on_both_databases!(
+    health_ready_and_metrics_answer,
+    owner_signs_in_and_reads_their_organization,
+    wrong_password_and_unknown_user_answer_the_same,
+    logout_ends_the_session,
+    protected_fields_need_a_session,
+    node_finds_only_own_organization_objects,
+    malformed_requests_get_400_with_a_graphql_error,
+    deep_queries_are_refused,
+    graceful_shutdown_finishes_and_returns,
+);
+
+const ME: &str = "{ me { id username displayName role status locked products organization { name licenses { product kind total used available } } } }";
+
+async fn health_ready_and_metrics_answer(db: TestDb) {
+    let server = TestServer::start(&db).await;
+    let health = server
+        .client
+        .get(server.url("/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    let ready = server
+        .client
+        .get(server.url("/readyz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+    server.graphql(None, "{ me { id } }", json!({})).await;
+    let metrics = server
+        .client
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(
+            r#"gatehouse_http_requests_total{method="POST",route="/graphql",status="200"} 1"#
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("gatehouse_http_request_duration_seconds_bucket"),
+        "{metrics}"
+    );
+    let graphiql = server
+        .client
+        .get(server.url("/graphql"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(graphiql.status(), 200);
+    assert!(
+        graphiql
+            .text()
+            .await
+            .unwrap()
+            .to_lowercase()
+            .contains("graphiql")
+    );
+}
+
+async fn owner_signs_in_and_reads_their_organization(db: TestDb) {
+    let server = TestServer::start(&db).await;
+    seed_org(&server.app, "Sunrise Clinic", "olivia").await;
+    let token = server.login("Olivia", OWNER_PASSWORD).await;
+    assert!(token.len() >= 43, "at least 256 bits");
+    let (status, body) = server.graphql(Some(&token), ME, json!({})).await;
+    assert_eq!(status, 200);
+    assert!(body.get("errors").is_none(), "{body}");
+    let me = &body["data"]["me"];
+    assert_eq!(me["username"], "olivia");
+    assert_eq!(me["displayName"], "Olivia Owner");
+    assert_eq!(me["role"], "OWNER");
+    assert_eq!(me["status"], "ACTIVE");
+    assert_eq!(me["locked"], false);
+    assert_eq!(me["products"], json!(["EHR"]));
+    assert_eq!(me["organization"]["name"], "Sunrise Clinic");
+    assert_eq!(
+        me["organization"]["licenses"],
+        json!([
+            { "product": "EHR", "kind": "PROVIDER", "total": 5, "used": 0, "available": 5 },
+            { "product": "EHR", "kind": "STAFF", "total": 5, "used": 1, "available": 4 },
+        ])
+    );
+    let events = server
+        .app
+        .store
+        .audit_chain_page(
+            server.app.store.organization_ids().await.unwrap()[0],
+            0,
+            100,
+        )
+        .await
+        .unwrap();
+    let login = events
+        .iter()
+        .find(|e| e.action == "session.login")
+        .expect("login audited");
+    assert_eq!(login.ip.as_deref(), Some("127.0.0.1"));
+}
+
+async fn wrong_password_and_unknown_user_answer_the_same(db: TestDb) {
+    let server = TestServer::start(&db).await;
+    seed_org(&server.app, "Sunrise Clinic", "olivia").await;
+    let login = "mutation($u: String!, $p: String!) { login(input: {username: $u, password: $p}) { token user { id } userErrors { code message field } } }";
+    let (_, wrong) = server
+        .graphql(
+            None,
+            login,
+            json!({ "u": "olivia", "p": "not the password at all" }),
+        )
+        .await;
+    let (_, unknown) = server
+        .graphql(
+            None,
+            login,
+            json!({ "u": "nobody", "p": "not the password at all" }),
+        )
+        .await;
+    assert_eq!(wrong, unknown);
+    assert_eq!(wrong["data"]["login"]["token"], serde_json::Value::Null);
+    assert_eq!(
+        wrong["data"]["login"]["userErrors"][0]["code"],
+        "INVALID_CREDENTIALS"
+    );
+    let org = server.app.store.organization_ids().await.unwrap()[0];
+    let events = server
+        .app
+        .store
+        .audit_chain_page(org, 0, 100)
+        .await
+        .unwrap();
+    assert!(events.iter().any(|e| e.action == "session.login_failed"));
+    assert!(
+        events
+            .iter()
+            .all(|e| !e.details.contains("not the password")),
+        "no secret in the audit log"
+    );
+}
+
+async fn logout_ends_the_session(db: TestDb) {
+    let server = TestServer::start(&db).await;
+    seed_org(&server.app, "Sunrise Clinic", "olivia").await;
+    let token = server.login("olivia", OWNER_PASSWORD).await;
+    let (_, body) = server
+        .graphql(Some(&token), "mutation { logout }", json!({}))
+        .await;
+    assert_eq!(body["data"]["logout"], true, "{body}");
+    let (_, body) = server
+        .graphql(Some(&token), "{ me { id } }", json!({}))
+        .await;
+    assert_eq!(body["data"]["me"], serde_json::Value::Null);
+    let (_, body) = server
+        .graphql(Some(&token), "{ organization { name } }", json!({}))
+        .await;
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "UNAUTHENTICATED",
+        "{body}"
+    );
+}
+
+async fn protected_fields_need_a_session(db: TestDb) {
+    let server = TestServer::start(&db).await;
+    let (status, body) = server
+        .graphql(None, "{ organization { name } }", json!({}))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "UNAUTHENTICATED",
+        "{body}"
+    );
+    let (_, body) = server
+        .graphql(Some("forged-token"), "mutation { logout }", json!({}))
+        .await;
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "UNAUTHENTICATED",
+        "{body}"
+    );
+}
+
+async fn node_finds_only_own_organization_objects(db: TestDb) {
+    let server = TestServer::start(&db).await;
+    let (_, owner_a) = seed_org(&server.app, "Alpha", "alpha.owner").await;
+    let (org_b, owner_b) = seed_org(&server.app, "Beta", "beta.owner").await;
+    let token_a = server.login("alpha.owner", OWNER_PASSWORD).await;
+    let node = "query($id: ID!) { node(id: $id) { id ... on User { username } ... on Organization { name } } }";
+    let (_, own) = server
+        .graphql(
+            Some(&token_a),
+            node,
+            json!({ "id": owner_a.id.to_global() }),
+        )
+        .await;
+    assert_eq!(own["data"]["node"]["username"], "alpha.owner", "{own}");
+    for foreign in [
+        owner_b.id.to_global(),
+        org_b.id.to_global(),
+        "VXNlcjo5OTk5".into(),
+        "garbage".into(),
+    ] {
+        let (_, body) = server
+            .graphql(Some(&token_a), node, json!({ "id": foreign }))
+            .await;
+        assert_eq!(body, json!({ "data": { "node": null } }), "{foreign}");
+    }
+}
+
+async fn malformed_requests_get_400_with_a_graphql_error(db: TestDb) {
+    let server = TestServer::start(&db).await;
+    let post = |body: &'static str| {
+        server
+            .client
+            .post(server.url("/graphql"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    for bad in [
+        "{not json",
+        "[]",
+        "{\"query\": 5}",
+        "{\"query\": \"{ me { \"}",
+        "{\"query\": \"{ nonsense }\"}",
+    ] {
+        let response = post(bad).await.unwrap();
+        assert_eq!(response.status(), 400, "{bad}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(
+            body["errors"][0]["extensions"]["code"], "BAD_REQUEST",
+            "{bad}: {body}"
+        );
+        assert!(
+            body["errors"][0]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty())
+        );
+    }
+    let big = format!("{{\"query\": \"{}\"}}", " ".repeat(300 * 1024));
+    let response = server
+        .client
+        .post(server.url("/graphql"))
+        .header("content-type", "application/json")
+        .body(big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 413, "bodies over 256 KiB are refused");
+}
+
+async fn deep_queries_are_refused(db: TestDb) {
+    let server = TestServer::start(&db).await;
+    let (status, _) = server
+        .graphql(
+            None,
+            "{ me { organization { practices { id } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "a shallow query runs");
+    // 14 levels of selection, over the depth limit of 12.
+    let too_deep = format!(
+        "{{ __schema {{ types {{ fields {{ type {} name {} }} }} }} }}",
+        "{ ofType ".repeat(9),
+        "} ".repeat(9)
+    );
+    let (status, body) = server.graphql(None, &too_deep, json!({})).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "QUERY_TOO_COMPLEX",
+        "{body}"
+    );
+}
+
+async fn graceful_shutdown_finishes_and_returns(db: TestDb) {
+    let server = TestServer::start(&db).await;
+    seed_org(&server.app, "Sunrise Clinic", "olivia").await;
+    // A login in flight (argon2 on the blocking pool) when shutdown starts still completes.
+    let client = server.client.clone();
+    let url = server.url("/graphql");
+    let in_flight = tokio::spawn(async move {
+        client
+            .post(url)
+            .json(&json!({ "query": format!("mutation {{ login(input: {{username: \"olivia\", password: \"{OWNER_PASSWORD}\"}}) {{ token }} }}") }))
+            .send()
+            .await
+            .unwrap()
+            .json::<serde_json::Value>()
+            .await
+            .unwrap()
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    server.stop().await.expect("clean shutdown");
+    let body = in_flight.await.unwrap();
+    assert!(body["data"]["login"]["token"].is_string(), "{body}");
+}

@@ -1,0 +1,9 @@
+//! Gatehouse's integration tests, one binary: the store conformance suite on SQLite and
+//! PostgreSQL, the HTTP API end to end, the command line, and the schema and migrations.
+
+mod cli;
+mod common;
+mod http;
+mod migrations;
+mod schema;
+mod store;
