@@ -33,7 +33,23 @@ pub struct Config {
     pub request_expiry: Duration,
     pub argon2: Argon2Params,
     pub limits: Limits,
+    pub jobs: JobTiming,
     pub log: String,
+}
+
+/// Timing of the background workers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobTiming {
+    /// How often a worker reports alive; one silent for two beats has its jobs taken over.
+    pub heartbeat: Duration,
+    /// First retry delay after a temporary failure (doubling up to `retry_max`).
+    pub retry_base: Duration,
+    pub retry_max: Duration,
+    /// How long temporary failures (mail server unreachable) are retried.
+    pub retry_window: Duration,
+    /// How often the outbox is read and the sweep runs.
+    pub relay_interval: Duration,
+    pub sweep_interval: Duration,
 }
 
 /// argon2id cost parameters.
@@ -141,6 +157,14 @@ impl Config {
                     1024..=64 * 1024 * 1024,
                 )?,
                 max_page_size: env.number("GATEHOUSE_MAX_PAGE_SIZE", 100, 1..=10_000)?,
+            },
+            jobs: JobTiming {
+                heartbeat: env.duration("GATEHOUSE_WORKER_HEARTBEAT", "30s")?,
+                retry_base: env.duration("GATEHOUSE_JOB_RETRY_BASE", "30s")?,
+                retry_max: env.duration("GATEHOUSE_JOB_RETRY_MAX", "1h")?,
+                retry_window: env.duration("GATEHOUSE_JOB_RETRY_WINDOW", "24h")?,
+                relay_interval: env.duration("GATEHOUSE_OUTBOX_POLL", "500ms")?,
+                sweep_interval: env.duration("GATEHOUSE_SWEEP_INTERVAL", "60s")?,
             },
             log: env
                 .get("GATEHOUSE_LOG")
@@ -279,6 +303,7 @@ impl fmt::Debug for Config {
             .field("request_expiry", &self.request_expiry)
             .field("argon2", &self.argon2)
             .field("limits", &self.limits)
+            .field("jobs", &self.jobs)
             .field("log", &self.log)
             .finish()
     }
@@ -326,6 +351,8 @@ mod tests {
         assert_eq!(c.limits.max_aliases, 30);
         assert_eq!(c.limits.max_body_bytes, 256 * 1024);
         assert_eq!(c.log, "info");
+        assert_eq!(c.jobs.retry_window, Duration::from_secs(86_400));
+        assert_eq!(c.jobs.heartbeat, Duration::from_secs(30));
     }
 
     #[test]

@@ -12,22 +12,25 @@ use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use gatehouse_workers::Queue;
 use std::net::SocketAddr;
 use std::time::Instant;
 
 #[derive(Clone)]
 struct AppState {
     app: App,
+    queue: Queue,
     schema: GatehouseSchema,
     metrics: Metrics,
 }
 
 /// The router with every route and layer.
-pub fn router(app: App, metrics: Metrics) -> Router {
+pub fn router(app: App, queue: Queue, metrics: Metrics) -> Router {
     let schema = crate::graphql::schema(Some(app.clone()));
     let body_limit = app.config.limits.max_body_bytes;
     let state = AppState {
         app,
+        queue,
         schema,
         metrics: metrics.clone(),
     };
@@ -63,13 +66,26 @@ async fn track(State(metrics): State<Metrics>, request: Request, next: Next) -> 
 }
 
 async fn readyz(State(state): State<AppState>) -> Response {
-    match state.app.store.ping().await {
-        Ok(()) => (StatusCode::OK, "ready").into_response(),
-        Err(err) => {
-            tracing::warn!(error = %err, "database not reachable");
-            (StatusCode::SERVICE_UNAVAILABLE, "database not reachable").into_response()
-        }
+    let (database, queue) = tokio::join!(state.app.store.ping(), state.queue.ping());
+    if let Err(err) = &database {
+        tracing::warn!(error = %err, "database not reachable");
     }
+    if let Err(err) = &queue {
+        tracing::warn!(error = %err, "queue not reachable");
+    }
+    let ready = database.is_ok() && queue.is_ok();
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let say = |ok: bool| if ok { "ok" } else { "unreachable" };
+    let body = format!(
+        "database: {}\nqueue: {}\n",
+        say(database.is_ok()),
+        say(queue.is_ok())
+    );
+    (status, body).into_response()
 }
 
 async fn render_metrics(State(state): State<AppState>) -> Response {

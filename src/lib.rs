@@ -1,43 +1,144 @@
 //! Gatehouse: user accounts, licenses and approvals for healthcare practices.
-//! This crate wires configuration, storage, the application and the HTTP server together.
+//! This crate wires configuration, storage, the queue, the application, the HTTP server
+//! and the workers together.
 
 pub mod app;
 pub mod config;
 pub mod domain;
 pub mod graphql;
 pub mod http;
+pub mod jobs;
 pub mod metrics;
 pub mod store;
 
 use anyhow::Context as _;
 use app::App;
-use config::Config;
+use config::{Config, redact_url};
+use gatehouse_workers::{JobMetrics, Mailer, Queue, Workers};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 
-/// Opens the configured database (migrating it) and builds the application.
+/// Opens (and migrates) the configured database and builds the application, for
+/// commands that need no queue.
 pub async fn build_app(config: Config) -> anyhow::Result<App> {
     let store = store::connect(&config.database_url, true).await?;
     Ok(App::new(store, Arc::new(config)))
 }
 
-/// Serves the API on `listener` until `shutdown` completes, then finishes in-flight
-/// requests and returns.
-pub async fn serve(
-    app: App,
-    listener: TcpListener,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
-    let router = http::router(app, metrics::Metrics::new());
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
-    .context("the HTTP server stopped with an error")
+/// What this process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// The API, and the workers unless `workers` is false (API-only nodes).
+    Serve { workers: bool },
+    /// The workers alone.
+    Worker,
+}
+
+/// Everything a Gatehouse process is made of, built once at start-up.
+#[derive(Clone)]
+pub struct Gatehouse {
+    pub app: App,
+    pub queue: Queue,
+    pub metrics: metrics::Metrics,
+}
+
+impl Gatehouse {
+    /// Opens (and migrates) the database and connects to the queue; any failure names the
+    /// setting at fault.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let queue = Queue::connect(&config.queue_url, config.jobs.heartbeat)
+            .await
+            .with_context(|| format!("GATEHOUSE_QUEUE_URL: {}", redact_url(&config.queue_url)))?;
+        let app = build_app(config).await?;
+        Ok(Self {
+            app,
+            queue,
+            metrics: metrics::Metrics::new(),
+        })
+    }
+
+    /// Runs `mode` until `shutdown` completes: stops taking requests, finishes those in
+    /// flight and lets running jobs end (each up to 30 s).
+    pub async fn run(
+        self,
+        mode: Mode,
+        listener: Option<TcpListener>,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let (stop, stopped) = watch::channel(false);
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop.send(true);
+        });
+        let when_stopped = move || {
+            let mut stopped = stopped.clone();
+            async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            }
+        };
+        let serve_api = matches!(mode, Mode::Serve { .. });
+        let run_workers = matches!(mode, Mode::Serve { workers: true } | Mode::Worker);
+        let workers = if run_workers {
+            let config = &self.app.config;
+            let mailer = Mailer::new(
+                config.smtp_url.as_deref(),
+                config.outbox_dir.clone(),
+                &config.mail_from,
+            )
+            .context("mail settings")?;
+            let job_metrics =
+                JobMetrics::register(self.metrics.registry()).context("job metrics")?;
+            let settings = gatehouse_workers::Settings {
+                public_url: config.public_url.to_string(),
+                setup_token_valid_hours: config.setup_token_ttl.as_secs().div_ceil(3600),
+                retry_base: config.jobs.retry_base,
+                retry_max: config.jobs.retry_max,
+                retry_window: config.jobs.retry_window,
+                relay_interval: config.jobs.relay_interval,
+                sweep_interval: config.jobs.sweep_interval,
+                concurrency: 8,
+            };
+            let ports = Arc::new(self.app.clone());
+            let workers = Workers::new(
+                ports,
+                Arc::new(mailer),
+                self.queue.clone(),
+                job_metrics,
+                settings,
+            );
+            Some(tokio::spawn(workers.run(when_stopped())))
+        } else {
+            None
+        };
+        let api = if serve_api {
+            let listener = listener.context("serving the API needs a listener")?;
+            let router = http::router(self.app.clone(), self.queue.clone(), self.metrics.clone());
+            let server = axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(when_stopped());
+            Some(tokio::spawn(async move {
+                server
+                    .await
+                    .context("the HTTP server stopped with an error")
+            }))
+        } else {
+            None
+        };
+        if let Some(api) = api {
+            api.await??;
+        }
+        if let Some(workers) = workers {
+            workers
+                .await?
+                .map_err(|e| anyhow::anyhow!("workers: {e}"))?;
+        }
+        Ok(())
+    }
 }
 
 /// Completes on SIGTERM or Ctrl-C.
@@ -60,5 +161,5 @@ pub async fn shutdown_signal() {
         () = ctrl_c => {},
         () = terminate => {},
     }
-    tracing::info!("shutting down: finishing requests in flight");
+    tracing::info!("shutting down: finishing requests and jobs in flight");
 }

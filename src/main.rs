@@ -7,6 +7,7 @@ use gatehouse::app::App;
 use gatehouse::app::organization::{CreateOrganization, parse_licenses};
 use gatehouse::config::{Config, redact_url};
 use gatehouse::domain::UserKind;
+use gatehouse::{Gatehouse, Mode};
 use std::io::Read as _;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -24,8 +25,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve the GraphQL API (the default).
-    Serve,
+    /// Serve the GraphQL API and run the workers (the default).
+    Serve {
+        /// Serve the API only (workers run elsewhere, with `gatehouse worker`).
+        #[arg(long)]
+        no_workers: bool,
+    },
+    /// Run the workers only: the outbox relay, jobs and email.
+    Worker,
     /// Apply database migrations and exit.
     Migrate,
     /// Print the GraphQL schema (SDL).
@@ -98,7 +105,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli.command.unwrap_or(Command::Serve), config)) {
+    match runtime.block_on(run(
+        cli.command.unwrap_or(Command::Serve { no_workers: false }),
+        config,
+    )) {
         Ok(code) => code,
         Err(err) => {
             // One line: the error and its causes, no backtrace.
@@ -133,14 +143,26 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Serve => {
+        Command::Serve { no_workers } => {
             let listen = config.listen;
-            let app = gatehouse::build_app(config).await?;
+            let gatehouse = Gatehouse::build(config).await?;
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
                 .with_context(|| format!("GATEHOUSE_LISTEN: cannot listen on {listen}"))?;
-            tracing::info!(address = %listen, "serving GraphQL at /graphql");
-            gatehouse::serve(app, listener, gatehouse::shutdown_signal()).await?;
+            tracing::info!(address = %listen, workers = !no_workers, "serving GraphQL at /graphql");
+            let mode = Mode::Serve {
+                workers: !no_workers,
+            };
+            gatehouse
+                .run(mode, Some(listener), gatehouse::shutdown_signal())
+                .await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Worker => {
+            let gatehouse = Gatehouse::build(config).await?;
+            gatehouse
+                .run(Mode::Worker, None, gatehouse::shutdown_signal())
+                .await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Org(OrgCommand::Create(args)) => org_create(args, config).await,

@@ -47,6 +47,11 @@ impl Metrics {
         }
     }
 
+    /// The registry, for other parts (the workers) to add their metrics to.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let mut out = Vec::new();

@@ -17,7 +17,7 @@ use crate::domain::{
     User, UserId, UserKind,
 };
 use async_trait::async_trait;
-use gatehouse_workers::Job;
+use gatehouse_workers::{Job, SetupPurpose};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -225,6 +225,56 @@ pub trait Store: Send + Sync + 'static {
 
     /// Outbox jobs not yet relayed, oldest first.
     async fn pending_jobs(&self, limit: i64) -> StoreResult<Vec<OutboxJob>>;
+    /// Leases up to `limit` due outbox jobs until `lease_until`; a job leased by another
+    /// relay is skipped.
+    async fn claim_jobs(
+        &self,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: i64,
+    ) -> StoreResult<Vec<OutboxJob>>;
+    async fn mark_job_relayed(&self, id: i64, now: Timestamp) -> StoreResult<()>;
+    async fn job_relay_failed(&self, id: i64, error: &str, retry_at: Timestamp) -> StoreResult<()>;
+
+    /// Voids the user's open setup tokens and stores a new one, with its audit event, if
+    /// the account may receive it (an invitation needs INVITED; a reset INVITED or ACTIVE).
+    /// Returns the user and their organization's name, or `None` when it may not.
+    async fn issue_setup_token(
+        &self,
+        token: NewSetupToken,
+        audit: AuditEntry,
+    ) -> StoreResult<Option<(User, String)>>;
+
+    /// Whether the email with this key was sent or given up.
+    async fn email_handled(&self, key: &str) -> StoreResult<bool>;
+    /// Records an email's outcome once; a second record of the same key is ignored.
+    async fn record_email(&self, delivery: EmailDelivery) -> StoreResult<()>;
+
+    /// Ends sessions past their lifetime or idle time and voids expired setup tokens.
+    /// Returns how many of each.
+    async fn expire_credentials(&self, now: Timestamp, idle: Duration) -> StoreResult<(u64, u64)>;
+}
+
+/// A setup token to store (its hash only).
+#[derive(Debug, Clone)]
+pub struct NewSetupToken {
+    pub user_id: UserId,
+    pub token_hash: Vec<u8>,
+    pub purpose: SetupPurpose,
+    pub self_requested: bool,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+/// The outcome of one email.
+#[derive(Debug, Clone)]
+pub struct EmailDelivery {
+    pub key: String,
+    pub recipient: String,
+    pub template: String,
+    /// `None`: sent. `Some`: failed for good, with why.
+    pub failure: Option<String>,
+    pub at: Timestamp,
 }
 
 /// Opens the store named by a database URL (`sqlite://…` or `postgres://…`) and migrates it.

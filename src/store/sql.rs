@@ -36,8 +36,8 @@ macro_rules! shared_store_impl {
             user_columns,
         };
         use $crate::store::{
-            AuditEntry, NewOrganization, NewSession, OutboxJob, SessionUser, Store,
-            StoreError, StoreResult, UserCreation,
+            AuditEntry, EmailDelivery, NewOrganization, NewSession, NewSetupToken, OutboxJob,
+            SessionUser, Store, StoreError, StoreResult, UserCreation,
         };
         use gatehouse_workers::{Job, SetupPurpose};
         use sqlx::Transaction;
@@ -475,6 +475,140 @@ macro_rules! shared_store_impl {
                 .fetch_all(&self.pool)
                 .await?;
                 rows.into_iter().map(OutboxJob::try_from).collect()
+            }
+
+            async fn claim_jobs(&self, now: Timestamp, lease_until: Timestamp, limit: i64) -> StoreResult<Vec<OutboxJob>> {
+                // The due condition is repeated on the outer UPDATE so that a row claimed by a
+                // concurrent relay meanwhile is re-checked (PostgreSQL) and skipped.
+                let mut tx = self.begin_write().await?;
+                let rows: Vec<OutboxRow> = sqlx::query_as(
+                    "UPDATE job_outbox SET available_at = $2, attempts = attempts + 1 \
+                     WHERE relayed_at IS NULL AND available_at <= $1 AND id IN ( \
+                       SELECT id FROM job_outbox WHERE relayed_at IS NULL AND available_at <= $1 \
+                       ORDER BY id LIMIT $3) \
+                     RETURNING id, payload, created_at, attempts",
+                )
+                .bind(now)
+                .bind(lease_until)
+                .bind(limit)
+                .fetch_all(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                let mut jobs = rows.into_iter().map(OutboxJob::try_from).collect::<StoreResult<Vec<_>>>()?;
+                jobs.sort_by_key(|j| j.id);
+                Ok(jobs)
+            }
+
+            async fn mark_job_relayed(&self, id: i64, now: Timestamp) -> StoreResult<()> {
+                sqlx::query("UPDATE job_outbox SET relayed_at = $2, last_error = NULL WHERE id = $1 AND relayed_at IS NULL")
+                    .bind(id)
+                    .bind(now)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn job_relay_failed(&self, id: i64, error: &str, retry_at: Timestamp) -> StoreResult<()> {
+                sqlx::query("UPDATE job_outbox SET last_error = $2, available_at = $3 WHERE id = $1 AND relayed_at IS NULL")
+                    .bind(id)
+                    .bind(error)
+                    .bind(retry_at)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn issue_setup_token(&self, token: NewSetupToken, audit: AuditEntry) -> StoreResult<Option<(User, String)>> {
+                let mut tx = self.begin_write().await?;
+                let user = match Self::user_in(&mut tx, token.user_id).await {
+                    Ok(user) => user,
+                    Err(StoreError::NotFound) => return Ok(None),
+                    Err(other) => return Err(other),
+                };
+                let eligible = match token.purpose {
+                    SetupPurpose::Invitation => user.status == UserStatus::Invited,
+                    SetupPurpose::Reset => matches!(user.status, UserStatus::Invited | UserStatus::Active),
+                };
+                if !eligible {
+                    return Ok(None);
+                }
+                sqlx::query(
+                    "UPDATE setup_tokens SET voided_at = $2 \
+                     WHERE user_id = $1 AND used_at IS NULL AND voided_at IS NULL",
+                )
+                .bind(user.id.0)
+                .bind(token.created_at)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "INSERT INTO setup_tokens (user_id, token_hash, purpose, self_requested, created_at, expires_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(user.id.0)
+                .bind(&token.token_hash)
+                .bind(token.purpose.as_str())
+                .bind(token.self_requested)
+                .bind(token.created_at)
+                .bind(token.expires_at)
+                .execute(&mut *tx)
+                .await?;
+                let mut audit = audit;
+                audit.org_id = user.org_id;
+                audit.subject_id = Some(user.id);
+                Self::append_audit_in(&mut tx, &audit).await?;
+                let org: String = sqlx::query_scalar("SELECT name FROM organizations WHERE id = $1")
+                    .bind(user.org_id.0)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(Some((user, org)))
+            }
+
+            async fn email_handled(&self, key: &str) -> StoreResult<bool> {
+                let found: Option<i32> = sqlx::query_scalar("SELECT 1 FROM email_deliveries WHERE email_key = $1")
+                    .bind(key)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                Ok(found.is_some())
+            }
+
+            async fn record_email(&self, delivery: EmailDelivery) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO email_deliveries (email_key, recipient, template, status, error, at) \
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (email_key) DO NOTHING",
+                )
+                .bind(&delivery.key)
+                .bind(&delivery.recipient)
+                .bind(&delivery.template)
+                .bind(if delivery.failure.is_some() { "FAILED" } else { "SENT" })
+                .bind(delivery.failure.as_deref())
+                .bind(delivery.at)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn expire_credentials(&self, now: Timestamp, idle: std::time::Duration) -> StoreResult<(u64, u64)> {
+                let idle = chrono::TimeDelta::from_std(idle).unwrap_or(chrono::TimeDelta::MAX);
+                let idle_cutoff = now.checked_sub_signed(idle).unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
+                let sessions = sqlx::query(
+                    "UPDATE sessions SET ended_at = $1 \
+                     WHERE ended_at IS NULL AND (expires_at <= $1 OR last_seen_at <= $2)",
+                )
+                .bind(now)
+                .bind(idle_cutoff)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+                let tokens = sqlx::query(
+                    "UPDATE setup_tokens SET voided_at = $1 \
+                     WHERE used_at IS NULL AND voided_at IS NULL AND expires_at <= $1",
+                )
+                .bind(now)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+                Ok((sessions, tokens))
             }
         }
     };

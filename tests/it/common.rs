@@ -37,7 +37,7 @@ impl TestDb {
     /// server the test is skipped, loudly; in CI (CI=true) it fails instead.
     pub async fn postgres() -> Option<TestDb> {
         let Ok(admin_url) = std::env::var("GATEHOUSE_TEST_POSTGRES_URL") else {
-            if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
+            if in_ci() {
                 panic!(
                     "CI=true but GATEHOUSE_TEST_POSTGRES_URL is not set: the PostgreSQL suite must run in CI"
                 );
@@ -63,6 +63,18 @@ impl TestDb {
             url: format!("{base}/{name}"),
             _dir: None,
         })
+    }
+
+    /// A single number from a query, such as a COUNT(*).
+    pub async fn count(&self, sql: &str) -> i64 {
+        let sql = sqlx::AssertSqlSafe(sql.to_owned());
+        if self.url.starts_with("sqlite:") {
+            let pool = sqlx::SqlitePool::connect(&self.url).await.unwrap();
+            sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap()
+        } else {
+            let pool = sqlx::PgPool::connect(&self.url).await.unwrap();
+            sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap()
+        }
     }
 
     /// Runs raw SQL against the database, as an attacker with database access would.
@@ -100,37 +112,89 @@ pub fn test_config(db: &TestDb, extra: &[(&str, &str)]) -> Config {
     Config::from_lookup(|k| vars.get(k).cloned()).expect("valid test config")
 }
 
+/// The application alone (no server, no workers) on the test database.
 pub async fn test_app(db: &TestDb) -> App {
     gatehouse::build_app(test_config(db, &[]))
         .await
         .expect("build app")
 }
 
-/// A running server on 127.0.0.1:0, stopped when dropped.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// How a test server is set up; the defaults are an SQLite queue and `.eml` files.
+#[derive(Default)]
+pub struct ServerOptions {
+    pub queue_url: Option<String>,
+    pub smtp_url: Option<String>,
+    /// API only, as `gatehouse serve --no-workers`.
+    pub no_workers: bool,
+    pub env: Vec<(&'static str, String)>,
+}
+
+/// A running server on 127.0.0.1:0 with its workers, stopped when dropped.
 pub struct TestServer {
     pub app: App,
     pub addr: SocketAddr,
     pub client: reqwest::Client,
+    /// Holds the queue file and the `.eml` outbox folder.
+    pub dir: TempDir,
+    pub metrics: gatehouse::metrics::Metrics,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
 
 impl TestServer {
     pub async fn start(db: &TestDb) -> TestServer {
-        let app = test_app(db).await;
+        Self::start_with(db, ServerOptions::default()).await
+    }
+
+    pub async fn start_with(db: &TestDb, options: ServerOptions) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let queue = options
+            .queue_url
+            .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("queue.db").display()));
+        let outbox = dir.path().join("outbox").display().to_string();
+        let mut env: Vec<(&str, String)> = vec![
+            ("GATEHOUSE_QUEUE_URL", queue),
+            ("GATEHOUSE_OUTBOX_DIR", outbox),
+            ("GATEHOUSE_PUBLIC_URL", "https://gatehouse.test".into()),
+        ];
+        env.extend(fast_jobs());
+        if let Some(smtp) = options.smtp_url {
+            env.push(("GATEHOUSE_SMTP_URL", smtp));
+        }
+        env.extend(options.env);
+        let vars: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let gatehouse = gatehouse::Gatehouse::build(test_config(db, &vars))
+            .await
+            .expect("build gatehouse");
+        let app = gatehouse.app.clone();
+        let metrics = gatehouse.metrics.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(gatehouse::serve(app.clone(), listener, async move {
+        let mode = gatehouse::Mode::Serve {
+            workers: !options.no_workers,
+        };
+        let task = tokio::spawn(gatehouse.run(mode, Some(listener), async move {
             let _ = stopped.await;
         }));
         TestServer {
             app,
             addr,
             client: reqwest::Client::new(),
+            dir,
+            metrics,
             stop: Some(stop),
             task: Some(task),
         }
+    }
+
+    /// The folder where emails land when no SMTP server is configured.
+    pub fn outbox_dir(&self) -> std::path::PathBuf {
+        self.dir.path().join("outbox")
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -186,6 +250,18 @@ impl Drop for TestServer {
             let _ = stop.send(());
         }
     }
+}
+
+/// Job timings fast enough for tests: quick polling, retries after a second, a worker
+/// silent for two one-second beats is presumed dead.
+pub fn fast_jobs() -> Vec<(&'static str, String)> {
+    vec![
+        ("GATEHOUSE_OUTBOX_POLL", "100ms".into()),
+        ("GATEHOUSE_JOB_RETRY_BASE", "1s".into()),
+        ("GATEHOUSE_JOB_RETRY_MAX", "2s".into()),
+        ("GATEHOUSE_WORKER_HEARTBEAT", "1s".into()),
+        ("GATEHOUSE_SWEEP_INTERVAL", "1s".into()),
+    ]
 }
 
 pub const OWNER_PASSWORD: &str = "sunrise owner passphrase";

@@ -4,6 +4,9 @@
 mod cli;
 mod common;
 mod http;
+mod jobs;
 mod migrations;
+mod redis;
 mod schema;
+mod smtp;
 mod store;

@@ -1,5 +1,6 @@
 //! Job payloads: what the outbox records and the queue carries, serialized as tagged JSON.
 
+use crate::templates::Email;
 use serde::{Deserialize, Serialize};
 
 /// Why an account-setup email is sent: a first invitation, or a reset of an active account.
@@ -19,16 +20,23 @@ impl SetupPurpose {
     }
 }
 
-/// One unit of background work. The setup token is minted when the email is built, so
-/// no usable token ever rests in the outbox or the queue.
+/// One unit of background work.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Job {
+    /// The setup token is minted when the email is built, so no usable token ever rests in
+    /// the outbox or the queue.
     AccountSetupEmail {
         user_id: i64,
         purpose: SetupPurpose,
         /// Asked for by the user themselves (a reset then needs a security answer).
         self_requested: bool,
+    },
+    /// A notification whose content is fully known when it is filed (never a secret).
+    Email {
+        to_name: String,
+        to_address: String,
+        email: Email,
     },
 }
 
@@ -37,11 +45,39 @@ impl Job {
     pub fn kind(&self) -> &'static str {
         match self {
             Job::AccountSetupEmail { .. } => "account_setup_email",
+            Job::Email { .. } => "email",
         }
     }
 
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("job payloads are plain data")
+    }
+}
+
+/// A job on the queue: the outbox row it came from (its identity, so that a job that runs
+/// twice acts once) and its delivery attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Envelope {
+    pub outbox_id: i64,
+    pub attempt: u32,
+    /// Unix seconds of the first attempt, to bound retries in time.
+    pub first_attempt_at: Option<i64>,
+    pub job: Job,
+}
+
+impl Envelope {
+    pub fn new(outbox_id: i64, job: Job) -> Self {
+        Self {
+            outbox_id,
+            attempt: 1,
+            first_attempt_at: None,
+            job,
+        }
+    }
+
+    /// The unique key of the email this job sends.
+    pub fn email_key(&self) -> String {
+        format!("outbox-{}", self.outbox_id)
     }
 }
 

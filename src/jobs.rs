@@ -1,0 +1,132 @@
+//! The workers' ports, implemented on the store: the outbox, setup tokens, email records
+//! and the periodic sweep.
+
+use crate::app::App;
+use crate::app::crypto::new_token;
+use crate::domain::{UserId, now};
+use crate::store::{AuditEntry, EmailDelivery, NewSetupToken};
+use async_trait::async_trait;
+use gatehouse_workers::{Email, OutboxItem, PortError, Ports, Recipient, SetupPurpose};
+use std::time::Duration;
+
+fn later(by: Duration) -> crate::domain::Timestamp {
+    now() + chrono::TimeDelta::from_std(by).unwrap_or(chrono::TimeDelta::MAX)
+}
+
+#[async_trait]
+impl Ports for App {
+    async fn claim_outbox(
+        &self,
+        limit: i64,
+        lease: Duration,
+    ) -> Result<Vec<OutboxItem>, PortError> {
+        let jobs = self.store.claim_jobs(now(), later(lease), limit).await?;
+        Ok(jobs
+            .into_iter()
+            .map(|j| OutboxItem {
+                id: j.id,
+                job: j.job,
+            })
+            .collect())
+    }
+
+    async fn mark_relayed(&self, id: i64) -> Result<(), PortError> {
+        Ok(self.store.mark_job_relayed(id, now()).await?)
+    }
+
+    async fn relay_failed(
+        &self,
+        id: i64,
+        error: &str,
+        retry_in: Duration,
+    ) -> Result<(), PortError> {
+        Ok(self
+            .store
+            .job_relay_failed(id, error, later(retry_in))
+            .await?)
+    }
+
+    async fn setup_email(
+        &self,
+        user_id: i64,
+        purpose: SetupPurpose,
+        self_requested: bool,
+    ) -> Result<Option<(Recipient, Email)>, PortError> {
+        let (token, token_hash) = new_token();
+        let at = now();
+        let ttl = self.config.setup_token_ttl;
+        let new = NewSetupToken {
+            user_id: UserId(user_id),
+            token_hash,
+            purpose,
+            self_requested,
+            created_at: at,
+            expires_at: later(ttl),
+        };
+        let audit = AuditEntry::new(Default::default(), at, "user.setup_email_sent").details(
+            serde_json::json!({
+                "purpose": purpose.as_str(),
+                "selfRequested": self_requested,
+            }),
+        );
+        let Some((user, organization)) = self.store.issue_setup_token(new, audit).await? else {
+            return Ok(None);
+        };
+        let valid_hours = ttl.as_secs().div_ceil(3600);
+        let name = user.display_name();
+        let email = match purpose {
+            SetupPurpose::Invitation => Email::AccountSetupInvitation {
+                name,
+                username: user.username.clone(),
+                organization,
+                token,
+                valid_hours,
+            },
+            SetupPurpose::Reset => Email::AccountSetupReset {
+                name,
+                username: user.username.clone(),
+                token,
+                valid_hours,
+            },
+        };
+        Ok(Some((
+            Recipient {
+                name: user.display_name(),
+                address: user.email,
+            },
+            email,
+        )))
+    }
+
+    async fn email_handled(&self, key: &str) -> Result<bool, PortError> {
+        Ok(self.store.email_handled(key).await?)
+    }
+
+    async fn record_email(
+        &self,
+        key: &str,
+        recipient: &str,
+        template: &str,
+        failure: Option<&str>,
+    ) -> Result<(), PortError> {
+        let delivery = EmailDelivery {
+            key: key.to_owned(),
+            recipient: recipient.to_owned(),
+            template: template.to_owned(),
+            failure: failure.map(str::to_owned),
+            at: now(),
+        };
+        Ok(self.store.record_email(delivery).await?)
+    }
+
+    async fn sweep(&self) -> Result<(), PortError> {
+        let (sessions, tokens) = self
+            .store
+            .expire_credentials(now(), self.config.session_idle)
+            .await?;
+        if sessions + tokens > 0 {
+            tracing::info!(sessions, tokens, "expired sessions and setup tokens");
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,58 @@
+//! What the workers need from the application, as a port the root crate implements.
+
+use crate::job::{Job, SetupPurpose};
+use crate::templates::Email;
+use async_trait::async_trait;
+use std::time::Duration;
+
+pub type PortError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A job waiting in the outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxItem {
+    pub id: i64,
+    pub job: Job,
+}
+
+/// Who receives an email.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recipient {
+    pub name: String,
+    pub address: String,
+}
+
+#[async_trait]
+pub trait Ports: Send + Sync + 'static {
+    /// Outbox jobs due for relay, leased for `lease` so other relays skip them meanwhile.
+    async fn claim_outbox(&self, limit: i64, lease: Duration)
+    -> Result<Vec<OutboxItem>, PortError>;
+    /// The job is on the queue.
+    async fn mark_relayed(&self, id: i64) -> Result<(), PortError>;
+    /// The queue refused the job; try again after `retry_in`.
+    async fn relay_failed(&self, id: i64, error: &str, retry_in: Duration)
+    -> Result<(), PortError>;
+
+    /// Mints a new setup token for the user (voiding older ones) and returns the email
+    /// to send, or `None` when the account may no longer receive one.
+    async fn setup_email(
+        &self,
+        user_id: i64,
+        purpose: SetupPurpose,
+        self_requested: bool,
+    ) -> Result<Option<(Recipient, Email)>, PortError>;
+
+    /// Whether the email with this key has already been handled (sent or given up).
+    async fn email_handled(&self, key: &str) -> Result<bool, PortError>;
+    /// Records the email as sent (`failure: None`) or permanently failed.
+    async fn record_email(
+        &self,
+        key: &str,
+        recipient: &str,
+        template: &str,
+        failure: Option<&str>,
+    ) -> Result<(), PortError>;
+
+    /// Periodic housekeeping: expired setup tokens and sessions, request reminders and
+    /// expiry. Safe to run from several processes at once.
+    async fn sweep(&self) -> Result<(), PortError>;
+}

@@ -1,0 +1,134 @@
+//! The job queue: apalis on SQLite (its own file) or on Redis, chosen by URL.
+
+use crate::job::Envelope;
+use apalis::prelude::{TaskBuilder, TaskSink};
+use apalis_redis::{ConnectionManager, RedisStorage};
+use apalis_sqlite::SqliteStorage;
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+use std::str::FromStr;
+use std::time::Duration;
+
+/// The queue every Gatehouse job goes through.
+pub const QUEUE_NAME: &str = "gatehouse-jobs";
+
+/// How long a queue call may take before it counts as the backend being down.
+const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct QueueError(pub String);
+
+#[derive(Clone)]
+pub enum Queue {
+    Sqlite(SqliteStorage<Envelope>),
+    Redis(RedisStorage<Envelope>),
+}
+
+impl Queue {
+    /// Connects to `sqlite://…` (created, migrated) or `redis://…`. `heartbeat` is how often
+    /// workers report alive; a worker silent for two beats has its jobs taken over.
+    pub async fn connect(url: &str, heartbeat: Duration) -> Result<Self, QueueError> {
+        if url.starts_with("sqlite:") {
+            let options = SqliteConnectOptions::from_str(url)
+                .map_err(|e| QueueError(format!("invalid queue URL: {e}")))?
+                .create_if_missing(true)
+                .busy_timeout(Duration::from_secs(10));
+            if let Some(dir) = options
+                .get_filename()
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+            {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| QueueError(format!("cannot create {}: {e}", dir.display())))?;
+            }
+            let pool = SqlitePoolOptions::new()
+                .max_connections(4)
+                .connect_with(options)
+                .await
+                .map_err(|e| QueueError(format!("cannot open the SQLite queue: {e}")))?;
+            SqliteStorage::setup(&pool)
+                .await
+                .map_err(|e| QueueError(format!("cannot prepare the SQLite queue: {e}")))?;
+            let config = apalis_sqlite::Config::default()
+                .queue(QUEUE_NAME)
+                .heartbeat_interval(heartbeat);
+            Ok(Queue::Sqlite(SqliteStorage::new(&pool).with_config(config)))
+        } else {
+            let conn = tokio::time::timeout(CALL_TIMEOUT, apalis_redis::connect(url))
+                .await
+                .map_err(|_| QueueError("Redis did not answer in time".into()))?
+                .map_err(|e| QueueError(format!("cannot connect to Redis: {e}")))?;
+            let config = apalis_redis::Config::default()
+                .queue(QUEUE_NAME)
+                .heartbeat_interval(heartbeat);
+            Ok(Queue::Redis(RedisStorage::new(conn).with_config(config)))
+        }
+    }
+
+    /// Puts a job on the queue, to run after `delay` when given.
+    pub async fn push(
+        &self,
+        envelope: Envelope,
+        delay: Option<Duration>,
+    ) -> Result<(), QueueError> {
+        let mut task = TaskBuilder::new(envelope);
+        if let Some(delay) = delay {
+            task = task.run_after(delay);
+        }
+        let task = task.build();
+        let pushed = match self {
+            Queue::Sqlite(storage) => {
+                let mut storage = storage.clone();
+                tokio::time::timeout(CALL_TIMEOUT, async move {
+                    storage.push_task(task).await.map_err(|e| e.to_string())
+                })
+                .await
+            }
+            Queue::Redis(storage) => {
+                let mut storage = storage.clone();
+                tokio::time::timeout(CALL_TIMEOUT, async move {
+                    storage.push_task(task).await.map_err(|e| e.to_string())
+                })
+                .await
+            }
+        };
+        match pushed {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(QueueError(format!("the queue refused the job: {e}"))),
+            Err(_) => Err(QueueError("the queue did not answer in time".into())),
+        }
+    }
+
+    /// Whether the queue backend answers.
+    pub async fn ping(&self) -> Result<(), QueueError> {
+        let answered = match self {
+            Queue::Sqlite(storage) => {
+                let pool = storage.pool().clone();
+                tokio::time::timeout(CALL_TIMEOUT, async move {
+                    sqlx::query("SELECT 1")
+                        .execute(&pool)
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| e.to_string())
+                })
+                .await
+            }
+            Queue::Redis(storage) => {
+                let mut conn: ConnectionManager = storage.clone().get_connection().clone();
+                tokio::time::timeout(CALL_TIMEOUT, async move {
+                    redis::cmd("PING")
+                        .query_async::<String>(&mut conn)
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| e.to_string())
+                })
+                .await
+            }
+        };
+        match answered {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(QueueError(e)),
+            Err(_) => Err(QueueError("the queue did not answer in time".into())),
+        }
+    }
+}

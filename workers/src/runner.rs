@@ -1,0 +1,335 @@
+//! The workers: the outbox relay, the periodic sweep and the apalis worker that carries
+//! out jobs, run together until shutdown. Jobs arrive at least once, so every handler
+//! checks what was already done before acting.
+
+use crate::job::{Envelope, Job};
+use crate::mailer::{Mailer, SendError};
+use crate::metrics::JobMetrics;
+use crate::ports::{PortError, Ports, Recipient};
+use crate::queue::Queue;
+use crate::templates::Email;
+use apalis::prelude::{BoxDynError, Data, Monitor, WorkerBuilder, WorkerBuilderExt};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tracing::Instrument as _;
+
+/// Timing of the background work.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Base of links in emails.
+    pub public_url: String,
+    /// How long a setup link works, as told in the email.
+    pub setup_token_valid_hours: u64,
+    /// First retry delay after a temporary failure; it doubles up to `retry_max`.
+    pub retry_base: Duration,
+    pub retry_max: Duration,
+    /// How long temporary failures are retried before the job gives up.
+    pub retry_window: Duration,
+    pub relay_interval: Duration,
+    pub sweep_interval: Duration,
+    /// Jobs run at once by this process.
+    pub concurrency: usize,
+}
+
+/// Why a job did not complete.
+#[derive(Debug)]
+enum Failure {
+    /// Try again later (mail server or database unreachable, 4xx).
+    Transient(String),
+    /// Never going to work; already recorded.
+    Permanent(String),
+}
+
+fn transient(err: PortError) -> Failure {
+    Failure::Transient(err.to_string())
+}
+
+pub struct Workers {
+    ports: Arc<dyn Ports>,
+    mailer: Arc<Mailer>,
+    queue: Queue,
+    metrics: JobMetrics,
+    settings: Settings,
+}
+
+impl Workers {
+    pub fn new(
+        ports: Arc<dyn Ports>,
+        mailer: Arc<Mailer>,
+        queue: Queue,
+        metrics: JobMetrics,
+        settings: Settings,
+    ) -> Self {
+        Self {
+            ports,
+            mailer,
+            queue,
+            metrics,
+            settings,
+        }
+    }
+
+    /// Runs until `shutdown` completes, then lets jobs in flight finish (up to 30 s).
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), BoxDynError> {
+        let (stop, stopped) = watch::channel(false);
+        let this = Arc::new(self);
+        let relay = tokio::spawn(this.clone().relay_loop(stopped.clone()));
+        let sweeper = tokio::spawn(this.clone().sweep_loop(stopped));
+        let signal = async move {
+            shutdown.await;
+            let _ = stop.send(true);
+            Ok(())
+        };
+        let name = format!("gatehouse-{}-{:08x}", std::process::id(), rand_suffix());
+        tracing::info!(worker = %name, mailer = %this.mailer.describe(), "workers started");
+        let concurrency = this.settings.concurrency;
+        let monitor = Monitor::new()
+            .shutdown_timeout(Duration::from_secs(30))
+            .should_restart(|worker, error| {
+                tracing::warn!(worker = %worker.name(), %error, "worker stopped; restarting");
+                true
+            });
+        let monitor = match this.queue.clone() {
+            Queue::Sqlite(storage) => {
+                let this = this.clone();
+                monitor.register(move |_| {
+                    WorkerBuilder::new(name.clone())
+                        .backend(storage.clone())
+                        .concurrency(concurrency)
+                        .data(this.clone())
+                        .build(handle)
+                })
+            }
+            Queue::Redis(storage) => {
+                let this = this.clone();
+                monitor.register(move |_| {
+                    WorkerBuilder::new(name.clone())
+                        .backend(storage.clone())
+                        .concurrency(concurrency)
+                        .data(this.clone())
+                        .build(handle)
+                })
+            }
+        };
+        let result = monitor.run_with_signal(signal).await;
+        let _ = relay.await;
+        let _ = sweeper.await;
+        tracing::info!("workers stopped");
+        result.map_err(Into::into)
+    }
+
+    /// Moves jobs from the outbox to the queue. A job pushed but not marked (a crash in
+    /// between) is pushed again later: harmless, since jobs act once.
+    async fn relay_loop(self: Arc<Self>, mut stopped: watch::Receiver<bool>) {
+        const LEASE: Duration = Duration::from_secs(10);
+        loop {
+            tokio::select! {
+                _ = stopped.changed() => return,
+                () = tokio::time::sleep(self.settings.relay_interval) => {}
+            }
+            let items = match self.ports.claim_outbox(100, LEASE).await {
+                Ok(items) => items,
+                Err(err) => {
+                    tracing::warn!(error = %err, "cannot read the outbox");
+                    continue;
+                }
+            };
+            for item in items {
+                let kind = item.job.kind();
+                match self
+                    .queue
+                    .push(Envelope::new(item.id, item.job), None)
+                    .await
+                {
+                    Ok(()) => {
+                        self.metrics.queued.with_label_values(&[kind]).inc();
+                        if let Err(err) = self.ports.mark_relayed(item.id).await {
+                            tracing::warn!(outbox_id = item.id, error = %err, "queued, but cannot mark the outbox row");
+                        }
+                    }
+                    Err(err) => {
+                        tracing::warn!(outbox_id = item.id, error = %err, "queue unavailable; will retry");
+                        let _ = self
+                            .ports
+                            .relay_failed(item.id, &err.to_string(), Duration::from_secs(1))
+                            .await;
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn sweep_loop(self: Arc<Self>, mut stopped: watch::Receiver<bool>) {
+        loop {
+            if let Err(err) = self.ports.sweep().await {
+                tracing::warn!(error = %err, "sweep failed; will retry");
+            }
+            tokio::select! {
+                _ = stopped.changed() => return,
+                () = tokio::time::sleep(self.settings.sweep_interval) => {}
+            }
+        }
+    }
+
+    /// Runs one job; temporary failures reschedule it with backoff until the retry window
+    /// has passed.
+    async fn process(&self, mut envelope: Envelope) -> Result<(), BoxDynError> {
+        let kind = envelope.job.kind();
+        match self.execute(&envelope).await {
+            Ok(()) => {
+                self.metrics.succeeded.with_label_values(&[kind]).inc();
+                Ok(())
+            }
+            Err(Failure::Permanent(reason)) => {
+                tracing::warn!(%reason, "job failed for good");
+                self.metrics.failed.with_label_values(&[kind]).inc();
+                Ok(())
+            }
+            Err(Failure::Transient(reason)) => {
+                let now = chrono::Utc::now().timestamp();
+                let first = *envelope.first_attempt_at.get_or_insert(now);
+                let window =
+                    i64::try_from(self.settings.retry_window.as_secs()).unwrap_or(i64::MAX);
+                if now.saturating_sub(first) >= window {
+                    let why = format!("gave up after {} attempts: {reason}", envelope.attempt);
+                    tracing::warn!(reason = %why, "job failed for good");
+                    self.ports
+                        .record_email(&envelope.email_key(), "", kind, Some(&why))
+                        .await?;
+                    self.metrics.failed.with_label_values(&[kind]).inc();
+                    return Ok(());
+                }
+                let delay = backoff(&self.settings, envelope.attempt);
+                tracing::info!(%reason, retry_in = ?delay, "temporary failure; rescheduled");
+                envelope.attempt += 1;
+                // If the queue is down too, the error makes apalis retry this task itself.
+                self.queue.push(envelope, Some(delay)).await?;
+                self.metrics.retried.with_label_values(&[kind]).inc();
+                Ok(())
+            }
+        }
+    }
+
+    async fn execute(&self, envelope: &Envelope) -> Result<(), Failure> {
+        let key = envelope.email_key();
+        if self.ports.email_handled(&key).await.map_err(transient)? {
+            tracing::info!(%key, "email already handled; nothing to do");
+            return Ok(());
+        }
+        match &envelope.job {
+            Job::AccountSetupEmail {
+                user_id,
+                purpose,
+                self_requested,
+            } => {
+                let prepared = self
+                    .ports
+                    .setup_email(*user_id, *purpose, *self_requested)
+                    .await
+                    .map_err(transient)?;
+                let Some((to, email)) = prepared else {
+                    tracing::info!(
+                        user_id,
+                        "account can no longer receive a setup email; skipped"
+                    );
+                    return Ok(());
+                };
+                self.deliver(&key, &to, &email).await
+            }
+            Job::Email {
+                to_name,
+                to_address,
+                email,
+            } => {
+                let to = Recipient {
+                    name: to_name.clone(),
+                    address: to_address.clone(),
+                };
+                self.deliver(&key, &to, email).await
+            }
+        }
+    }
+
+    async fn deliver(&self, key: &str, to: &Recipient, email: &Email) -> Result<(), Failure> {
+        let rendered = email.render(&self.settings.public_url);
+        match self
+            .mailer
+            .send(key, &to.name, &to.address, &rendered)
+            .await
+        {
+            Ok(()) => {
+                tracing::info!(%key, template = email.template(), "email sent");
+                // Sent but not recorded (the database is down): a rerun may send it again;
+                // retrying the record is the best that can be done without two-phase commit.
+                self.ports
+                    .record_email(key, &to.address, email.template(), None)
+                    .await
+                    .map_err(transient)
+            }
+            Err(SendError::Permanent(reason)) => {
+                self.ports
+                    .record_email(key, &to.address, email.template(), Some(&reason))
+                    .await
+                    .map_err(transient)?;
+                Err(Failure::Permanent(reason))
+            }
+            Err(SendError::Transient(reason)) => Err(Failure::Transient(reason)),
+        }
+    }
+}
+
+/// The apalis handler: one span per job.
+async fn handle(envelope: Envelope, workers: Data<Arc<Workers>>) -> Result<(), BoxDynError> {
+    let span = tracing::info_span!(
+        "job",
+        kind = envelope.job.kind(),
+        outbox_id = envelope.outbox_id,
+        attempt = envelope.attempt
+    );
+    workers.process(envelope).instrument(span).await
+}
+
+/// `retry_base` doubled per attempt, capped at `retry_max`.
+fn backoff(settings: &Settings, attempt: u32) -> Duration {
+    let factor = 2u32.saturating_pow(attempt.saturating_sub(1).min(20));
+    settings
+        .retry_base
+        .saturating_mul(factor)
+        .min(settings.retry_max)
+}
+
+fn rand_suffix() -> u32 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    nanos.subsec_nanos() ^ std::process::id().rotate_left(16)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap_and_covers_a_day() {
+        let settings = Settings {
+            public_url: String::new(),
+            setup_token_valid_hours: 72,
+            retry_base: Duration::from_secs(30),
+            retry_max: Duration::from_secs(3600),
+            retry_window: Duration::from_secs(86_400),
+            relay_interval: Duration::from_secs(1),
+            sweep_interval: Duration::from_secs(60),
+            concurrency: 4,
+        };
+        assert_eq!(backoff(&settings, 1), Duration::from_secs(30));
+        assert_eq!(backoff(&settings, 2), Duration::from_secs(60));
+        assert_eq!(backoff(&settings, 8), Duration::from_secs(3600));
+        assert_eq!(backoff(&settings, 500), Duration::from_secs(3600));
+    }
+}
