@@ -164,14 +164,21 @@ pub struct OutboxJob {
     pub attempts: i32,
 }
 
-/// Everything Gatehouse keeps, by use case. Each method is atomic.
+/// Everything Gatehouse keeps, by area; each method is one atomic use case. Callers hold
+/// an `Arc<dyn Store>`, on which every area's methods are callable.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store:
+    DirectoryStore + IdentityStore + AuditStore + JobStore + Send + Sync + 'static
+{
     fn backend(&self) -> Backend;
 
     /// Cheap round trip, for readiness checks.
     async fn ping(&self) -> StoreResult<()>;
+}
 
+/// Organizations, practices, license pools and users.
+#[async_trait]
+pub trait DirectoryStore: Send + Sync {
     /// Creates the organization, its pools and its owner (taking the owner's licenses),
     /// with their audit events and the owner's setup email, all or nothing.
     async fn create_organization(&self, new: NewOrganization) -> StoreResult<(Organization, User)>;
@@ -192,6 +199,11 @@ pub trait Store: Send + Sync + 'static {
     /// A user of the organization; another organization's user is `NotFound`.
     async fn user(&self, org_id: OrgId, id: UserId) -> StoreResult<User>;
     async fn user_products(&self, id: UserId) -> StoreResult<Vec<Product>>;
+}
+
+/// Credentials, sessions, setup tokens and lockout.
+#[async_trait]
+pub trait IdentityStore: Send + Sync {
     /// The user and their password hash, for sign-in.
     async fn credentials_by_username(
         &self,
@@ -212,6 +224,23 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Option<SessionUser>>;
     async fn end_session(&self, id: SessionId, audit: AuditEntry) -> StoreResult<()>;
 
+    /// Voids the user's open setup tokens and stores a new one, with its audit event, if
+    /// the account may receive it (an invitation needs INVITED; a reset INVITED or ACTIVE).
+    /// Returns the user and their organization's name, or `None` when it may not.
+    async fn issue_setup_token(
+        &self,
+        token: NewSetupToken,
+        audit: AuditEntry,
+    ) -> StoreResult<Option<(User, String)>>;
+
+    /// Ends sessions past their lifetime or idle time and voids expired setup tokens.
+    /// Returns how many of each.
+    async fn expire_credentials(&self, now: Timestamp, idle: Duration) -> StoreResult<(u64, u64)>;
+}
+
+/// The audit chain.
+#[async_trait]
+pub trait AuditStore: Send + Sync {
     async fn append_audit(&self, entry: AuditEntry) -> StoreResult<AuditRecord>;
     /// Events of one organization with `seq > after_seq`, ascending, at most `limit`.
     async fn audit_chain_page(
@@ -222,7 +251,11 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<AuditRecord>>;
     /// The organization's recorded chain head: last sequence number and hash.
     async fn audit_head(&self, org_id: OrgId) -> StoreResult<(i64, Vec<u8>)>;
+}
 
+/// The job outbox and the record of emails sent.
+#[async_trait]
+pub trait JobStore: Send + Sync {
     /// Outbox jobs not yet relayed, oldest first.
     async fn pending_jobs(&self, limit: i64) -> StoreResult<Vec<OutboxJob>>;
     /// Leases up to `limit` due outbox jobs until `lease_until`; a job leased by another
@@ -236,23 +269,10 @@ pub trait Store: Send + Sync + 'static {
     async fn mark_job_relayed(&self, id: i64, now: Timestamp) -> StoreResult<()>;
     async fn job_relay_failed(&self, id: i64, error: &str, retry_at: Timestamp) -> StoreResult<()>;
 
-    /// Voids the user's open setup tokens and stores a new one, with its audit event, if
-    /// the account may receive it (an invitation needs INVITED; a reset INVITED or ACTIVE).
-    /// Returns the user and their organization's name, or `None` when it may not.
-    async fn issue_setup_token(
-        &self,
-        token: NewSetupToken,
-        audit: AuditEntry,
-    ) -> StoreResult<Option<(User, String)>>;
-
     /// Whether the email with this key was sent or given up.
     async fn email_handled(&self, key: &str) -> StoreResult<bool>;
     /// Records an email's outcome once; a second record of the same key is ignored.
     async fn record_email(&self, delivery: EmailDelivery) -> StoreResult<()>;
-
-    /// Ends sessions past their lifetime or idle time and voids expired setup tokens.
-    /// Returns how many of each.
-    async fn expire_credentials(&self, now: Timestamp, idle: Duration) -> StoreResult<(u64, u64)>;
 }
 
 /// A setup token to store (its hash only).

@@ -1,6 +1,6 @@
 //! PostgreSQL backend, for production.
 
-use super::sql::shared_store_impl;
+use super::sql::store_impl;
 use super::{Backend, migrations};
 use anyhow::Context as _;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -37,4 +37,4 @@ impl PostgresStore {
     }
 }
 
-shared_store_impl!(PostgresStore, Postgres, Backend::Postgres);
+store_impl!(PostgresStore, Postgres, Backend::Postgres);

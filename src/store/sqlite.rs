@@ -1,6 +1,6 @@
 //! SQLite backend: the embedded default, a WAL-mode file created on first start.
 
-use super::sql::shared_store_impl;
+use super::sql::store_impl;
 use super::{Backend, migrations};
 use anyhow::Context as _;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -52,4 +52,4 @@ impl SqliteStore {
     }
 }
 
-shared_store_impl!(SqliteStore, Sqlite, Backend::Sqlite);
+store_impl!(SqliteStore, Sqlite, Backend::Sqlite);

@@ -1,0 +1,87 @@
+//! SQL of the `JobStore`: the job outbox and the record of emails sent.
+
+macro_rules! jobs_impl {
+    ($store:ty) => {
+        #[async_trait::async_trait]
+        impl $crate::store::JobStore for $store {
+            async fn pending_jobs(&self, limit: i64) -> StoreResult<Vec<OutboxJob>> {
+                let rows: Vec<OutboxRow> = sqlx::query_as(
+                    "SELECT id, payload, created_at, attempts FROM job_outbox \
+                     WHERE relayed_at IS NULL ORDER BY id LIMIT $1",
+                )
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.into_iter().map(OutboxJob::try_from).collect()
+            }
+
+            async fn claim_jobs(&self, now: Timestamp, lease_until: Timestamp, limit: i64) -> StoreResult<Vec<OutboxJob>> {
+                // The due condition is repeated on the outer UPDATE so that a row claimed by a
+                // concurrent relay meanwhile is re-checked (PostgreSQL) and skipped.
+                let mut tx = self.begin_write().await?;
+                let rows: Vec<OutboxRow> = sqlx::query_as(
+                    "UPDATE job_outbox SET available_at = $2, attempts = attempts + 1 \
+                     WHERE relayed_at IS NULL AND available_at <= $1 AND id IN ( \
+                       SELECT id FROM job_outbox WHERE relayed_at IS NULL AND available_at <= $1 \
+                       ORDER BY id LIMIT $3) \
+                     RETURNING id, payload, created_at, attempts",
+                )
+                .bind(now)
+                .bind(lease_until)
+                .bind(limit)
+                .fetch_all(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                let mut jobs = rows.into_iter().map(OutboxJob::try_from).collect::<StoreResult<Vec<_>>>()?;
+                jobs.sort_by_key(|j| j.id);
+                Ok(jobs)
+            }
+
+            async fn mark_job_relayed(&self, id: i64, now: Timestamp) -> StoreResult<()> {
+                sqlx::query("UPDATE job_outbox SET relayed_at = $2, last_error = NULL WHERE id = $1 AND relayed_at IS NULL")
+                    .bind(id)
+                    .bind(now)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn job_relay_failed(&self, id: i64, error: &str, retry_at: Timestamp) -> StoreResult<()> {
+                sqlx::query("UPDATE job_outbox SET last_error = $2, available_at = $3 WHERE id = $1 AND relayed_at IS NULL")
+                    .bind(id)
+                    .bind(error)
+                    .bind(retry_at)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn email_handled(&self, key: &str) -> StoreResult<bool> {
+                let found: Option<i32> = sqlx::query_scalar("SELECT 1 FROM email_deliveries WHERE email_key = $1")
+                    .bind(key)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                Ok(found.is_some())
+            }
+
+            async fn record_email(&self, delivery: EmailDelivery) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO email_deliveries (email_key, recipient, template, status, error, at) \
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (email_key) DO NOTHING",
+                )
+                .bind(&delivery.key)
+                .bind(&delivery.recipient)
+                .bind(&delivery.template)
+                .bind(if delivery.failure.is_some() { "FAILED" } else { "SENT" })
+                .bind(delivery.failure.as_deref())
+                .bind(delivery.at)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+        }
+    };
+}
+
+pub(crate) use jobs_impl;

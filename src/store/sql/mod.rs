@@ -1,0 +1,251 @@
+//! The SQL of the store, written once: `store_impl!` expands it into the store traits
+//! of each backend. Both databases accept the same `$n` placeholders and
+//! `RETURNING`; what differs (connecting, starting a write transaction) stays in the
+//! backend's own module.
+
+pub(super) mod audit;
+pub(super) mod directory;
+pub(super) mod identity;
+pub(super) mod jobs;
+
+use super::{StoreError, unique_field};
+use sqlx::error::ErrorKind;
+
+impl From<sqlx::Error> for StoreError {
+    fn from(err: sqlx::Error) -> Self {
+        match err {
+            sqlx::Error::RowNotFound => StoreError::NotFound,
+            sqlx::Error::Database(ref db) if db.kind() == ErrorKind::UniqueViolation => {
+                let text = format!("{} {}", db.constraint().unwrap_or_default(), db.message());
+                StoreError::AlreadyExists {
+                    field: unique_field(&text),
+                }
+            }
+            other => StoreError::Database(other),
+        }
+    }
+}
+
+/// Sessions are marked seen at most this often, so that reads do not all become writes.
+pub(super) const SEEN_GRANULARITY: chrono::TimeDelta = chrono::TimeDelta::seconds(30);
+
+/// Implements every store trait for `$store` on database `$db`, with the shared SQL.
+/// Expanded in the backend's module, which provides `$store::begin_write` and `pool`.
+macro_rules! store_impl {
+    ($store:ident, $db:ty, $backend:expr) => {
+        use $crate::domain::audit::{self, AuditRecord};
+        use $crate::domain::{
+            LicensePool, OrgId, Organization, Practice, Product, SessionId, Timestamp, User, UserId,
+            UserStatus,
+        };
+        use $crate::store::rows::{
+            AuditRow, OrganizationRow, OutboxRow, PoolRow, PracticeRow, SessionUserRow, UserRow,
+            user_columns,
+        };
+        use $crate::store::{
+            AuditEntry, EmailDelivery, NewOrganization, NewSession, NewSetupToken, OutboxJob,
+            SessionUser, Store, StoreError, StoreResult, UserCreation,
+        };
+        use gatehouse_workers::{Job, SetupPurpose};
+        use sqlx::Transaction;
+
+        type Tx = Transaction<'static, $db>;
+
+        impl $store {
+            /// Appends to the organization's chain. Bumping the head row first serializes
+            /// appends per organization (a row lock on PostgreSQL, the write lock on SQLite).
+            async fn append_audit_in(tx: &mut Tx, entry: &AuditEntry) -> StoreResult<AuditRecord> {
+                let (seq, prev): (i64, Vec<u8>) = sqlx::query_as(
+                    "UPDATE organizations SET audit_seq = audit_seq + 1 WHERE id = $1 \
+                     RETURNING audit_seq, audit_head",
+                )
+                .bind(entry.org_id.0)
+                .fetch_one(&mut **tx)
+                .await?;
+                let details = entry.details.to_string();
+                let actor = entry.actor_id.map(|u| u.0);
+                let subject = entry.subject_id.map(|u| u.0);
+                let canonical = audit::EventContent {
+                    org_id: entry.org_id.0,
+                    seq,
+                    at: &entry.at,
+                    action: entry.action,
+                    actor_id: actor,
+                    subject_id: subject,
+                    request_id: entry.request_id,
+                    ip: entry.ip.as_deref(),
+                    details: &details,
+                }
+                .canonical();
+                let hash = audit::chain_hash(&prev, &canonical).to_vec();
+                let row: AuditRow = sqlx::query_as(
+                    "INSERT INTO audit_events (org_id, seq, at, action, actor_id, subject_id, \
+                     request_id, ip, details, prev_hash, hash) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+                     RETURNING id, org_id, seq, at, action, actor_id, subject_id, request_id, ip, \
+                     details, prev_hash, hash",
+                )
+                .bind(entry.org_id.0)
+                .bind(seq)
+                .bind(entry.at)
+                .bind(entry.action)
+                .bind(actor)
+                .bind(subject)
+                .bind(entry.request_id)
+                .bind(entry.ip.as_deref())
+                .bind(&details)
+                .bind(&prev)
+                .bind(&hash)
+                .fetch_one(&mut **tx)
+                .await?;
+                sqlx::query("UPDATE organizations SET audit_head = $2 WHERE id = $1")
+                    .bind(entry.org_id.0)
+                    .bind(&hash)
+                    .execute(&mut **tx)
+                    .await?;
+                Ok(row.into())
+            }
+
+            async fn enqueue_in(tx: &mut Tx, job: &Job, at: Timestamp) -> StoreResult<i64> {
+                let id = sqlx::query_scalar(
+                    "INSERT INTO job_outbox (kind, payload, created_at, available_at) \
+                     VALUES ($1, $2, $3, $3) RETURNING id",
+                )
+                .bind(job.kind())
+                .bind(job.to_json())
+                .bind(at)
+                .fetch_one(&mut **tx)
+                .await?;
+                Ok(id)
+            }
+
+            async fn user_in(tx: &mut Tx, id: UserId) -> StoreResult<User> {
+                let row: UserRow =
+                    sqlx::query_as(concat!("SELECT ", user_columns!(), " FROM users u WHERE u.id = $1"))
+                        .bind(id.0)
+                        .fetch_one(&mut **tx)
+                        .await?;
+                row.try_into()
+            }
+
+            async fn create_user_in(tx: &mut Tx, creation: &UserCreation) -> StoreResult<User> {
+                let new = &creation.user;
+                let status = if new.password_hash.is_some() { UserStatus::Active } else { UserStatus::Invited };
+                let id: i64 = sqlx::query_scalar(
+                    "INSERT INTO users (org_id, username, email, first_name, last_name, mobile, kind, \
+                     role, status, password_hash, encryption_key, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12) RETURNING id",
+                )
+                .bind(new.org_id.0)
+                .bind(&new.username)
+                .bind(&new.email)
+                .bind(&new.first_name)
+                .bind(&new.last_name)
+                .bind(new.mobile.as_deref())
+                .bind(new.kind.as_str())
+                .bind(new.role.as_str())
+                .bind(status.as_str())
+                .bind(new.password_hash.as_deref())
+                .bind(&new.encryption_key)
+                .bind(new.created_at)
+                .fetch_one(&mut **tx)
+                .await?;
+                let mut products = new.products.clone();
+                products.sort();
+                products.dedup();
+                for product in products {
+                    let taken = sqlx::query(
+                        "UPDATE license_pools SET used = used + 1 \
+                         WHERE org_id = $1 AND product = $2 AND kind = $3 AND used < total",
+                    )
+                    .bind(new.org_id.0)
+                    .bind(product.as_str())
+                    .bind(new.kind.as_str())
+                    .execute(&mut **tx)
+                    .await?
+                    .rows_affected();
+                    if taken == 0 {
+                        return Err(StoreError::NoLicense { product, kind: new.kind });
+                    }
+                    sqlx::query("INSERT INTO user_products (user_id, product) VALUES ($1, $2)")
+                        .bind(id)
+                        .bind(product.as_str())
+                        .execute(&mut **tx)
+                        .await?;
+                }
+                for permission in &new.permissions {
+                    sqlx::query(
+                        "INSERT INTO user_permissions (user_id, permission) VALUES ($1, $2) \
+                         ON CONFLICT DO NOTHING",
+                    )
+                    .bind(id)
+                    .bind(permission.as_str())
+                    .execute(&mut **tx)
+                    .await?;
+                }
+                for practice in &new.practice_ids {
+                    // Only a practice of the same organization can be attached.
+                    let attached = sqlx::query(
+                        "INSERT INTO user_practices (user_id, practice_id) \
+                         SELECT $1, p.id FROM practices p WHERE p.id = $2 AND p.org_id = $3 \
+                         ON CONFLICT DO NOTHING",
+                    )
+                    .bind(id)
+                    .bind(practice.0)
+                    .bind(new.org_id.0)
+                    .execute(&mut **tx)
+                    .await?
+                    .rows_affected();
+                    if attached == 0 {
+                        return Err(StoreError::NotFound);
+                    }
+                }
+                let mut audit = creation.audit.clone();
+                audit.org_id = new.org_id;
+                audit.subject_id = Some(UserId(id));
+                Self::append_audit_in(tx, &audit).await?;
+                if creation.send_setup_email {
+                    let job = Job::AccountSetupEmail {
+                        user_id: id,
+                        purpose: SetupPurpose::Invitation,
+                        self_requested: false,
+                    };
+                    Self::enqueue_in(tx, &job, new.created_at).await?;
+                }
+                Self::user_in(tx, UserId(id)).await
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl Store for $store {
+            fn backend(&self) -> $crate::store::Backend {
+                $backend
+            }
+
+            async fn ping(&self) -> StoreResult<()> {
+                sqlx::query("SELECT 1").execute(&self.pool).await?;
+                Ok(())
+            }
+
+        }
+
+        mod directory_sql {
+            use super::*;
+            $crate::store::sql::directory::directory_impl!($store);
+        }
+        mod identity_sql {
+            use super::*;
+            $crate::store::sql::identity::identity_impl!($store);
+        }
+        mod audit_sql {
+            use super::*;
+            $crate::store::sql::audit::audit_impl!($store);
+        }
+        mod jobs_sql {
+            use super::*;
+            $crate::store::sql::jobs::jobs_impl!($store);
+        }
+    };
+}
+
+pub(super) use store_impl;
