@@ -15,6 +15,10 @@ pub enum AppError {
     Unauthenticated,
     #[error("not allowed")]
     Forbidden,
+    #[error("too many attempts")]
+    RateLimited,
+    #[error("the password must be changed first")]
+    PasswordChangeRequired,
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }

@@ -1,9 +1,12 @@
 //! Use cases. Every operation takes the calling `Actor` and decides authorization here.
 
 pub mod audit;
+pub mod credentials;
 pub mod crypto;
 pub mod error;
 pub mod organization;
+pub mod policy;
+pub mod ratelimit;
 pub mod session;
 pub mod user;
 
@@ -21,15 +24,22 @@ pub struct App {
     pub store: Arc<dyn Store>,
     pub config: Arc<Config>,
     pub hasher: crypto::PasswordHasher,
+    /// Sign-in attempts per client IP and minute.
+    pub login_limiter: Arc<ratelimit::RateLimiter>,
 }
 
 impl App {
     pub fn new(store: Arc<dyn Store>, config: Arc<Config>) -> Self {
         let hasher = crypto::PasswordHasher::new(config.argon2);
+        let login_limiter = Arc::new(ratelimit::RateLimiter::new(
+            config.login_rate_limit,
+            std::time::Duration::from_secs(60),
+        ));
         Self {
             store,
             config,
             hasher,
+            login_limiter,
         }
     }
 }

@@ -1,9 +1,10 @@
-//! Sign-in and sessions: who is calling, proven by a bearer token.
+//! Sign-in, lockout and sessions: who is calling, proven by a bearer token.
 
 use super::crypto::{Verified, new_token, token_hash};
-use super::{App, AppResult};
-use crate::domain::{DomainError, ErrorCode, OrgId, SessionId, User, UserStatus, now};
-use crate::store::{AuditEntry, NewSession};
+use super::{App, AppError, AppResult};
+use crate::domain::{DomainError, ErrorCode, OrgId, SessionId, Timestamp, User, UserStatus, now};
+use crate::store::{AuditEntry, FailedLogin, LockNotice, NewSession};
+use gatehouse_workers::{Email, Job};
 
 /// The authenticated caller of an operation.
 #[derive(Debug, Clone)]
@@ -16,6 +17,13 @@ pub struct Actor {
 impl Actor {
     pub fn org_id(&self) -> OrgId {
         self.user.org_id
+    }
+
+    /// An audit event with this caller as actor, from their IP.
+    pub fn audit(&self, action: &'static str) -> AuditEntry {
+        AuditEntry::new(self.org_id(), now(), action)
+            .actor(Some(self.user.id))
+            .ip(self.ip.clone())
     }
 }
 
@@ -33,20 +41,34 @@ pub struct LoggedIn {
     pub user: User,
 }
 
+pub(crate) fn invalid_credentials() -> DomainError {
+    DomainError::new(
+        ErrorCode::InvalidCredentials,
+        "The username or password is incorrect.",
+    )
+}
+
+pub(crate) fn later(at: Timestamp, by: std::time::Duration) -> Timestamp {
+    at.checked_add_signed(chrono::TimeDelta::from_std(by).unwrap_or(chrono::TimeDelta::MAX))
+        .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC)
+}
+
 impl App {
-    /// Signs in. Every failure answers the same INVALID_CREDENTIALS, after the same work.
+    /// Signs in. Unknown user, wrong password, INVITED, INACTIVE or locked all answer the
+    /// same INVALID_CREDENTIALS after the same work: one argon2 verification, against a
+    /// dummy hash when there is nothing real to check (a locked account's password is
+    /// not even looked at).
     pub async fn login(
         &self,
         username: &str,
         password: &str,
         client: &ClientInfo,
     ) -> AppResult<LoggedIn> {
-        let denied = || {
-            DomainError::new(
-                ErrorCode::InvalidCredentials,
-                "The username or password is incorrect.",
-            )
-        };
+        if let Some(ip) = &client.ip
+            && !self.login_limiter.allow(ip)
+        {
+            return Err(AppError::RateLimited);
+        }
         let username = username.trim().to_lowercase();
         let found = if username.len() <= 64 {
             self.store.credentials_by_username(&username).await?
@@ -54,33 +76,47 @@ impl App {
             None
         };
         let at = now();
-        let (user, hash) = match found {
-            Some((user, hash)) => (Some(user), hash),
-            None => (None, None),
+        let Some((user, hash)) = found else {
+            self.hasher.verify(password, None).await?;
+            return Err(invalid_credentials().into());
         };
-        let verified = self.hasher.verify(password, hash.as_deref()).await?;
-        let Some(user) = user else {
-            return Err(denied().into());
-        };
-        let usable = user.status == UserStatus::Active && !user.is_locked(at);
-        if verified == Verified::No || !usable {
+        let locked = user.is_locked(at);
+        let usable = user.status == UserStatus::Active && !locked;
+        let verified = self
+            .hasher
+            .verify(password, if usable { hash.as_deref() } else { None })
+            .await?;
+        if !usable {
+            let reason = if locked {
+                "account locked"
+            } else {
+                "account not active"
+            };
             let audit = AuditEntry::new(user.org_id, at, "session.login_failed")
                 .subject(user.id)
                 .ip(client.ip.clone())
-                .details(serde_json::json!({ "reason": if usable { "wrong password" } else { "account not usable" } }));
+                .details(serde_json::json!({ "reason": reason }));
             self.store.append_audit(audit).await?;
-            return Err(denied().into());
+            return Err(invalid_credentials().into());
+        }
+        let rehash = match verified {
+            Verified::No => {
+                self.count_failed_login(&user, client.ip.clone(), "wrong password")
+                    .await?;
+                return Err(invalid_credentials().into());
+            }
+            Verified::Yes => None,
+            Verified::YesRehashed(new_hash) => Some(new_hash),
+        };
+        if let Some(new_hash) = rehash {
+            self.store.update_password_hash(user.id, &new_hash).await?;
         }
         let (token, token_hash) = new_token();
-        let max =
-            chrono::TimeDelta::from_std(self.config.session_max).unwrap_or(chrono::TimeDelta::MAX);
         let session = NewSession {
             user_id: user.id,
             token_hash,
             created_at: at,
-            expires_at: at
-                .checked_add_signed(max)
-                .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC),
+            expires_at: later(at, self.config.session_max),
             user_agent: client.user_agent.clone(),
             ip: client.ip.clone(),
         };
@@ -91,6 +127,58 @@ impl App {
         self.store.start_session(session, audit).await?;
         let user = self.store.user(user.org_id, user.id).await?;
         Ok(LoggedIn { token, user })
+    }
+
+    /// Counts a failed sign-in of `user` (a wrong password, a wrong security answer, a
+    /// wrong password in an admin's step-up); the threshold-th in a row locks the account
+    /// and emails its owner.
+    pub(crate) async fn count_failed_login(
+        &self,
+        user: &User,
+        ip: Option<String>,
+        reason: &str,
+    ) -> AppResult<()> {
+        let at = now();
+        let lock_until = later(at, self.config.lockout_duration);
+        let audit = AuditEntry::new(user.org_id, at, "session.login_failed")
+            .subject(user.id)
+            .ip(ip.clone())
+            .details(serde_json::json!({ "reason": reason }));
+        let lock_audit = AuditEntry::new(user.org_id, at, "user.locked")
+            .subject(user.id)
+            .ip(ip)
+            .details(
+                serde_json::json!({ "until": lock_until, "after": self.config.lockout_threshold }),
+            );
+        let email = Job::Email {
+            to_name: user.display_name(),
+            to_address: user.email.clone(),
+            email: Email::AccountLocked {
+                name: user.display_name(),
+                username: user.username.clone(),
+                locked_until: lock_until.format("%Y-%m-%d %H:%M UTC").to_string(),
+                help_contact: "an administrator or owner of your practice, who can unlock it"
+                    .into(),
+            },
+        };
+        let failure = FailedLogin {
+            user_id: user.id,
+            at,
+            threshold: i32::try_from(self.config.lockout_threshold).unwrap_or(i32::MAX),
+            lock_until,
+            audit,
+            lock: LockNotice {
+                audit: lock_audit,
+                email,
+            },
+        };
+        if self.store.login_failed(failure).await? {
+            tracing::info!(
+                user_id = user.id.0,
+                "account locked after repeated failures"
+            );
+        }
+        Ok(())
     }
 
     /// The caller behind a bearer token, if the session is live.
@@ -111,10 +199,7 @@ impl App {
 
     /// Ends the caller's current session.
     pub async fn logout(&self, actor: &Actor) -> AppResult<()> {
-        let audit = AuditEntry::new(actor.org_id(), now(), "session.logout")
-            .actor(Some(actor.user.id))
-            .subject(actor.user.id)
-            .ip(actor.ip.clone());
+        let audit = actor.audit("session.logout").subject(actor.user.id);
         self.store.end_session(actor.session_id, audit).await?;
         Ok(())
     }

@@ -3,6 +3,7 @@
 
 use super::types::UserError;
 use crate::app::{AppError, AppResult};
+use async_graphql::ErrorExtensions;
 
 /// `.gql()?` on a use case's result keeps the error's code.
 pub trait GqlResult<T> {
@@ -14,24 +15,33 @@ impl<T> GqlResult<T> for AppResult<T> {
         self.map_err(gql)
     }
 }
-use async_graphql::ErrorExtensions;
+
+fn coded(message: &str, code: &'static str) -> async_graphql::Error {
+    async_graphql::Error::new(message).extend_with(|_, e| e.set("code", code))
+}
 
 /// Converts an application error into a GraphQL error with `extensions.code`
 /// (`AppError` is `Display`, so async-graphql's blanket `From` would drop the code).
 pub fn gql(err: AppError) -> async_graphql::Error {
-    {
-        match err {
-            AppError::Unauthenticated => async_graphql::Error::new("Sign in first.")
-                .extend_with(|_, e| e.set("code", "UNAUTHENTICATED")),
-            AppError::Forbidden => async_graphql::Error::new("Your role does not allow this.")
-                .extend_with(|_, e| e.set("code", "FORBIDDEN")),
-            AppError::Domain(domain) => async_graphql::Error::new(domain.message.clone())
-                .extend_with(|_, e| e.set("code", domain.code.as_str())),
-            AppError::Unexpected(cause) => {
-                tracing::error!(error = ?cause, "internal error");
-                async_graphql::Error::new("Something went wrong on our side; it has been logged.")
-                    .extend_with(|_, e| e.set("code", "INTERNAL"))
-            }
+    match err {
+        AppError::Unauthenticated => coded("Sign in first.", "UNAUTHENTICATED"),
+        AppError::Forbidden => coded("Your role does not allow this.", "FORBIDDEN"),
+        AppError::RateLimited => coded(
+            "Too many sign-in attempts from your address; wait a minute.",
+            "RATE_LIMITED",
+        ),
+        AppError::PasswordChangeRequired => coded(
+            "Your password was reset by an administrator: change it (changePassword) before anything else.",
+            "PASSWORD_CHANGE_REQUIRED",
+        ),
+        AppError::Domain(domain) => async_graphql::Error::new(domain.message.clone())
+            .extend_with(|_, e| e.set("code", domain.code.as_str())),
+        AppError::Unexpected(cause) => {
+            tracing::error!(error = ?cause, "internal error");
+            coded(
+                "Something went wrong on our side; it has been logged.",
+                "INTERNAL",
+            )
         }
     }
 }

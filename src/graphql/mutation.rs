@@ -1,8 +1,10 @@
 //! Mutation root.
 
-use super::types::{User, UserError, actor, app};
+use super::types::{User, UserError, actor, app, viewer};
 use super::{GqlResult, RequestContext, user_errors};
-use async_graphql::{Context, InputObject, Object, SimpleObject};
+use crate::app::credentials::AccountSetup;
+use crate::domain::{DomainError, ErrorCode, UserId};
+use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 
 #[derive(Default)]
 pub struct Mutation;
@@ -22,6 +24,84 @@ pub struct LoginPayload {
     user_errors: Vec<UserError>,
 }
 
+#[derive(InputObject)]
+pub struct ChangePasswordInput {
+    current_password: String,
+    new_password: String,
+}
+
+#[derive(InputObject)]
+pub struct RequestAccountSetupEmailInput {
+    username_or_email: String,
+}
+
+#[derive(InputObject)]
+pub struct SecurityAnswerInput {
+    question: String,
+    answer: String,
+}
+
+#[derive(InputObject)]
+pub struct CompleteAccountSetupInput {
+    token: String,
+    new_password: String,
+    /// At least three distinct questions with their answers.
+    security_questions: Vec<SecurityAnswerInput>,
+    /// Required when the user asked for the email themselves and already has questions.
+    current_security_answer: Option<SecurityAnswerInput>,
+}
+
+#[derive(SimpleObject)]
+pub struct CompleteAccountSetupPayload {
+    user: Option<User>,
+    user_errors: Vec<UserError>,
+}
+
+#[derive(InputObject)]
+pub struct UserIdInput {
+    user_id: ID,
+}
+
+#[derive(InputObject)]
+pub struct SetTemporaryPasswordInput {
+    user_id: ID,
+    temporary_password: String,
+    /// The calling admin's own password (step-up re-authentication).
+    admin_password: String,
+}
+
+#[derive(InputObject)]
+pub struct ResetEncryptionKeyInput {
+    user_id: ID,
+    /// The calling admin's own password (step-up re-authentication).
+    admin_password: String,
+}
+
+#[derive(SimpleObject)]
+pub struct UserPayload {
+    user: Option<User>,
+    user_errors: Vec<UserError>,
+}
+
+impl UserPayload {
+    fn from(result: crate::app::AppResult<crate::domain::User>) -> async_graphql::Result<Self> {
+        let (user, user_errors) = user_errors(result)?;
+        Ok(UserPayload {
+            user: user.map(User::new),
+            user_errors,
+        })
+    }
+}
+
+/// Parses a user ID argument; a malformed one is as unknown as any other.
+fn user_id(id: &ID) -> Result<UserId, crate::app::AppError> {
+    UserId::from_global(id).ok_or_else(|| {
+        DomainError::new(ErrorCode::NotFound, "No such user.")
+            .on("userId")
+            .into()
+    })
+}
+
 #[Object]
 impl Mutation {
     async fn login(
@@ -39,7 +119,7 @@ impl Mutation {
             Some(done) => LoginPayload {
                 password_change_required: done.user.password_change_required,
                 token: Some(done.token),
-                user: Some(User(done.user)),
+                user: Some(User::themself(done.user)),
                 user_errors,
             },
             None => LoginPayload {
@@ -53,7 +133,127 @@ impl Mutation {
 
     /// Ends the current session.
     async fn logout(&self, ctx: &Context<'_>) -> async_graphql::Result<bool> {
-        app(ctx)?.logout(actor(ctx)?).await.gql()?;
+        app(ctx)?.logout(viewer(ctx)?).await.gql()?;
         Ok(true)
+    }
+
+    /// Changes the caller's password; every session of theirs ends, this one too.
+    async fn change_password(
+        &self,
+        ctx: &Context<'_>,
+        input: ChangePasswordInput,
+    ) -> async_graphql::Result<UserPayload> {
+        let actor = viewer(ctx)?;
+        UserPayload::from(
+            app(ctx)?
+                .change_password(actor, &input.current_password, &input.new_password)
+                .await,
+        )
+    }
+
+    /// Public. Always true; sends the email only where the account exists and may receive it.
+    async fn request_account_setup_email(
+        &self,
+        ctx: &Context<'_>,
+        input: RequestAccountSetupEmailInput,
+    ) -> async_graphql::Result<bool> {
+        app(ctx)?
+            .request_setup_email(&input.username_or_email)
+            .await
+            .gql()?;
+        Ok(true)
+    }
+
+    /// Public, authenticated by the emailed token.
+    async fn complete_account_setup(
+        &self,
+        ctx: &Context<'_>,
+        input: CompleteAccountSetupInput,
+    ) -> async_graphql::Result<CompleteAccountSetupPayload> {
+        let client = &ctx.data::<RequestContext>()?.client;
+        let setup = AccountSetup {
+            token: input.token,
+            new_password: input.new_password,
+            questions: input
+                .security_questions
+                .into_iter()
+                .map(|q| (q.question, q.answer))
+                .collect(),
+            current_answer: input
+                .current_security_answer
+                .map(|q| (q.question, q.answer)),
+        };
+        let (user, user_errors) = user_errors(app(ctx)?.complete_setup(setup, client).await)?;
+        Ok(CompleteAccountSetupPayload {
+            user: user.map(User::themself),
+            user_errors,
+        })
+    }
+
+    async fn send_account_setup_email(
+        &self,
+        ctx: &Context<'_>,
+        input: UserIdInput,
+    ) -> async_graphql::Result<UserPayload> {
+        let (app, actor) = (app(ctx)?, actor(ctx)?);
+        UserPayload::from(
+            async { app.send_setup_email(actor, user_id(&input.user_id)?).await }.await,
+        )
+    }
+
+    async fn unlock_user(
+        &self,
+        ctx: &Context<'_>,
+        input: UserIdInput,
+    ) -> async_graphql::Result<UserPayload> {
+        let (app, actor) = (app(ctx)?, actor(ctx)?);
+        UserPayload::from(async { app.unlock_user(actor, user_id(&input.user_id)?).await }.await)
+    }
+
+    async fn set_temporary_password(
+        &self,
+        ctx: &Context<'_>,
+        input: SetTemporaryPasswordInput,
+    ) -> async_graphql::Result<UserPayload> {
+        let (app, actor) = (app(ctx)?, actor(ctx)?);
+        UserPayload::from(
+            async {
+                let id = user_id(&input.user_id)?;
+                app.set_temporary_password(
+                    actor,
+                    id,
+                    &input.temporary_password,
+                    &input.admin_password,
+                )
+                .await
+            }
+            .await,
+        )
+    }
+
+    async fn reset_encryption_key(
+        &self,
+        ctx: &Context<'_>,
+        input: ResetEncryptionKeyInput,
+    ) -> async_graphql::Result<UserPayload> {
+        let (app, actor) = (app(ctx)?, actor(ctx)?);
+        UserPayload::from(
+            async {
+                app.reset_encryption_key(actor, user_id(&input.user_id)?, &input.admin_password)
+                    .await
+            }
+            .await,
+        )
+    }
+
+    async fn revoke_sessions(
+        &self,
+        ctx: &Context<'_>,
+        input: UserIdInput,
+    ) -> async_graphql::Result<UserPayload> {
+        let (app, actor) = (app(ctx)?, actor(ctx)?);
+        UserPayload::from(
+            async { app.revoke_sessions(actor, user_id(&input.user_id)?).await }.await,
+        )
     }
 }

@@ -17,7 +17,7 @@ impl Query {
             .data::<RequestContext>()?
             .actor
             .as_ref()
-            .map(|a| User(a.user.clone())))
+            .map(|a| User::new(a.user.clone())))
     }
 
     /// The caller's organization.
@@ -35,7 +35,7 @@ impl Query {
                 .user(actor, user)
                 .await
                 .gql()?
-                .map(|u| Node::User(User(u))));
+                .map(|u| Node::User(User::new(u))));
         }
         if let Some(practice) = PracticeId::from_global(&id) {
             let org = app(ctx)?.organization(actor).await.gql()?;

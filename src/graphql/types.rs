@@ -2,6 +2,7 @@
 //! enums are mirrored here with `remote`.
 
 use super::GqlResult;
+use crate::app::credentials::Viewer;
 use crate::app::{Actor, App};
 use crate::domain::{self, DomainError, Timestamp};
 use async_graphql::{Context, Enum, ID, Interface, Object, SimpleObject};
@@ -91,11 +92,61 @@ pub(super) fn app<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a App> {
     ctx.data::<App>()
 }
 
+/// The signed-in caller, for root fields. A session whose password must be changed may
+/// only reach `me`, `changePassword` and `logout` (which use `viewer`).
 pub(super) fn actor<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a Actor> {
+    let actor = viewer(ctx)?;
+    if actor.user.password_change_required {
+        return Err(super::gql(crate::app::AppError::PasswordChangeRequired));
+    }
+    Ok(actor)
+}
+
+/// The signed-in caller, whatever the state of their password: for `me`, `changePassword`,
+/// `logout`, and fields below a root that was already allowed.
+pub(super) fn viewer<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a Actor> {
     ctx.data::<super::RequestContext>()?
         .actor
         .as_ref()
         .ok_or_else(|| super::gql(crate::app::AppError::Unauthenticated))
+}
+
+/// A signed-in device, as listed to its user and to admins.
+pub struct Session {
+    pub record: crate::store::SessionRecord,
+    pub current: bool,
+}
+
+#[Object]
+impl Session {
+    async fn id(&self) -> ID {
+        ID(self.record.id.to_global())
+    }
+
+    async fn created_at(&self) -> Timestamp {
+        self.record.created_at
+    }
+
+    async fn last_seen_at(&self) -> Timestamp {
+        self.record.last_seen_at
+    }
+
+    async fn expires_at(&self) -> Timestamp {
+        self.record.expires_at
+    }
+
+    async fn user_agent(&self) -> Option<&str> {
+        self.record.user_agent.as_deref()
+    }
+
+    async fn ip(&self) -> Option<&str> {
+        self.record.ip.as_deref()
+    }
+
+    /// The session making this request.
+    async fn current(&self) -> bool {
+        self.current
+    }
 }
 
 pub struct Organization(pub domain::Organization);
@@ -159,87 +210,146 @@ impl LicensePool {
     }
 }
 
-pub struct User(pub domain::User);
+/// A user as the API shows it. `themself` marks a user returned to the person who just
+/// proved to be them (by password or emailed token) without a session yet.
+pub struct User {
+    pub user: domain::User,
+    pub themself: bool,
+}
+
+impl User {
+    pub fn new(user: domain::User) -> Self {
+        Self {
+            user,
+            themself: false,
+        }
+    }
+
+    pub fn themself(user: domain::User) -> Self {
+        Self {
+            user,
+            themself: true,
+        }
+    }
+
+    fn viewer<'a>(&self, ctx: &Context<'a>) -> async_graphql::Result<Viewer<'a>> {
+        if self.themself {
+            Ok(Viewer::Themself)
+        } else {
+            Ok(Viewer::Actor(viewer(ctx)?))
+        }
+    }
+}
 
 #[Object]
 impl User {
     async fn id(&self) -> ID {
-        ID(self.0.id.to_global())
+        ID(self.user.id.to_global())
     }
 
     async fn username(&self) -> &str {
-        &self.0.username
+        &self.user.username
     }
 
     async fn first_name(&self) -> &str {
-        &self.0.first_name
+        &self.user.first_name
     }
 
     async fn last_name(&self) -> &str {
-        &self.0.last_name
+        &self.user.last_name
     }
 
     async fn display_name(&self) -> String {
-        self.0.display_name()
+        self.user.display_name()
     }
 
     async fn email(&self) -> &str {
-        &self.0.email
+        &self.user.email
     }
 
     /// E.164, e.g. +15035550123
     async fn mobile(&self) -> Option<&str> {
-        self.0.mobile.as_deref()
+        self.user.mobile.as_deref()
     }
 
     async fn kind(&self) -> UserKind {
-        self.0.kind.into()
+        self.user.kind.into()
     }
 
     async fn role(&self) -> Role {
-        self.0.role.into()
+        self.user.role.into()
     }
 
     async fn status(&self) -> UserStatus {
-        self.0.status.into()
+        self.user.status.into()
     }
 
     async fn locked(&self) -> bool {
-        self.0.is_locked(domain::now())
+        self.user.is_locked(domain::now())
     }
 
     async fn locked_until(&self) -> Option<Timestamp> {
-        self.0.locked_until.filter(|until| *until > domain::now())
+        self.user
+            .locked_until
+            .filter(|until| *until > domain::now())
     }
 
     async fn password_change_required(&self) -> bool {
-        self.0.password_change_required
+        self.user.password_change_required
     }
 
     async fn products(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Product>> {
-        let products = app(ctx)?.user_products(&self.0).await.gql()?;
+        let products = app(ctx)?.user_products(&self.user).await.gql()?;
         Ok(products.into_iter().map(Product::from).collect())
     }
 
+    /// Questions only, never answers. Visible to the user and to admins.
+    async fn security_questions(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<String>> {
+        app(ctx)?
+            .security_questions_of(self.viewer(ctx)?, &self.user)
+            .await
+            .gql()
+    }
+
+    /// Open sessions (signed-in devices). Visible to the user and to admins.
+    async fn sessions(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Session>> {
+        let current = ctx
+            .data::<super::RequestContext>()?
+            .actor
+            .as_ref()
+            .map(|a| a.session_id);
+        let sessions = app(ctx)?
+            .sessions_of(self.viewer(ctx)?, &self.user)
+            .await
+            .gql()?;
+        Ok(sessions
+            .into_iter()
+            .map(|record| Session {
+                current: Some(record.id) == current,
+                record,
+            })
+            .collect())
+    }
+
     async fn encryption_key_version(&self) -> i32 {
-        self.0.encryption_key_version
+        self.user.encryption_key_version
     }
 
     async fn organization(&self, ctx: &Context<'_>) -> async_graphql::Result<Organization> {
         Ok(Organization(
-            app(ctx)?.organization_of(&self.0).await.gql()?,
+            app(ctx)?.organization_of(&self.user).await.gql()?,
         ))
     }
 
     async fn created_at(&self) -> Timestamp {
-        self.0.created_at
+        self.user.created_at
     }
 
     async fn last_login_at(&self) -> Option<Timestamp> {
-        self.0.last_login_at
+        self.user.last_login_at
     }
 
     async fn deactivated_at(&self) -> Option<Timestamp> {
-        self.0.deactivated_at
+        self.user.deactivated_at
     }
 }

@@ -233,9 +233,51 @@ pub trait IdentityStore: Send + Sync {
         audit: AuditEntry,
     ) -> StoreResult<Option<(User, String)>>;
 
-    /// Ends sessions past their lifetime or idle time and voids expired setup tokens.
-    /// Returns how many of each.
+    /// Ends sessions past their lifetime or idle time and deletes setup tokens expired
+    /// for a week. Returns how many of each.
     async fn expire_credentials(&self, now: Timestamp, idle: Duration) -> StoreResult<(u64, u64)>;
+
+    async fn user_by_username_or_email(&self, text: &str) -> StoreResult<Option<User>>;
+    /// Any user by ID, for flows authenticated by an emailed token rather than a session.
+    async fn user_by_id(&self, id: UserId) -> StoreResult<Option<User>>;
+    /// Replaces a password hash after a successful sign-in (stronger parameters).
+    async fn update_password_hash(&self, user_id: UserId, hash: &str) -> StoreResult<()>;
+    /// Counts a failed sign-in; at `threshold` consecutive failures the account locks until
+    /// `lock_until`, and `lock.audit` and `lock.email` are recorded with it. Returns whether
+    /// this failure started a lock.
+    async fn login_failed(&self, failure: FailedLogin) -> StoreResult<bool>;
+    /// Sets a password (and whether it must be changed at next sign-in), ends every
+    /// session of the user, clears any lock, with the audit event and email.
+    async fn set_password(&self, change: PasswordChange) -> StoreResult<User>;
+    async fn setup_token(&self, token_hash: &[u8]) -> StoreResult<Option<SetupTokenRecord>>;
+    async fn security_answers(&self, user_id: UserId) -> StoreResult<Vec<SecurityAnswer>>;
+    /// Uses the token (once: a token used or voided meanwhile is a `Conflict`), sets the
+    /// password and security questions, activates an INVITED user, clears any lock and
+    /// ends every session.
+    async fn complete_setup(&self, setup: CompleteSetup) -> StoreResult<User>;
+    /// New key material, version + 1 (a `Conflict` if the version moved meanwhile), every
+    /// session ended.
+    async fn reset_encryption_key(&self, reset: KeyReset) -> StoreResult<User>;
+    /// Ends every session of the user; returns how many were open.
+    async fn revoke_sessions(&self, user_id: UserId, audit: AuditEntry) -> StoreResult<u64>;
+    async fn unlock_user(&self, user_id: UserId, audit: AuditEntry) -> StoreResult<User>;
+    /// The user's open sessions, newest first.
+    async fn user_sessions(
+        &self,
+        user_id: UserId,
+        now: Timestamp,
+        idle: Duration,
+    ) -> StoreResult<Vec<SessionRecord>>;
+    /// Files a self-requested setup email unless `max` were filed since `since`; returns
+    /// whether it was filed.
+    async fn file_setup_email_request(
+        &self,
+        user_id: UserId,
+        at: Timestamp,
+        since: Timestamp,
+        max: i64,
+        job: Job,
+    ) -> StoreResult<bool>;
 }
 
 /// The audit chain.
@@ -256,6 +298,8 @@ pub trait AuditStore: Send + Sync {
 /// The job outbox and the record of emails sent.
 #[async_trait]
 pub trait JobStore: Send + Sync {
+    /// Files a job in the outbox on its own.
+    async fn enqueue(&self, job: Job, at: Timestamp) -> StoreResult<i64>;
     /// Outbox jobs not yet relayed, oldest first.
     async fn pending_jobs(&self, limit: i64) -> StoreResult<Vec<OutboxJob>>;
     /// Leases up to `limit` due outbox jobs until `lease_until`; a job leased by another
@@ -273,6 +317,83 @@ pub trait JobStore: Send + Sync {
     async fn email_handled(&self, key: &str) -> StoreResult<bool>;
     /// Records an email's outcome once; a second record of the same key is ignored.
     async fn record_email(&self, delivery: EmailDelivery) -> StoreResult<()>;
+}
+
+/// A failed sign-in to count.
+#[derive(Debug, Clone)]
+pub struct FailedLogin {
+    pub user_id: UserId,
+    pub at: Timestamp,
+    pub threshold: i32,
+    pub lock_until: Timestamp,
+    pub audit: AuditEntry,
+    pub lock: LockNotice,
+}
+
+/// What is recorded when a lock starts.
+#[derive(Debug, Clone)]
+pub struct LockNotice {
+    pub audit: AuditEntry,
+    pub email: Job,
+}
+
+#[derive(Debug, Clone)]
+pub struct PasswordChange {
+    pub user_id: UserId,
+    pub hash: String,
+    pub change_required: bool,
+    pub audit: AuditEntry,
+    pub email: Option<Job>,
+}
+
+/// A stored setup token (its hash only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetupTokenRecord {
+    pub id: i64,
+    pub user_id: UserId,
+    pub purpose: SetupPurpose,
+    pub self_requested: bool,
+    pub expires_at: Timestamp,
+    pub used_at: Option<Timestamp>,
+    pub voided_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecurityAnswer {
+    pub question: String,
+    pub answer_hash: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct CompleteSetup {
+    pub token_id: i64,
+    pub user_id: UserId,
+    pub password_hash: String,
+    pub answers: Vec<SecurityAnswer>,
+    pub audit: AuditEntry,
+    pub email: Option<Job>,
+}
+
+#[derive(Debug, Clone)]
+pub struct KeyReset {
+    pub user_id: UserId,
+    pub key: Vec<u8>,
+    /// The version the key has now; the reset makes it one more.
+    pub from_version: i32,
+    pub audit: AuditEntry,
+    pub email: Job,
+}
+
+/// An open session as listed to its user and to admins.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    pub id: SessionId,
+    pub created_at: Timestamp,
+    pub last_seen_at: Timestamp,
+    /// The earlier of the absolute lifetime and the idle timeout.
+    pub expires_at: Timestamp,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
 }
 
 /// A setup token to store (its hash only).

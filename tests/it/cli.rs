@@ -70,8 +70,14 @@ async fn org_create_with_password_prints_an_active_owner(db: TestDb) {
         "EHR:PROVIDER:2",
         "--owner-password-stdin",
     ]);
+    cmd.env("GATEHOUSE_LOG", "trace");
     let out = run(cmd, Some("a long and private passphrase\n"));
     assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        !stderr(&out).contains("private passphrase"),
+        "the password is never logged"
+    );
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("private passphrase"));
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
     assert_eq!(json["organization"]["name"], "Sunrise Clinic");
     assert_eq!(json["owner"]["status"], "ACTIVE");

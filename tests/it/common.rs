@@ -314,3 +314,89 @@ macro_rules! on_both_databases {
         }
     };
 }
+
+/// Adds a user to an organization directly through the store (the API for inviting users
+/// belongs to the directory tests); with a password the user is ACTIVE.
+pub async fn add_user(
+    app: &App,
+    org: gatehouse::domain::OrgId,
+    username: &str,
+    role: gatehouse::domain::Role,
+    password: Option<&str>,
+) -> gatehouse::domain::User {
+    use gatehouse::domain::{Product, UserKind, now};
+    use gatehouse::store::{AuditEntry, NewUser, UserCreation};
+    let password_hash = match password {
+        Some(p) => Some(app.hasher.hash(p).await.unwrap()),
+        None => None,
+    };
+    let at = now();
+    let creation = UserCreation {
+        user: NewUser {
+            org_id: org,
+            username: username.into(),
+            email: format!("{username}@staff.example"),
+            first_name: "Sam".into(),
+            last_name: username.into(),
+            mobile: None,
+            kind: UserKind::Staff,
+            role,
+            products: vec![Product::Ehr],
+            permissions: vec![],
+            practice_ids: vec![],
+            password_hash,
+            encryption_key: vec![1; 32],
+            created_at: at,
+        },
+        audit: AuditEntry::new(org, at, "user.invited"),
+        send_setup_email: false,
+    };
+    app.store.create_user(creation).await.expect("user added")
+}
+
+/// The setup token in an emailed link.
+pub fn setup_token(text: &str) -> String {
+    let start =
+        text.find("/account/setup?token=").expect("setup link") + "/account/setup?token=".len();
+    text[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .collect()
+}
+
+static LOGS: std::sync::OnceLock<std::sync::Arc<std::sync::Mutex<Vec<u8>>>> =
+    std::sync::OnceLock::new();
+
+/// Sends every log line of this test process, at TRACE level, to a buffer.
+pub fn capture_logs() {
+    LOGS.get_or_init(|| {
+        let buffer = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(move || LogWriter(writer.clone()))
+            .finish();
+        let _ = tracing::subscriber::set_global_default(subscriber);
+        buffer
+    });
+}
+
+pub fn captured_logs() -> String {
+    LOGS.get()
+        .map(|b| String::from_utf8_lossy(&b.lock().unwrap()).into_owned())
+        .unwrap_or_default()
+}
+
+struct LogWriter(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}

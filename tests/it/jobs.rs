@@ -1,7 +1,7 @@
 //! Background work end to end: the outbox, the queue on SQLite and Redis, the workers,
 //! delivery to a real SMTP server, and the faults they must survive.
 
-use crate::common::{ServerOptions, TestDb, TestServer, fast_jobs, test_config};
+use crate::common::{ServerOptions, TestDb, TestServer, fast_jobs, setup_token, test_config};
 use crate::redis::TestRedis;
 use crate::smtp::{Mode, SmtpReceiver};
 use gatehouse::app::App;
@@ -33,15 +33,6 @@ async fn invite_owner(app: &App, username: &str) -> User {
         .await
         .expect("organization created")
         .1
-}
-
-fn setup_token(text: &str) -> String {
-    let start =
-        text.find("/account/setup?token=").expect("setup link") + "/account/setup?token=".len();
-    text[start..]
-        .chars()
-        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
-        .collect()
 }
 
 async fn invited_owner_gets_the_setup_email_over_smtp(db: TestDb) {

@@ -4,6 +4,7 @@
 mod cli;
 mod common;
 mod http;
+mod identity;
 mod jobs;
 mod migrations;
 mod redis;

@@ -151,15 +151,316 @@ macro_rules! identity_impl {
                 .execute(&self.pool)
                 .await?
                 .rows_affected();
-                let tokens = sqlx::query(
-                    "UPDATE setup_tokens SET voided_at = $1 \
-                     WHERE used_at IS NULL AND voided_at IS NULL AND expires_at <= $1",
+                // Expired tokens already fail on their own (TOKEN_EXPIRED); a week later
+                // they are deleted, and from then on are simply unknown.
+                let week_ago = now - chrono::TimeDelta::days(7);
+                let tokens = sqlx::query("DELETE FROM setup_tokens WHERE expires_at <= $1")
+                    .bind(week_ago)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected();
+                Ok((sessions, tokens))
+            }
+
+            async fn user_by_username_or_email(&self, text: &str) -> StoreResult<Option<User>> {
+                let text = text.trim().to_lowercase();
+                let row: Option<UserRow> = sqlx::query_as(concat!(
+                    "SELECT ", user_columns!(), " FROM users u WHERE u.username = $1 OR lower(u.email) = $1"
+                ))
+                .bind(&text)
+                .fetch_optional(&self.pool)
+                .await?;
+                row.map(User::try_from).transpose()
+            }
+
+            async fn user_by_id(&self, id: UserId) -> StoreResult<Option<User>> {
+                let row: Option<UserRow> =
+                    sqlx::query_as(concat!("SELECT ", user_columns!(), " FROM users u WHERE u.id = $1"))
+                        .bind(id.0)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                row.map(User::try_from).transpose()
+            }
+
+            async fn update_password_hash(&self, user_id: UserId, hash: &str) -> StoreResult<()> {
+                sqlx::query("UPDATE users SET password_hash = $2 WHERE id = $1")
+                    .bind(user_id.0)
+                    .bind(hash)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn login_failed(&self, failure: $crate::store::FailedLogin) -> StoreResult<bool> {
+                let mut tx = self.begin_write().await?;
+                // A lock that has run out no longer counts: the count starts over.
+                let (count, locked_until): (i32, Option<Timestamp>) = sqlx::query_as(
+                    "UPDATE users SET \
+                       failed_logins = CASE WHEN locked_until IS NOT NULL AND locked_until <= $2 THEN 1 ELSE failed_logins + 1 END, \
+                       locked_until = CASE WHEN locked_until IS NOT NULL AND locked_until <= $2 THEN NULL ELSE locked_until END \
+                     WHERE id = $1 RETURNING failed_logins, locked_until",
                 )
-                .bind(now)
-                .execute(&self.pool)
+                .bind(failure.user_id.0)
+                .bind(failure.at)
+                .fetch_one(&mut *tx)
+                .await?;
+                Self::append_audit_in(&mut tx, &failure.audit).await?;
+                let locks_now = count >= failure.threshold && locked_until.is_none();
+                if locks_now {
+                    sqlx::query("UPDATE users SET locked_until = $2 WHERE id = $1")
+                        .bind(failure.user_id.0)
+                        .bind(failure.lock_until)
+                        .execute(&mut *tx)
+                        .await?;
+                    Self::append_audit_in(&mut tx, &failure.lock.audit).await?;
+                    Self::enqueue_in(&mut tx, &failure.lock.email, failure.at).await?;
+                }
+                tx.commit().await?;
+                Ok(locks_now)
+            }
+
+            async fn set_password(&self, change: $crate::store::PasswordChange) -> StoreResult<User> {
+                let mut tx = self.begin_write().await?;
+                let at = change.audit.at;
+                sqlx::query(
+                    "UPDATE users SET password_hash = $2, password_change_required = $3, failed_logins = 0, \
+                     locked_until = NULL, updated_at = $4 WHERE id = $1",
+                )
+                .bind(change.user_id.0)
+                .bind(&change.hash)
+                .bind(change.change_required)
+                .bind(at)
+                .execute(&mut *tx)
+                .await?;
+                Self::end_sessions_in(&mut tx, change.user_id, at).await?;
+                Self::append_audit_in(&mut tx, &change.audit).await?;
+                if let Some(email) = &change.email {
+                    Self::enqueue_in(&mut tx, email, at).await?;
+                }
+                let user = Self::user_in(&mut tx, change.user_id).await?;
+                tx.commit().await?;
+                Ok(user)
+            }
+
+            async fn setup_token(&self, token_hash: &[u8]) -> StoreResult<Option<$crate::store::SetupTokenRecord>> {
+                #[derive(sqlx::FromRow)]
+                struct Row {
+                    id: i64,
+                    user_id: i64,
+                    purpose: String,
+                    self_requested: bool,
+                    expires_at: Timestamp,
+                    used_at: Option<Timestamp>,
+                    voided_at: Option<Timestamp>,
+                }
+                let row: Option<Row> = sqlx::query_as(
+                    "SELECT id, user_id, purpose, self_requested, expires_at, used_at, voided_at \
+                     FROM setup_tokens WHERE token_hash = $1",
+                )
+                .bind(token_hash)
+                .fetch_optional(&self.pool)
+                .await?;
+                row.map(|r| {
+                    let purpose = match r.purpose.as_str() {
+                        "INVITATION" => SetupPurpose::Invitation,
+                        "RESET" => SetupPurpose::Reset,
+                        other => return Err(StoreError::Corrupt(format!("setup token purpose {other:?}"))),
+                    };
+                    Ok($crate::store::SetupTokenRecord {
+                        id: r.id,
+                        user_id: UserId(r.user_id),
+                        purpose,
+                        self_requested: r.self_requested,
+                        expires_at: r.expires_at,
+                        used_at: r.used_at,
+                        voided_at: r.voided_at,
+                    })
+                })
+                .transpose()
+            }
+
+            async fn security_answers(&self, user_id: UserId) -> StoreResult<Vec<$crate::store::SecurityAnswer>> {
+                let rows: Vec<(String, String)> = sqlx::query_as(
+                    "SELECT question, answer_hash FROM security_answers WHERE user_id = $1 ORDER BY position",
+                )
+                .bind(user_id.0)
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(question, answer_hash)| $crate::store::SecurityAnswer { question, answer_hash })
+                    .collect())
+            }
+
+            async fn complete_setup(&self, setup: $crate::store::CompleteSetup) -> StoreResult<User> {
+                let mut tx = self.begin_write().await?;
+                let at = setup.audit.at;
+                let used = sqlx::query(
+                    "UPDATE setup_tokens SET used_at = $2 \
+                     WHERE id = $1 AND used_at IS NULL AND voided_at IS NULL AND expires_at > $2",
+                )
+                .bind(setup.token_id)
+                .bind(at)
+                .execute(&mut *tx)
                 .await?
                 .rows_affected();
-                Ok((sessions, tokens))
+                if used == 0 {
+                    return Err(StoreError::Conflict("the setup link was used or replaced meanwhile".into()));
+                }
+                let activated = sqlx::query(
+                    "UPDATE users SET password_hash = $2, status = 'ACTIVE', password_change_required = $3, \
+                     failed_logins = 0, locked_until = NULL, updated_at = $4 \
+                     WHERE id = $1 AND status IN ('INVITED', 'ACTIVE')",
+                )
+                .bind(setup.user_id.0)
+                .bind(&setup.password_hash)
+                .bind(false)
+                .bind(at)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if activated == 0 {
+                    return Err(StoreError::Conflict("the account is no longer open for setup".into()));
+                }
+                sqlx::query("DELETE FROM security_answers WHERE user_id = $1")
+                    .bind(setup.user_id.0)
+                    .execute(&mut *tx)
+                    .await?;
+                for (position, answer) in setup.answers.iter().enumerate() {
+                    sqlx::query(
+                        "INSERT INTO security_answers (user_id, position, question, answer_hash) VALUES ($1, $2, $3, $4)",
+                    )
+                    .bind(setup.user_id.0)
+                    .bind(position as i32)
+                    .bind(&answer.question)
+                    .bind(&answer.answer_hash)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                Self::end_sessions_in(&mut tx, setup.user_id, at).await?;
+                Self::append_audit_in(&mut tx, &setup.audit).await?;
+                if let Some(email) = &setup.email {
+                    Self::enqueue_in(&mut tx, email, at).await?;
+                }
+                let user = Self::user_in(&mut tx, setup.user_id).await?;
+                tx.commit().await?;
+                Ok(user)
+            }
+
+            async fn reset_encryption_key(&self, reset: $crate::store::KeyReset) -> StoreResult<User> {
+                let mut tx = self.begin_write().await?;
+                let at = reset.audit.at;
+                let changed = sqlx::query(
+                    "UPDATE users SET encryption_key = $2, encryption_key_version = encryption_key_version + 1, \
+                     updated_at = $4 WHERE id = $1 AND encryption_key_version = $3",
+                )
+                .bind(reset.user_id.0)
+                .bind(&reset.key)
+                .bind(reset.from_version)
+                .bind(at)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if changed == 0 {
+                    return Err(StoreError::Conflict("the key was reset meanwhile".into()));
+                }
+                Self::end_sessions_in(&mut tx, reset.user_id, at).await?;
+                Self::append_audit_in(&mut tx, &reset.audit).await?;
+                Self::enqueue_in(&mut tx, &reset.email, at).await?;
+                let user = Self::user_in(&mut tx, reset.user_id).await?;
+                tx.commit().await?;
+                Ok(user)
+            }
+
+            async fn revoke_sessions(&self, user_id: UserId, audit: AuditEntry) -> StoreResult<u64> {
+                let mut tx = self.begin_write().await?;
+                let ended = Self::end_sessions_in(&mut tx, user_id, audit.at).await?;
+                let mut audit = audit;
+                if let serde_json::Value::Object(map) = &mut audit.details {
+                    map.insert("sessionsEnded".into(), ended.into());
+                }
+                Self::append_audit_in(&mut tx, &audit).await?;
+                tx.commit().await?;
+                Ok(ended)
+            }
+
+            async fn unlock_user(&self, user_id: UserId, audit: AuditEntry) -> StoreResult<User> {
+                let mut tx = self.begin_write().await?;
+                sqlx::query("UPDATE users SET locked_until = NULL, failed_logins = 0, updated_at = $2 WHERE id = $1")
+                    .bind(user_id.0)
+                    .bind(audit.at)
+                    .execute(&mut *tx)
+                    .await?;
+                Self::append_audit_in(&mut tx, &audit).await?;
+                let user = Self::user_in(&mut tx, user_id).await?;
+                tx.commit().await?;
+                Ok(user)
+            }
+
+            async fn user_sessions(
+                &self,
+                user_id: UserId,
+                now: Timestamp,
+                idle: std::time::Duration,
+            ) -> StoreResult<Vec<$crate::store::SessionRecord>> {
+                let idle = chrono::TimeDelta::from_std(idle).unwrap_or(chrono::TimeDelta::MAX);
+                let idle_cutoff = now.checked_sub_signed(idle).unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
+                let rows: Vec<(i64, Timestamp, Timestamp, Timestamp, Option<String>, Option<String>)> = sqlx::query_as(
+                    "SELECT id, created_at, last_seen_at, expires_at, user_agent, ip FROM sessions \
+                     WHERE user_id = $1 AND ended_at IS NULL AND expires_at > $2 AND last_seen_at > $3 \
+                     ORDER BY created_at DESC, id DESC",
+                )
+                .bind(user_id.0)
+                .bind(now)
+                .bind(idle_cutoff)
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(id, created_at, last_seen_at, expires_at, user_agent, ip)| $crate::store::SessionRecord {
+                        id: SessionId(id),
+                        created_at,
+                        last_seen_at,
+                        expires_at: expires_at.min(last_seen_at.checked_add_signed(idle).unwrap_or(expires_at)),
+                        user_agent,
+                        ip,
+                    })
+                    .collect())
+            }
+
+            async fn file_setup_email_request(
+                &self,
+                user_id: UserId,
+                at: Timestamp,
+                since: Timestamp,
+                max: i64,
+                job: Job,
+            ) -> StoreResult<bool> {
+                let mut tx = self.begin_write().await?;
+                // Touching the user row first serializes concurrent requests for one account
+                // (a row lock on PostgreSQL; SQLite writes are serialized already).
+                sqlx::query("UPDATE users SET updated_at = updated_at WHERE id = $1")
+                    .bind(user_id.0)
+                    .execute(&mut *tx)
+                    .await?;
+                let recent: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM setup_email_requests WHERE user_id = $1 AND requested_at > $2",
+                )
+                .bind(user_id.0)
+                .bind(since)
+                .fetch_one(&mut *tx)
+                .await?;
+                if recent >= max {
+                    return Ok(false);
+                }
+                sqlx::query("INSERT INTO setup_email_requests (user_id, requested_at) VALUES ($1, $2)")
+                    .bind(user_id.0)
+                    .bind(at)
+                    .execute(&mut *tx)
+                    .await?;
+                Self::enqueue_in(&mut tx, &job, at).await?;
+                tx.commit().await?;
+                Ok(true)
             }
         }
     };

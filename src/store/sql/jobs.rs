@@ -4,6 +4,13 @@ macro_rules! jobs_impl {
     ($store:ty) => {
         #[async_trait::async_trait]
         impl $crate::store::JobStore for $store {
+            async fn enqueue(&self, job: Job, at: Timestamp) -> StoreResult<i64> {
+                let mut tx = self.begin_write().await?;
+                let id = Self::enqueue_in(&mut tx, &job, at).await?;
+                tx.commit().await?;
+                Ok(id)
+            }
+
             async fn pending_jobs(&self, limit: i64) -> StoreResult<Vec<OutboxJob>> {
                 let rows: Vec<OutboxRow> = sqlx::query_as(
                     "SELECT id, payload, created_at, attempts FROM job_outbox \

@@ -119,6 +119,17 @@ macro_rules! store_impl {
                 Ok(id)
             }
 
+            /// Ends every open session of the user; returns how many.
+            async fn end_sessions_in(tx: &mut Tx, user_id: UserId, at: Timestamp) -> StoreResult<u64> {
+                let ended = sqlx::query("UPDATE sessions SET ended_at = $2 WHERE user_id = $1 AND ended_at IS NULL")
+                    .bind(user_id.0)
+                    .bind(at)
+                    .execute(&mut **tx)
+                    .await?
+                    .rows_affected();
+                Ok(ended)
+            }
+
             async fn user_in(tx: &mut Tx, id: UserId) -> StoreResult<User> {
                 let row: UserRow =
                     sqlx::query_as(concat!("SELECT ", user_columns!(), " FROM users u WHERE u.id = $1"))
