@@ -2,8 +2,10 @@
 
 use crate::app::App;
 use crate::app::session::ClientInfo;
+use crate::graphql::loaders::Loaders;
 use crate::graphql::{GatehouseSchema, RequestContext};
 use crate::metrics::Metrics;
+use async_graphql::dataloader::DataLoader;
 use async_graphql::http::GraphiQLSource;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request, State};
@@ -175,10 +177,26 @@ async fn graphql(
         },
         None => None,
     };
-    let mut response = state
-        .schema
-        .execute(request.data(RequestContext { actor, client }))
-        .await;
+    if let Ok(doc) = async_graphql::parser::parse_query(&request.query) {
+        let max = state.app.config.limits.max_aliases;
+        if crate::graphql::limits::count_aliases(&doc, max) > max {
+            let message = format!("The query uses more than {max} aliases.");
+            return request_error(
+                StatusCode::BAD_REQUEST,
+                "QUERY_TOO_COMPLEX",
+                &message,
+                content_type,
+            );
+        }
+    }
+    let loaders = DataLoader::new(
+        Loaders {
+            app: state.app.clone(),
+        },
+        tokio::spawn,
+    );
+    let request = request.data(RequestContext { actor, client }).data(loaders);
+    let mut response = state.schema.execute(request).await;
     // A document that does not parse or validate never executed: no data, no error path.
     let rejected = response.data == async_graphql::Value::Null
         && !response.errors.is_empty()
@@ -196,6 +214,9 @@ async fn graphql(
         {
             let code = match error.message.as_str() {
                 m if m.contains("too complex") || m.contains("too deep") => "QUERY_TOO_COMPLEX",
+                m if m.starts_with("Invalid value for argument") || m.contains("variable") => {
+                    "BAD_USER_INPUT"
+                }
                 _ if rejected => "BAD_REQUEST",
                 _ => "INTERNAL",
             };

@@ -19,6 +19,10 @@ pub enum AppError {
     RateLimited,
     #[error("the password must be changed first")]
     PasswordChangeRequired,
+    /// An argument outside what the operation accepts (a page size, a cursor), for
+    /// operations that have no `userErrors`.
+    #[error("{0}")]
+    BadUserInput(String),
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }

@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod credentials;
 pub mod crypto;
+pub mod directory;
 pub mod error;
 pub mod organization;
 pub mod policy;

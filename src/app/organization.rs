@@ -140,9 +140,30 @@ impl App {
     pub async fn license_pools(&self, org: &Organization) -> AppResult<Vec<LicensePool>> {
         Ok(self.store.license_pools(org.id).await?)
     }
+}
 
-    pub async fn user_products(&self, user: &User) -> AppResult<Vec<Product>> {
-        Ok(self.store.user_products(user.id).await?)
+impl App {
+    // Batched reads for users already shown to the caller.
+
+    pub async fn practices_of_users(
+        &self,
+        ids: &[crate::domain::UserId],
+    ) -> AppResult<Vec<(crate::domain::UserId, Practice)>> {
+        Ok(self.store.practices_of_users(ids).await?)
+    }
+
+    pub async fn products_of_users(
+        &self,
+        ids: &[crate::domain::UserId],
+    ) -> AppResult<Vec<(crate::domain::UserId, Product)>> {
+        Ok(self.store.products_of_users(ids).await?)
+    }
+
+    pub async fn permissions_of_users(
+        &self,
+        ids: &[crate::domain::UserId],
+    ) -> AppResult<Vec<(crate::domain::UserId, crate::domain::Permission)>> {
+        Ok(self.store.permissions_of_users(ids).await?)
     }
 }
 

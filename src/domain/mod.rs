@@ -6,13 +6,14 @@ pub mod error;
 pub mod id;
 pub mod model;
 pub mod password;
+pub mod search;
 pub mod values;
 
 pub use enums::{Permission, Product, RequestKind, RequestStatus, Role, UserKind, UserStatus};
 pub use error::{DomainError, ErrorCode};
 pub use id::{OrgId, PracticeId, RequestId, SessionId, UserId};
 pub use model::{LicensePool, Organization, Practice, User};
-pub use values::{EmailAddress, PersonName, Username};
+pub use values::{EmailAddress, Mobile, PersonName, Username};
 
 use chrono::{DateTime, SubsecRound, Utc};
 

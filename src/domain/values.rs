@@ -235,3 +235,62 @@ mod tests {
         assert!(PersonName::parse("firstName", "a\u{0}b").is_err());
     }
 }
+
+/// A mobile number in E.164 (`+15035550123`), parsed from any common formatting; numbers
+/// without a country code are taken as US numbers.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Mobile(String);
+
+impl Mobile {
+    pub fn parse(input: &str) -> Result<Self, DomainError> {
+        let invalid = || {
+            DomainError::invalid(
+                "mobile",
+                "Mobile must be a valid phone number, like (503) 555-0123 or +44 7911 123456.",
+            )
+        };
+        if input.trim().is_empty() || input.len() > 40 {
+            return Err(invalid());
+        }
+        let number = phonenumber::parse(Some(phonenumber::country::Id::US), input.trim())
+            .map_err(|_| invalid())?;
+        if !phonenumber::is_valid(&number) {
+            return Err(invalid());
+        }
+        Ok(Self(
+            number.format().mode(phonenumber::Mode::E164).to_string(),
+        ))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+mod mobile_tests {
+    use super::*;
+
+    #[test]
+    fn mobiles_are_stored_in_e164() {
+        for typed in [
+            "(503) 555-0123",
+            "503.555.0123",
+            "+1 503 555 0123",
+            "1-503-555-0123",
+        ] {
+            assert_eq!(
+                Mobile::parse(typed).unwrap().as_str(),
+                "+15035550123",
+                "{typed}"
+            );
+        }
+        assert_eq!(
+            Mobile::parse("+44 7911 123456").unwrap().as_str(),
+            "+447911123456"
+        );
+        for bad in ["", "12", "call me", "+1 000 000 0000"] {
+            assert!(Mobile::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

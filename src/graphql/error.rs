@@ -34,6 +34,7 @@ pub fn gql(err: AppError) -> async_graphql::Error {
             "Your password was reset by an administrator: change it (changePassword) before anything else.",
             "PASSWORD_CHANGE_REQUIRED",
         ),
+        AppError::BadUserInput(message) => coded(&message, "BAD_USER_INPUT"),
         AppError::Domain(domain) => async_graphql::Error::new(domain.message.clone())
             .extend_with(|_, e| e.set("code", domain.code.as_str())),
         AppError::Unexpected(cause) => {

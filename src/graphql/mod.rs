@@ -2,6 +2,8 @@
 //! Resolvers parse input, call `app`, and map results; no SQL here.
 
 mod error;
+pub mod limits;
+pub mod loaders;
 mod mutation;
 mod query;
 mod types;

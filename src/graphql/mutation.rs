@@ -1,8 +1,11 @@
 //! Mutation root.
 
-use super::types::{User, UserError, actor, app, viewer};
+use super::types::{
+    Permission, Practice, Product, Role, User, UserError, UserKind, actor, app, viewer,
+};
 use super::{GqlResult, RequestContext, user_errors};
 use crate::app::credentials::AccountSetup;
+use crate::app::directory::{Invitation, ProfileUpdate};
 use crate::domain::{DomainError, ErrorCode, UserId};
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 
@@ -102,6 +105,56 @@ fn user_id(id: &ID) -> Result<UserId, crate::app::AppError> {
     })
 }
 
+#[derive(InputObject)]
+pub struct InviteUserInput {
+    username: String,
+    first_name: String,
+    last_name: String,
+    email: String,
+    mobile: Option<String>,
+    kind: UserKind,
+    /// Default MEMBER. OWNER cannot be given here: it is a permission change request.
+    role: Option<Role>,
+    permissions: Option<Vec<Permission>>,
+    /// Default [EHR].
+    products: Option<Vec<Product>>,
+    practice_ids: Option<Vec<ID>>,
+}
+
+#[derive(InputObject)]
+pub struct UpdateUserInput {
+    user_id: ID,
+    first_name: Option<String>,
+    last_name: Option<String>,
+    mobile: Option<String>,
+    practice_ids: Option<Vec<ID>>,
+}
+
+#[derive(InputObject)]
+pub struct CreatePracticeInput {
+    name: String,
+}
+
+#[derive(SimpleObject)]
+pub struct PracticePayload {
+    practice: Option<Practice>,
+    user_errors: Vec<UserError>,
+}
+
+#[derive(InputObject)]
+pub struct ReactivateUsersInput {
+    user_ids: Vec<ID>,
+    /// Products to restore; default [EHR].
+    products: Option<Vec<Product>>,
+}
+
+#[derive(SimpleObject)]
+pub struct ReactivateUsersPayload {
+    /// Users reactivated now.
+    users: Vec<User>,
+    user_errors: Vec<UserError>,
+}
+
 #[Object]
 impl Mutation {
     async fn login(
@@ -187,6 +240,100 @@ impl Mutation {
         Ok(CompleteAccountSetupPayload {
             user: user.map(User::themself),
             user_errors,
+        })
+    }
+
+    async fn invite_user(
+        &self,
+        ctx: &Context<'_>,
+        input: InviteUserInput,
+    ) -> async_graphql::Result<UserPayload> {
+        let invitation = Invitation {
+            username: input.username,
+            first_name: input.first_name,
+            last_name: input.last_name,
+            email: input.email,
+            mobile: input.mobile,
+            kind: input.kind.into(),
+            role: input.role.map(Into::into),
+            permissions: input
+                .permissions
+                .unwrap_or_default()
+                .into_iter()
+                .map(Into::into)
+                .collect(),
+            products: input
+                .products
+                .map(|p| p.into_iter().map(Into::into).collect()),
+            practice_ids: input
+                .practice_ids
+                .unwrap_or_default()
+                .into_iter()
+                .map(|id| id.0)
+                .collect(),
+        };
+        UserPayload::from(app(ctx)?.invite_user(actor(ctx)?, invitation).await)
+    }
+
+    async fn update_user(
+        &self,
+        ctx: &Context<'_>,
+        input: UpdateUserInput,
+    ) -> async_graphql::Result<UserPayload> {
+        let (app, actor) = (app(ctx)?, actor(ctx)?);
+        UserPayload::from(
+            async {
+                let update = ProfileUpdate {
+                    user_id: user_id(&input.user_id)?,
+                    first_name: input.first_name,
+                    last_name: input.last_name,
+                    mobile: input.mobile,
+                    practice_ids: input
+                        .practice_ids
+                        .map(|ids| ids.into_iter().map(|id| id.0).collect()),
+                };
+                app.update_user(actor, update).await
+            }
+            .await,
+        )
+    }
+
+    async fn create_practice(
+        &self,
+        ctx: &Context<'_>,
+        input: CreatePracticeInput,
+    ) -> async_graphql::Result<PracticePayload> {
+        let (practice, user_errors) =
+            user_errors(app(ctx)?.create_practice(actor(ctx)?, &input.name).await)?;
+        Ok(PracticePayload {
+            practice: practice.map(Practice),
+            user_errors,
+        })
+    }
+
+    async fn reactivate_users(
+        &self,
+        ctx: &Context<'_>,
+        input: ReactivateUsersInput,
+    ) -> async_graphql::Result<ReactivateUsersPayload> {
+        let ids: Vec<String> = input.user_ids.into_iter().map(|id| id.0).collect();
+        let products = input
+            .products
+            .map(|p| p.into_iter().map(Into::into).collect());
+        let (done, mut errors) = user_errors(
+            app(ctx)?
+                .reactivate_users(actor(ctx)?, &ids, products)
+                .await,
+        )?;
+        let done = done.unwrap_or_default();
+        errors.extend(done.refused.into_iter().map(|(index, refusal)| {
+            let mut error = UserError::from(refusal);
+            error.field = Some(vec!["input".into(), "userIds".into(), index.to_string()]);
+            error
+        }));
+        Ok(ReactivateUsersPayload {
+            users: done.users.into_iter().map(User::new).collect(),
+            user_errors: errors,
         })
     }
 

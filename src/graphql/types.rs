@@ -2,9 +2,11 @@
 //! enums are mirrored here with `remote`.
 
 use super::GqlResult;
+use super::loaders::{Loaders, PermissionsOf, PracticesOf, ProductsOf, UserIn};
 use crate::app::credentials::Viewer;
 use crate::app::{Actor, App};
 use crate::domain::{self, DomainError, Timestamp};
+use async_graphql::dataloader::DataLoader;
 use async_graphql::{Context, Enum, ID, Interface, Object, SimpleObject};
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
@@ -40,6 +42,16 @@ pub enum Product {
     Billing,
     PatientPortal,
     Telehealth,
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "domain::Permission")]
+pub enum Permission {
+    Scheduling,
+    ClinicalNotes,
+    Prescribing,
+    Billing,
+    Reporting,
 }
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
@@ -86,6 +98,112 @@ pub enum Node {
     User(User),
     Organization(Organization),
     Practice(Practice),
+    AuditEvent(AuditEvent),
+}
+
+pub(super) fn loader<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a DataLoader<Loaders>> {
+    ctx.data::<DataLoader<Loaders>>()
+}
+
+#[derive(SimpleObject)]
+pub struct PageInfo {
+    pub has_next_page: bool,
+    pub has_previous_page: bool,
+    pub start_cursor: Option<String>,
+    pub end_cursor: Option<String>,
+}
+
+impl PageInfo {
+    pub fn of<T>(page: &crate::app::directory::Page<T>, had_cursor: bool) -> Self {
+        PageInfo {
+            has_next_page: page.has_next,
+            has_previous_page: had_cursor,
+            start_cursor: page.items.first().map(|(c, _)| c.clone()),
+            end_cursor: page.items.last().map(|(c, _)| c.clone()),
+        }
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct UserEdge {
+    pub cursor: String,
+    pub node: User,
+}
+
+#[derive(SimpleObject)]
+pub struct UserConnection {
+    pub edges: Vec<UserEdge>,
+    pub page_info: PageInfo,
+    pub total_count: i64,
+}
+
+/// One entry of the organization's audit log.
+pub struct AuditEvent(pub crate::domain::audit::AuditRecord);
+
+#[Object]
+impl AuditEvent {
+    async fn id(&self) -> ID {
+        ID(crate::domain::id::AuditEventId(self.0.id).to_global())
+    }
+
+    async fn at(&self) -> Timestamp {
+        self.0.at
+    }
+
+    /// Dotted verb, e.g. user.invited, session.login_failed, request.approved
+    async fn action(&self) -> &str {
+        &self.0.action
+    }
+
+    async fn actor(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<User>> {
+        self.user(ctx, self.0.actor_id).await
+    }
+
+    async fn subject(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<User>> {
+        self.user(ctx, self.0.subject_id).await
+    }
+
+    async fn ip(&self) -> Option<&str> {
+        self.0.ip.as_deref()
+    }
+
+    /// JSON object with the action's particulars (before/after values); never a secret.
+    async fn details(&self) -> &str {
+        &self.0.details
+    }
+
+    /// Hex SHA-256 chaining this event to the organization's previous one.
+    async fn hash(&self) -> String {
+        hex::encode(&self.0.hash)
+    }
+}
+
+impl AuditEvent {
+    async fn user(
+        &self,
+        ctx: &Context<'_>,
+        id: Option<i64>,
+    ) -> async_graphql::Result<Option<User>> {
+        let Some(id) = id else { return Ok(None) };
+        let org = domain::OrgId(self.0.org_id);
+        Ok(loader(ctx)?
+            .load_one(UserIn(org, domain::UserId(id)))
+            .await?
+            .map(User::new))
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct AuditEventEdge {
+    pub cursor: String,
+    pub node: AuditEvent,
+}
+
+#[derive(SimpleObject)]
+pub struct AuditEventConnection {
+    pub edges: Vec<AuditEventEdge>,
+    pub page_info: PageInfo,
+    pub total_count: i64,
 }
 
 pub(super) fn app<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a App> {
@@ -164,6 +282,11 @@ impl Organization {
     async fn practices(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Practice>> {
         let practices = app(ctx)?.practices(&self.0).await.gql()?;
         Ok(practices.into_iter().map(Practice).collect())
+    }
+
+    async fn owners(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<User>> {
+        let owners = app(ctx)?.owners(&self.0).await.gql()?;
+        Ok(owners.into_iter().map(User::new).collect())
     }
 
     async fn licenses(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<LicensePool>> {
@@ -298,9 +421,31 @@ impl User {
         self.user.password_change_required
     }
 
+    async fn permissions(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Permission>> {
+        let found = loader(ctx)?.load_one(PermissionsOf(self.user.id)).await?;
+        Ok(found
+            .unwrap_or_default()
+            .into_iter()
+            .map(Permission::from)
+            .collect())
+    }
+
     async fn products(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Product>> {
-        let products = app(ctx)?.user_products(&self.user).await.gql()?;
-        Ok(products.into_iter().map(Product::from).collect())
+        let found = loader(ctx)?.load_one(ProductsOf(self.user.id)).await?;
+        Ok(found
+            .unwrap_or_default()
+            .into_iter()
+            .map(Product::from)
+            .collect())
+    }
+
+    async fn practices(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Practice>> {
+        let found = loader(ctx)?.load_one(PracticesOf(self.user.id)).await?;
+        Ok(found
+            .unwrap_or_default()
+            .into_iter()
+            .map(Practice)
+            .collect())
     }
 
     /// Questions only, never answers. Visible to the user and to admins.

@@ -13,8 +13,10 @@ macro_rules! embed {
     };
 }
 
-const SQLITE: Migrations = embed!("sqlite": 1 "0001_initial", 2 "0002_setup_email_requests");
-const POSTGRES: Migrations = embed!("postgres": 1 "0001_initial", 2 "0002_setup_email_requests");
+const SQLITE: Migrations =
+    embed!("sqlite": 1 "0001_initial", 2 "0002_setup_email_requests", 3 "0003_user_search");
+const POSTGRES: Migrations =
+    embed!("postgres": 1 "0001_initial", 2 "0002_setup_email_requests", 3 "0003_user_search");
 
 /// The embedded migrations for `backend` ("sqlite" or "postgres").
 pub fn migrations_for(backend: super::Backend) -> Migrations {

@@ -13,8 +13,8 @@ pub use sqlite::SqliteStore;
 
 use crate::domain::audit::AuditRecord;
 use crate::domain::{
-    LicensePool, OrgId, Organization, Practice, PracticeId, Product, Role, SessionId, Timestamp,
-    User, UserId, UserKind,
+    LicensePool, OrgId, Organization, Permission, Practice, PracticeId, Product, Role, SessionId,
+    Timestamp, User, UserId, UserKind,
 };
 use async_trait::async_trait;
 use gatehouse_workers::{Job, SetupPurpose};
@@ -199,6 +199,20 @@ pub trait DirectoryStore: Send + Sync {
     /// A user of the organization; another organization's user is `NotFound`.
     async fn user(&self, org_id: OrgId, id: UserId) -> StoreResult<User>;
     async fn user_products(&self, id: UserId) -> StoreResult<Vec<Product>>;
+    /// One page of an organization's users in directory order, with the total when asked.
+    async fn search_users(&self, search: UserSearch) -> StoreResult<UserPage>;
+    /// Fills in search keys of users that have none (rows written before search existed).
+    async fn reindex_users(&self) -> StoreResult<u64>;
+    async fn owners(&self, org_id: OrgId) -> StoreResult<Vec<User>>;
+    /// Users of the organization among `ids` (others are left out).
+    async fn users_by_ids(&self, org_id: OrgId, ids: &[UserId]) -> StoreResult<Vec<User>>;
+    async fn practices_of_users(&self, ids: &[UserId]) -> StoreResult<Vec<(UserId, Practice)>>;
+    async fn products_of_users(&self, ids: &[UserId]) -> StoreResult<Vec<(UserId, Product)>>;
+    async fn permissions_of_users(&self, ids: &[UserId]) -> StoreResult<Vec<(UserId, Permission)>>;
+    async fn update_user(&self, update: UserUpdate) -> StoreResult<User>;
+    /// Reactivates an INACTIVE user with the given products, taking their licenses
+    /// (`NoLicense` changes nothing; a user no longer inactive is a `Conflict`).
+    async fn reactivate_user(&self, reactivation: Reactivation) -> StoreResult<User>;
 }
 
 /// Credentials, sessions, setup tokens and lockout.
@@ -293,6 +307,10 @@ pub trait AuditStore: Send + Sync {
     ) -> StoreResult<Vec<AuditRecord>>;
     /// The organization's recorded chain head: last sequence number and hash.
     async fn audit_head(&self, org_id: OrgId) -> StoreResult<(i64, Vec<u8>)>;
+    /// A page of the organization's events, newest first, with the total when asked.
+    async fn audit_events(&self, query: AuditQuery)
+    -> StoreResult<(Vec<AuditRecord>, Option<i64>)>;
+    async fn audit_event(&self, org_id: OrgId, id: i64) -> StoreResult<Option<AuditRecord>>;
 }
 
 /// The job outbox and the record of emails sent.
@@ -317,6 +335,85 @@ pub trait JobStore: Send + Sync {
     async fn email_handled(&self, key: &str) -> StoreResult<bool>;
     /// Records an email's outcome once; a second record of the same key is ignored.
     async fn record_email(&self, delivery: EmailDelivery) -> StoreResult<()>;
+}
+
+/// A users query: what to match (already in matching form) and which page.
+#[derive(Debug, Clone, Default)]
+pub struct UserSearch {
+    pub org_id: OrgId,
+    /// Folded; a substring of "first last" or "last first".
+    pub name: Option<String>,
+    /// Lower-cased; the start of the username.
+    pub username: Option<String>,
+    /// Lower-cased; the start of the email.
+    pub email: Option<String>,
+    /// Digits; the end of the mobile number.
+    pub mobile: Option<String>,
+    /// Any of the above at once.
+    pub any: Option<AnyMatch>,
+    pub status: Option<crate::domain::UserStatus>,
+    pub kind: Option<UserKind>,
+    pub locked: Option<bool>,
+    pub practice_id: Option<PracticeId>,
+    pub now: Timestamp,
+    /// The sort key after which the page starts.
+    pub after: Option<String>,
+    pub limit: i64,
+    pub with_total: bool,
+}
+
+/// The `search` filter: folded text for names, usernames and emails, and the digits for
+/// mobiles when the query looks like a phone number.
+#[derive(Debug, Clone, Default)]
+pub struct AnyMatch {
+    pub text: String,
+    pub digits: Option<String>,
+}
+
+/// A page of users with their sort keys (the cursors), and the total when asked.
+#[derive(Debug, Clone, Default)]
+pub struct UserPage {
+    pub users: Vec<(String, User)>,
+    pub total: Option<i64>,
+}
+
+/// A change of a user's profile; `None` leaves a field as it is.
+#[derive(Debug, Clone)]
+pub struct UserUpdate {
+    pub org_id: OrgId,
+    pub user_id: UserId,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    /// `Some(None)` clears the mobile.
+    pub mobile: Option<Option<String>>,
+    pub practice_ids: Option<Vec<PracticeId>>,
+    pub audit: AuditEntry,
+}
+
+#[derive(Debug, Clone)]
+pub struct Reactivation {
+    pub org_id: OrgId,
+    pub user_id: UserId,
+    pub products: Vec<Product>,
+    pub audit: AuditEntry,
+}
+
+/// Which audit events to list, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    pub org_id: OrgId,
+    pub actor_id: Option<i64>,
+    pub subject_id: Option<i64>,
+    pub request_id: Option<i64>,
+    pub action: Option<String>,
+    /// Actions starting with this (it ends in a dot).
+    pub action_prefix: Option<String>,
+    pub since: Option<Timestamp>,
+    pub until: Option<Timestamp>,
+    /// Only events older than this sequence number (the cursor).
+    pub before_seq: Option<i64>,
+    pub limit: i64,
+    pub with_total: bool,
 }
 
 /// A failed sign-in to count.

@@ -29,7 +29,15 @@ impl PostgresStore {
                 .await
                 .with_context(|| format!("cannot migrate the PostgreSQL database {shown}"))?;
         }
-        Ok(Self { pool })
+        let store = Self { pool };
+        if migrate {
+            use super::DirectoryStore as _;
+            store
+                .reindex_users()
+                .await
+                .context("cannot index users for search")?;
+        }
+        Ok(store)
     }
 
     async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Postgres>, sqlx::Error> {

@@ -42,7 +42,15 @@ impl SqliteStore {
                 .await
                 .with_context(|| format!("cannot migrate the SQLite database {url}"))?;
         }
-        Ok(Self { pool })
+        let store = Self { pool };
+        if migrate {
+            use super::DirectoryStore as _;
+            store
+                .reindex_users()
+                .await
+                .context("cannot index users for search")?;
+        }
+        Ok(store)
     }
 
     /// Write transactions take the database's write lock up front, so that two writers

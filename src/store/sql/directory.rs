@@ -132,6 +132,314 @@ macro_rules! directory_impl {
                     .collect()
             }
 
+
+            async fn search_users(&self, q: $crate::store::UserSearch) -> StoreResult<$crate::store::UserPage> {
+                use $crate::domain::search::query_grams;
+                fn like_escape(text: &str) -> String {
+                    text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+                }
+                #[derive(sqlx::FromRow)]
+                struct Row {
+                    #[sqlx(flatten)]
+                    user: UserRow,
+                    sort_key: String,
+                    total: i64,
+                }
+                // Candidates come from the trigrams of the longest text to match; every
+                // condition is then checked on the user row itself.
+                let source = [
+                    q.any.as_ref().map(|a| a.digits.clone().unwrap_or_else(|| a.text.clone())),
+                    q.name.clone(),
+                    q.username.clone(),
+                    q.email.clone(),
+                    q.mobile.clone(),
+                ]
+                .into_iter()
+                .flatten()
+                .max_by_key(|t| t.chars().count())
+                .unwrap_or_default();
+                let grams = query_grams(&source, 4);
+                let key = if grams.is_empty() { "u.sort_key" } else { "g0.sort_key" };
+                // With a total, every match is read once (a window counts them) and the cursor
+                // applies outside; without, the scan stops after the page.
+                let mut b = sqlx::QueryBuilder::<Db>::new(if q.with_total { "SELECT * FROM (SELECT " } else { "SELECT " });
+                b.push(user_columns!()).push(", ").push(key).push(" AS sort_key, ");
+                b.push(if q.with_total { "COUNT(*) OVER () AS total" } else { "CAST(0 AS BIGINT) AS total" });
+                if grams.is_empty() {
+                    b.push(" FROM users u WHERE u.org_id = ").push_bind(q.org_id.0);
+                } else {
+                    b.push(" FROM user_search_grams g0");
+                    for (i, gram) in grams.iter().enumerate().skip(1) {
+                        b.push(format!(
+                            " JOIN user_search_grams g{i} ON g{i}.org_id = g0.org_id AND g{i}.sort_key = g0.sort_key \
+                             AND g{i}.user_id = g0.user_id AND g{i}.gram = "
+                        ));
+                        b.push_bind(gram.clone());
+                    }
+                    b.push(" JOIN users u ON u.id = g0.user_id WHERE g0.org_id = ").push_bind(q.org_id.0);
+                    b.push(" AND g0.gram = ").push_bind(grams[0].clone());
+                }
+                if let Some(practice) = q.practice_id {
+                    b.push(" AND EXISTS (SELECT 1 FROM user_practices up WHERE up.user_id = u.id AND up.practice_id = ")
+                        .push_bind(practice.0)
+                        .push(")");
+                }
+                if let Some(status) = q.status {
+                    b.push(" AND u.status = ").push_bind(status.as_str());
+                }
+                if let Some(kind) = q.kind {
+                    b.push(" AND u.kind = ").push_bind(kind.as_str());
+                }
+                match q.locked {
+                    Some(true) => {
+                        b.push(" AND u.locked_until > ").push_bind(q.now);
+                    }
+                    Some(false) => {
+                        b.push(" AND (u.locked_until IS NULL OR u.locked_until <= ").push_bind(q.now).push(")");
+                    }
+                    None => {}
+                }
+                if let Some(name) = &q.name {
+                    b.push(" AND u.name_key LIKE ").push_bind(format!("%{}%", like_escape(name))).push(" ESCAPE '\\'");
+                }
+                if let Some(username) = &q.username {
+                    b.push(" AND u.username LIKE ").push_bind(format!("{}%", like_escape(username))).push(" ESCAPE '\\'");
+                }
+                if let Some(email) = &q.email {
+                    b.push(" AND lower(u.email) LIKE ").push_bind(format!("{}%", like_escape(email))).push(" ESCAPE '\\'");
+                }
+                if let Some(mobile) = &q.mobile {
+                    b.push(" AND u.mobile_digits LIKE ").push_bind(format!("%{}", like_escape(mobile))).push(" ESCAPE '\\'");
+                }
+                if let Some(any) = &q.any {
+                    let text = like_escape(&any.text);
+                    b.push(" AND (u.name_key LIKE ").push_bind(format!("%{text}%")).push(" ESCAPE '\\'");
+                    b.push(" OR u.username LIKE ").push_bind(format!("{text}%")).push(" ESCAPE '\\'");
+                    b.push(" OR lower(u.email) LIKE ").push_bind(format!("{text}%")).push(" ESCAPE '\\'");
+                    if let Some(digits) = &any.digits {
+                        b.push(" OR u.mobile_digits LIKE ").push_bind(format!("%{}", like_escape(digits))).push(" ESCAPE '\\'");
+                    }
+                    b.push(")");
+                }
+                let rows: Vec<Row> = if q.with_total {
+                    b.push(") t");
+                    if let Some(after) = &q.after {
+                        b.push(" WHERE t.sort_key > ").push_bind(after.clone());
+                    }
+                    b.push(" ORDER BY t.sort_key LIMIT ").push_bind(q.limit);
+                    b.build_query_as().fetch_all(&self.pool).await?
+                } else {
+                    if let Some(after) = &q.after {
+                        b.push(" AND ").push(key).push(" > ").push_bind(after.clone());
+                    }
+                    b.push(" ORDER BY ").push(key).push(" LIMIT ").push_bind(q.limit);
+                    b.build_query_as().fetch_all(&self.pool).await?
+                };
+                if rows.is_empty() && q.with_total && q.after.is_some() {
+                    // Past the last match: the total still counts every match.
+                    let all = $crate::store::UserSearch { after: None, limit: 1, ..q };
+                    let total = Box::pin(self.search_users(all)).await?.total;
+                    return Ok($crate::store::UserPage { users: Vec::new(), total });
+                }
+                let total = q.with_total.then(|| rows.first().map_or(0, |r| r.total));
+                let users = rows
+                    .into_iter()
+                    .map(|r| Ok((r.sort_key, User::try_from(r.user)?)))
+                    .collect::<StoreResult<Vec<_>>>()?;
+                Ok($crate::store::UserPage { users, total })
+            }
+
+            async fn reindex_users(&self) -> StoreResult<u64> {
+                let mut done = 0u64;
+                loop {
+                    let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM users WHERE sort_key IS NULL ORDER BY id LIMIT 500")
+                        .fetch_all(&self.pool)
+                        .await?;
+                    if ids.is_empty() {
+                        return Ok(done);
+                    }
+                    let mut tx = self.begin_write().await?;
+                    for id in &ids {
+                        Self::index_user_in(&mut tx, UserId(*id)).await?;
+                    }
+                    tx.commit().await?;
+                    done += ids.len() as u64;
+                }
+            }
+
+            async fn owners(&self, org_id: OrgId) -> StoreResult<Vec<User>> {
+                let rows: Vec<UserRow> = sqlx::query_as(concat!(
+                    "SELECT ", user_columns!(), " FROM users u WHERE u.org_id = $1 AND u.role = 'OWNER' \
+                     AND u.status <> 'INACTIVE' ORDER BY u.sort_key"
+                ))
+                .bind(org_id.0)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.into_iter().map(User::try_from).collect()
+            }
+
+            async fn users_by_ids(&self, org_id: OrgId, ids: &[UserId]) -> StoreResult<Vec<User>> {
+                if ids.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let mut b = sqlx::QueryBuilder::<Db>::new(concat!("SELECT ", user_columns!(), " FROM users u WHERE u.org_id = "));
+                b.push_bind(org_id.0).push(" AND u.id IN (");
+                let mut list = b.separated(", ");
+                for id in ids {
+                    list.push_bind(id.0);
+                }
+                b.push(")");
+                let rows: Vec<UserRow> = b.build_query_as().fetch_all(&self.pool).await?;
+                rows.into_iter().map(User::try_from).collect()
+            }
+
+            async fn practices_of_users(&self, ids: &[UserId]) -> StoreResult<Vec<(UserId, Practice)>> {
+                #[derive(sqlx::FromRow)]
+                struct Row {
+                    user_id: i64,
+                    #[sqlx(flatten)]
+                    practice: PracticeRow,
+                }
+                if ids.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let mut b = sqlx::QueryBuilder::<Db>::new(
+                    "SELECT up.user_id, p.id, p.org_id, p.name, p.created_at FROM user_practices up \
+                     JOIN practices p ON p.id = up.practice_id WHERE up.user_id IN (",
+                );
+                let mut list = b.separated(", ");
+                for id in ids {
+                    list.push_bind(id.0);
+                }
+                b.push(") ORDER BY p.name, p.id");
+                let rows: Vec<Row> = b.build_query_as().fetch_all(&self.pool).await?;
+                Ok(rows.into_iter().map(|r| (UserId(r.user_id), Practice::from(r.practice))).collect())
+            }
+
+            async fn products_of_users(&self, ids: &[UserId]) -> StoreResult<Vec<(UserId, Product)>> {
+                let pairs = Self::user_values(&self.pool, "SELECT user_id, product FROM user_products WHERE user_id IN (", ids).await?;
+                pairs
+                    .into_iter()
+                    .map(|(id, p)| Ok((UserId(id), p.parse().map_err(|e: $crate::domain::enums::UnknownValue| StoreError::Corrupt(e.to_string()))?)))
+                    .collect()
+            }
+
+            async fn permissions_of_users(&self, ids: &[UserId]) -> StoreResult<Vec<(UserId, $crate::domain::Permission)>> {
+                let pairs = Self::user_values(&self.pool, "SELECT user_id, permission FROM user_permissions WHERE user_id IN (", ids).await?;
+                pairs
+                    .into_iter()
+                    .map(|(id, p)| Ok((UserId(id), p.parse().map_err(|e: $crate::domain::enums::UnknownValue| StoreError::Corrupt(e.to_string()))?)))
+                    .collect()
+            }
+
+            async fn update_user(&self, update: $crate::store::UserUpdate) -> StoreResult<User> {
+                let mut tx = self.begin_write().await?;
+                let at = update.audit.at;
+                let found: Option<i64> = sqlx::query_scalar("SELECT id FROM users WHERE id = $1 AND org_id = $2")
+                    .bind(update.user_id.0)
+                    .bind(update.org_id.0)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if found.is_none() {
+                    return Err(StoreError::NotFound);
+                }
+                if let Some(first) = &update.first_name {
+                    sqlx::query("UPDATE users SET first_name = $2, updated_at = $3 WHERE id = $1")
+                        .bind(update.user_id.0).bind(first).bind(at).execute(&mut *tx).await?;
+                }
+                if let Some(last) = &update.last_name {
+                    sqlx::query("UPDATE users SET last_name = $2, updated_at = $3 WHERE id = $1")
+                        .bind(update.user_id.0).bind(last).bind(at).execute(&mut *tx).await?;
+                }
+                if let Some(mobile) = &update.mobile {
+                    sqlx::query("UPDATE users SET mobile = $2, updated_at = $3 WHERE id = $1")
+                        .bind(update.user_id.0).bind(mobile.as_deref()).bind(at).execute(&mut *tx).await?;
+                }
+                if let Some(practices) = &update.practice_ids {
+                    sqlx::query("DELETE FROM user_practices WHERE user_id = $1")
+                        .bind(update.user_id.0)
+                        .execute(&mut *tx)
+                        .await?;
+                    let mut practices = practices.clone();
+                    practices.sort();
+                    practices.dedup();
+                    for practice in practices {
+                        // Only a practice of the same organization can be attached.
+                        let attached = sqlx::query(
+                            "INSERT INTO user_practices (user_id, practice_id) \
+                             SELECT $1, p.id FROM practices p WHERE p.id = $2 AND p.org_id = $3",
+                        )
+                        .bind(update.user_id.0)
+                        .bind(practice.0)
+                        .bind(update.org_id.0)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                        if attached == 0 {
+                            return Err(StoreError::NotFound);
+                        }
+                    }
+                }
+                Self::index_user_in(&mut tx, update.user_id).await?;
+                Self::append_audit_in(&mut tx, &update.audit).await?;
+                let user = Self::user_in(&mut tx, update.user_id).await?;
+                tx.commit().await?;
+                Ok(user)
+            }
+
+            async fn reactivate_user(&self, r: $crate::store::Reactivation) -> StoreResult<User> {
+                let mut tx = self.begin_write().await?;
+                let at = r.audit.at;
+                let reopened = sqlx::query(
+                    "UPDATE users SET status = 'ACTIVE', deactivated_at = NULL, updated_at = $3 \
+                     WHERE id = $1 AND org_id = $2 AND status = 'INACTIVE'",
+                )
+                .bind(r.user_id.0)
+                .bind(r.org_id.0)
+                .bind(at)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if reopened == 0 {
+                    return Err(StoreError::Conflict("the user is not inactive".into()));
+                }
+                let kind: String = sqlx::query_scalar("SELECT kind FROM users WHERE id = $1")
+                    .bind(r.user_id.0)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                sqlx::query("DELETE FROM user_products WHERE user_id = $1")
+                    .bind(r.user_id.0)
+                    .execute(&mut *tx)
+                    .await?;
+                let mut products = r.products.clone();
+                products.sort();
+                products.dedup();
+                for product in products {
+                    let taken = sqlx::query(
+                        "UPDATE license_pools SET used = used + 1 \
+                         WHERE org_id = $1 AND product = $2 AND kind = $3 AND used < total",
+                    )
+                    .bind(r.org_id.0)
+                    .bind(product.as_str())
+                    .bind(&kind)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                    if taken == 0 {
+                        let kind = kind.parse().map_err(|e: $crate::domain::enums::UnknownValue| StoreError::Corrupt(e.to_string()))?;
+                        return Err(StoreError::NoLicense { product, kind });
+                    }
+                    sqlx::query("INSERT INTO user_products (user_id, product) VALUES ($1, $2)")
+                        .bind(r.user_id.0)
+                        .bind(product.as_str())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                Self::append_audit_in(&mut tx, &r.audit).await?;
+                let user = Self::user_in(&mut tx, r.user_id).await?;
+                tx.commit().await?;
+                Ok(user)
+            }
         }
     };
 }

@@ -49,6 +49,7 @@ macro_rules! store_impl {
         use gatehouse_workers::{Job, SetupPurpose};
         use sqlx::Transaction;
 
+        type Db = $db;
         type Tx = Transaction<'static, $db>;
 
         impl $store {
@@ -117,6 +118,66 @@ macro_rules! store_impl {
                 .fetch_one(&mut **tx)
                 .await?;
                 Ok(id)
+            }
+
+            /// Recomputes a user's matching keys, sort key and trigram postings from their
+            /// current name, email and mobile.
+            async fn index_user_in(tx: &mut Tx, user_id: UserId) -> StoreResult<()> {
+                #[derive(sqlx::FromRow)]
+                struct Row {
+                    org_id: i64,
+                    username: String,
+                    first_name: String,
+                    last_name: String,
+                    email: String,
+                    mobile: Option<String>,
+                    sort_key: Option<String>,
+                }
+                let row: Row = sqlx::query_as(
+                    "SELECT org_id, username, first_name, last_name, email, mobile, sort_key FROM users WHERE id = $1",
+                )
+                .bind(user_id.0)
+                .fetch_one(&mut **tx)
+                .await?;
+                let keys = $crate::domain::search::SearchKeys::new(&row.first_name, &row.last_name, &row.email, row.mobile.as_deref());
+                let sort_key = $crate::domain::search::sort_key(&row.first_name, &row.last_name, user_id.0);
+                if let Some(old) = &row.sort_key {
+                    sqlx::query("DELETE FROM user_search_grams WHERE org_id = $1 AND sort_key = $2")
+                        .bind(row.org_id)
+                        .bind(old)
+                        .execute(&mut **tx)
+                        .await?;
+                }
+                sqlx::query("UPDATE users SET sort_key = $2, name_key = $3, mobile_digits = $4 WHERE id = $1")
+                    .bind(user_id.0)
+                    .bind(&sort_key)
+                    .bind(&keys.name)
+                    .bind(keys.mobile_digits.as_deref())
+                    .execute(&mut **tx)
+                    .await?;
+                let grams = keys.grams(&row.username);
+                for chunk in grams.chunks(200) {
+                    let mut insert = sqlx::QueryBuilder::<$db>::new("INSERT INTO user_search_grams (org_id, gram, sort_key, user_id) ");
+                    insert.push_values(chunk, |mut values, gram| {
+                        values.push_bind(row.org_id).push_bind(gram).push_bind(&sort_key).push_bind(user_id.0);
+                    });
+                    insert.build().execute(&mut **tx).await?;
+                }
+                Ok(())
+            }
+
+            /// (user, value) pairs of a two-column query whose text ends in `IN (`.
+            async fn user_values(pool: &sqlx::Pool<$db>, sql: &str, ids: &[UserId]) -> StoreResult<Vec<(i64, String)>> {
+                if ids.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let mut b = sqlx::QueryBuilder::<$db>::new(sql);
+                let mut list = b.separated(", ");
+                for id in ids {
+                    list.push_bind(id.0);
+                }
+                b.push(") ORDER BY 2");
+                Ok(b.build_query_as().fetch_all(pool).await?)
             }
 
             /// Ends every open session of the user; returns how many.
@@ -194,12 +255,14 @@ macro_rules! store_impl {
                     .execute(&mut **tx)
                     .await?;
                 }
-                for practice in &new.practice_ids {
+                let mut practice_ids = new.practice_ids.clone();
+                practice_ids.sort();
+                practice_ids.dedup();
+                for practice in &practice_ids {
                     // Only a practice of the same organization can be attached.
                     let attached = sqlx::query(
                         "INSERT INTO user_practices (user_id, practice_id) \
-                         SELECT $1, p.id FROM practices p WHERE p.id = $2 AND p.org_id = $3 \
-                         ON CONFLICT DO NOTHING",
+                         SELECT $1, p.id FROM practices p WHERE p.id = $2 AND p.org_id = $3",
                     )
                     .bind(id)
                     .bind(practice.0)
@@ -211,6 +274,7 @@ macro_rules! store_impl {
                         return Err(StoreError::NotFound);
                     }
                 }
+                Self::index_user_in(tx, UserId(id)).await?;
                 let mut audit = creation.audit.clone();
                 audit.org_id = new.org_id;
                 audit.subject_id = Some(UserId(id));

@@ -1,0 +1,15 @@
+-- Finding users at scale: matching keys on each user, and a trigram posting table keyed
+-- by organization, trigram and the directory's sort key, so that a search walks one
+-- organization's postings in display order and stops after a page.
+ALTER TABLE users ADD COLUMN sort_key TEXT;
+ALTER TABLE users ADD COLUMN name_key TEXT;
+ALTER TABLE users ADD COLUMN mobile_digits TEXT;
+CREATE UNIQUE INDEX users_org_sort_key ON users (org_id, sort_key);
+
+CREATE TABLE user_search_grams (
+    org_id    INTEGER NOT NULL,
+    gram      TEXT NOT NULL,
+    sort_key  TEXT NOT NULL,
+    user_id   INTEGER NOT NULL,
+    PRIMARY KEY (org_id, gram, sort_key, user_id)
+) WITHOUT ROWID;

@@ -1,0 +1,496 @@
+//! The directory: finding users, inviting them within licenses, profiles, practices,
+//! reactivation, and reading the audit log.
+
+use super::policy::Action;
+use super::{Actor, App, AppError, AppResult};
+use crate::domain::audit::AuditRecord;
+use crate::domain::search::{digits, fold};
+use crate::domain::values::parse_title;
+use crate::domain::{
+    DomainError, EmailAddress, ErrorCode, Mobile, Permission, PersonName, Practice, PracticeId,
+    Product, Role, User, UserId, UserKind, UserStatus, Username, now,
+};
+use crate::store::{
+    AnyMatch, AuditQuery, NewUser, Reactivation, StoreError, UserCreation, UserSearch, UserUpdate,
+};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+/// Page size when `first` is not given.
+const DEFAULT_PAGE: usize = 20;
+
+/// What the `users` query filters on, as typed.
+#[derive(Debug, Clone, Default)]
+pub struct UserFilter {
+    pub search: Option<String>,
+    pub name: Option<String>,
+    pub username: Option<String>,
+    pub email: Option<String>,
+    pub mobile: Option<String>,
+    pub status: Option<UserStatus>,
+    pub kind: Option<UserKind>,
+    pub locked: Option<bool>,
+    pub practice_id: Option<String>,
+}
+
+/// A page of results with the cursor after each item.
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    pub items: Vec<(String, T)>,
+    pub has_next: bool,
+    pub total: Option<i64>,
+}
+
+/// What `inviteUser` receives.
+#[derive(Debug, Clone)]
+pub struct Invitation {
+    pub username: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub email: String,
+    pub mobile: Option<String>,
+    pub kind: UserKind,
+    pub role: Option<Role>,
+    pub permissions: Vec<Permission>,
+    pub products: Option<Vec<Product>>,
+    pub practice_ids: Vec<String>,
+}
+
+/// What `updateUser` receives; `None` leaves a field unchanged.
+#[derive(Debug, Clone)]
+pub struct ProfileUpdate {
+    pub user_id: UserId,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    /// An empty string clears the mobile.
+    pub mobile: Option<String>,
+    pub practice_ids: Option<Vec<String>>,
+}
+
+/// The outcome of reactivating several users: who came back, and why others did not
+/// (with their position in the input list).
+#[derive(Debug, Default)]
+pub struct Reactivated {
+    pub users: Vec<User>,
+    pub refused: Vec<(usize, DomainError)>,
+}
+
+/// What `auditEvents` filters on.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub actor_id: Option<String>,
+    pub subject_id: Option<String>,
+    pub request_id: Option<String>,
+    pub action: Option<String>,
+    pub since: Option<crate::domain::Timestamp>,
+    pub until: Option<crate::domain::Timestamp>,
+}
+
+/// Checks `first` against the page limit.
+fn page_size(first: Option<i32>, max: usize) -> AppResult<usize> {
+    match first {
+        None => Ok(DEFAULT_PAGE.min(max)),
+        Some(n) if n < 0 => Err(AppError::BadUserInput("`first` cannot be negative.".into())),
+        Some(n) if n as usize > max => Err(AppError::BadUserInput(format!(
+            "`first` can be at most {max}."
+        ))),
+        Some(n) => Ok(n as usize),
+    }
+}
+
+pub fn encode_cursor(key: &str) -> String {
+    URL_SAFE_NO_PAD.encode(key)
+}
+
+fn decode_cursor(cursor: &str) -> AppResult<String> {
+    URL_SAFE_NO_PAD
+        .decode(cursor)
+        .ok()
+        .and_then(|raw| String::from_utf8(raw).ok())
+        .filter(|key| !key.is_empty() && key.len() <= 1000)
+        .ok_or_else(|| AppError::BadUserInput("`after` is not a cursor from this list.".into()))
+}
+
+/// Blank filters are no filters.
+fn present(value: &Option<String>) -> Option<&str> {
+    value.as_deref().map(str::trim).filter(|v| !v.is_empty())
+}
+
+/// A query made only of a phone number's characters is matched on its digits too.
+fn phone_like(text: &str) -> bool {
+    text.chars()
+        .all(|c| c.is_ascii_digit() || " ()+-./".contains(c))
+        && digits(text).len() >= 3
+}
+
+fn parse_practice_ids(ids: &[String], known: &[Practice]) -> Result<Vec<PracticeId>, DomainError> {
+    ids.iter()
+        .map(|id| {
+            PracticeId::from_global(id)
+                .filter(|p| known.iter().any(|k| k.id == *p))
+                .ok_or_else(|| {
+                    DomainError::new(
+                        ErrorCode::NotFound,
+                        format!("No practice {id} in this organization."),
+                    )
+                    .on("practiceIds")
+                })
+        })
+        .collect()
+}
+
+impl App {
+    /// One page of the caller's organization's users, in directory order (last name,
+    /// first name). Every role may search; `with_total` counts all matches too.
+    pub async fn find_users(
+        &self,
+        actor: &Actor,
+        filter: UserFilter,
+        first: Option<i32>,
+        after: Option<String>,
+        with_total: bool,
+    ) -> AppResult<Page<User>> {
+        let size = page_size(first, self.config.limits.max_page_size)?;
+        let after = after.as_deref().map(decode_cursor).transpose()?;
+        let practice_id = match present(&filter.practice_id) {
+            Some(id) => match PracticeId::from_global(id) {
+                Some(id) => Some(id),
+                // An unknown practice has no users.
+                None => {
+                    return Ok(Page {
+                        items: Vec::new(),
+                        has_next: false,
+                        total: with_total.then_some(0),
+                    });
+                }
+            },
+            None => None,
+        };
+        let search = UserSearch {
+            org_id: actor.org_id(),
+            name: present(&filter.name).map(fold),
+            username: present(&filter.username).map(str::to_lowercase),
+            email: present(&filter.email).map(str::to_lowercase),
+            mobile: present(&filter.mobile)
+                .map(digits)
+                .map(|d| if d.is_empty() { "\u{0}".into() } else { d }),
+            any: present(&filter.search).map(|q| AnyMatch {
+                text: fold(q),
+                digits: phone_like(q).then(|| digits(q)),
+            }),
+            status: filter.status,
+            kind: filter.kind,
+            locked: filter.locked,
+            practice_id,
+            now: now(),
+            after,
+            limit: size as i64 + 1,
+            with_total,
+        };
+        let mut page = self.store.search_users(search).await?;
+        let has_next = page.users.len() > size;
+        page.users.truncate(size);
+        let items = page
+            .users
+            .into_iter()
+            .map(|(key, user)| (encode_cursor(&key), user))
+            .collect();
+        Ok(Page {
+            items,
+            has_next,
+            total: page.total,
+        })
+    }
+
+    /// Invites a user: validated, within the licenses, with the setup email on its way.
+    pub async fn invite_user(&self, actor: &Actor, input: Invitation) -> AppResult<User> {
+        actor.require(Action::InviteUser)?;
+        let username = Username::parse(&input.username)?;
+        let first = PersonName::parse("firstName", &input.first_name)?;
+        let last = PersonName::parse("lastName", &input.last_name)?;
+        let email = EmailAddress::parse(&input.email)?;
+        let mobile = present(&input.mobile).map(Mobile::parse).transpose()?;
+        let role = input.role.unwrap_or(Role::Member);
+        if role == Role::Owner {
+            return Err(DomainError::invalid(
+                "role",
+                "OWNER cannot be given with an invitation; file a permission change request for it.",
+            )
+            .into());
+        }
+        let products = input.products.unwrap_or_else(|| vec![Product::Ehr]);
+        if products.is_empty() {
+            return Err(DomainError::invalid("products", "Give at least one product.").into());
+        }
+        let practices = self.store.practices(actor.org_id()).await?;
+        let practice_ids = parse_practice_ids(&input.practice_ids, &practices)?;
+        let at = now();
+        let audit = actor.audit("user.invited").details(serde_json::json!({
+            "username": username.as_str(),
+            "role": role.as_str(),
+            "kind": input.kind.as_str(),
+            "products": products.iter().map(|p| p.as_str()).collect::<Vec<_>>(),
+            "permissions": input.permissions.iter().map(|p| p.as_str()).collect::<Vec<_>>(),
+            "practiceIds": practice_ids.iter().map(|p| p.to_global()).collect::<Vec<_>>(),
+        }));
+        let new = NewUser {
+            org_id: actor.org_id(),
+            username: username.as_str().to_owned(),
+            email: email.as_str().to_owned(),
+            first_name: first.as_str().to_owned(),
+            last_name: last.as_str().to_owned(),
+            mobile: mobile.map(|m| m.as_str().to_owned()),
+            kind: input.kind,
+            role,
+            products,
+            permissions: input.permissions,
+            practice_ids,
+            password_hash: None,
+            encryption_key: super::crypto::random_bytes::<32>().to_vec(),
+            created_at: at,
+        };
+        match self.store.create_user(UserCreation { user: new, audit, send_setup_email: true }).await {
+            Err(StoreError::NoLicense { product, kind }) => Err(DomainError::new(
+                ErrorCode::NoLicenseAvailable,
+                format!("No {product} license is available for {kind} users; request more licenses first."),
+            )
+            .on("products")
+            .into()),
+            other => Ok(other?),
+        }
+    }
+
+    /// Changes names, mobile and practices: the user's own names and mobile, or anyone's
+    /// profile for an admin.
+    pub async fn update_user(&self, actor: &Actor, input: ProfileUpdate) -> AppResult<User> {
+        actor.require_on(input.user_id, Action::UpdateSelf, Action::AdministerUser)?;
+        if input.practice_ids.is_some() {
+            actor.require(Action::AdministerUser)?;
+        }
+        let user = self.target(actor, input.user_id).await?;
+        let first = input
+            .first_name
+            .as_deref()
+            .map(|v| PersonName::parse("firstName", v))
+            .transpose()?;
+        let last = input
+            .last_name
+            .as_deref()
+            .map(|v| PersonName::parse("lastName", v))
+            .transpose()?;
+        let mobile = match input.mobile.as_deref().map(str::trim) {
+            None => None,
+            Some("") => Some(None),
+            Some(typed) => Some(Some(Mobile::parse(typed)?.as_str().to_owned())),
+        };
+        let practice_ids = match &input.practice_ids {
+            Some(ids) => Some(parse_practice_ids(
+                ids,
+                &self.store.practices(actor.org_id()).await?,
+            )?),
+            None => None,
+        };
+        let mut before = serde_json::Map::new();
+        let mut after = serde_json::Map::new();
+        let mut note = |field: &str, old: serde_json::Value, new: serde_json::Value| {
+            if old != new {
+                before.insert(field.into(), old);
+                after.insert(field.into(), new);
+            }
+        };
+        if let Some(first) = &first {
+            note(
+                "firstName",
+                user.first_name.clone().into(),
+                first.as_str().into(),
+            );
+        }
+        if let Some(last) = &last {
+            note(
+                "lastName",
+                user.last_name.clone().into(),
+                last.as_str().into(),
+            );
+        }
+        if let Some(mobile) = &mobile {
+            note("mobile", user.mobile.clone().into(), mobile.clone().into());
+        }
+        if let Some(ids) = &practice_ids {
+            let old: Vec<String> = self
+                .store
+                .practices_of_users(&[user.id])
+                .await?
+                .into_iter()
+                .map(|(_, p)| p.id.to_global())
+                .collect();
+            let new: Vec<String> = ids.iter().map(|p| p.to_global()).collect();
+            note("practiceIds", old.into(), new.into());
+        }
+        let audit = actor
+            .audit("user.updated")
+            .subject(user.id)
+            .details(serde_json::json!({ "before": before, "after": after }));
+        let update = UserUpdate {
+            org_id: actor.org_id(),
+            user_id: user.id,
+            first_name: first.map(|n| n.as_str().to_owned()),
+            last_name: last.map(|n| n.as_str().to_owned()),
+            mobile,
+            practice_ids,
+            audit,
+        };
+        Ok(self.store.update_user(update).await?)
+    }
+
+    pub async fn create_practice(&self, actor: &Actor, name: &str) -> AppResult<Practice> {
+        actor.require(Action::CreatePractice)?;
+        let name = parse_title("name", name)?;
+        Ok(self
+            .store
+            .create_practice(actor.org_id(), &name, actor.audit("practice.created"))
+            .await?)
+    }
+
+    /// Reactivates each user where a license allows, restoring `products` (default EHR).
+    pub async fn reactivate_users(
+        &self,
+        actor: &Actor,
+        ids: &[String],
+        products: Option<Vec<Product>>,
+    ) -> AppResult<Reactivated> {
+        actor.require(Action::AdministerUser)?;
+        let products = products.unwrap_or_else(|| vec![Product::Ehr]);
+        if products.is_empty() {
+            return Err(DomainError::invalid("products", "Give at least one product.").into());
+        }
+        let mut done = Reactivated::default();
+        for (index, id) in ids.iter().enumerate() {
+            match self.reactivate_one(actor, id, &products).await {
+                Ok(user) => done.users.push(user),
+                Err(AppError::Domain(refusal)) => done.refused.push((index, refusal)),
+                Err(other) => return Err(other),
+            }
+        }
+        Ok(done)
+    }
+
+    async fn reactivate_one(
+        &self,
+        actor: &Actor,
+        id: &str,
+        products: &[Product],
+    ) -> AppResult<User> {
+        let not_found =
+            || DomainError::new(ErrorCode::NotFound, format!("No user {id}.")).on("userIds");
+        let user_id = UserId::from_global(id).ok_or_else(not_found)?;
+        let user = match self.store.user(actor.org_id(), user_id).await {
+            Err(StoreError::NotFound) => return Err(not_found().into()),
+            other => other?,
+        };
+        if user.status != UserStatus::Inactive {
+            return Err(DomainError::new(
+                ErrorCode::InvalidState,
+                format!("{} is not inactive.", user.username),
+            )
+            .on("userIds")
+            .into());
+        }
+        let audit = actor.audit("user.reactivated").subject(user.id).details(serde_json::json!({
+            "before": { "status": "INACTIVE" },
+            "after": { "status": "ACTIVE", "products": products.iter().map(|p| p.as_str()).collect::<Vec<_>>() },
+        }));
+        let reactivation = Reactivation {
+            org_id: actor.org_id(),
+            user_id: user.id,
+            products: products.to_vec(),
+            audit,
+        };
+        match self.store.reactivate_user(reactivation).await {
+            Err(StoreError::NoLicense { product, kind }) => Err(DomainError::new(
+                ErrorCode::NoLicenseAvailable,
+                format!(
+                    "No {product} license is available for {kind} users to reactivate {}.",
+                    user.username
+                ),
+            )
+            .on("userIds")
+            .into()),
+            Err(StoreError::Conflict(_)) => Err(DomainError::new(
+                ErrorCode::InvalidState,
+                format!("{} is not inactive.", user.username),
+            )
+            .on("userIds")
+            .into()),
+            other => Ok(other?),
+        }
+    }
+
+    /// The organization's audit log, newest first: for owners and admins.
+    pub async fn audit_events(
+        &self,
+        actor: &Actor,
+        filter: AuditFilter,
+        first: Option<i32>,
+        after: Option<String>,
+        with_total: bool,
+    ) -> AppResult<Page<AuditRecord>> {
+        actor.require(Action::ReadAuditEvents)?;
+        let size = page_size(first, self.config.limits.max_page_size)?;
+        let before_seq = match after.as_deref().map(decode_cursor).transpose()? {
+            Some(key) => Some(key.parse::<i64>().map_err(|_| {
+                AppError::BadUserInput("`after` is not a cursor from this list.".into())
+            })?),
+            None => None,
+        };
+        // An ID of the wrong kind or another organization matches nothing.
+        let user =
+            |id: &Option<String>| present(id).map(|id| UserId::from_global(id).map_or(-1, |u| u.0));
+        let action = present(&filter.action).map(str::to_owned);
+        let query = AuditQuery {
+            org_id: actor.org_id(),
+            actor_id: user(&filter.actor_id),
+            subject_id: user(&filter.subject_id),
+            request_id: present(&filter.request_id)
+                .map(|id| crate::domain::RequestId::from_global(id).map_or(-1, |r| r.0)),
+            action_prefix: action.as_ref().filter(|a| a.ends_with('.')).cloned(),
+            action: action.filter(|a| !a.ends_with('.')),
+            since: filter.since,
+            until: filter.until,
+            before_seq,
+            limit: size as i64 + 1,
+            with_total,
+        };
+        let (mut events, total) = self.store.audit_events(query).await?;
+        let has_next = events.len() > size;
+        events.truncate(size);
+        let items = events
+            .into_iter()
+            .map(|e| (encode_cursor(&e.seq.to_string()), e))
+            .collect();
+        Ok(Page {
+            items,
+            has_next,
+            total,
+        })
+    }
+
+    /// One audit event of the caller's organization, for owners and admins.
+    pub async fn audit_event(&self, actor: &Actor, id: i64) -> AppResult<Option<AuditRecord>> {
+        actor.require(Action::ReadAuditEvents)?;
+        Ok(self.store.audit_event(actor.org_id(), id).await?)
+    }
+
+    /// The organization's owners (not inactive).
+    pub async fn owners(&self, org: &crate::domain::Organization) -> AppResult<Vec<User>> {
+        Ok(self.store.owners(org.id).await?)
+    }
+
+    /// Users of the actor's organization by ID, for batched loading.
+    pub async fn users_by_ids(
+        &self,
+        org: crate::domain::OrgId,
+        ids: &[UserId],
+    ) -> AppResult<Vec<User>> {
+        Ok(self.store.users_by_ids(org, ids).await?)
+    }
+}

@@ -1,0 +1,99 @@
+//! Batched loading of what a list of users needs (practices, products, permissions,
+//! related users): one query per field for a whole page, not one per user.
+
+use super::gql;
+use crate::app::App;
+use crate::domain::{OrgId, Permission, Practice, Product, User, UserId};
+use async_graphql::dataloader::Loader;
+use std::collections::HashMap;
+
+/// The loaders of one request (created per request, so nothing is cached across requests).
+pub struct Loaders {
+    pub app: App,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PracticesOf(pub UserId);
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ProductsOf(pub UserId);
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PermissionsOf(pub UserId);
+/// A user of an organization, by ID.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct UserIn(pub OrgId, pub UserId);
+
+/// Groups (user, value) pairs by user, giving every asked-for user an entry.
+fn grouped<K: Copy + Eq + std::hash::Hash, V>(
+    keys: &[K],
+    user: impl Fn(K) -> UserId,
+    pairs: Vec<(UserId, V)>,
+) -> HashMap<K, Vec<V>> {
+    let mut by_user: HashMap<UserId, Vec<V>> = HashMap::new();
+    for (id, value) in pairs {
+        by_user.entry(id).or_default().push(value);
+    }
+    keys.iter()
+        .map(|k| (*k, by_user.remove(&user(*k)).unwrap_or_default()))
+        .collect()
+}
+
+impl Loader<PracticesOf> for Loaders {
+    type Value = Vec<Practice>;
+    type Error = async_graphql::Error;
+
+    async fn load(
+        &self,
+        keys: &[PracticesOf],
+    ) -> Result<HashMap<PracticesOf, Self::Value>, Self::Error> {
+        let ids: Vec<UserId> = keys.iter().map(|k| k.0).collect();
+        let pairs = self.app.practices_of_users(&ids).await.map_err(gql)?;
+        Ok(grouped(keys, |k| k.0, pairs))
+    }
+}
+
+impl Loader<ProductsOf> for Loaders {
+    type Value = Vec<Product>;
+    type Error = async_graphql::Error;
+
+    async fn load(
+        &self,
+        keys: &[ProductsOf],
+    ) -> Result<HashMap<ProductsOf, Self::Value>, Self::Error> {
+        let ids: Vec<UserId> = keys.iter().map(|k| k.0).collect();
+        let pairs = self.app.products_of_users(&ids).await.map_err(gql)?;
+        Ok(grouped(keys, |k| k.0, pairs))
+    }
+}
+
+impl Loader<PermissionsOf> for Loaders {
+    type Value = Vec<Permission>;
+    type Error = async_graphql::Error;
+
+    async fn load(
+        &self,
+        keys: &[PermissionsOf],
+    ) -> Result<HashMap<PermissionsOf, Self::Value>, Self::Error> {
+        let ids: Vec<UserId> = keys.iter().map(|k| k.0).collect();
+        let pairs = self.app.permissions_of_users(&ids).await.map_err(gql)?;
+        Ok(grouped(keys, |k| k.0, pairs))
+    }
+}
+
+impl Loader<UserIn> for Loaders {
+    type Value = User;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[UserIn]) -> Result<HashMap<UserIn, Self::Value>, Self::Error> {
+        let mut by_org: HashMap<OrgId, Vec<UserId>> = HashMap::new();
+        for key in keys {
+            by_org.entry(key.0).or_default().push(key.1);
+        }
+        let mut found = HashMap::new();
+        for (org, ids) in by_org {
+            for user in self.app.users_by_ids(org, &ids).await.map_err(gql)? {
+                found.insert(UserIn(org, user.id), user);
+            }
+        }
+        Ok(found)
+    }
+}
