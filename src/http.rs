@@ -7,8 +7,8 @@ use crate::graphql::{GatehouseSchema, RequestContext};
 use crate::metrics::Metrics;
 use async_graphql::dataloader::DataLoader;
 use async_graphql::http::GraphiQLSource;
-use axum::body::Bytes;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request, State};
+use axum::body::Body;
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
@@ -29,7 +29,6 @@ struct AppState {
 /// The router with every route and layer.
 pub fn router(app: App, queue: Queue, metrics: Metrics) -> Router {
     let schema = crate::graphql::schema(Some(app.clone()));
-    let body_limit = app.config.limits.max_body_bytes;
     let state = AppState {
         app,
         queue,
@@ -41,7 +40,6 @@ pub fn router(app: App, queue: Queue, metrics: Metrics) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(render_metrics))
-        .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn_with_state(metrics, track))
         .with_state(state)
 }
@@ -125,7 +123,7 @@ async fn graphql(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     let wants_graphql_response = headers
         .get(header::ACCEPT)
@@ -135,6 +133,16 @@ async fn graphql(
         GRAPHQL_RESPONSE
     } else {
         "application/json"
+    };
+    let limit = state.app.config.limits.max_body_bytes;
+    let Ok(body) = axum::body::to_bytes(body, limit).await else {
+        let message = format!("The request body is larger than {limit} bytes.");
+        return request_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "BAD_REQUEST",
+            &message,
+            content_type,
+        );
     };
     let request: async_graphql::Request = match serde_json::from_slice(&body) {
         Ok(request) => request,

@@ -283,7 +283,7 @@ pub async fn seed_org(
         owner_kind: UserKind::Staff,
         licenses: vec![
             (Product::Ehr, UserKind::Provider, 5),
-            (Product::Ehr, UserKind::Staff, 5),
+            (Product::Ehr, UserKind::Staff, 10),
         ],
         owner_password: Some(OWNER_PASSWORD.into()),
     })

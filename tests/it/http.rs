@@ -90,7 +90,7 @@ async fn owner_signs_in_and_reads_their_organization(db: TestDb) {
         me["organization"]["licenses"],
         json!([
             { "product": "EHR", "kind": "PROVIDER", "total": 5, "used": 0, "available": 5 },
-            { "product": "EHR", "kind": "STAFF", "total": 5, "used": 1, "available": 4 },
+            { "product": "EHR", "kind": "STAFF", "total": 10, "used": 1, "available": 9 },
         ])
     );
     let events = server
@@ -257,6 +257,11 @@ async fn malformed_requests_get_400_with_a_graphql_error(db: TestDb) {
         .await
         .unwrap();
     assert_eq!(response.status(), 413, "bodies over 256 KiB are refused");
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "BAD_REQUEST",
+        "{body}"
+    );
 }
 
 async fn deep_queries_are_refused(db: TestDb) {

@@ -68,7 +68,7 @@ async fn organization_is_created_with_pools_and_owner(db: TestDb) {
     let providers = pools.iter().find(|p| p.kind == UserKind::Provider).unwrap();
     assert_eq!(
         (staff.total, staff.used),
-        (5, 1),
+        (10, 1),
         "the owner holds a staff EHR license"
     );
     assert_eq!((providers.total, providers.used), (5, 0));
