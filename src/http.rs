@@ -2,10 +2,9 @@
 
 use crate::app::App;
 use crate::app::session::ClientInfo;
-use crate::graphql::loaders::Loaders;
+use crate::graphql::loaders::request_loader;
 use crate::graphql::{GatehouseSchema, RequestContext};
 use crate::metrics::Metrics;
-use async_graphql::dataloader::DataLoader;
 use async_graphql::http::GraphiQLSource;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
@@ -197,12 +196,8 @@ async fn graphql(
             );
         }
     }
-    let loaders = DataLoader::new(
-        Loaders {
-            app: state.app.clone(),
-        },
-        tokio::spawn,
-    );
+    // Cached for this request only: a user's practices are read once per request.
+    let loaders = request_loader(state.app.clone());
     let request = request.data(RequestContext { actor, client }).data(loaders);
     let mut response = state.schema.execute(request).await;
     // A document that does not parse or validate never executed: no data, no error path.

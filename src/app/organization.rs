@@ -129,8 +129,8 @@ impl App {
     // The reads below serve objects that were authorized when they were reached (the
     // caller's own organization, or a user the caller may see), so they take that object.
 
-    pub async fn organization_of(&self, user: &User) -> AppResult<Organization> {
-        Ok(self.store.organization(user.org_id).await?)
+    pub async fn organization_by_id(&self, id: crate::domain::OrgId) -> AppResult<Organization> {
+        Ok(self.store.organization(id).await?)
     }
 
     pub async fn practices(&self, org: &Organization) -> AppResult<Vec<Practice>> {

@@ -4,12 +4,20 @@
 use super::gql;
 use crate::app::App;
 use crate::domain::{OrgId, Permission, Practice, Product, User, UserId};
-use async_graphql::dataloader::Loader;
+use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
 use std::collections::HashMap;
 
 /// The loaders of one request (created per request, so nothing is cached across requests).
 pub struct Loaders {
     pub app: App,
+}
+
+/// What resolvers find in the request's data.
+pub type RequestLoader = DataLoader<Loaders, HashMapCache>;
+
+/// A loader for one request, caching what it loads until the request ends.
+pub fn request_loader(app: App) -> RequestLoader {
+    DataLoader::with_cache(Loaders { app }, tokio::spawn, HashMapCache::default())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -18,6 +26,10 @@ pub struct PracticesOf(pub UserId);
 pub struct ProductsOf(pub UserId);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct PermissionsOf(pub UserId);
+/// An organization, by ID (every user of a page shares one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct OrgById(pub OrgId);
+
 /// A user of an organization, by ID.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct UserIn(pub OrgId, pub UserId);
@@ -93,6 +105,19 @@ impl Loader<UserIn> for Loaders {
             for user in self.app.users_by_ids(org, &ids).await.map_err(gql)? {
                 found.insert(UserIn(org, user.id), user);
             }
+        }
+        Ok(found)
+    }
+}
+
+impl Loader<OrgById> for Loaders {
+    type Value = crate::domain::Organization;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[OrgById]) -> Result<HashMap<OrgById, Self::Value>, Self::Error> {
+        let mut found = HashMap::new();
+        for key in keys {
+            found.insert(*key, self.app.organization_by_id(key.0).await.map_err(gql)?);
         }
         Ok(found)
     }

@@ -1,5 +1,7 @@
 //! Query root.
 
+use super::loaders::{OrgById, PermissionsOf, PracticesOf, ProductsOf, UserIn};
+use super::types::loader;
 use super::types::{
     AuditEvent, AuditEventConnection, AuditEventEdge, Node, Organization, PageInfo, Practice, User,
     UserConnection, UserEdge, UserKind, UserStatus, actor, app,
@@ -40,6 +42,32 @@ pub struct AuditFilter {
     action: Option<String>,
     since: Option<Timestamp>,
     until: Option<Timestamp>,
+}
+
+/// Loads what the page's nodes ask for in one batch each, before the nodes resolve one
+/// by one (which would otherwise split into several batches as they trickle in).
+async fn prime_user_details(ctx: &Context<'_>, ids: Vec<UserId>) -> async_graphql::Result<()> {
+    let node = ctx.look_ahead().field("edges").field("node");
+    let loader = loader(ctx)?;
+    if node.field("practices").exists() {
+        loader
+            .load_many(ids.iter().map(|id| PracticesOf(*id)))
+            .await?;
+    }
+    if node.field("products").exists() {
+        loader
+            .load_many(ids.iter().map(|id| ProductsOf(*id)))
+            .await?;
+    }
+    if node.field("permissions").exists() {
+        loader
+            .load_many(ids.iter().map(|id| PermissionsOf(*id)))
+            .await?;
+    }
+    if node.field("organization").exists() {
+        loader.load_one(OrgById(actor(ctx)?.org_id())).await?;
+    }
+    Ok(())
 }
 
 /// Whether the selection asks for `totalCount` (counting costs a read of every match).
@@ -135,6 +163,7 @@ impl Query {
             .find_users(actor(ctx)?, filter, first, after, wants_total(ctx))
             .await
             .gql()?;
+        prime_user_details(ctx, page.items.iter().map(|(_, u)| u.id).collect()).await?;
         let page_info = PageInfo::of(&page, had_cursor);
         Ok(UserConnection {
             page_info,
@@ -168,10 +197,19 @@ impl Query {
             until: f.until,
         };
         let had_cursor = after.is_some();
+        let actor = actor(ctx)?;
         let page = app(ctx)?
-            .audit_events(actor(ctx)?, filter, first, after, wants_total(ctx))
+            .audit_events(actor, filter, first, after, wants_total(ctx))
             .await
             .gql()?;
+        let people: Vec<UserIn> = page
+            .items
+            .iter()
+            .flat_map(|(_, e)| [e.actor_id, e.subject_id])
+            .flatten()
+            .map(|id| UserIn(actor.org_id(), UserId(id)))
+            .collect();
+        loader(ctx)?.load_many(people).await?;
         let page_info = PageInfo::of(&page, had_cursor);
         Ok(AuditEventConnection {
             page_info,

@@ -2,11 +2,10 @@
 //! enums are mirrored here with `remote`.
 
 use super::GqlResult;
-use super::loaders::{Loaders, PermissionsOf, PracticesOf, ProductsOf, UserIn};
+use super::loaders::{OrgById, PermissionsOf, PracticesOf, ProductsOf, RequestLoader, UserIn};
 use crate::app::credentials::Viewer;
 use crate::app::{Actor, App};
 use crate::domain::{self, DomainError, Timestamp};
-use async_graphql::dataloader::DataLoader;
 use async_graphql::{Context, Enum, ID, Interface, Object, SimpleObject};
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
@@ -101,8 +100,10 @@ pub enum Node {
     AuditEvent(AuditEvent),
 }
 
-pub(super) fn loader<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a DataLoader<Loaders>> {
-    ctx.data::<DataLoader<Loaders>>()
+pub(in crate::graphql) fn loader<'a>(
+    ctx: &Context<'a>,
+) -> async_graphql::Result<&'a RequestLoader> {
+    ctx.data::<RequestLoader>()
 }
 
 #[derive(SimpleObject)]
@@ -481,9 +482,9 @@ impl User {
     }
 
     async fn organization(&self, ctx: &Context<'_>) -> async_graphql::Result<Organization> {
-        Ok(Organization(
-            app(ctx)?.organization_of(&self.user).await.gql()?,
-        ))
+        let org = loader(ctx)?.load_one(OrgById(self.user.org_id)).await?;
+        org.map(Organization)
+            .ok_or_else(|| async_graphql::Error::new("organization not found"))
     }
 
     async fn created_at(&self) -> Timestamp {

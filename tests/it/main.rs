@@ -3,6 +3,7 @@
 
 mod cli;
 mod common;
+mod contract;
 mod directory;
 mod http;
 mod identity;

@@ -1,0 +1,161 @@
+//! A page of users costs a constant number of SQL statements, however many users it
+//! holds: related objects load in batches. Its own test binary, so that the statements
+//! it counts (every `sqlx::query` event of the process) are its own.
+
+use gatehouse::app::organization::CreateOrganization;
+use gatehouse::domain::{Product, Role, UserKind, now};
+use gatehouse::store::{AuditEntry, NewUser, UserCreation};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use tracing_subscriber::Layer as _;
+use tracing_subscriber::layer::SubscriberExt as _;
+
+static STATEMENTS: AtomicUsize = AtomicUsize::new(0);
+
+struct CountStatements;
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for CountStatements {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        if event.metadata().target() == "sqlx::query" {
+            STATEMENTS.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+const PAGE: &str = "query($n: Int) { users(first: $n) { totalCount edges { node { username products permissions practices { name } organization { name } } } } }";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_of_users_costs_a_constant_number_of_statements() {
+    let debug = std::env::var_os("SHOW_SQL").map(|_| {
+        tracing_subscriber::fmt::layer().with_filter(
+            tracing_subscriber::filter::Targets::new()
+                .with_target("sqlx::query", tracing::Level::DEBUG),
+        )
+    });
+    tracing::subscriber::set_global_default(
+        tracing_subscriber::registry()
+            .with(CountStatements)
+            .with(debug),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let vars: HashMap<&str, String> = HashMap::from([
+        (
+            "GATEHOUSE_DATABASE_URL",
+            format!("sqlite://{}", dir.path().join("g.db").display()),
+        ),
+        (
+            "GATEHOUSE_QUEUE_URL",
+            format!("sqlite://{}", dir.path().join("q.db").display()),
+        ),
+        ("GATEHOUSE_ARGON2_M_KIB", "64".into()),
+        ("GATEHOUSE_ARGON2_T", "1".into()),
+    ]);
+    let config = gatehouse::config::Config::from_lookup(|k| vars.get(k).cloned()).unwrap();
+    let gatehouse = gatehouse::Gatehouse::build(config).await.unwrap();
+    let app = gatehouse.app.clone();
+    let (org, _) = app
+        .create_organization(CreateOrganization {
+            name: "Big".into(),
+            owner_username: "bigboss".into(),
+            owner_email: "boss@big.example".into(),
+            owner_first_name: "O".into(),
+            owner_last_name: "Owner".into(),
+            owner_kind: UserKind::Staff,
+            licenses: vec![
+                (Product::Ehr, UserKind::Staff, 200),
+                (Product::Billing, UserKind::Staff, 200),
+            ],
+            owner_password: Some("the owner's passphrase".into()),
+        })
+        .await
+        .unwrap();
+    let practice = app
+        .store
+        .create_practice(
+            org.id,
+            "Main",
+            AuditEntry::new(org.id, now(), "practice.created"),
+        )
+        .await
+        .unwrap();
+    for i in 0..120 {
+        let at = now();
+        let user = NewUser {
+            org_id: org.id,
+            username: format!("user{i:03}"),
+            email: format!("user{i:03}@big.example"),
+            first_name: "Pat".into(),
+            last_name: format!("Number {i:03}"),
+            mobile: None,
+            kind: UserKind::Staff,
+            role: Role::Member,
+            products: vec![Product::Ehr, Product::Billing],
+            permissions: vec![gatehouse::domain::Permission::Scheduling],
+            practice_ids: vec![practice.id],
+            password_hash: None,
+            encryption_key: vec![0; 32],
+            created_at: at,
+        };
+        let creation = UserCreation {
+            user,
+            audit: AuditEntry::new(org.id, at, "user.invited"),
+            send_setup_email: false,
+        };
+        app.store.create_user(creation).await.unwrap();
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(gatehouse.run(
+        gatehouse::Mode::Serve { workers: false },
+        Some(listener),
+        std::future::pending(),
+    ));
+    let client = reqwest::Client::new();
+    let login = serde_json::json!({ "query": "mutation { login(input: {username: \"bigboss\", password: \"the owner's passphrase\"}) { token } }" });
+    let body: serde_json::Value = client
+        .post(format!("http://{addr}/graphql"))
+        .json(&login)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = body["data"]["login"]["token"].as_str().unwrap().to_owned();
+
+    let mut counts = Vec::new();
+    for size in [5, 100] {
+        let before = STATEMENTS.load(Ordering::SeqCst);
+        let request = serde_json::json!({ "query": PAGE, "variables": { "n": size } });
+        let body: serde_json::Value = client
+            .post(format!("http://{addr}/graphql"))
+            .bearer_auth(&token)
+            .json(&request)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let edges = body["data"]["users"]["edges"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{body}"));
+        assert_eq!(edges.len(), size);
+        assert_eq!(
+            edges[size - 1]["node"]["practices"],
+            serde_json::json!([{ "name": "Main" }])
+        );
+        assert_eq!(
+            edges[size - 1]["node"]["products"],
+            serde_json::json!(["BILLING", "EHR"])
+        );
+        counts.push(STATEMENTS.load(Ordering::SeqCst) - before);
+    }
+    assert!(counts[0] > 0, "statements were counted");
+    assert_eq!(
+        counts[0], counts[1],
+        "5 and 100 users cost the same number of statements"
+    );
+    assert!(counts[1] <= 8, "a page costs {} statements", counts[1]);
+}
