@@ -3,7 +3,10 @@
 use crate::app::App;
 use crate::app::session::ClientInfo;
 use crate::graphql::loaders::request_loader;
-use crate::graphql::{GatehouseSchema, RequestContext};
+use crate::graphql::{GatehouseSchema, RequestContext, gql};
+use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
+use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
+use axum::extract::WebSocketUpgrade;
 use crate::metrics::Metrics;
 use async_graphql::http::GraphiQLSource;
 use axum::body::Body;
@@ -36,6 +39,7 @@ pub fn router(app: App, queue: Queue, metrics: Metrics) -> Router {
     };
     Router::new()
         .route("/graphql", get(graphiql).post(graphql))
+        .route("/graphql/ws", get(graphql_ws))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(render_metrics))
@@ -118,6 +122,57 @@ fn request_error(
         .into_response()
 }
 
+/// Subscriptions over WebSocket (graphql-transport-ws, and the older graphql-ws). The
+/// session token comes in the `connection_init` payload as `{"Authorization": "Bearer …"}`;
+/// without a valid one the connection is refused.
+async fn graphql_ws(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    protocol: GraphQLProtocol,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let client = client_info(&headers, peer);
+    let app = state.app.clone();
+    upgrade
+        .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        .on_upgrade(move |socket| {
+            GraphQLWebSocket::new(socket, state.schema, protocol)
+                .on_connection_init(move |payload| async move {
+                    let token = ["Authorization", "authorization"]
+                        .iter()
+                        .find_map(|key| payload.get(key).and_then(|v| v.as_str()))
+                        .and_then(|v| v.strip_prefix("Bearer "))
+                        .map(str::trim);
+                    let actor = match token {
+                        Some(token) => app.authenticate(token, &client).await.map_err(gql)?,
+                        None => None,
+                    };
+                    let actor = actor.ok_or_else(|| {
+                        gql(crate::app::AppError::Unauthenticated)
+                    })?;
+                    let mut data = async_graphql::Data::default();
+                    data.insert(RequestContext {
+                        actor: Some(actor),
+                        client,
+                    });
+                    data.insert(request_loader(app));
+                    Ok(data)
+                })
+                .serve()
+        })
+}
+
+fn client_info(headers: &HeaderMap, peer: SocketAddr) -> ClientInfo {
+    ClientInfo {
+        ip: Some(peer.ip().to_string()),
+        user_agent: headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|ua| ua.chars().take(256).collect()),
+    }
+}
+
 async fn graphql(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -155,13 +210,7 @@ async fn graphql(
             );
         }
     };
-    let client = ClientInfo {
-        ip: Some(peer.ip().to_string()),
-        user_agent: headers
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(|ua| ua.chars().take(256).collect()),
-    };
+    let client = client_info(&headers, peer);
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())

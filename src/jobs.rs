@@ -3,7 +3,7 @@
 
 use crate::app::App;
 use crate::app::crypto::new_token;
-use crate::domain::{UserId, now};
+use crate::domain::{RequestId, UserId, now};
 use crate::store::{AuditEntry, EmailDelivery, NewSetupToken};
 use async_trait::async_trait;
 use gatehouse_workers::{Email, OutboxItem, PortError, Ports, Recipient, SetupPurpose};
@@ -119,6 +119,14 @@ impl Ports for App {
         Ok(self.store.record_email(delivery).await?)
     }
 
+    async fn route_request(&self, request_id: i64) -> Result<(), PortError> {
+        Ok(App::route_request(self, RequestId(request_id)).await?)
+    }
+
+    async fn apply_request(&self, request_id: i64) -> Result<(), PortError> {
+        Ok(App::apply_request(self, RequestId(request_id)).await?)
+    }
+
     async fn sweep(&self) -> Result<(), PortError> {
         let (sessions, tokens) = self
             .store
@@ -126,6 +134,10 @@ impl Ports for App {
             .await?;
         if sessions + tokens > 0 {
             tracing::info!(sessions, tokens, "expired sessions and setup tokens");
+        }
+        let (reminded, expired) = self.sweep_requests().await?;
+        if reminded + expired > 0 {
+            tracing::info!(reminded, expired, "reminded and expired pending requests");
         }
         Ok(())
     }

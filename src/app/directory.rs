@@ -11,7 +11,7 @@ use crate::domain::{
     Product, Role, User, UserId, UserKind, UserStatus, Username, now,
 };
 use crate::store::{
-    AnyMatch, AuditQuery, NewUser, Reactivation, StoreError, UserCreation, UserSearch, UserUpdate,
+    AnyMatch, AuditQuery, NewUser, StoreError, UserCreation, UserSearch, UserUpdate,
 };
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -72,7 +72,28 @@ pub struct ProfileUpdate {
 #[derive(Debug, Default)]
 pub struct Reactivated {
     pub users: Vec<User>,
+    /// REACTIVATE_PROVIDER requests filed for providers that need the owner's review.
+    pub requests: Vec<crate::domain::AccountRequest>,
     pub refused: Vec<(usize, DomainError)>,
+}
+
+/// How one user comes back: now, or through a request the owner reviews.
+enum Reactivation {
+    Now(User),
+    Requested(crate::domain::AccountRequest),
+}
+
+/// Billing for a provider deactivated less than this long ago goes through the owner.
+const BILLING_REVIEW_WINDOW: chrono::TimeDelta = chrono::TimeDelta::days(30);
+
+/// A provider getting BILLING back within 30 days of deactivation needs the owner's
+/// review (REACTIVATE_PROVIDER), as the vendors handle it.
+fn needs_review(user: &User, products: &[Product]) -> bool {
+    user.kind == UserKind::Provider
+        && products.contains(&Product::Billing)
+        && user
+            .deactivated_at
+            .is_some_and(|at| now() - at < BILLING_REVIEW_WINDOW)
 }
 
 /// What `auditEvents` filters on.
@@ -87,7 +108,7 @@ pub struct AuditFilter {
 }
 
 /// Checks `first` against the page limit.
-fn page_size(first: Option<i32>, max: usize) -> AppResult<usize> {
+pub(crate) fn page_size(first: Option<i32>, max: usize) -> AppResult<usize> {
     match first {
         None => Ok(DEFAULT_PAGE.min(max)),
         Some(n) if n < 0 => Err(AppError::BadUserInput("`first` cannot be negative.".into())),
@@ -102,7 +123,7 @@ pub fn encode_cursor(key: &str) -> String {
     URL_SAFE_NO_PAD.encode(key)
 }
 
-fn decode_cursor(cursor: &str) -> AppResult<String> {
+pub(crate) fn decode_cursor(cursor: &str) -> AppResult<String> {
     URL_SAFE_NO_PAD
         .decode(cursor)
         .ok()
@@ -366,7 +387,8 @@ impl App {
         let mut done = Reactivated::default();
         for (index, id) in ids.iter().enumerate() {
             match self.reactivate_one(actor, id, &products).await {
-                Ok(user) => done.users.push(user),
+                Ok(Reactivation::Now(user)) => done.users.push(user),
+                Ok(Reactivation::Requested(request)) => done.requests.push(request),
                 Err(AppError::Domain(refusal)) => done.refused.push((index, refusal)),
                 Err(other) => return Err(other),
             }
@@ -379,7 +401,7 @@ impl App {
         actor: &Actor,
         id: &str,
         products: &[Product],
-    ) -> AppResult<User> {
+    ) -> AppResult<Reactivation> {
         let not_found =
             || DomainError::new(ErrorCode::NotFound, format!("No user {id}.")).on("userIds");
         let user_id = UserId::from_global(id).ok_or_else(not_found)?;
@@ -395,11 +417,15 @@ impl App {
             .on("userIds")
             .into());
         }
+        if needs_review(&user, products) {
+            let request = self.request_reactivation(actor, &user, products).await?;
+            return Ok(Reactivation::Requested(request));
+        }
         let audit = actor.audit("user.reactivated").subject(user.id).details(serde_json::json!({
             "before": { "status": "INACTIVE" },
             "after": { "status": "ACTIVE", "products": products.iter().map(|p| p.as_str()).collect::<Vec<_>>() },
         }));
-        let reactivation = Reactivation {
+        let reactivation = crate::store::Reactivation {
             org_id: actor.org_id(),
             user_id: user.id,
             products: products.to_vec(),
@@ -421,7 +447,7 @@ impl App {
             )
             .on("userIds")
             .into()),
-            other => Ok(other?),
+            other => Ok(Reactivation::Now(other?)),
         }
     }
 
@@ -482,7 +508,11 @@ impl App {
 
     /// The organization's owners (not inactive).
     pub async fn owners(&self, org: &crate::domain::Organization) -> AppResult<Vec<User>> {
-        Ok(self.store.owners(org.id).await?)
+        self.owners_of(org.id).await
+    }
+
+    pub async fn owners_of(&self, org: crate::domain::OrgId) -> AppResult<Vec<User>> {
+        Ok(self.store.owners(org).await?)
     }
 
     /// Users of the actor's organization by ID, for batched loading.

@@ -5,9 +5,11 @@ pub mod credentials;
 pub mod crypto;
 pub mod directory;
 pub mod error;
+pub mod feed;
 pub mod organization;
 pub mod policy;
 pub mod ratelimit;
+pub mod requests;
 pub mod session;
 pub mod user;
 
@@ -27,6 +29,8 @@ pub struct App {
     pub hasher: crypto::PasswordHasher,
     /// Sign-in attempts per client IP and minute.
     pub login_limiter: Arc<ratelimit::RateLimiter>,
+    /// Request status changes, for subscriptions.
+    pub feed: Arc<feed::RequestFeed>,
 }
 
 impl App {
@@ -41,6 +45,7 @@ impl App {
             config,
             hasher,
             login_limiter,
+            feed: Arc::new(feed::RequestFeed::new(std::time::Duration::from_millis(250))),
         }
     }
 }

@@ -6,6 +6,7 @@ pub mod error;
 pub mod id;
 pub mod model;
 pub mod password;
+pub mod request;
 pub mod search;
 pub mod values;
 
@@ -13,6 +14,7 @@ pub use enums::{Permission, Product, RequestKind, RequestStatus, Role, UserKind,
 pub use error::{DomainError, ErrorCode};
 pub use id::{OrgId, PracticeId, RequestId, SessionId, UserId};
 pub use model::{LicensePool, Organization, Practice, User};
+pub use request::{AccountRequest, LicenseChange, PermissionChange, RequestDecision, RequestEvent};
 pub use values::{EmailAddress, Mobile, PersonName, Username};
 
 use chrono::{DateTime, SubsecRound, Utc};

@@ -3,7 +3,10 @@
 
 use super::gql;
 use crate::app::App;
-use crate::domain::{OrgId, Permission, Practice, Product, User, UserId};
+use crate::domain::{
+    AccountRequest, OrgId, Permission, Practice, Product, RequestDecision, RequestEvent, RequestId,
+    User, UserId,
+};
 use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
 use std::collections::HashMap;
 
@@ -118,6 +121,92 @@ impl Loader<OrgById> for Loaders {
         let mut found = HashMap::new();
         for key in keys {
             found.insert(*key, self.app.organization_by_id(key.0).await.map_err(gql)?);
+        }
+        Ok(found)
+    }
+}
+
+/// A request of an organization, by ID.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RequestIn(pub OrgId, pub RequestId);
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DecisionsOf(pub RequestId);
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct EventsOf(pub RequestId);
+/// The owners of an organization (not inactive).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct OwnersOf(pub OrgId);
+
+/// Groups (request, value) pairs by request, giving every asked-for request an entry.
+fn by_request<K: Copy + Eq + std::hash::Hash, V>(
+    keys: &[K],
+    request: impl Fn(K) -> RequestId,
+    pairs: Vec<(RequestId, V)>,
+) -> HashMap<K, Vec<V>> {
+    let mut grouped: HashMap<RequestId, Vec<V>> = HashMap::new();
+    for (id, value) in pairs {
+        grouped.entry(id).or_default().push(value);
+    }
+    keys.iter()
+        .map(|k| (*k, grouped.remove(&request(*k)).unwrap_or_default()))
+        .collect()
+}
+
+impl Loader<RequestIn> for Loaders {
+    type Value = AccountRequest;
+    type Error = async_graphql::Error;
+
+    async fn load(
+        &self,
+        keys: &[RequestIn],
+    ) -> Result<HashMap<RequestIn, Self::Value>, Self::Error> {
+        let mut by_org: HashMap<OrgId, Vec<RequestId>> = HashMap::new();
+        for key in keys {
+            by_org.entry(key.0).or_default().push(key.1);
+        }
+        let mut found = HashMap::new();
+        for (org, ids) in by_org {
+            for request in self.app.requests_by_ids(org, &ids).await.map_err(gql)? {
+                found.insert(RequestIn(org, request.id), request);
+            }
+        }
+        Ok(found)
+    }
+}
+
+impl Loader<DecisionsOf> for Loaders {
+    type Value = Vec<RequestDecision>;
+    type Error = async_graphql::Error;
+
+    async fn load(
+        &self,
+        keys: &[DecisionsOf],
+    ) -> Result<HashMap<DecisionsOf, Self::Value>, Self::Error> {
+        let ids: Vec<RequestId> = keys.iter().map(|k| k.0).collect();
+        let pairs = self.app.decisions_of(&ids).await.map_err(gql)?;
+        Ok(by_request(keys, |k| k.0, pairs))
+    }
+}
+
+impl Loader<EventsOf> for Loaders {
+    type Value = Vec<RequestEvent>;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[EventsOf]) -> Result<HashMap<EventsOf, Self::Value>, Self::Error> {
+        let ids: Vec<RequestId> = keys.iter().map(|k| k.0).collect();
+        let pairs = self.app.events_of(&ids).await.map_err(gql)?;
+        Ok(by_request(keys, |k| k.0, pairs))
+    }
+}
+
+impl Loader<OwnersOf> for Loaders {
+    type Value = Vec<User>;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[OwnersOf]) -> Result<HashMap<OwnersOf, Self::Value>, Self::Error> {
+        let mut found = HashMap::new();
+        for key in keys {
+            found.insert(*key, self.app.owners_of(key.0).await.map_err(gql)?);
         }
         Ok(found)
     }

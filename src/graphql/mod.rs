@@ -6,19 +6,21 @@ pub mod limits;
 pub mod loaders;
 mod mutation;
 mod query;
+mod requests;
+mod subscription;
 mod types;
 
 pub use error::{GqlResult, gql, user_errors};
 
 use crate::app::session::ClientInfo;
 use crate::app::{Actor, App};
-use async_graphql::{EmptySubscription, Schema};
+use async_graphql::Schema;
 
-pub type GatehouseSchema = Schema<query::Query, mutation::Mutation, EmptySubscription>;
+pub type GatehouseSchema = Schema<query::Query, mutation::Mutation, subscription::Subscription>;
 
 /// Builds the schema with the configured document limits.
 pub fn schema(app: Option<App>) -> GatehouseSchema {
-    let builder = Schema::build(query::Query, mutation::Mutation, EmptySubscription);
+    let builder = Schema::build(query::Query, mutation::Mutation, subscription::Subscription);
     match app {
         Some(app) => {
             let limits = app.config.limits;

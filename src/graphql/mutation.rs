@@ -4,7 +4,13 @@ use super::types::{
     Permission, Practice, Product, Role, User, UserError, UserKind, actor, app, viewer,
 };
 use super::{GqlResult, RequestContext, user_errors};
+use super::requests::{
+    AccountRequest, AccountRequestPayload, ApproveRequestInput, CancelRequestInput,
+    RejectRequestInput, RequestInactivationInput, RequestLicensesInput,
+    RequestPermissionChangeInput,
+};
 use crate::app::credentials::AccountSetup;
+use crate::app::requests::{InactivationRequest, LicenseRequest, PermissionRequest};
 use crate::app::directory::{Invitation, ProfileUpdate};
 use crate::domain::{DomainError, ErrorCode, UserId};
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
@@ -152,6 +158,8 @@ pub struct ReactivateUsersInput {
 pub struct ReactivateUsersPayload {
     /// Users reactivated now.
     users: Vec<User>,
+    /// Requests filed instead, for providers that need the owner's review.
+    requests: Vec<AccountRequest>,
     user_errors: Vec<UserError>,
 }
 
@@ -333,6 +341,7 @@ impl Mutation {
         }));
         Ok(ReactivateUsersPayload {
             users: done.users.into_iter().map(User::new).collect(),
+            requests: done.requests.into_iter().map(AccountRequest::new).collect(),
             user_errors: errors,
         })
     }
@@ -401,6 +410,101 @@ impl Mutation {
         let (app, actor) = (app(ctx)?, actor(ctx)?);
         UserPayload::from(
             async { app.revoke_sessions(actor, user_id(&input.user_id)?).await }.await,
+        )
+    }
+
+    async fn request_licenses(
+        &self,
+        ctx: &Context<'_>,
+        input: RequestLicensesInput,
+    ) -> async_graphql::Result<AccountRequestPayload> {
+        let request = LicenseRequest {
+            product: input.product.into(),
+            kind: input.kind.into(),
+            quantity: input.quantity,
+            justification: input.justification,
+            accept_terms: input.accept_terms,
+            idempotency_key: input.idempotency_key,
+        };
+        AccountRequestPayload::filed(app(ctx)?.request_licenses(actor(ctx)?, request).await)
+    }
+
+    async fn request_permission_change(
+        &self,
+        ctx: &Context<'_>,
+        input: RequestPermissionChangeInput,
+    ) -> async_graphql::Result<AccountRequestPayload> {
+        let (app, actor) = (app(ctx)?, actor(ctx)?);
+        let permissions =
+            |list: Option<Vec<Permission>>| list.unwrap_or_default().into_iter().map(Into::into).collect();
+        AccountRequestPayload::filed(
+            async {
+                let request = PermissionRequest {
+                    user_id: user_id(&input.user_id)?,
+                    grant: permissions(input.grant),
+                    revoke: permissions(input.revoke),
+                    role: input.role.map(Into::into),
+                    justification: input.justification,
+                    idempotency_key: input.idempotency_key,
+                };
+                app.request_permission_change(actor, request).await
+            }
+            .await,
+        )
+    }
+
+    async fn request_inactivation(
+        &self,
+        ctx: &Context<'_>,
+        input: RequestInactivationInput,
+    ) -> async_graphql::Result<AccountRequestPayload> {
+        let (app, actor) = (app(ctx)?, actor(ctx)?);
+        AccountRequestPayload::filed(
+            async {
+                let request = InactivationRequest {
+                    user_id: user_id(&input.user_id)?,
+                    reason: input.reason,
+                    idempotency_key: input.idempotency_key,
+                };
+                app.request_inactivation(actor, request).await
+            }
+            .await,
+        )
+    }
+
+    async fn approve_request(
+        &self,
+        ctx: &Context<'_>,
+        input: ApproveRequestInput,
+    ) -> async_graphql::Result<AccountRequestPayload> {
+        AccountRequestPayload::decided(
+            app(ctx)?
+                .approve_request(actor(ctx)?, &input.request_id, input.comment, input.accept_terms)
+                .await,
+        )
+    }
+
+    async fn reject_request(
+        &self,
+        ctx: &Context<'_>,
+        input: RejectRequestInput,
+    ) -> async_graphql::Result<AccountRequestPayload> {
+        AccountRequestPayload::decided(
+            app(ctx)?
+                .reject_request(actor(ctx)?, &input.request_id, input.reason)
+                .await,
+        )
+    }
+
+    async fn cancel_request(
+        &self,
+        ctx: &Context<'_>,
+        input: CancelRequestInput,
+    ) -> async_graphql::Result<AccountRequestPayload> {
+        AccountRequestPayload::decided(
+            app(ctx)?
+                .cancel_request(actor(ctx)?, &input.request_id)
+                .await,
         )
     }
 }

@@ -9,7 +9,11 @@ use super::types::{
 use super::{GqlResult, RequestContext};
 use crate::app::directory::{AuditFilter as AppAuditFilter, UserFilter as AppUserFilter};
 use crate::domain::id::{AuditEventId, decode_global};
-use crate::domain::{OrgId, PracticeId, Timestamp, UserId};
+use super::requests::{
+    AccountRequest, AccountRequestConnection, AccountRequestEdge, RequestFilter,
+};
+use crate::app::requests::RequestFilter as AppRequestFilter;
+use crate::domain::{OrgId, PracticeId, RequestId, Timestamp, UserId};
 use async_graphql::{Context, ID, InputObject, Object};
 
 #[derive(Default)]
@@ -119,6 +123,13 @@ impl Query {
             OrgId::TAG if OrgId::from_global(&id) == Some(actor.org_id()) => Some(
                 Node::Organization(Organization(app.organization(actor).await.gql()?)),
             ),
+            RequestId::TAG => {
+                let request_id = RequestId::from_global(&id).expect("tag checked");
+                app.request(actor, request_id)
+                    .await
+                    .gql()?
+                    .map(|r| Node::AccountRequest(AccountRequest::new(r)))
+            }
             AuditEventId::TAG => {
                 let event_id = AuditEventId::from_global(&id).expect("tag checked").0;
                 app.audit_event(actor, event_id)
@@ -220,6 +231,58 @@ impl Query {
                 .map(|(cursor, event)| AuditEventEdge {
                     cursor,
                     node: AuditEvent(event),
+                })
+                .collect(),
+        })
+    }
+
+    /// A request the caller may see; null when unknown.
+    async fn request(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<AccountRequest>> {
+        let Some(id) = RequestId::from_global(&id) else {
+            return Ok(None);
+        };
+        Ok(app(ctx)?.request(actor(ctx)?, id).await.gql()?.map(AccountRequest::new))
+    }
+
+    /// Requests the caller may see, newest first.
+    async fn requests(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<RequestFilter>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<AccountRequestConnection> {
+        let f = filter.unwrap_or_default();
+        let filter = AppRequestFilter {
+            status: f.status.map(Into::into),
+            kind: f.kind.map(Into::into),
+            subject_id: f.subject_id.map(|id| id.0),
+            awaiting_my_decision: f.awaiting_my_decision,
+        };
+        let had_cursor = after.is_some();
+        let actor = actor(ctx)?;
+        let page = app(ctx)?
+            .requests(actor, filter, first, after, wants_total(ctx))
+            .await
+            .gql()?;
+        let people: Vec<UserIn> = page
+            .items
+            .iter()
+            .flat_map(|(_, r)| [Some(r.requested_by), r.subject_id])
+            .flatten()
+            .map(|id| UserIn(actor.org_id(), id))
+            .collect();
+        loader(ctx)?.load_many(people).await?;
+        let page_info = PageInfo::of(&page, had_cursor);
+        Ok(AccountRequestConnection {
+            page_info,
+            total_count: page.total.unwrap_or_default(),
+            edges: page
+                .items
+                .into_iter()
+                .map(|(cursor, request)| AccountRequestEdge {
+                    cursor,
+                    node: AccountRequest::new(request),
                 })
                 .collect(),
         })

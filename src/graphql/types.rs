@@ -2,7 +2,9 @@
 //! enums are mirrored here with `remote`.
 
 use super::GqlResult;
-use super::loaders::{OrgById, PermissionsOf, PracticesOf, ProductsOf, RequestLoader, UserIn};
+use super::loaders::{
+    OrgById, PermissionsOf, PracticesOf, ProductsOf, RequestIn, RequestLoader, UserIn,
+};
 use crate::app::credentials::Viewer;
 use crate::app::{Actor, App};
 use crate::domain::{self, DomainError, Timestamp};
@@ -98,6 +100,7 @@ pub enum Node {
     Organization(Organization),
     Practice(Practice),
     AuditEvent(AuditEvent),
+    AccountRequest(super::requests::AccountRequest),
 }
 
 pub(in crate::graphql) fn loader<'a>(
@@ -162,6 +165,20 @@ impl AuditEvent {
 
     async fn subject(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<User>> {
         self.user(ctx, self.0.subject_id).await
+    }
+
+    async fn request(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Option<super::requests::AccountRequest>> {
+        let Some(id) = self.0.request_id else {
+            return Ok(None);
+        };
+        let key = RequestIn(domain::OrgId(self.0.org_id), domain::RequestId(id));
+        Ok(loader(ctx)?
+            .load_one(key)
+            .await?
+            .map(super::requests::AccountRequest::new))
     }
 
     async fn ip(&self) -> Option<&str> {

@@ -3,7 +3,8 @@
 use super::{OutboxJob, StoreError};
 use crate::domain::audit::AuditRecord;
 use crate::domain::{
-    LicensePool, OrgId, Organization, Practice, PracticeId, Timestamp, User, UserId,
+    AccountRequest, LicenseChange, LicensePool, OrgId, Organization, PermissionChange, Practice,
+    PracticeId, RequestDecision, RequestEvent, RequestId, RequestKind, Timestamp, User, UserId,
 };
 use std::str::FromStr;
 
@@ -190,5 +191,153 @@ impl TryFrom<OutboxRow> for OutboxJob {
             created_at: r.created_at,
             attempts: r.attempts,
         })
+    }
+}
+
+/// The columns of a `RequestRow`, for `concat!` into queries over `requests r`.
+macro_rules! request_columns {
+    () => {
+        "r.id, r.org_id, r.kind, r.status, r.requested_by, r.subject_id, r.justification, \
+         r.product, r.user_kind, r.quantity, r.grant_permissions, r.revoke_permissions, \
+         r.new_role, r.products, r.terms_accepted, r.failure_reason, r.created_at, \
+         r.expires_at, r.reminded_at, r.decided_at, r.applied_at"
+    };
+}
+pub(super) use request_columns;
+
+#[derive(sqlx::FromRow)]
+pub(super) struct RequestRow {
+    id: i64,
+    org_id: i64,
+    kind: String,
+    status: String,
+    requested_by: i64,
+    subject_id: Option<i64>,
+    justification: Option<String>,
+    product: Option<String>,
+    user_kind: Option<String>,
+    quantity: Option<i32>,
+    grant_permissions: Option<String>,
+    revoke_permissions: Option<String>,
+    new_role: Option<String>,
+    products: Option<String>,
+    terms_accepted: bool,
+    failure_reason: Option<String>,
+    created_at: Timestamp,
+    expires_at: Timestamp,
+    reminded_at: Option<Timestamp>,
+    decided_at: Option<Timestamp>,
+    applied_at: Option<Timestamp>,
+}
+
+/// A JSON array of enum names, as the request columns store lists.
+pub(crate) fn names<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
+    let names: Vec<&str> = items.into_iter().collect();
+    serde_json::to_string(&names).expect("a list of names")
+}
+
+fn parse_names<T: FromStr>(text: Option<&str>) -> Result<Vec<T>, StoreError>
+where
+    T::Err: std::fmt::Display,
+{
+    let Some(text) = text else {
+        return Ok(Vec::new());
+    };
+    let names: Vec<String> =
+        serde_json::from_str(text).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    names.iter().map(|n| parse(n)).collect()
+}
+
+impl TryFrom<RequestRow> for AccountRequest {
+    type Error = StoreError;
+    fn try_from(r: RequestRow) -> Result<Self, StoreError> {
+        let kind: RequestKind = parse(&r.kind)?;
+        let license_change = match (&r.product, &r.user_kind, r.quantity) {
+            (Some(product), Some(user_kind), Some(quantity)) => Some(LicenseChange {
+                product: parse(product)?,
+                kind: parse(user_kind)?,
+                quantity,
+            }),
+            _ => None,
+        };
+        let permission_change = if kind == RequestKind::ChangePermissions {
+            Some(PermissionChange {
+                grant: parse_names(r.grant_permissions.as_deref())?,
+                revoke: parse_names(r.revoke_permissions.as_deref())?,
+                role: r.new_role.as_deref().map(parse).transpose()?,
+            })
+        } else {
+            None
+        };
+        Ok(AccountRequest {
+            id: RequestId(r.id),
+            org_id: OrgId(r.org_id),
+            kind,
+            status: parse(&r.status)?,
+            requested_by: UserId(r.requested_by),
+            subject_id: r.subject_id.map(UserId),
+            justification: r.justification,
+            license_change,
+            permission_change,
+            products: parse_names(r.products.as_deref())?,
+            terms_accepted: r.terms_accepted,
+            failure_reason: r.failure_reason,
+            created_at: r.created_at,
+            expires_at: r.expires_at,
+            reminded_at: r.reminded_at,
+            decided_at: r.decided_at,
+            applied_at: r.applied_at,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct DecisionRow {
+    request_id: i64,
+    approver_id: i64,
+    approved: bool,
+    comment: Option<String>,
+    terms_accepted: bool,
+    decided_at: Timestamp,
+}
+
+impl From<DecisionRow> for (RequestId, RequestDecision) {
+    fn from(r: DecisionRow) -> Self {
+        (
+            RequestId(r.request_id),
+            RequestDecision {
+                approver_id: UserId(r.approver_id),
+                approved: r.approved,
+                comment: r.comment,
+                terms_accepted: r.terms_accepted,
+                decided_at: r.decided_at,
+            },
+        )
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct EventRow {
+    id: i64,
+    request_id: i64,
+    at: Timestamp,
+    status: String,
+    actor_id: Option<i64>,
+    note: Option<String>,
+}
+
+impl TryFrom<EventRow> for (RequestId, RequestEvent) {
+    type Error = StoreError;
+    fn try_from(r: EventRow) -> Result<Self, StoreError> {
+        Ok((
+            RequestId(r.request_id),
+            RequestEvent {
+                id: r.id,
+                at: r.at,
+                status: parse(&r.status)?,
+                actor_id: r.actor_id.map(UserId),
+                note: r.note,
+            },
+        ))
     }
 }

@@ -10,6 +10,7 @@ mod identity;
 mod jobs;
 mod migrations;
 mod redis;
+mod requests;
 mod schema;
 mod smtp;
 mod store;

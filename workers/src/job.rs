@@ -32,6 +32,11 @@ pub enum Job {
         /// Asked for by the user themselves (a reset then needs a security answer).
         self_requested: bool,
     },
+    /// Computes who decides a newly filed request, and asks them (or approves it when its
+    /// requester is an owner).
+    RouteRequest { request_id: i64 },
+    /// Applies an approved request and reports the outcome.
+    ApplyRequest { request_id: i64 },
     /// A notification whose content is fully known when it is filed (never a secret).
     Email {
         to_name: String,
@@ -45,8 +50,15 @@ impl Job {
     pub fn kind(&self) -> &'static str {
         match self {
             Job::AccountSetupEmail { .. } => "account_setup_email",
+            Job::RouteRequest { .. } => "route_request",
+            Job::ApplyRequest { .. } => "apply_request",
             Job::Email { .. } => "email",
         }
+    }
+
+    /// Whether the job sends an email (which is then sent once, by its key).
+    pub fn sends_email(&self) -> bool {
+        matches!(self, Job::AccountSetupEmail { .. } | Job::Email { .. })
     }
 
     pub fn to_json(&self) -> String {

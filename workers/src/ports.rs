@@ -52,6 +52,13 @@ pub trait Ports: Send + Sync + 'static {
         failure: Option<&str>,
     ) -> Result<(), PortError>;
 
+    /// Routes a newly filed request to its approvers; a request already routed is left as
+    /// it is.
+    async fn route_request(&self, request_id: i64) -> Result<(), PortError>;
+    /// Applies an approved request (or records why it cannot be); a request no longer
+    /// approved is left as it is.
+    async fn apply_request(&self, request_id: i64) -> Result<(), PortError>;
+
     /// Periodic housekeeping: expired setup tokens and sessions, request reminders and
     /// expiry. Safe to run from several processes at once.
     async fn sweep(&self) -> Result<(), PortError>;

@@ -199,9 +199,11 @@ impl Workers {
                 if now.saturating_sub(first) >= window {
                     let why = format!("gave up after {} attempts: {reason}", envelope.attempt);
                     tracing::warn!(reason = %why, "job failed for good");
-                    self.ports
-                        .record_email(&envelope.email_key(), "", kind, Some(&why))
-                        .await?;
+                    if envelope.job.sends_email() {
+                        self.ports
+                            .record_email(&envelope.email_key(), "", kind, Some(&why))
+                            .await?;
+                    }
                     self.metrics.failed.with_label_values(&[kind]).inc();
                     return Ok(());
                 }
@@ -218,11 +220,18 @@ impl Workers {
 
     async fn execute(&self, envelope: &Envelope) -> Result<(), Failure> {
         let key = envelope.email_key();
-        if self.ports.email_handled(&key).await.map_err(transient)? {
-            tracing::info!(%key, "email already handled; nothing to do");
-            return Ok(());
-        }
         match &envelope.job {
+            Job::RouteRequest { request_id } => {
+                self.ports.route_request(*request_id).await.map_err(transient)
+            }
+            Job::ApplyRequest { request_id } => {
+                self.ports.apply_request(*request_id).await.map_err(transient)
+            }
+            _ if self.ports.email_handled(&key).await.map_err(transient)? => {
+                // A job that runs again finds its email handled: each email is sent once.
+                tracing::info!(%key, "email already handled; nothing to do");
+                Ok(())
+            }
             Job::AccountSetupEmail {
                 user_id,
                 purpose,

@@ -389,52 +389,7 @@ macro_rules! directory_impl {
 
             async fn reactivate_user(&self, r: $crate::store::Reactivation) -> StoreResult<User> {
                 let mut tx = self.begin_write().await?;
-                let at = r.audit.at;
-                let reopened = sqlx::query(
-                    "UPDATE users SET status = 'ACTIVE', deactivated_at = NULL, updated_at = $3 \
-                     WHERE id = $1 AND org_id = $2 AND status = 'INACTIVE'",
-                )
-                .bind(r.user_id.0)
-                .bind(r.org_id.0)
-                .bind(at)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                if reopened == 0 {
-                    return Err(StoreError::Conflict("the user is not inactive".into()));
-                }
-                let kind: String = sqlx::query_scalar("SELECT kind FROM users WHERE id = $1")
-                    .bind(r.user_id.0)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                sqlx::query("DELETE FROM user_products WHERE user_id = $1")
-                    .bind(r.user_id.0)
-                    .execute(&mut *tx)
-                    .await?;
-                let mut products = r.products.clone();
-                products.sort();
-                products.dedup();
-                for product in products {
-                    let taken = sqlx::query(
-                        "UPDATE license_pools SET used = used + 1 \
-                         WHERE org_id = $1 AND product = $2 AND kind = $3 AND used < total",
-                    )
-                    .bind(r.org_id.0)
-                    .bind(product.as_str())
-                    .bind(&kind)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                    if taken == 0 {
-                        let kind = kind.parse().map_err(|e: $crate::domain::enums::UnknownValue| StoreError::Corrupt(e.to_string()))?;
-                        return Err(StoreError::NoLicense { product, kind });
-                    }
-                    sqlx::query("INSERT INTO user_products (user_id, product) VALUES ($1, $2)")
-                        .bind(r.user_id.0)
-                        .bind(product.as_str())
-                        .execute(&mut *tx)
-                        .await?;
-                }
+                Self::reactivate_in(&mut tx, r.org_id, r.user_id, &r.products, r.audit.at).await?;
                 Self::append_audit_in(&mut tx, &r.audit).await?;
                 let user = Self::user_in(&mut tx, r.user_id).await?;
                 tx.commit().await?;

@@ -7,6 +7,7 @@ pub(super) mod audit;
 pub(super) mod directory;
 pub(super) mod identity;
 pub(super) mod jobs;
+pub(super) mod requests;
 
 use super::{StoreError, unique_field};
 use sqlx::error::ErrorKind;
@@ -180,6 +181,73 @@ macro_rules! store_impl {
                 Ok(b.build_query_as().fetch_all(pool).await?)
             }
 
+            /// Gives the user one license of each product (and records the products), taking
+            /// them from the pool of the user's kind; `NoLicense` when one is used up.
+            async fn take_licenses_in(
+                tx: &mut Tx,
+                org_id: OrgId,
+                user_id: UserId,
+                kind: $crate::domain::UserKind,
+                products: &[Product],
+            ) -> StoreResult<()> {
+                let mut products = products.to_vec();
+                products.sort();
+                products.dedup();
+                for product in products {
+                    let taken = sqlx::query(
+                        "UPDATE license_pools SET used = used + 1 \
+                         WHERE org_id = $1 AND product = $2 AND kind = $3 AND used < total",
+                    )
+                    .bind(org_id.0)
+                    .bind(product.as_str())
+                    .bind(kind.as_str())
+                    .execute(&mut **tx)
+                    .await?
+                    .rows_affected();
+                    if taken == 0 {
+                        return Err(StoreError::NoLicense { product, kind });
+                    }
+                    sqlx::query("INSERT INTO user_products (user_id, product) VALUES ($1, $2)")
+                        .bind(user_id.0)
+                        .bind(product.as_str())
+                        .execute(&mut **tx)
+                        .await?;
+                }
+                Ok(())
+            }
+
+            /// Makes an INACTIVE user ACTIVE again with `products`, taking their licenses
+            /// (`Conflict` when the user is not inactive, `NoLicense` when one is used up).
+            async fn reactivate_in(
+                tx: &mut Tx,
+                org_id: OrgId,
+                user_id: UserId,
+                products: &[Product],
+                at: Timestamp,
+            ) -> StoreResult<()> {
+                let kind: Option<String> = sqlx::query_scalar(
+                    "UPDATE users SET status = 'ACTIVE', deactivated_at = NULL, updated_at = $3 \
+                     WHERE id = $1 AND org_id = $2 AND status = 'INACTIVE' RETURNING kind",
+                )
+                .bind(user_id.0)
+                .bind(org_id.0)
+                .bind(at)
+                .fetch_optional(&mut **tx)
+                .await?;
+                let Some(kind) = kind else {
+                    return Err(StoreError::Conflict("The user is not inactive.".into()));
+                };
+                let kind = kind
+                    .parse()
+                    .map_err(|e: $crate::domain::enums::UnknownValue| StoreError::Corrupt(e.to_string()))?;
+                // An inactive user holds no license; the products they had are replaced.
+                sqlx::query("DELETE FROM user_products WHERE user_id = $1")
+                    .bind(user_id.0)
+                    .execute(&mut **tx)
+                    .await?;
+                Self::take_licenses_in(tx, org_id, user_id, kind, products).await
+            }
+
             /// Ends every open session of the user; returns how many.
             async fn end_sessions_in(tx: &mut Tx, user_id: UserId, at: Timestamp) -> StoreResult<u64> {
                 let ended = sqlx::query("UPDATE sessions SET ended_at = $2 WHERE user_id = $1 AND ended_at IS NULL")
@@ -222,29 +290,7 @@ macro_rules! store_impl {
                 .bind(new.created_at)
                 .fetch_one(&mut **tx)
                 .await?;
-                let mut products = new.products.clone();
-                products.sort();
-                products.dedup();
-                for product in products {
-                    let taken = sqlx::query(
-                        "UPDATE license_pools SET used = used + 1 \
-                         WHERE org_id = $1 AND product = $2 AND kind = $3 AND used < total",
-                    )
-                    .bind(new.org_id.0)
-                    .bind(product.as_str())
-                    .bind(new.kind.as_str())
-                    .execute(&mut **tx)
-                    .await?
-                    .rows_affected();
-                    if taken == 0 {
-                        return Err(StoreError::NoLicense { product, kind: new.kind });
-                    }
-                    sqlx::query("INSERT INTO user_products (user_id, product) VALUES ($1, $2)")
-                        .bind(id)
-                        .bind(product.as_str())
-                        .execute(&mut **tx)
-                        .await?;
-                }
+                Self::take_licenses_in(tx, new.org_id, UserId(id), new.kind, &new.products).await?;
                 for permission in &new.permissions {
                     sqlx::query(
                         "INSERT INTO user_permissions (user_id, permission) VALUES ($1, $2) \
@@ -319,6 +365,10 @@ macro_rules! store_impl {
         mod jobs_sql {
             use super::*;
             $crate::store::sql::jobs::jobs_impl!($store);
+        }
+        mod requests_sql {
+            use super::*;
+            $crate::store::sql::requests::requests_impl!($store);
         }
     };
 }

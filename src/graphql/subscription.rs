@@ -1,0 +1,63 @@
+//! Subscription root: request status changes, pushed over `/graphql/ws`.
+
+use super::requests::AccountRequest;
+use super::types::{actor, app};
+use super::{GqlResult, gql};
+use crate::app::AppError;
+use crate::domain::RequestId;
+use async_graphql::{Context, ID, Subscription as SubscriptionRoot};
+use futures_util::Stream;
+use tokio::sync::broadcast::error::RecvError;
+
+#[derive(Default)]
+pub struct Subscription;
+
+#[SubscriptionRoot]
+impl Subscription {
+    /// Every status change of a request the caller may see; one request when requestId is given.
+    async fn request_updated(
+        &self,
+        ctx: &Context<'_>,
+        request_id: Option<ID>,
+    ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<AccountRequest>> + use<>>
+    {
+        let (app, actor) = (app(ctx)?.clone(), actor(ctx)?.clone());
+        let wanted = match request_id {
+            Some(id) => {
+                let unknown = || gql(AppError::BadUserInput("No such request.".into()));
+                let id = RequestId::from_global(&id).ok_or_else(unknown)?;
+                app.request(&actor, id).await.gql()?.ok_or_else(unknown)?;
+                Some(id)
+            }
+            None => None,
+        };
+        let changes = app.feed.subscribe(&app.store);
+        Ok(futures_util::stream::unfold(
+            (changes, app, actor),
+            move |(mut changes, app, actor)| async move {
+                loop {
+                    let change = match changes.recv().await {
+                        Ok(change) => change,
+                        Err(RecvError::Lagged(missed)) => {
+                            tracing::warn!(missed, "a slow subscriber missed request changes");
+                            continue;
+                        }
+                        Err(RecvError::Closed) => return None,
+                    };
+                    if change.org_id != actor.org_id()
+                        || wanted.is_some_and(|w| w != change.request_id)
+                    {
+                        continue;
+                    }
+                    let item = match app.request(&actor, change.request_id).await {
+                        // Shown as of this change, even when it has moved on since.
+                        Ok(Some(request)) => Ok(AccountRequest::live(request, change.status)),
+                        Ok(None) => continue,
+                        Err(err) => Err(gql(err)),
+                    };
+                    return Some((item, (changes, app, actor)));
+                }
+            },
+        ))
+    }
+}

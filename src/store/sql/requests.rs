@@ -1,0 +1,620 @@
+//! SQL of the `RequestStore`: filing, reading and moving account requests, and applying
+//! the approved ones.
+
+macro_rules! requests_impl {
+    ($store:ty) => {
+        use $crate::domain::{
+            AccountRequest, RequestDecision, RequestEvent, RequestId, RequestKind,
+            RequestStatus, Role,
+        };
+        use $crate::store::rows::{DecisionRow, EventRow, RequestRow, names, request_columns};
+        use $crate::store::{
+            Application, Filing, NewRequest, RequestChange, RequestQuery, Transition,
+        };
+
+        impl $store {
+            async fn request_in(tx: &mut Tx, id: RequestId) -> StoreResult<AccountRequest> {
+                let row: RequestRow =
+                    sqlx::query_as(concat!("SELECT ", request_columns!(), " FROM requests r WHERE r.id = $1"))
+                        .bind(id.0)
+                        .fetch_one(&mut **tx)
+                        .await?;
+                row.try_into()
+            }
+
+            async fn record_event_in(
+                tx: &mut Tx,
+                id: RequestId,
+                at: Timestamp,
+                status: RequestStatus,
+                actor: Option<UserId>,
+                note: Option<&str>,
+            ) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO request_events (request_id, at, status, actor_id, note) \
+                     VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(id.0)
+                .bind(at)
+                .bind(status.as_str())
+                .bind(actor.map(|a| a.0))
+                .bind(note)
+                .execute(&mut **tx)
+                .await?;
+                Ok(())
+            }
+
+            /// Active owners of the organization other than `user`.
+            async fn other_active_owners_in(tx: &mut Tx, org_id: OrgId, user: UserId) -> StoreResult<i64> {
+                Ok(sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM users WHERE org_id = $1 AND role = 'OWNER' \
+                     AND status = 'ACTIVE' AND id <> $2",
+                )
+                .bind(org_id.0)
+                .bind(user.0)
+                .fetch_one(&mut **tx)
+                .await?)
+            }
+
+            async fn permissions_in(tx: &mut Tx, user: UserId) -> StoreResult<Vec<String>> {
+                Ok(sqlx::query_scalar(
+                    "SELECT permission FROM user_permissions WHERE user_id = $1 ORDER BY permission",
+                )
+                .bind(user.0)
+                .fetch_all(&mut **tx)
+                .await?)
+            }
+
+            /// Carries out the change an approved request asks for, with its audit event.
+            async fn apply_change_in(
+                tx: &mut Tx,
+                request: &AccountRequest,
+                actor: Option<UserId>,
+                at: Timestamp,
+            ) -> StoreResult<()> {
+                let org = request.org_id;
+                let audit = |action| {
+                    let mut entry = AuditEntry::new(org, at, action).actor(actor);
+                    entry.request_id = Some(request.id.0);
+                    entry
+                };
+                let subject = match request.subject_id {
+                    Some(id) => Some(Self::user_in(tx, id).await?),
+                    None => None,
+                };
+                match (request.kind, subject) {
+                    (RequestKind::AddLicenses, _) => {
+                        let change = request
+                            .license_change
+                            .ok_or_else(|| StoreError::Corrupt("license request without a change".into()))?;
+                        sqlx::query(
+                            "INSERT INTO license_pools (org_id, product, kind, total, used) \
+                             VALUES ($1, $2, $3, 0, 0) ON CONFLICT DO NOTHING",
+                        )
+                        .bind(org.0)
+                        .bind(change.product.as_str())
+                        .bind(change.kind.as_str())
+                        .execute(&mut **tx)
+                        .await?;
+                        let total: i32 = sqlx::query_scalar(
+                            "UPDATE license_pools SET total = total + $4 \
+                             WHERE org_id = $1 AND product = $2 AND kind = $3 RETURNING total",
+                        )
+                        .bind(org.0)
+                        .bind(change.product.as_str())
+                        .bind(change.kind.as_str())
+                        .bind(change.quantity)
+                        .fetch_one(&mut **tx)
+                        .await?;
+                        let entry = audit("license.pool_changed").details(serde_json::json!({
+                            "product": change.product.as_str(), "kind": change.kind.as_str(),
+                            "before": {"total": total - change.quantity}, "after": {"total": total},
+                        }));
+                        Self::append_audit_in(tx, &entry).await?;
+                    }
+                    (RequestKind::ChangePermissions, Some(user)) => {
+                        let change = request.permission_change.clone().unwrap_or_default();
+                        if user.status == UserStatus::Inactive {
+                            return Err(StoreError::Conflict(format!("{} is inactive.", user.username)));
+                        }
+                        let demoted = user.role == Role::Owner && change.role.is_some_and(|r| r != Role::Owner);
+                        if demoted
+                            && user.status == UserStatus::Active
+                            && Self::other_active_owners_in(tx, org, user.id).await? == 0
+                        {
+                            return Err(StoreError::LastOwner);
+                        }
+                        let before = Self::permissions_in(tx, user.id).await?;
+                        for permission in &change.revoke {
+                            sqlx::query("DELETE FROM user_permissions WHERE user_id = $1 AND permission = $2")
+                                .bind(user.id.0)
+                                .bind(permission.as_str())
+                                .execute(&mut **tx)
+                                .await?;
+                        }
+                        for permission in &change.grant {
+                            sqlx::query(
+                                "INSERT INTO user_permissions (user_id, permission) VALUES ($1, $2) \
+                                 ON CONFLICT DO NOTHING",
+                            )
+                            .bind(user.id.0)
+                            .bind(permission.as_str())
+                            .execute(&mut **tx)
+                            .await?;
+                        }
+                        let role = change.role.unwrap_or(user.role);
+                        sqlx::query("UPDATE users SET role = $2, updated_at = $3 WHERE id = $1")
+                            .bind(user.id.0)
+                            .bind(role.as_str())
+                            .bind(at)
+                            .execute(&mut **tx)
+                            .await?;
+                        let after = Self::permissions_in(tx, user.id).await?;
+                        let entry = audit("user.permissions_changed").subject(user.id).details(serde_json::json!({
+                            "before": {"role": user.role.as_str(), "permissions": before},
+                            "after": {"role": role.as_str(), "permissions": after},
+                        }));
+                        Self::append_audit_in(tx, &entry).await?;
+                    }
+                    (RequestKind::InactivateUser, Some(user)) => {
+                        if user.status == UserStatus::Inactive {
+                            return Err(StoreError::Conflict(format!("{} is already inactive.", user.username)));
+                        }
+                        if user.role == Role::Owner
+                            && user.status == UserStatus::Active
+                            && Self::other_active_owners_in(tx, org, user.id).await? == 0
+                        {
+                            return Err(StoreError::LastOwner);
+                        }
+                        let products: Vec<String> =
+                            sqlx::query_scalar("SELECT product FROM user_products WHERE user_id = $1 ORDER BY product")
+                                .bind(user.id.0)
+                                .fetch_all(&mut **tx)
+                                .await?;
+                        for product in &products {
+                            sqlx::query(
+                                "UPDATE license_pools SET used = used - 1 \
+                                 WHERE org_id = $1 AND product = $2 AND kind = $3 AND used > 0",
+                            )
+                            .bind(org.0)
+                            .bind(product)
+                            .bind(user.kind.as_str())
+                            .execute(&mut **tx)
+                            .await?;
+                        }
+                        sqlx::query("DELETE FROM user_products WHERE user_id = $1")
+                            .bind(user.id.0)
+                            .execute(&mut **tx)
+                            .await?;
+                        sqlx::query(
+                            "UPDATE users SET status = 'INACTIVE', deactivated_at = $2, updated_at = $2 WHERE id = $1",
+                        )
+                        .bind(user.id.0)
+                        .bind(at)
+                        .execute(&mut **tx)
+                        .await?;
+                        sqlx::query(
+                            "UPDATE setup_tokens SET voided_at = $2 \
+                             WHERE user_id = $1 AND used_at IS NULL AND voided_at IS NULL",
+                        )
+                        .bind(user.id.0)
+                        .bind(at)
+                        .execute(&mut **tx)
+                        .await?;
+                        let sessions = Self::end_sessions_in(tx, user.id, at).await?;
+                        let entry = audit("user.inactivated").subject(user.id).details(serde_json::json!({
+                            "before": {"status": user.status.as_str(), "products": products},
+                            "after": {"status": "INACTIVE", "products": []},
+                            "sessionsEnded": sessions,
+                        }));
+                        Self::append_audit_in(tx, &entry).await?;
+                    }
+                    (RequestKind::ReactivateProvider, Some(user)) => {
+                        Self::reactivate_in(tx, org, user.id, &request.products, at).await?;
+                        let entry = audit("user.reactivated").subject(user.id).details(serde_json::json!({
+                            "before": {"status": "INACTIVE"},
+                            "after": {"status": "ACTIVE", "products": request.products.iter().map(|p| p.as_str()).collect::<Vec<_>>()},
+                        }));
+                        Self::append_audit_in(tx, &entry).await?;
+                    }
+                    (kind, None) => {
+                        return Err(StoreError::Corrupt(format!("{kind} request without a subject")));
+                    }
+                }
+                Ok(())
+            }
+
+            /// The filters of a requests query (everything but the cursor).
+            fn push_request_filters(b: &mut sqlx::QueryBuilder<Db>, q: &RequestQuery) {
+                b.push(" WHERE r.org_id = ").push_bind(q.org_id.0);
+                if let Some(status) = q.status {
+                    b.push(" AND r.status = ").push_bind(status.as_str());
+                }
+                if let Some(kind) = q.kind {
+                    b.push(" AND r.kind = ").push_bind(kind.as_str());
+                }
+                if let Some(subject) = q.subject_id {
+                    b.push(" AND r.subject_id = ").push_bind(subject);
+                }
+                if let Some(user) = q.involving {
+                    b.push(" AND (r.requested_by = ").push_bind(user.0);
+                    b.push(" OR r.subject_id = ").push_bind(user.0).push(")");
+                }
+                if let Some(user) = q.awaiting {
+                    b.push(" AND r.status = 'PENDING_APPROVAL' AND r.requested_by <> ").push_bind(user.0);
+                    b.push(" AND (r.subject_id IS NULL OR r.subject_id <> ").push_bind(user.0).push(")");
+                }
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::store::RequestStore for $store {
+            async fn file_request(&self, new: NewRequest) -> StoreResult<Filing> {
+                let mut tx = self.begin_write().await?;
+                if let Some(key) = &new.idempotency_key {
+                    sqlx::query(
+                        "DELETE FROM idempotency_keys WHERE requester_id = $1 AND key = $2 AND created_at < $3",
+                    )
+                    .bind(new.requested_by.0)
+                    .bind(key)
+                    .bind(new.idempotency_since)
+                    .execute(&mut *tx)
+                    .await?;
+                    let earlier: Option<i64> = sqlx::query_scalar(
+                        "SELECT request_id FROM idempotency_keys WHERE requester_id = $1 AND key = $2",
+                    )
+                    .bind(new.requested_by.0)
+                    .bind(key)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    if let Some(id) = earlier {
+                        let request = Self::request_in(&mut tx, RequestId(id)).await?;
+                        tx.commit().await?;
+                        return Ok(Filing::Repeat(request));
+                    }
+                }
+                if let Some(subject) = new.subject_id {
+                    let open: Option<RequestRow> = sqlx::query_as(concat!(
+                        "SELECT ", request_columns!(), " FROM requests r WHERE r.org_id = $1 AND r.kind = $2 \
+                         AND r.subject_id = $3 AND r.status IN ('SUBMITTED', 'PENDING_APPROVAL', 'APPROVED')"
+                    ))
+                    .bind(new.org_id.0)
+                    .bind(new.kind.as_str())
+                    .bind(subject.0)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    if let Some(row) = open {
+                        return Ok(Filing::Open(row.try_into()?));
+                    }
+                }
+                let change = new.license_change;
+                let permissions = new.permission_change.as_ref();
+                let id: i64 = sqlx::query_scalar(
+                    "INSERT INTO requests (org_id, kind, status, requested_by, subject_id, justification, \
+                     product, user_kind, quantity, grant_permissions, revoke_permissions, new_role, \
+                     products, terms_accepted, created_at, expires_at, updated_at) \
+                     VALUES ($1, $2, 'SUBMITTED', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $14) \
+                     RETURNING id",
+                )
+                .bind(new.org_id.0)
+                .bind(new.kind.as_str())
+                .bind(new.requested_by.0)
+                .bind(new.subject_id.map(|s| s.0))
+                .bind(new.justification.as_deref())
+                .bind(change.map(|c| c.product.as_str()))
+                .bind(change.map(|c| c.kind.as_str()))
+                .bind(change.map(|c| c.quantity))
+                .bind(permissions.map(|p| names(p.grant.iter().map(|g| g.as_str()))))
+                .bind(permissions.map(|p| names(p.revoke.iter().map(|r| r.as_str()))))
+                .bind(permissions.and_then(|p| p.role).map(|r| r.as_str()))
+                .bind((!new.products.is_empty()).then(|| names(new.products.iter().map(|p| p.as_str()))))
+                .bind(new.terms_accepted)
+                .bind(new.at)
+                .bind(new.expires_at)
+                .fetch_one(&mut *tx)
+                .await?;
+                let id = RequestId(id);
+                Self::record_event_in(&mut tx, id, new.at, RequestStatus::Submitted, Some(new.requested_by), None).await?;
+                let mut audit = new.audit.clone();
+                audit.request_id = Some(id.0);
+                audit.subject_id = new.subject_id;
+                Self::append_audit_in(&mut tx, &audit).await?;
+                if let Some(key) = &new.idempotency_key {
+                    sqlx::query(
+                        "INSERT INTO idempotency_keys (requester_id, key, request_id, created_at) \
+                         VALUES ($1, $2, $3, $4)",
+                    )
+                    .bind(new.requested_by.0)
+                    .bind(key)
+                    .bind(id.0)
+                    .bind(new.at)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                Self::enqueue_in(&mut tx, &Job::RouteRequest { request_id: id.0 }, new.at).await?;
+                let request = Self::request_in(&mut tx, id).await?;
+                tx.commit().await?;
+                Ok(Filing::New(request))
+            }
+
+            async fn request(&self, org_id: OrgId, id: RequestId) -> StoreResult<Option<AccountRequest>> {
+                let row: Option<RequestRow> = sqlx::query_as(concat!(
+                    "SELECT ", request_columns!(), " FROM requests r WHERE r.id = $1 AND r.org_id = $2"
+                ))
+                .bind(id.0)
+                .bind(org_id.0)
+                .fetch_optional(&self.pool)
+                .await?;
+                row.map(AccountRequest::try_from).transpose()
+            }
+
+            async fn request_anywhere(&self, id: RequestId) -> StoreResult<Option<AccountRequest>> {
+                let row: Option<RequestRow> =
+                    sqlx::query_as(concat!("SELECT ", request_columns!(), " FROM requests r WHERE r.id = $1"))
+                        .bind(id.0)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                row.map(AccountRequest::try_from).transpose()
+            }
+
+            async fn requests_by_ids(&self, org_id: OrgId, ids: &[RequestId]) -> StoreResult<Vec<AccountRequest>> {
+                if ids.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let mut b = sqlx::QueryBuilder::<Db>::new(concat!(
+                    "SELECT ", request_columns!(), " FROM requests r WHERE r.org_id = "
+                ));
+                b.push_bind(org_id.0).push(" AND r.id IN (");
+                let mut list = b.separated(", ");
+                for id in ids {
+                    list.push_bind(id.0);
+                }
+                b.push(")");
+                let rows: Vec<RequestRow> = b.build_query_as().fetch_all(&self.pool).await?;
+                rows.into_iter().map(AccountRequest::try_from).collect()
+            }
+
+            async fn requests(&self, q: RequestQuery) -> StoreResult<(Vec<AccountRequest>, Option<i64>)> {
+                let mut b = sqlx::QueryBuilder::<Db>::new(concat!("SELECT ", request_columns!(), " FROM requests r"));
+                Self::push_request_filters(&mut b, &q);
+                if let Some(before) = q.before_id {
+                    b.push(" AND r.id < ").push_bind(before);
+                }
+                b.push(" ORDER BY r.id DESC LIMIT ").push_bind(q.limit);
+                let rows: Vec<RequestRow> = b.build_query_as().fetch_all(&self.pool).await?;
+                let requests = rows.into_iter().map(AccountRequest::try_from).collect::<StoreResult<Vec<_>>>()?;
+                let total = if q.with_total {
+                    let mut b = sqlx::QueryBuilder::<Db>::new("SELECT COUNT(*) FROM requests r");
+                    Self::push_request_filters(&mut b, &q);
+                    Some(b.build_query_scalar().fetch_one(&self.pool).await?)
+                } else {
+                    None
+                };
+                Ok((requests, total))
+            }
+
+            async fn decisions_of(&self, ids: &[RequestId]) -> StoreResult<Vec<(RequestId, RequestDecision)>> {
+                if ids.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let mut b = sqlx::QueryBuilder::<Db>::new(
+                    "SELECT request_id, approver_id, approved, comment, terms_accepted, decided_at \
+                     FROM request_decisions WHERE request_id IN (",
+                );
+                let mut list = b.separated(", ");
+                for id in ids {
+                    list.push_bind(id.0);
+                }
+                b.push(") ORDER BY id");
+                let rows: Vec<DecisionRow> = b.build_query_as().fetch_all(&self.pool).await?;
+                Ok(rows.into_iter().map(Into::into).collect())
+            }
+
+            async fn events_of(&self, ids: &[RequestId]) -> StoreResult<Vec<(RequestId, RequestEvent)>> {
+                if ids.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let mut b = sqlx::QueryBuilder::<Db>::new(
+                    "SELECT id, request_id, at, status, actor_id, note FROM request_events WHERE request_id IN (",
+                );
+                let mut list = b.separated(", ");
+                for id in ids {
+                    list.push_bind(id.0);
+                }
+                b.push(") ORDER BY id");
+                let rows: Vec<EventRow> = b.build_query_as().fetch_all(&self.pool).await?;
+                rows.into_iter().map(TryInto::try_into).collect()
+            }
+
+            async fn routed_approvers(&self, id: RequestId) -> StoreResult<Vec<UserId>> {
+                let ids: Vec<i64> =
+                    sqlx::query_scalar("SELECT user_id FROM request_approvers WHERE request_id = $1 ORDER BY user_id")
+                        .bind(id.0)
+                        .fetch_all(&self.pool)
+                        .await?;
+                Ok(ids.into_iter().map(UserId).collect())
+            }
+
+            async fn transition_request(&self, t: Transition) -> StoreResult<AccountRequest> {
+                let mut tx = self.begin_write().await?;
+                let mut b = sqlx::QueryBuilder::<Db>::new("UPDATE requests SET status = ");
+                b.push_bind(t.to.as_str()).push(", updated_at = ").push_bind(t.at);
+                if let Some(reason) = &t.failure_reason {
+                    b.push(", failure_reason = ").push_bind(reason.clone());
+                }
+                if t.decision.is_some() {
+                    b.push(", decided_at = ").push_bind(t.at);
+                }
+                b.push(" WHERE id = ").push_bind(t.request_id.0).push(" AND status IN (");
+                let mut list = b.separated(", ");
+                for status in t.from {
+                    list.push_bind(status.as_str());
+                }
+                b.push(")");
+                if b.build().execute(&mut *tx).await?.rows_affected() == 0 {
+                    return Err(StoreError::Conflict("The request has already moved on.".into()));
+                }
+                if let Some(d) = &t.decision {
+                    let inserted = sqlx::query(
+                        "INSERT INTO request_decisions (request_id, approver_id, approved, comment, terms_accepted, decided_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6)",
+                    )
+                    .bind(t.request_id.0)
+                    .bind(d.approver_id.0)
+                    .bind(d.approved)
+                    .bind(d.comment.as_deref())
+                    .bind(d.terms_accepted)
+                    .bind(t.at)
+                    .execute(&mut *tx)
+                    .await;
+                    match inserted.map_err(StoreError::from) {
+                        Err(StoreError::AlreadyExists { .. }) => {
+                            return Err(StoreError::Conflict("The request has already been decided.".into()));
+                        }
+                        other => {
+                            other?;
+                        }
+                    }
+                }
+                for approver in &t.approvers {
+                    sqlx::query(
+                        "INSERT INTO request_approvers (request_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                    )
+                    .bind(t.request_id.0)
+                    .bind(approver.0)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                Self::record_event_in(&mut tx, t.request_id, t.at, t.to, t.actor_id, t.note.as_deref()).await?;
+                Self::append_audit_in(&mut tx, &t.audit).await?;
+                for job in &t.jobs {
+                    Self::enqueue_in(&mut tx, job, t.at).await?;
+                }
+                let request = Self::request_in(&mut tx, t.request_id).await?;
+                tx.commit().await?;
+                Ok(request)
+            }
+
+            async fn apply_request(&self, a: Application) -> StoreResult<AccountRequest> {
+                let mut tx = self.begin_write().await?;
+                let claimed = sqlx::query("UPDATE requests SET updated_at = $2 WHERE id = $1 AND status = 'APPROVED'")
+                    .bind(a.request_id.0)
+                    .bind(a.at)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if claimed == 0 {
+                    // Applied already, or no longer approved: nothing to do.
+                    return Err(StoreError::NotFound);
+                }
+                let request = Self::request_in(&mut tx, a.request_id).await?;
+                // Changes of one organization apply one at a time, so that two inactivations
+                // cannot each leave the other as the last owner.
+                sqlx::query("UPDATE organizations SET audit_seq = audit_seq WHERE id = $1")
+                    .bind(request.org_id.0)
+                    .execute(&mut *tx)
+                    .await?;
+                let approver: Option<i64> =
+                    sqlx::query_scalar("SELECT approver_id FROM request_decisions WHERE request_id = $1")
+                        .bind(a.request_id.0)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                Self::apply_change_in(&mut tx, &request, approver.map(UserId), a.at).await?;
+                sqlx::query("UPDATE requests SET status = 'APPLIED', applied_at = $2, updated_at = $2 WHERE id = $1")
+                    .bind(a.request_id.0)
+                    .bind(a.at)
+                    .execute(&mut *tx)
+                    .await?;
+                Self::record_event_in(&mut tx, a.request_id, a.at, RequestStatus::Applied, None, None).await?;
+                let mut audit = AuditEntry::new(request.org_id, a.at, "request.applied");
+                audit.request_id = Some(request.id.0);
+                audit.subject_id = request.subject_id;
+                Self::append_audit_in(&mut tx, &audit).await?;
+                for job in &a.jobs {
+                    Self::enqueue_in(&mut tx, job, a.at).await?;
+                }
+                let request = Self::request_in(&mut tx, a.request_id).await?;
+                tx.commit().await?;
+                Ok(request)
+            }
+
+            async fn remind_request(&self, id: RequestId, at: Timestamp, jobs: Vec<Job>) -> StoreResult<bool> {
+                let mut tx = self.begin_write().await?;
+                let marked = sqlx::query(
+                    "UPDATE requests SET reminded_at = $2 \
+                     WHERE id = $1 AND status = 'PENDING_APPROVAL' AND reminded_at IS NULL",
+                )
+                .bind(id.0)
+                .bind(at)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if marked == 0 {
+                    return Ok(false);
+                }
+                for job in &jobs {
+                    Self::enqueue_in(&mut tx, job, at).await?;
+                }
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn due_requests(
+                &self,
+                now: Timestamp,
+                created_before: Timestamp,
+                limit: i64,
+            ) -> StoreResult<(Vec<AccountRequest>, Vec<AccountRequest>)> {
+                let remind: Vec<RequestRow> = sqlx::query_as(concat!(
+                    "SELECT ", request_columns!(), " FROM requests r WHERE r.status = 'PENDING_APPROVAL' \
+                     AND r.reminded_at IS NULL AND r.created_at <= $1 AND r.expires_at > $2 ORDER BY r.id LIMIT $3"
+                ))
+                .bind(created_before)
+                .bind(now)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+                let expire: Vec<RequestRow> = sqlx::query_as(concat!(
+                    "SELECT ", request_columns!(), " FROM requests r WHERE r.status = 'PENDING_APPROVAL' \
+                     AND r.expires_at <= $1 ORDER BY r.id LIMIT $2"
+                ))
+                .bind(now)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+                let convert = |rows: Vec<RequestRow>| rows.into_iter().map(AccountRequest::try_from).collect::<StoreResult<Vec<_>>>();
+                Ok((convert(remind)?, convert(expire)?))
+            }
+
+            async fn request_changes(&self, after: i64, limit: i64) -> StoreResult<Vec<RequestChange>> {
+                let rows: Vec<(i64, i64, i64, String)> = sqlx::query_as(
+                    "SELECT e.id, r.org_id, e.request_id, e.status FROM request_events e \
+                     JOIN requests r ON r.id = e.request_id WHERE e.id > $1 ORDER BY e.id LIMIT $2",
+                )
+                .bind(after)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.into_iter()
+                    .map(|(event_id, org, request, status)| {
+                        Ok(RequestChange {
+                            event_id,
+                            org_id: OrgId(org),
+                            request_id: RequestId(request),
+                            status: status.parse().map_err(|e: $crate::domain::enums::UnknownValue| StoreError::Corrupt(e.to_string()))?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn last_request_event(&self) -> StoreResult<i64> {
+                let last: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM request_events")
+                    .fetch_one(&self.pool)
+                    .await?;
+                Ok(last.unwrap_or(0))
+            }
+        }
+    };
+}
+
+pub(crate) use requests_impl;
