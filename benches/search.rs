@@ -13,28 +13,106 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 const FIRST: &[&str] = &[
-    "Ana", "Bruno", "Chloé", "Dmitri", "Élodie", "Fatima", "Gabriel", "Hana", "Ibrahim", "Jürgen", "Kaito", "Lucía",
-    "Mateo", "Nadia", "Olivia", "Pedro", "Quinn", "Renée", "Sofia", "Tomás", "Uma", "Valentina", "William", "Ximena",
-    "Yusuf", "Zoë", "Amelia", "Benjamin", "Camila", "Daniel", "Emma", "Felipe", "Grace", "Hugo", "Isabella", "Jack",
+    "Ana",
+    "Bruno",
+    "Chloé",
+    "Dmitri",
+    "Élodie",
+    "Fatima",
+    "Gabriel",
+    "Hana",
+    "Ibrahim",
+    "Jürgen",
+    "Kaito",
+    "Lucía",
+    "Mateo",
+    "Nadia",
+    "Olivia",
+    "Pedro",
+    "Quinn",
+    "Renée",
+    "Sofia",
+    "Tomás",
+    "Uma",
+    "Valentina",
+    "William",
+    "Ximena",
+    "Yusuf",
+    "Zoë",
+    "Amelia",
+    "Benjamin",
+    "Camila",
+    "Daniel",
+    "Emma",
+    "Felipe",
+    "Grace",
+    "Hugo",
+    "Isabella",
+    "Jack",
 ];
 const LAST: &[&str] = &[
-    "García", "Smith", "Nguyễn", "Müller", "Rossi", "Kowalski", "O'Brien", "Johansson", "Papadopoulos", "Silva",
-    "Kim", "Patel", "Hernández", "Dubois", "Novak", "Yamamoto", "Andersen", "Fischer", "Martínez", "Cohen", "Singh",
-    "Okafor", "Ivanova", "Lefèvre", "Brown", "Wilson", "Taylor", "Lopez", "Moreau", "Schmidt", "Costa", "Haddad",
-    "Jensen", "Kovač", "Larsen", "Mendoza", "Nakamura", "Ortiz", "Petrov", "Quintero", "Ramírez", "Sato", "Tanaka",
+    "García",
+    "Smith",
+    "Nguyễn",
+    "Müller",
+    "Rossi",
+    "Kowalski",
+    "O'Brien",
+    "Johansson",
+    "Papadopoulos",
+    "Silva",
+    "Kim",
+    "Patel",
+    "Hernández",
+    "Dubois",
+    "Novak",
+    "Yamamoto",
+    "Andersen",
+    "Fischer",
+    "Martínez",
+    "Cohen",
+    "Singh",
+    "Okafor",
+    "Ivanova",
+    "Lefèvre",
+    "Brown",
+    "Wilson",
+    "Taylor",
+    "Lopez",
+    "Moreau",
+    "Schmidt",
+    "Costa",
+    "Haddad",
+    "Jensen",
+    "Kovač",
+    "Larsen",
+    "Mendoza",
+    "Nakamura",
+    "Ortiz",
+    "Petrov",
+    "Quintero",
+    "Ramírez",
+    "Sato",
+    "Tanaka",
 ];
 
 fn person(i: usize) -> (String, String, String) {
     let first = FIRST[i % FIRST.len()];
     let last = LAST[(i / FIRST.len()) % LAST.len()];
     // A suffix keeps the names varied beyond the lists, as real directories are.
-    let last = if i >= FIRST.len() * LAST.len() { format!("{last}-{}", i / (FIRST.len() * LAST.len())) } else { last.to_owned() };
+    let last = if i >= FIRST.len() * LAST.len() {
+        format!("{last}-{}", i / (FIRST.len() * LAST.len()))
+    } else {
+        last.to_owned()
+    };
     (first.to_owned(), last, format!("user{i:06}"))
 }
 
 /// The first `n` characters of `text`.
 fn prefix(text: &str, n: usize) -> &str {
-    text.char_indices().nth(n).map_or(text, |(end, _)| &text[..end])
+    text.char_indices()
+        .nth(n)
+        .map_or(text, |(end, _)| &text[..end])
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -57,7 +135,9 @@ impl Bench {
         let (first, last, username) = person(i);
         match n % 6 {
             0 => serde_json::json!({ "name": prefix(&last, 4) }),
-            1 => serde_json::json!({ "search": format!("{} {}", first.to_lowercase(), prefix(&last.to_lowercase(), 3)) }),
+            1 => {
+                serde_json::json!({ "search": format!("{} {}", first.to_lowercase(), prefix(&last.to_lowercase(), 3)) })
+            }
             2 => serde_json::json!({ "username": &username[..8] }),
             3 => serde_json::json!({ "email": format!("{username}@") }),
             4 => serde_json::json!({ "mobile": format!("{:04}", i % 10_000) }),
@@ -85,13 +165,18 @@ async fn run(label: &str, database_url: String, users: usize, seconds: u64) {
     let dir = tempfile::tempdir().unwrap();
     let vars: HashMap<&str, String> = HashMap::from([
         ("GATEHOUSE_DATABASE_URL", database_url),
-        ("GATEHOUSE_QUEUE_URL", format!("sqlite://{}", dir.path().join("queue.db").display())),
+        (
+            "GATEHOUSE_QUEUE_URL",
+            format!("sqlite://{}", dir.path().join("queue.db").display()),
+        ),
         ("GATEHOUSE_ARGON2_M_KIB", "64".into()),
         ("GATEHOUSE_ARGON2_T", "1".into()),
         ("GATEHOUSE_LOG", "warn".into()),
     ]);
     let config = gatehouse::config::Config::from_lookup(|k| vars.get(k).cloned()).unwrap();
-    let gatehouse = gatehouse::Gatehouse::build(config).await.expect("gatehouse");
+    let gatehouse = gatehouse::Gatehouse::build(config)
+        .await
+        .expect("gatehouse");
     let app = gatehouse.app.clone();
     let (org, _) = app
         .create_organization(CreateOrganization {
@@ -131,24 +216,57 @@ async fn run(label: &str, database_url: String, users: usize, seconds: u64) {
                     created_at: at,
                 };
                 let audit = AuditEntry::new(org.id, at, "user.invited");
-                app.store.create_user(UserCreation { user, audit, send_setup_email: false }).await.expect("user");
+                app.store
+                    .create_user(UserCreation {
+                        user,
+                        audit,
+                        send_setup_email: false,
+                    })
+                    .await
+                    .expect("user");
             }
         }));
     }
     for task in tasks {
         task.await.unwrap();
     }
-    eprintln!("{label}: {users} users loaded in {:.1}s", started.elapsed().as_secs_f64());
+    eprintln!(
+        "{label}: {users} users loaded in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(gatehouse.run(gatehouse::Mode::Serve { workers: false }, Some(listener), std::future::pending()));
-    let client = reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap();
+    tokio::spawn(gatehouse.run(
+        gatehouse::Mode::Serve { workers: false },
+        Some(listener),
+        std::future::pending(),
+    ));
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(64)
+        .build()
+        .unwrap();
     let url = format!("http://{addr}/graphql");
     let login = serde_json::json!({ "query": "mutation { login(input: {username: \"bench.owner\", password: \"the benchmark passphrase\"}) { token } }" });
-    let body: serde_json::Value = client.post(&url).json(&login).send().await.unwrap().json().await.unwrap();
-    let token = body["data"]["login"]["token"].as_str().expect("token").to_owned();
-    let bench = std::sync::Arc::new(Bench { url, token, client, users });
+    let body: serde_json::Value = client
+        .post(&url)
+        .json(&login)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = body["data"]["login"]["token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let bench = std::sync::Arc::new(Bench {
+        url,
+        token,
+        client,
+        users,
+    });
 
     // One client: latency.
     for n in 0..200 {
@@ -197,12 +315,27 @@ async fn run(label: &str, database_url: String, users: usize, seconds: u64) {
 
 fn main() {
     let benching = std::env::args().any(|a| a == "--bench");
-    let users: usize = std::env::var("BENCH_USERS").ok().and_then(|v| v.parse().ok()).unwrap_or(if benching { 100_000 } else { 300 });
-    let seconds: u64 = std::env::var("BENCH_SECONDS").ok().and_then(|v| v.parse().ok()).unwrap_or(if benching { 20 } else { 1 });
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let users: usize = std::env::var("BENCH_USERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(if benching { 100_000 } else { 300 });
+    let seconds: u64 = std::env::var("BENCH_SECONDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(if benching { 20 } else { 1 });
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     runtime.block_on(async {
         let dir = tempfile::tempdir().unwrap();
-        run("sqlite", format!("sqlite://{}", dir.path().join("bench.db").display()), users, seconds).await;
+        run(
+            "sqlite",
+            format!("sqlite://{}", dir.path().join("bench.db").display()),
+            users,
+            seconds,
+        )
+        .await;
         if let Ok(url) = std::env::var("GATEHOUSE_BENCH_POSTGRES_URL") {
             run("postgres", url, users, seconds).await;
         }

@@ -4,12 +4,12 @@ use crate::app::App;
 use crate::app::session::ClientInfo;
 use crate::graphql::loaders::request_loader;
 use crate::graphql::{GatehouseSchema, RequestContext, gql};
-use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
-use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
-use axum::extract::WebSocketUpgrade;
 use crate::metrics::Metrics;
+use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
 use async_graphql::http::GraphiQLSource;
+use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
 use axum::body::Body;
+use axum::extract::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
@@ -148,9 +148,7 @@ async fn graphql_ws(
                         Some(token) => app.authenticate(token, &client).await.map_err(gql)?,
                         None => None,
                     };
-                    let actor = actor.ok_or_else(|| {
-                        gql(crate::app::AppError::Unauthenticated)
-                    })?;
+                    let actor = actor.ok_or_else(|| gql(crate::app::AppError::Unauthenticated))?;
                     let mut data = async_graphql::Data::default();
                     data.insert(RequestContext {
                         actor: Some(actor),

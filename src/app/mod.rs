@@ -45,7 +45,9 @@ impl App {
             config,
             hasher,
             login_limiter,
-            feed: Arc::new(feed::RequestFeed::new(std::time::Duration::from_millis(250))),
+            feed: Arc::new(feed::RequestFeed::new(std::time::Duration::from_millis(
+                250,
+            ))),
         }
     }
 }

@@ -113,7 +113,9 @@ fn note(field: &'static str, text: Option<String>) -> AppResult<Option<String>> 
         return Ok(None);
     };
     if text.chars().count() > MAX_NOTE {
-        return Err(DomainError::invalid(field, format!("Keep it under {MAX_NOTE} characters.")).into());
+        return Err(
+            DomainError::invalid(field, format!("Keep it under {MAX_NOTE} characters.")).into(),
+        );
     }
     Ok(Some(text))
 }
@@ -156,9 +158,9 @@ fn failure_reason(err: &StoreError) -> Option<String> {
         StoreError::NoLicense { product, kind } => Some(format!(
             "No {product} license is available for {kind} users."
         )),
-        StoreError::LastOwner => Some(
-            "The change would leave the organization without an active owner.".to_owned(),
-        ),
+        StoreError::LastOwner => {
+            Some("The change would leave the organization without an active owner.".to_owned())
+        }
         StoreError::Conflict(reason) => Some(reason.clone()),
         _ => None,
     }
@@ -203,7 +205,11 @@ impl App {
         let awaiting = filter.awaiting_my_decision == Some(true);
         if awaiting && !actor.may(Action::DecideRequest) {
             // Only owners ever decide.
-            return Ok(Page { items: Vec::new(), has_next: false, total: Some(0) });
+            return Ok(Page {
+                items: Vec::new(),
+                has_next: false,
+                total: Some(0),
+            });
         }
         let query = RequestQuery {
             org_id: actor.org_id(),
@@ -297,16 +303,27 @@ impl App {
             list.dedup();
         }
         if change.grant.iter().any(|p| change.revoke.contains(p)) {
-            return Err(DomainError::invalid("grant", "A permission cannot be both granted and revoked.").into());
+            return Err(DomainError::invalid(
+                "grant",
+                "A permission cannot be both granted and revoked.",
+            )
+            .into());
         }
         if change.grant.is_empty() && change.revoke.is_empty() && change.role.is_none() {
-            return Err(DomainError::invalid("grant", "Say what to change: permissions to grant or revoke, or a role.").into());
+            return Err(DomainError::invalid(
+                "grant",
+                "Say what to change: permissions to grant or revoke, or a role.",
+            )
+            .into());
         }
         let subject = self.subject(actor, input.user_id).await?;
         if subject.status == UserStatus::Inactive {
-            return Err(DomainError::new(ErrorCode::InvalidState, format!("{} is inactive.", subject.username))
-                .on("userId")
-                .into());
+            return Err(DomainError::new(
+                ErrorCode::InvalidState,
+                format!("{} is inactive.", subject.username),
+            )
+            .on("userId")
+            .into());
         }
         if subject.role == Role::Owner
             && change.role.is_some_and(|r| r != Role::Owner)
@@ -321,7 +338,11 @@ impl App {
             note("justification", input.justification)?,
             idempotency_key(input.idempotency_key)?,
         );
-        self.file(NewRequest { permission_change: Some(change), ..new }).await
+        self.file(NewRequest {
+            permission_change: Some(change),
+            ..new
+        })
+        .await
     }
 
     pub async fn request_inactivation(
@@ -329,12 +350,19 @@ impl App {
         actor: &Actor,
         input: InactivationRequest,
     ) -> AppResult<Filed> {
-        actor.require_on(input.user_id, Action::RequestOwnInactivation, Action::RequestInactivation)?;
+        actor.require_on(
+            input.user_id,
+            Action::RequestOwnInactivation,
+            Action::RequestInactivation,
+        )?;
         let subject = self.subject(actor, input.user_id).await?;
         if subject.status == UserStatus::Inactive {
-            return Err(DomainError::new(ErrorCode::InvalidState, format!("{} is already inactive.", subject.username))
-                .on("userId")
-                .into());
+            return Err(DomainError::new(
+                ErrorCode::InvalidState,
+                format!("{} is already inactive.", subject.username),
+            )
+            .on("userId")
+            .into());
         }
         if subject.role == Role::Owner && self.is_last_active_owner(&subject).await? {
             return Err(last_owner(&subject));
@@ -357,8 +385,20 @@ impl App {
         subject: &User,
         products: &[Product],
     ) -> AppResult<AccountRequest> {
-        let new = self.new_request(actor, RequestKind::ReactivateProvider, Some(subject.id), None, None);
-        match self.file(NewRequest { products: products.to_vec(), ..new }).await? {
+        let new = self.new_request(
+            actor,
+            RequestKind::ReactivateProvider,
+            Some(subject.id),
+            None,
+            None,
+        );
+        match self
+            .file(NewRequest {
+                products: products.to_vec(),
+                ..new
+            })
+            .await?
+        {
             Filed::Request(request) | Filed::AlreadyOpen(request, _) => Ok(request),
         }
     }
@@ -390,9 +430,9 @@ impl App {
         idempotency_key: Option<String>,
     ) -> NewRequest {
         let at = now();
-        let mut audit = actor.audit(audit_action(RequestStatus::Submitted)).details(
-            serde_json::json!({ "kind": kind.as_str() }),
-        );
+        let mut audit = actor
+            .audit(audit_action(RequestStatus::Submitted))
+            .details(serde_json::json!({ "kind": kind.as_str() }));
         audit.at = at;
         NewRequest {
             org_id: actor.org_id(),
@@ -407,7 +447,8 @@ impl App {
             at,
             expires_at: later(at, self.config.request_expiry),
             idempotency_key,
-            idempotency_since: at - chrono::TimeDelta::from_std(IDEMPOTENCY_WINDOW).unwrap_or_default(),
+            idempotency_since: at
+                - chrono::TimeDelta::from_std(IDEMPOTENCY_WINDOW).unwrap_or_default(),
             audit,
         }
     }
@@ -458,11 +499,25 @@ impl App {
             comment: comment.clone(),
             terms_accepted: accept_terms == Some(true),
         };
-        self.decide(actor, &request, decision, RequestStatus::Approved, comment, vec![Job::ApplyRequest { request_id: request.id.0 }])
-            .await
+        self.decide(
+            actor,
+            &request,
+            decision,
+            RequestStatus::Approved,
+            comment,
+            vec![Job::ApplyRequest {
+                request_id: request.id.0,
+            }],
+        )
+        .await
     }
 
-    pub async fn reject_request(&self, actor: &Actor, id: &str, reason: String) -> AppResult<AccountRequest> {
+    pub async fn reject_request(
+        &self,
+        actor: &Actor,
+        id: &str,
+        reason: String,
+    ) -> AppResult<AccountRequest> {
         let request = self.decidable(actor, id).await?;
         let reason = note("reason", Some(reason))?
             .ok_or_else(|| DomainError::invalid("reason", "Give the reason for the rejection."))?;
@@ -474,7 +529,15 @@ impl App {
             comment: Some(reason.clone()),
             terms_accepted: false,
         };
-        self.decide(actor, &request, decision, RequestStatus::Rejected, Some(reason), jobs).await
+        self.decide(
+            actor,
+            &request,
+            decision,
+            RequestStatus::Rejected,
+            Some(reason),
+            jobs,
+        )
+        .await
     }
 
     /// A request the caller may decide now.
@@ -544,11 +607,14 @@ impl App {
         if !request.is_open() {
             return Err(invalid_state(&request));
         }
-        let mut audit = actor.audit(audit_action(RequestStatus::Cancelled)).details(serde_json::json!({
-            "kind": request.kind.as_str(),
-            "before": {"status": request.status.as_str()},
-            "after": {"status": "CANCELLED"},
-        }));
+        let mut audit =
+            actor
+                .audit(audit_action(RequestStatus::Cancelled))
+                .details(serde_json::json!({
+                    "kind": request.kind.as_str(),
+                    "before": {"status": request.status.as_str()},
+                    "after": {"status": "CANCELLED"},
+                }));
         audit.request_id = Some(request.id.0);
         audit.subject_id = request.subject_id;
         let transition = Transition {
@@ -631,12 +697,13 @@ impl App {
         jobs: Vec<Job>,
     ) -> Transition {
         let at = now();
-        let mut audit = AuditEntry::new(request.org_id, at, audit_action(to)).details(serde_json::json!({
-            "kind": request.kind.as_str(),
-            "before": {"status": request.status.as_str()},
-            "after": {"status": to.as_str()},
-            "reason": failure_reason,
-        }));
+        let mut audit =
+            AuditEntry::new(request.org_id, at, audit_action(to)).details(serde_json::json!({
+                "kind": request.kind.as_str(),
+                "before": {"status": request.status.as_str()},
+                "after": {"status": to.as_str()},
+                "reason": failure_reason,
+            }));
         audit.request_id = Some(request.id.0);
         audit.subject_id = request.subject_id;
         Transition {
@@ -681,7 +748,9 @@ impl App {
                 Some("Filed by an owner: the filing is their approval.".into()),
                 None,
                 Vec::new(),
-                vec![Job::ApplyRequest { request_id: request.id.0 }],
+                vec![Job::ApplyRequest {
+                    request_id: request.id.0,
+                }],
             );
             transition.actor_id = Some(requester.id);
             transition.audit.actor_id = Some(requester.id);
@@ -694,7 +763,10 @@ impl App {
             return self.move_request(transition).await;
         }
         let owners = self.store.owners(request.org_id).await?;
-        let pending = AccountRequest { status: RequestStatus::PendingApproval, ..request.clone() };
+        let pending = AccountRequest {
+            status: RequestStatus::PendingApproval,
+            ..request.clone()
+        };
         let approvers = Self::current_approvers(&pending, &owners);
         if approvers.is_empty() {
             let reason = "No active owner other than the requester and the subject can approve this request.".to_owned();
@@ -713,7 +785,15 @@ impl App {
         let summary = parties.summary(&request);
         let jobs = approvers
             .iter()
-            .map(|a| email_to(a, Email::ApprovalNeeded { name: a.display_name(), request: summary.clone() }))
+            .map(|a| {
+                email_to(
+                    a,
+                    Email::ApprovalNeeded {
+                        name: a.display_name(),
+                        request: summary.clone(),
+                    },
+                )
+            })
             .collect();
         let transition = Self::system_transition(
             &request,
@@ -766,9 +846,15 @@ impl App {
     /// those pending past their expiry. Returns how many of each.
     pub async fn sweep_requests(&self) -> AppResult<(usize, usize)> {
         let at = now();
-        let reminder = chrono::TimeDelta::from_std(self.config.request_reminder).unwrap_or(chrono::TimeDelta::MAX);
-        let created_before = at.checked_sub_signed(reminder).unwrap_or(Timestamp::MIN_UTC);
-        let (remind, expire) = self.store.due_requests(at, created_before, SWEEP_BATCH).await?;
+        let reminder = chrono::TimeDelta::from_std(self.config.request_reminder)
+            .unwrap_or(chrono::TimeDelta::MAX);
+        let created_before = at
+            .checked_sub_signed(reminder)
+            .unwrap_or(Timestamp::MIN_UTC);
+        let (remind, expire) = self
+            .store
+            .due_requests(at, created_before, SWEEP_BATCH)
+            .await?;
         let mut reminded = 0;
         for request in &remind {
             let parties = self.parties(request).await?;
@@ -778,7 +864,14 @@ impl App {
                 .approvers
                 .iter()
                 .map(|a| {
-                    email_to(a, Email::ApprovalReminder { name: a.display_name(), request: summary.clone(), waiting_days })
+                    email_to(
+                        a,
+                        Email::ApprovalReminder {
+                            name: a.display_name(),
+                            request: summary.clone(),
+                            waiting_days,
+                        },
+                    )
                 })
                 .collect();
             if self.store.remind_request(request.id, at, jobs).await? {

@@ -1,17 +1,17 @@
 //! Mutation root.
 
-use super::types::{
-    Permission, Practice, Product, Role, User, UserError, UserKind, actor, app, viewer,
-};
-use super::{GqlResult, RequestContext, user_errors};
 use super::requests::{
     AccountRequest, AccountRequestPayload, ApproveRequestInput, CancelRequestInput,
     RejectRequestInput, RequestInactivationInput, RequestLicensesInput,
     RequestPermissionChangeInput,
 };
+use super::types::{
+    Permission, Practice, Product, Role, User, UserError, UserKind, actor, app, viewer,
+};
+use super::{GqlResult, RequestContext, user_errors};
 use crate::app::credentials::AccountSetup;
-use crate::app::requests::{InactivationRequest, LicenseRequest, PermissionRequest};
 use crate::app::directory::{Invitation, ProfileUpdate};
+use crate::app::requests::{InactivationRequest, LicenseRequest, PermissionRequest};
 use crate::domain::{DomainError, ErrorCode, UserId};
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 
@@ -435,8 +435,12 @@ impl Mutation {
         input: RequestPermissionChangeInput,
     ) -> async_graphql::Result<AccountRequestPayload> {
         let (app, actor) = (app(ctx)?, actor(ctx)?);
-        let permissions =
-            |list: Option<Vec<Permission>>| list.unwrap_or_default().into_iter().map(Into::into).collect();
+        let permissions = |list: Option<Vec<Permission>>| {
+            list.unwrap_or_default()
+                .into_iter()
+                .map(Into::into)
+                .collect()
+        };
         AccountRequestPayload::filed(
             async {
                 let request = PermissionRequest {
@@ -479,7 +483,12 @@ impl Mutation {
     ) -> async_graphql::Result<AccountRequestPayload> {
         AccountRequestPayload::decided(
             app(ctx)?
-                .approve_request(actor(ctx)?, &input.request_id, input.comment, input.accept_terms)
+                .approve_request(
+                    actor(ctx)?,
+                    &input.request_id,
+                    input.comment,
+                    input.accept_terms,
+                )
                 .await,
         )
     }

@@ -1,6 +1,9 @@
 //! Query root.
 
 use super::loaders::{OrgById, PermissionsOf, PracticesOf, ProductsOf, UserIn};
+use super::requests::{
+    AccountRequest, AccountRequestConnection, AccountRequestEdge, RequestFilter,
+};
 use super::types::loader;
 use super::types::{
     AuditEvent, AuditEventConnection, AuditEventEdge, Node, Organization, PageInfo, Practice, User,
@@ -8,11 +11,8 @@ use super::types::{
 };
 use super::{GqlResult, RequestContext};
 use crate::app::directory::{AuditFilter as AppAuditFilter, UserFilter as AppUserFilter};
-use crate::domain::id::{AuditEventId, decode_global};
-use super::requests::{
-    AccountRequest, AccountRequestConnection, AccountRequestEdge, RequestFilter,
-};
 use crate::app::requests::RequestFilter as AppRequestFilter;
+use crate::domain::id::{AuditEventId, decode_global};
 use crate::domain::{OrgId, PracticeId, RequestId, Timestamp, UserId};
 use async_graphql::{Context, ID, InputObject, Object};
 
@@ -237,11 +237,19 @@ impl Query {
     }
 
     /// A request the caller may see; null when unknown.
-    async fn request(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<AccountRequest>> {
+    async fn request(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+    ) -> async_graphql::Result<Option<AccountRequest>> {
         let Some(id) = RequestId::from_global(&id) else {
             return Ok(None);
         };
-        Ok(app(ctx)?.request(actor(ctx)?, id).await.gql()?.map(AccountRequest::new))
+        Ok(app(ctx)?
+            .request(actor(ctx)?, id)
+            .await
+            .gql()?
+            .map(AccountRequest::new))
     }
 
     /// Requests the caller may see, newest first.

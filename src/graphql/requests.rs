@@ -1,11 +1,9 @@
 //! GraphQL types of account requests: the request, its decisions and events, and the
 //! inputs and payloads of the request mutations.
 
-use super::loaders::{DecisionsOf, EventsOf, OwnersOf, UserIn};
-use super::types::{
-    PageInfo, Permission, Product, Role, User, UserError, UserKind, app, loader,
-};
 use super::GqlResult;
+use super::loaders::{DecisionsOf, EventsOf, OwnersOf, UserIn};
+use super::types::{PageInfo, Permission, Product, Role, User, UserError, UserKind, app, loader};
 use super::user_errors;
 use crate::app::App;
 use crate::app::requests::Filed;
@@ -167,16 +165,24 @@ impl AccountRequest {
     }
 
     async fn permission_change(&self) -> Option<PermissionChange> {
-        self.request.permission_change.as_ref().map(|c| PermissionChange {
-            grant: c.grant.iter().copied().map(Into::into).collect(),
-            revoke: c.revoke.iter().copied().map(Into::into).collect(),
-            role: c.role.map(Into::into),
-        })
+        self.request
+            .permission_change
+            .as_ref()
+            .map(|c| PermissionChange {
+                grant: c.grant.iter().copied().map(Into::into).collect(),
+                revoke: c.revoke.iter().copied().map(Into::into).collect(),
+                role: c.role.map(Into::into),
+            })
     }
 
     /// Products to restore, for REACTIVATE_PROVIDER.
     async fn products(&self) -> Vec<Product> {
-        self.request.products.iter().copied().map(Into::into).collect()
+        self.request
+            .products
+            .iter()
+            .copied()
+            .map(Into::into)
+            .collect()
     }
 
     /// Users who may decide this request now.
@@ -327,7 +333,9 @@ pub struct AccountRequestPayload {
 }
 
 impl AccountRequestPayload {
-    pub fn decided(result: crate::app::AppResult<domain::AccountRequest>) -> async_graphql::Result<Self> {
+    pub fn decided(
+        result: crate::app::AppResult<domain::AccountRequest>,
+    ) -> async_graphql::Result<Self> {
         let (request, user_errors) = user_errors(result)?;
         Ok(Self {
             request: request.map(AccountRequest::new),

@@ -352,11 +352,20 @@ pub trait RequestStore: Send + Sync {
     async fn request(&self, org_id: OrgId, id: RequestId) -> StoreResult<Option<AccountRequest>>;
     /// Any organization's request, for the workers.
     async fn request_anywhere(&self, id: RequestId) -> StoreResult<Option<AccountRequest>>;
-    async fn requests_by_ids(&self, org_id: OrgId, ids: &[RequestId])
-    -> StoreResult<Vec<AccountRequest>>;
+    async fn requests_by_ids(
+        &self,
+        org_id: OrgId,
+        ids: &[RequestId],
+    ) -> StoreResult<Vec<AccountRequest>>;
     /// A page of requests, newest first, with the total when asked.
-    async fn requests(&self, query: RequestQuery) -> StoreResult<(Vec<AccountRequest>, Option<i64>)>;
-    async fn decisions_of(&self, ids: &[RequestId]) -> StoreResult<Vec<(RequestId, RequestDecision)>>;
+    async fn requests(
+        &self,
+        query: RequestQuery,
+    ) -> StoreResult<(Vec<AccountRequest>, Option<i64>)>;
+    async fn decisions_of(
+        &self,
+        ids: &[RequestId],
+    ) -> StoreResult<Vec<(RequestId, RequestDecision)>>;
     async fn events_of(&self, ids: &[RequestId]) -> StoreResult<Vec<(RequestId, RequestEvent)>>;
     /// The approvers a request was routed to (who were emailed).
     async fn routed_approvers(&self, id: RequestId) -> StoreResult<Vec<UserId>>;
@@ -369,7 +378,12 @@ pub trait RequestStore: Send + Sync {
     async fn apply_request(&self, application: Application) -> StoreResult<AccountRequest>;
     /// Records the one reminder of a pending request with its emails; `false` when it was
     /// reminded already or is no longer pending.
-    async fn remind_request(&self, id: RequestId, at: Timestamp, jobs: Vec<Job>) -> StoreResult<bool>;
+    async fn remind_request(
+        &self,
+        id: RequestId,
+        at: Timestamp,
+        jobs: Vec<Job>,
+    ) -> StoreResult<bool>;
     /// Pending requests created before `created_before` that were never reminded, and
     /// open requests past their expiry, oldest first.
     async fn due_requests(

@@ -190,10 +190,7 @@ impl Practice {
             .received()
             .into_iter()
             .filter(|m| m.to.iter().any(|to| to.starts_with(&format!("{user}@"))))
-            .filter(|m| {
-                m.header("Subject")
-                    .is_some_and(|s| s.starts_with(subject))
-            })
+            .filter(|m| m.header("Subject").is_some_and(|s| s.starts_with(subject)))
             .collect()
     }
 
@@ -231,7 +228,9 @@ fn statuses(request: &Value) -> Vec<String> {
 }
 
 fn error_code(payload: &Value) -> &str {
-    payload["userErrors"][0]["code"].as_str().unwrap_or_else(|| panic!("no error in {payload}"))
+    payload["userErrors"][0]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error in {payload}"))
 }
 
 async fn an_owners_license_request_is_applied_at_once(db: TestDb) {
@@ -242,8 +241,15 @@ async fn an_owners_license_request_is_applied_at_once(db: TestDb) {
             json!({ "product": "EHR", "kind": "PROVIDER", "quantity": 3 }),
         )
         .await;
-    assert_eq!(error_code(&without_terms), "TERMS_NOT_ACCEPTED", "{without_terms}");
-    assert_eq!(without_terms["userErrors"][0]["field"], json!(["input", "acceptTerms"]));
+    assert_eq!(
+        error_code(&without_terms),
+        "TERMS_NOT_ACCEPTED",
+        "{without_terms}"
+    );
+    assert_eq!(
+        without_terms["userErrors"][0]["field"],
+        json!(["input", "acceptTerms"])
+    );
     for quantity in [0, 501] {
         let bad = p
             .request_licenses(
@@ -263,7 +269,10 @@ async fn an_owners_license_request_is_applied_at_once(db: TestDb) {
         .await;
     assert_eq!(filed["userErrors"], json!([]), "{filed}");
     assert_eq!(filed["request"]["status"], "SUBMITTED");
-    assert_eq!(filed["request"]["licenseChange"], json!({ "product": "EHR", "kind": "PROVIDER", "quantity": 3 }));
+    assert_eq!(
+        filed["request"]["licenseChange"],
+        json!({ "product": "EHR", "kind": "PROVIDER", "quantity": 3 })
+    );
     let request = p.wait_status(&id(&filed), "APPLIED").await;
     assert_eq!(statuses(&request), ["SUBMITTED", "APPROVED", "APPLIED"]);
     assert_eq!(
@@ -273,8 +282,16 @@ async fn an_owners_license_request_is_applied_at_once(db: TestDb) {
     assert!(request["appliedAt"].is_string());
     assert_eq!(p.pool("EHR", "PROVIDER").await, (8, 0));
     let mail = p.wait_mail("olivia", "Request applied").await;
-    assert!(mail.text().contains("Add 3 EHR licenses for PROVIDER users"), "{}", mail.text());
-    assert!(mail.text().contains(&format!("https://gatehouse.test/requests/{}", id(&filed))));
+    assert!(
+        mail.text()
+            .contains("Add 3 EHR licenses for PROVIDER users"),
+        "{}",
+        mail.text()
+    );
+    assert!(
+        mail.text()
+            .contains(&format!("https://gatehouse.test/requests/{}", id(&filed)))
+    );
 
     let audit = p
         .call(
@@ -291,9 +308,17 @@ async fn an_owners_license_request_is_applied_at_once(db: TestDb) {
         .collect();
     assert_eq!(
         actions,
-        ["request.applied", "license.pool_changed", "request.approved", "request.submitted"]
+        [
+            "request.applied",
+            "license.pool_changed",
+            "request.approved",
+            "request.submitted"
+        ]
     );
-    assert_eq!(audit["data"]["auditEvents"]["edges"][0]["node"]["request"]["id"], id(&filed));
+    assert_eq!(
+        audit["data"]["auditEvents"]["edges"][0]["node"]["request"]["id"],
+        id(&filed)
+    );
 }
 
 async fn other_requests_wait_for_another_owner(db: TestDb) {
@@ -317,7 +342,12 @@ async fn other_requests_wait_for_another_owner(db: TestDb) {
     assert_eq!(approvers, ["olivia", "oscar"]);
     for owner in ["olivia", "oscar"] {
         let mail = p.wait_mail(owner, "Approval needed").await;
-        assert!(mail.text().contains(&format!("https://gatehouse.test/requests/{request_id}")), "{}", mail.text());
+        assert!(
+            mail.text()
+                .contains(&format!("https://gatehouse.test/requests/{request_id}")),
+            "{}",
+            mail.text()
+        );
         assert!(mail.data.contains("text/html"));
     }
     let awaiting = p
@@ -330,12 +360,22 @@ async fn other_requests_wait_for_another_owner(db: TestDb) {
     assert_eq!(awaiting["data"]["requests"]["totalCount"], 1, "{awaiting}");
 
     let by_admin = p
-        .call(&p.adam, &payload("approveRequest", "ApproveRequestInput"), json!({ "i": { "requestId": request_id, "acceptTerms": true } }))
+        .call(
+            &p.adam,
+            &payload("approveRequest", "ApproveRequestInput"),
+            json!({ "i": { "requestId": request_id, "acceptTerms": true } }),
+        )
         .await;
-    assert_eq!(by_admin["errors"][0]["extensions"]["code"], "FORBIDDEN", "{by_admin}");
+    assert_eq!(
+        by_admin["errors"][0]["extensions"]["code"], "FORBIDDEN",
+        "{by_admin}"
+    );
     let no_terms = p.approve(&p.olivia, &request_id, false).await;
     assert_eq!(error_code(&no_terms), "TERMS_NOT_ACCEPTED");
-    assert_eq!(p.request(&p.olivia, &request_id).await["status"], "PENDING_APPROVAL");
+    assert_eq!(
+        p.request(&p.olivia, &request_id).await["status"],
+        "PENDING_APPROVAL"
+    );
 
     let approved = p.approve(&p.olivia, &request_id, true).await;
     assert_eq!(approved["userErrors"], json!([]), "{approved}");
@@ -344,10 +384,17 @@ async fn other_requests_wait_for_another_owner(db: TestDb) {
     assert_eq!(error_code(&late), "INVALID_STATE", "{late}");
 
     let applied = p.wait_status(&request_id, "APPLIED").await;
-    assert_eq!(statuses(&applied), ["SUBMITTED", "PENDING_APPROVAL", "APPROVED", "APPLIED"]);
+    assert_eq!(
+        statuses(&applied),
+        ["SUBMITTED", "PENDING_APPROVAL", "APPROVED", "APPLIED"]
+    );
     assert_eq!(applied["decisions"][0]["approver"]["username"], "olivia");
     assert_eq!(applied["decisions"][0]["termsAccepted"], true);
-    assert_eq!(applied["approvers"], json!([]), "nobody decides an applied request");
+    assert_eq!(
+        applied["approvers"],
+        json!([]),
+        "nobody decides an applied request"
+    );
     assert_eq!(p.pool("EHR", "STAFF").await.0, 12);
     for party in ["adam", "olivia", "oscar"] {
         p.wait_mail(party, "Request applied").await;
@@ -371,10 +418,18 @@ async fn the_first_of_two_simultaneous_decisions_wins(db: TestDb) {
         .filter(|r| r["userErrors"] == json!([]))
         .count();
     assert_eq!(winners, 1, "{approved} {rejected}");
-    let loser = if approved["userErrors"] == json!([]) { &rejected } else { &approved };
+    let loser = if approved["userErrors"] == json!([]) {
+        &rejected
+    } else {
+        &approved
+    };
     assert_eq!(error_code(loser), "INVALID_STATE");
     let request = p.request(&p.olivia, &request_id).await;
-    assert_eq!(request["decisions"].as_array().unwrap().len(), 1, "{request}");
+    assert_eq!(
+        request["decisions"].as_array().unwrap().len(),
+        1,
+        "{request}"
+    );
 }
 
 async fn requesters_and_subjects_cannot_decide_and_rejections_need_a_reason(db: TestDb) {
@@ -401,7 +456,10 @@ async fn requesters_and_subjects_cannot_decide_and_rejections_need_a_reason(db: 
     assert_eq!(rejected["userErrors"], json!([]), "{rejected}");
     assert_eq!(rejected["request"]["status"], "REJECTED");
     assert_eq!(rejected["request"]["decisions"][0]["approved"], false);
-    assert_eq!(rejected["request"]["decisions"][0]["comment"], "Oscar stays on");
+    assert_eq!(
+        rejected["request"]["decisions"][0]["comment"],
+        "Oscar stays on"
+    );
     for party in ["adam", "oscar", "olivia"] {
         let mail = p.wait_mail(party, "Request rejected").await;
         assert!(mail.text().contains("Oscar stays on"), "{}", mail.text());
@@ -421,7 +479,11 @@ async fn inactivation_releases_licenses_and_ends_sessions(db: TestDb) {
     assert_eq!(p.pool("EHR", "STAFF").await, (10, 3));
     let mia = p.user_id("mia").await;
     let user = p
-        .call(&p.olivia, "query($id: ID!) { user(id: $id) { status deactivatedAt products } }", json!({ "id": mia }))
+        .call(
+            &p.olivia,
+            "query($id: ID!) { user(id: $id) { status deactivatedAt products } }",
+            json!({ "id": mia }),
+        )
         .await;
     assert_eq!(user["data"]["user"]["status"], "INACTIVE");
     assert!(user["data"]["user"]["deactivatedAt"].is_string());
@@ -432,7 +494,10 @@ async fn inactivation_releases_licenses_and_ends_sessions(db: TestDb) {
         .server
         .graphql(None, "mutation { login(input: {username: \"mia\", password: \"correct horse battery staple\"}) { token userErrors { code } } }", json!({}))
         .await;
-    assert_eq!(login["data"]["login"]["userErrors"][0]["code"], "INVALID_CREDENTIALS");
+    assert_eq!(
+        login["data"]["login"]["userErrors"][0]["code"],
+        "INVALID_CREDENTIALS"
+    );
     let again = p.request_inactivation(&p.olivia, "mia").await;
     assert_eq!(error_code(&again), "INVALID_STATE", "{again}");
     // Applying an applied request again changes nothing.
@@ -452,24 +517,49 @@ async fn permission_changes_apply_and_the_last_owner_stays(db: TestDb) {
             "olivia" => &p.olivia,
             _ => &p.adam,
         };
-        p.mutate(token, "requestPermissionChange", "RequestPermissionChangeInput", input).await
+        p.mutate(
+            token,
+            "requestPermissionChange",
+            "RequestPermissionChangeInput",
+            input,
+        )
+        .await
     };
-    let both = change("olivia", json!({ "userId": adam, "grant": ["BILLING"], "revoke": ["BILLING"] })).await;
+    let both = change(
+        "olivia",
+        json!({ "userId": adam, "grant": ["BILLING"], "revoke": ["BILLING"] }),
+    )
+    .await;
     assert_eq!(error_code(&both), "INVALID_INPUT");
     let nothing = change("olivia", json!({ "userId": adam })).await;
     assert_eq!(error_code(&nothing), "INVALID_INPUT");
     let by_member = p
-        .call(&p.mia, &payload("requestPermissionChange", "RequestPermissionChangeInput"), json!({ "i": { "userId": adam, "grant": ["BILLING"] } }))
+        .call(
+            &p.mia,
+            &payload("requestPermissionChange", "RequestPermissionChangeInput"),
+            json!({ "i": { "userId": adam, "grant": ["BILLING"] } }),
+        )
         .await;
     assert_eq!(by_member["errors"][0]["extensions"]["code"], "FORBIDDEN");
 
-    let filed = change("olivia", json!({ "userId": adam, "grant": ["BILLING", "REPORTING"], "role": "CHAMPION" })).await;
+    let filed = change(
+        "olivia",
+        json!({ "userId": adam, "grant": ["BILLING", "REPORTING"], "role": "CHAMPION" }),
+    )
+    .await;
     assert_eq!(filed["userErrors"], json!([]), "{filed}");
     p.wait_status(&id(&filed), "APPLIED").await;
     let user = p
-        .call(&p.olivia, "query($id: ID!) { user(id: $id) { role permissions } }", json!({ "id": adam }))
+        .call(
+            &p.olivia,
+            "query($id: ID!) { user(id: $id) { role permissions } }",
+            json!({ "id": adam }),
+        )
         .await;
-    assert_eq!(user["data"]["user"], json!({ "role": "CHAMPION", "permissions": ["BILLING", "REPORTING"] }));
+    assert_eq!(
+        user["data"]["user"],
+        json!({ "role": "CHAMPION", "permissions": ["BILLING", "REPORTING"] })
+    );
 
     // Oscar leaves; olivia is then the last active owner.
     let oscar_out = p.request_inactivation(&p.olivia, "oscar").await;
@@ -488,28 +578,46 @@ async fn a_request_nobody_can_approve_fails(db: TestDb) {
     // Olivia, the only owner, is the subject: nobody may approve.
     let olivia = p.user_id("olivia").await;
     let filed = p
-        .mutate(&p.adam, "requestPermissionChange", "RequestPermissionChangeInput", json!({ "userId": olivia, "grant": ["SCHEDULING"] }))
+        .mutate(
+            &p.adam,
+            "requestPermissionChange",
+            "RequestPermissionChangeInput",
+            json!({ "userId": olivia, "grant": ["SCHEDULING"] }),
+        )
         .await;
     let failed = p.wait_status(&id(&filed), "FAILED").await;
-    assert!(failed["failureReason"].as_str().unwrap().contains("No active owner"), "{failed}");
+    assert!(
+        failed["failureReason"]
+            .as_str()
+            .unwrap()
+            .contains("No active owner"),
+        "{failed}"
+    );
     let mail = p.wait_mail("adam", "Request failed").await;
     assert!(mail.text().contains("No active owner"), "{}", mail.text());
 }
 
 async fn idempotency_keys_and_open_requests_return_the_first_request(db: TestDb) {
     let p = practice(&db, vec![]).await;
-    let input = json!({ "product": "TELEHEALTH", "kind": "STAFF", "quantity": 1, "idempotencyKey": "k-1" });
+    let input =
+        json!({ "product": "TELEHEALTH", "kind": "STAFF", "quantity": 1, "idempotencyKey": "k-1" });
     let first = p.request_licenses(&p.adam, input.clone()).await;
     let second = p.request_licenses(&p.adam, input).await;
     assert_eq!(second["userErrors"], json!([]));
     assert_eq!(id(&first), id(&second));
-    let count = p.call(&p.olivia, "{ requests { totalCount } }", json!({})).await;
+    let count = p
+        .call(&p.olivia, "{ requests { totalCount } }", json!({}))
+        .await;
     assert_eq!(count["data"]["requests"]["totalCount"], 1);
 
     let open = p.request_inactivation(&p.adam, "mia").await;
     let duplicate = p.request_inactivation(&p.oscar, "mia").await;
     assert_eq!(error_code(&duplicate), "ALREADY_EXISTS", "{duplicate}");
-    assert_eq!(id(&duplicate), id(&open), "the open request is in the payload");
+    assert_eq!(
+        id(&duplicate),
+        id(&open),
+        "the open request is in the payload"
+    );
 }
 
 async fn requests_are_cancelled_by_their_requester_or_an_owner(db: TestDb) {
@@ -522,12 +630,19 @@ async fn requests_are_cancelled_by_their_requester_or_an_owner(db: TestDb) {
         let request_id = request_id.clone();
         let p = &p;
         async move {
-            p.call(&token, &payload("cancelRequest", "CancelRequestInput"), json!({ "i": { "requestId": request_id } }))
-                .await
+            p.call(
+                &token,
+                &payload("cancelRequest", "CancelRequestInput"),
+                json!({ "i": { "requestId": request_id } }),
+            )
+            .await
         }
     };
     let by_other_admin = cancel(ada).await;
-    assert_eq!(by_other_admin["errors"][0]["extensions"]["code"], "FORBIDDEN", "{by_other_admin}");
+    assert_eq!(
+        by_other_admin["errors"][0]["extensions"]["code"], "FORBIDDEN",
+        "{by_other_admin}"
+    );
     let by_requester = cancel(p.adam.clone()).await;
     let done = &by_requester["data"]["cancelRequest"];
     assert_eq!(done["userErrors"], json!([]), "{by_requester}");
@@ -535,12 +650,24 @@ async fn requests_are_cancelled_by_their_requester_or_an_owner(db: TestDb) {
     let again = cancel(p.olivia.clone()).await;
     assert_eq!(error_code(&again["data"]["cancelRequest"]), "INVALID_STATE");
 
-    let second = p.request_licenses(&p.adam, json!({ "product": "EHR", "kind": "STAFF", "quantity": 1 })).await;
+    let second = p
+        .request_licenses(
+            &p.adam,
+            json!({ "product": "EHR", "kind": "STAFF", "quantity": 1 }),
+        )
+        .await;
     p.wait_status(&id(&second), "PENDING_APPROVAL").await;
     let by_owner = p
-        .call(&p.oscar, &payload("cancelRequest", "CancelRequestInput"), json!({ "i": { "requestId": id(&second) } }))
+        .call(
+            &p.oscar,
+            &payload("cancelRequest", "CancelRequestInput"),
+            json!({ "i": { "requestId": id(&second) } }),
+        )
         .await;
-    assert_eq!(by_owner["data"]["cancelRequest"]["request"]["status"], "CANCELLED", "{by_owner}");
+    assert_eq!(
+        by_owner["data"]["cancelRequest"]["request"]["status"], "CANCELLED",
+        "{by_owner}"
+    );
     let approve = p.approve(&p.olivia, &id(&second), true).await;
     assert_eq!(error_code(&approve), "INVALID_STATE");
 }
@@ -549,28 +676,62 @@ async fn members_see_only_their_own_requests_and_other_organizations_nothing(db:
     let p = practice(&db, vec![]).await;
     let theirs = p.request_inactivation(&p.adam, "oscar").await;
     let own = p.request_inactivation(&p.mia, "mia").await;
-    assert_eq!(own["userErrors"], json!([]), "a member may ask to leave: {own}");
+    assert_eq!(
+        own["userErrors"],
+        json!([]),
+        "a member may ask to leave: {own}"
+    );
     let other = p.request_inactivation(&p.mia, "adam").await;
     assert!(other.is_null(), "a member may not file for others");
-    let list = p.call(&p.mia, "{ requests { totalCount edges { node { id } } } }", json!({})).await;
+    let list = p
+        .call(
+            &p.mia,
+            "{ requests { totalCount edges { node { id } } } }",
+            json!({}),
+        )
+        .await;
     assert_eq!(list["data"]["requests"]["totalCount"], 1, "{list}");
     assert_eq!(list["data"]["requests"]["edges"][0]["node"]["id"], id(&own));
     assert_eq!(p.request(&p.mia, &id(&theirs)).await, Value::Null);
-    let all = p.call(&p.adam, "{ requests(filter: {kind: INACTIVATE_USER}) { totalCount } }", json!({})).await;
+    let all = p
+        .call(
+            &p.adam,
+            "{ requests(filter: {kind: INACTIVATE_USER}) { totalCount } }",
+            json!({}),
+        )
+        .await;
     assert_eq!(all["data"]["requests"]["totalCount"], 2);
-    let paged = p.call(&p.olivia, "{ requests(first: 1) { edges { node { id } } pageInfo { hasNextPage } } }", json!({})).await;
-    assert_eq!(paged["data"]["requests"]["edges"][0]["node"]["id"], id(&own), "newest first");
+    let paged = p
+        .call(
+            &p.olivia,
+            "{ requests(first: 1) { edges { node { id } } pageInfo { hasNextPage } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        paged["data"]["requests"]["edges"][0]["node"]["id"],
+        id(&own),
+        "newest first"
+    );
     assert_eq!(paged["data"]["requests"]["pageInfo"]["hasNextPage"], true);
 
     seed_org(&p.server.app, "Elsewhere", "erin").await;
     let erin = p.server.login("erin", OWNER_PASSWORD).await;
     assert_eq!(p.request(&erin, &id(&theirs)).await, Value::Null);
     let cancel = p
-        .call(&erin, &payload("cancelRequest", "CancelRequestInput"), json!({ "i": { "requestId": id(&theirs) } }))
+        .call(
+            &erin,
+            &payload("cancelRequest", "CancelRequestInput"),
+            json!({ "i": { "requestId": id(&theirs) } }),
+        )
         .await;
     assert_eq!(error_code(&cancel["data"]["cancelRequest"]), "NOT_FOUND");
     let node = p
-        .call(&erin, "query($id: ID!) { node(id: $id) { id } }", json!({ "id": id(&theirs) }))
+        .call(
+            &erin,
+            "query($id: ID!) { node(id: $id) { id } }",
+            json!({ "id": id(&theirs) }),
+        )
         .await;
     assert_eq!(node["data"]["node"], Value::Null);
 }
@@ -584,11 +745,19 @@ async fn pending_requests_are_reminded_once_then_expire(db: TestDb) {
         ],
     )
     .await;
-    let filed = p.request_licenses(&p.adam, json!({ "product": "EHR", "kind": "STAFF", "quantity": 1 })).await;
+    let filed = p
+        .request_licenses(
+            &p.adam,
+            json!({ "product": "EHR", "kind": "STAFF", "quantity": 1 }),
+        )
+        .await;
     let request_id = id(&filed);
     p.wait_mail("olivia", "Reminder: approval needed").await;
     let expired = p.wait_status(&request_id, "EXPIRED").await;
-    assert_eq!(statuses(&expired), ["SUBMITTED", "PENDING_APPROVAL", "EXPIRED"]);
+    assert_eq!(
+        statuses(&expired),
+        ["SUBMITTED", "PENDING_APPROVAL", "EXPIRED"]
+    );
     for party in ["adam", "olivia", "oscar"] {
         p.wait_mail(party, "Request expired").await;
     }
@@ -606,13 +775,20 @@ async fn a_recent_billing_provider_is_reactivated_through_a_request(db: TestDb) 
             json!({ "i": { "username": "drpat", "firstName": "Pat", "lastName": "Lee", "email": "drpat@sunrise.example", "kind": "PROVIDER" } }),
         )
         .await;
-    let pat = invited["data"]["inviteUser"]["user"]["id"].as_str().unwrap().to_owned();
+    let pat = invited["data"]["inviteUser"]["user"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let out = p.request_inactivation(&p.olivia, "drpat").await;
     p.wait_status(&id(&out), "APPLIED").await;
 
     let reactivate = "mutation($i: ReactivateUsersInput!) { reactivateUsers(input: $i) { users { username } requests { id kind status products subject { username } } userErrors { code } } }";
     let done = p
-        .call(&p.adam, reactivate, json!({ "i": { "userIds": [pat], "products": ["EHR", "BILLING"] } }))
+        .call(
+            &p.adam,
+            reactivate,
+            json!({ "i": { "userIds": [pat], "products": ["EHR", "BILLING"] } }),
+        )
         .await;
     let done = &done["data"]["reactivateUsers"];
     assert_eq!(done["users"], json!([]), "{done}");
@@ -625,37 +801,66 @@ async fn a_recent_billing_provider_is_reactivated_through_a_request(db: TestDb) 
     p.approve(&p.olivia, &request_id, true).await;
     // There is no BILLING license for providers: the change cannot apply.
     let failed = p.wait_status(&request_id, "FAILED").await;
-    assert!(failed["failureReason"].as_str().unwrap().contains("BILLING"), "{failed}");
+    assert!(
+        failed["failureReason"]
+            .as_str()
+            .unwrap()
+            .contains("BILLING"),
+        "{failed}"
+    );
     p.wait_mail("adam", "Request failed").await;
-    let user = p.call(&p.olivia, "query($id: ID!) { user(id: $id) { status } }", json!({ "id": pat })).await;
+    let user = p
+        .call(
+            &p.olivia,
+            "query($id: ID!) { user(id: $id) { status } }",
+            json!({ "id": pat }),
+        )
+        .await;
     assert_eq!(user["data"]["user"]["status"], "INACTIVE");
 
     // Without BILLING the provider comes back at once.
     let now = p
-        .call(&p.adam, reactivate, json!({ "i": { "userIds": [pat], "products": ["EHR"] } }))
+        .call(
+            &p.adam,
+            reactivate,
+            json!({ "i": { "userIds": [pat], "products": ["EHR"] } }),
+        )
         .await;
-    assert_eq!(now["data"]["reactivateUsers"]["users"], json!([{ "username": "drpat" }]), "{now}");
+    assert_eq!(
+        now["data"]["reactivateUsers"]["users"],
+        json!([{ "username": "drpat" }]),
+        "{now}"
+    );
 }
 
 /// A graphql-transport-ws client.
 struct Subscriber {
-    socket: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    socket: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
 }
 
 impl Subscriber {
     async fn connect(server: &TestServer, token: Option<&str>) -> Result<Subscriber, String> {
         use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-        let mut request = format!("ws://{}/graphql/ws", server.addr).into_client_request().unwrap();
-        request
-            .headers_mut()
-            .insert("Sec-WebSocket-Protocol", "graphql-transport-ws".parse().unwrap());
-        let (socket, _) = tokio_tungstenite::connect_async(request).await.map_err(|e| e.to_string())?;
+        let mut request = format!("ws://{}/graphql/ws", server.addr)
+            .into_client_request()
+            .unwrap();
+        request.headers_mut().insert(
+            "Sec-WebSocket-Protocol",
+            "graphql-transport-ws".parse().unwrap(),
+        );
+        let (socket, _) = tokio_tungstenite::connect_async(request)
+            .await
+            .map_err(|e| e.to_string())?;
         let mut subscriber = Subscriber { socket };
         let payload = match token {
             Some(token) => json!({ "Authorization": format!("Bearer {token}") }),
             None => json!({}),
         };
-        subscriber.send(json!({ "type": "connection_init", "payload": payload })).await;
+        subscriber
+            .send(json!({ "type": "connection_init", "payload": payload }))
+            .await;
         match subscriber.next().await {
             Some(message) if message["type"] == "connection_ack" => Ok(subscriber),
             other => Err(format!("{other:?}")),
@@ -664,13 +869,18 @@ impl Subscriber {
 
     async fn send(&mut self, message: Value) {
         let text = message.to_string();
-        self.socket.send(tokio_tungstenite::tungstenite::Message::text(text)).await.unwrap();
+        self.socket
+            .send(tokio_tungstenite::tungstenite::Message::text(text))
+            .await
+            .unwrap();
     }
 
     /// The next JSON message, or `None` when the connection closed.
     async fn next(&mut self) -> Option<Value> {
         loop {
-            let message = tokio::time::timeout(WAIT, self.socket.next()).await.expect("a message in time")?;
+            let message = tokio::time::timeout(WAIT, self.socket.next())
+                .await
+                .expect("a message in time")?;
             match message.ok()? {
                 tokio_tungstenite::tungstenite::Message::Text(text) => {
                     return Some(serde_json::from_str(&text).unwrap());
@@ -684,9 +894,14 @@ impl Subscriber {
 
 async fn subscribers_see_each_status_change(db: TestDb) {
     let p = practice(&db, vec![]).await;
-    assert!(Subscriber::connect(&p.server, None).await.is_err(), "no token, no connection");
+    assert!(
+        Subscriber::connect(&p.server, None).await.is_err(),
+        "no token, no connection"
+    );
 
-    let mut owner = Subscriber::connect(&p.server, Some(&p.oscar)).await.unwrap();
+    let mut owner = Subscriber::connect(&p.server, Some(&p.oscar))
+        .await
+        .unwrap();
     owner
         .send(json!({ "id": "1", "type": "subscribe", "payload": { "query": "subscription { requestUpdated { id status kind events { status } } }" } }))
         .await;
@@ -697,7 +912,12 @@ async fn subscribers_see_each_status_change(db: TestDb) {
     // Give the subscriptions a moment to start listening.
     tokio::time::sleep(Duration::from_millis(500)).await;
 
-    let filed = p.request_licenses(&p.adam, json!({ "product": "EHR", "kind": "STAFF", "quantity": 1 })).await;
+    let filed = p
+        .request_licenses(
+            &p.adam,
+            json!({ "product": "EHR", "kind": "STAFF", "quantity": 1 }),
+        )
+        .await;
     let request_id = id(&filed);
     let mut seen = Vec::new();
     while seen.len() < 2 {
@@ -711,11 +931,18 @@ async fn subscribers_see_each_status_change(db: TestDb) {
     p.approve(&p.olivia, &request_id, true).await;
     for expected in ["APPROVED", "APPLIED"] {
         let message = owner.next().await.unwrap();
-        assert_eq!(message["payload"]["data"]["requestUpdated"]["status"], expected, "{message}");
+        assert_eq!(
+            message["payload"]["data"]["requestUpdated"]["status"], expected,
+            "{message}"
+        );
     }
 
     // The member's own request reaches them; the admin's license request never did.
     let own = p.request_inactivation(&p.mia, "mia").await;
     let message = member.next().await.unwrap();
-    assert_eq!(message["payload"]["data"]["requestUpdated"]["id"], id(&own), "{message}");
+    assert_eq!(
+        message["payload"]["data"]["requestUpdated"]["id"],
+        id(&own),
+        "{message}"
+    );
 }

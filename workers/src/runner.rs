@@ -221,12 +221,16 @@ impl Workers {
     async fn execute(&self, envelope: &Envelope) -> Result<(), Failure> {
         let key = envelope.email_key();
         match &envelope.job {
-            Job::RouteRequest { request_id } => {
-                self.ports.route_request(*request_id).await.map_err(transient)
-            }
-            Job::ApplyRequest { request_id } => {
-                self.ports.apply_request(*request_id).await.map_err(transient)
-            }
+            Job::RouteRequest { request_id } => self
+                .ports
+                .route_request(*request_id)
+                .await
+                .map_err(transient),
+            Job::ApplyRequest { request_id } => self
+                .ports
+                .apply_request(*request_id)
+                .await
+                .map_err(transient),
             _ if self.ports.email_handled(&key).await.map_err(transient)? => {
                 // A job that runs again finds its email handled: each email is sent once.
                 tracing::info!(%key, "email already handled; nothing to do");
