@@ -135,6 +135,7 @@ impl Ports for App {
         if sessions + tokens > 0 {
             tracing::info!(sessions, tokens, "expired sessions and setup tokens");
         }
+        self.store.compact().await?;
         let (reminded, expired) = self.sweep_requests().await?;
         if reminded + expired > 0 {
             tracing::info!(reminded, expired, "reminded and expired pending requests");

@@ -244,6 +244,11 @@ impl App {
         if request.status != RequestStatus::PendingApproval {
             return Vec::new();
         }
+        Self::eligible_approvers(request, owners)
+    }
+
+    /// Owners who could decide the request: active, unlocked, neither requester nor subject.
+    fn eligible_approvers(request: &AccountRequest, owners: &[User]) -> Vec<User> {
         let at = now();
         owners
             .iter()
@@ -763,11 +768,7 @@ impl App {
             return self.move_request(transition).await;
         }
         let owners = self.store.owners(request.org_id).await?;
-        let pending = AccountRequest {
-            status: RequestStatus::PendingApproval,
-            ..request.clone()
-        };
-        let approvers = Self::current_approvers(&pending, &owners);
+        let approvers = Self::eligible_approvers(&request, &owners);
         if approvers.is_empty() {
             let reason = "No active owner other than the requester and the subject can approve this request.".to_owned();
             let jobs = Self::outcome_emails(&request, &parties, Outcome::Failed, Some(&reason));

@@ -178,6 +178,10 @@ pub trait Store:
 
     /// Cheap round trip, for readiness checks.
     async fn ping(&self) -> StoreResult<()>;
+
+    /// Keeps the database's files in bounds; run periodically (SQLite: a write-ahead log
+    /// grown large under constant use is checkpointed and truncated).
+    async fn compact(&self) -> StoreResult<()>;
 }
 
 /// Organizations, practices, license pools and users.

@@ -43,6 +43,11 @@ impl PostgresStore {
     async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Postgres>, sqlx::Error> {
         self.pool.begin().await
     }
+
+    /// PostgreSQL keeps its own files in bounds (autovacuum, checkpoints).
+    async fn compact_files(&self) -> super::StoreResult<()> {
+        Ok(())
+    }
 }
 
 store_impl!(PostgresStore, Postgres, Backend::Postgres);

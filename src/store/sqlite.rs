@@ -8,6 +8,9 @@ use sqlx::{Sqlite, SqlitePool};
 use std::str::FromStr;
 use std::time::Duration;
 
+/// Write-ahead log size past which it is checkpointed in full and truncated.
+const WAL_LIMIT_BYTES: i64 = 64 * 1024 * 1024;
+
 pub struct SqliteStore {
     pool: SqlitePool,
 }
@@ -21,7 +24,9 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
+            .busy_timeout(Duration::from_secs(10))
+            // A log reset by a checkpoint is cut back to this size.
+            .pragma("journal_size_limit", WAL_LIMIT_BYTES.to_string());
         if let Some(dir) = options
             .get_filename()
             .parent()
@@ -57,6 +62,31 @@ impl SqliteStore {
     /// wait for each other (busy timeout) instead of failing on a lock upgrade.
     async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Sqlite>, sqlx::Error> {
         self.pool.begin_with("BEGIN IMMEDIATE").await
+    }
+
+    /// SQLite's automatic checkpoints never reset the log while readers and writers keep
+    /// overlapping, so under constant use it grows without bound. Past the limit, a
+    /// TRUNCATE checkpoint briefly holds new writers back, copies the log into the
+    /// database and empties it.
+    async fn compact_files(&self) -> super::StoreResult<()> {
+        let (_busy, frames, _copied): (i64, i64, i64) =
+            sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
+                .fetch_one(&self.pool)
+                .await?;
+        let page_size: i64 = sqlx::query_scalar("PRAGMA page_size")
+            .fetch_one(&self.pool)
+            .await?;
+        if frames * page_size > WAL_LIMIT_BYTES {
+            let (busy, _, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
+                .fetch_one(&self.pool)
+                .await?;
+            tracing::info!(
+                wal_bytes = frames * page_size,
+                completed = busy == 0,
+                "checkpointed the SQLite write-ahead log"
+            );
+        }
+        Ok(())
     }
 }
 

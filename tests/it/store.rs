@@ -19,6 +19,8 @@ crate::on_both_databases!(
     audit_chain_names_reordered_events,
     audit_chain_catches_removal_at_the_end,
     sessions_are_found_by_token_until_ended,
+    twenty_simultaneous_decisions_record_exactly_one,
+    compacting_keeps_every_row,
 );
 
 fn new_user(
@@ -455,4 +457,128 @@ async fn sessions_are_found_by_token_until_ended(db: TestDb) {
             .await,
         Err(StoreError::Conflict(_))
     ));
+}
+
+/// Files a license request as `requester` and moves it to PENDING_APPROVAL.
+async fn pending_request(
+    app: &gatehouse::app::App,
+    org: gatehouse::domain::OrgId,
+    requester: gatehouse::domain::UserId,
+) -> gatehouse::domain::RequestId {
+    use gatehouse::domain::{LicenseChange, RequestKind, RequestStatus};
+    use gatehouse::store::{Filing, NewRequest, Transition};
+    let at = now();
+    let new = NewRequest {
+        org_id: org,
+        kind: RequestKind::AddLicenses,
+        requested_by: requester,
+        subject_id: None,
+        justification: None,
+        license_change: Some(LicenseChange {
+            product: Product::Ehr,
+            kind: UserKind::Staff,
+            quantity: 2,
+        }),
+        permission_change: None,
+        products: vec![],
+        terms_accepted: false,
+        at,
+        expires_at: at + chrono::TimeDelta::days(14),
+        idempotency_key: None,
+        idempotency_since: at,
+        audit: AuditEntry::new(org, at, "request.submitted"),
+    };
+    let Filing::New(request) = app.store.file_request(new).await.unwrap() else {
+        panic!("a new request");
+    };
+    let mut audit = AuditEntry::new(org, at, "request.pending_approval");
+    audit.request_id = Some(request.id.0);
+    app.store
+        .transition_request(Transition {
+            request_id: request.id,
+            from: &[RequestStatus::Submitted],
+            to: RequestStatus::PendingApproval,
+            at,
+            actor_id: None,
+            note: None,
+            failure_reason: None,
+            decision: None,
+            approvers: vec![],
+            audit,
+            jobs: vec![],
+        })
+        .await
+        .unwrap();
+    request.id
+}
+
+async fn twenty_simultaneous_decisions_record_exactly_one(db: TestDb) {
+    use gatehouse::domain::RequestStatus;
+    use gatehouse::store::{NewDecision, Transition};
+    let app = test_app(&db).await;
+    let (org, owner) = seed_org(&app, "Deciders", "decider").await;
+    let admin = app
+        .store
+        .create_user(new_user(
+            org.id,
+            "filer",
+            "filer@deciders.example",
+            UserKind::Staff,
+        ))
+        .await
+        .unwrap();
+    let id = pending_request(&app, org.id, admin.id).await;
+    let attempts = (0..20).map(|i| {
+        let store = app.store.clone();
+        let approved = i % 2 == 0;
+        let mut audit = AuditEntry::new(org.id, now(), "request.approved");
+        audit.request_id = Some(id.0);
+        tokio::spawn(async move {
+            store
+                .transition_request(Transition {
+                    request_id: id,
+                    from: &[RequestStatus::PendingApproval],
+                    to: if approved {
+                        RequestStatus::Approved
+                    } else {
+                        RequestStatus::Rejected
+                    },
+                    at: now(),
+                    actor_id: Some(owner.id),
+                    note: None,
+                    failure_reason: None,
+                    decision: Some(NewDecision {
+                        approver_id: owner.id,
+                        approved,
+                        comment: None,
+                        terms_accepted: true,
+                    }),
+                    approvers: vec![],
+                    audit,
+                    jobs: vec![],
+                })
+                .await
+        })
+    });
+    let results = futures_util::future::join_all(attempts).await;
+    let (won, lost): (Vec<_>, Vec<_>) = results
+        .into_iter()
+        .map(|r| r.unwrap())
+        .partition(Result::is_ok);
+    assert_eq!(won.len(), 1, "exactly one decision wins");
+    for err in lost {
+        assert!(matches!(err, Err(StoreError::Conflict(_))), "{err:?}");
+    }
+    assert_eq!(app.store.decisions_of(&[id]).await.unwrap().len(), 1);
+    let events = app.store.events_of(&[id]).await.unwrap();
+    assert_eq!(events.len(), 3, "submitted, pending, and one decision");
+}
+
+async fn compacting_keeps_every_row(db: TestDb) {
+    let app = test_app(&db).await;
+    seed_org(&app, "Compact", "compact.owner").await;
+    for _ in 0..3 {
+        app.store.compact().await.expect("compacting works");
+    }
+    assert_eq!(db.count("SELECT COUNT(*) FROM users").await, 1);
 }

@@ -348,6 +348,10 @@ macro_rules! store_impl {
                 Ok(())
             }
 
+            async fn compact(&self) -> StoreResult<()> {
+                self.compact_files().await
+            }
+
         }
 
         mod directory_sql {
