@@ -4,7 +4,9 @@
 //!
 //! `cargo bench --bench search` (SQLite); with GATEHOUSE_BENCH_POSTGRES_URL set to an
 //! empty database, on PostgreSQL too. BENCH_USERS and BENCH_SECONDS change the size and
-//! the length of the concurrent run. Under `cargo test` it runs a small smoke version.
+//! the length of the concurrent run; BENCH_SQLITE_URL (a seeded database) and
+//! BENCH_POSTGRES_SEEDED skip seeding. Each database is measured without and with
+//! `totalCount`. Under `cargo test` it runs a small smoke version.
 
 use gatehouse::app::organization::CreateOrganization;
 use gatehouse::domain::{Product, Role, UserKind, now};
@@ -120,13 +122,16 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 struct Bench {
+    query: &'static str,
     url: String,
     token: String,
     client: reqwest::Client,
     users: usize,
 }
 
-const QUERY: &str = "query($f: UserFilter) { users(filter: $f, first: 20) { totalCount edges { node { id username displayName email mobile status locked } } } }";
+/// A page of 20, as a directory screen asks for it; with `totalCount` or without.
+const QUERY_WITH_TOTAL: &str = "query($f: UserFilter) { users(filter: $f, first: 20) { totalCount edges { node { id username displayName email mobile status locked } } } }";
+const QUERY: &str = "query($f: UserFilter) { users(filter: $f, first: 20) { edges { node { id username displayName email mobile status locked } } } }";
 
 impl Bench {
     /// The filters a front desk types, drawn from the directory itself.
@@ -151,7 +156,7 @@ impl Bench {
             .client
             .post(&self.url)
             .bearer_auth(&self.token)
-            .json(&serde_json::json!({ "query": QUERY, "variables": { "f": self.filter(n) } }))
+            .json(&serde_json::json!({ "query": self.query, "variables": { "f": self.filter(n) } }))
             .send()
             .await
             .expect("request");
@@ -161,7 +166,8 @@ impl Bench {
     }
 }
 
-async fn run(label: &str, database_url: String, users: usize, seconds: u64) {
+/// Seeds (unless `seeded`) and measures one database.
+async fn run(label: &str, database_url: String, users: usize, seconds: u64, seeded: bool) {
     let dir = tempfile::tempdir().unwrap();
     let vars: HashMap<&str, String> = HashMap::from([
         ("GATEHOUSE_DATABASE_URL", database_url),
@@ -178,6 +184,16 @@ async fn run(label: &str, database_url: String, users: usize, seconds: u64) {
         .await
         .expect("gatehouse");
     let app = gatehouse.app.clone();
+    if !seeded {
+        seed(&app, users).await;
+        eprintln!("{label}: {users} users loaded");
+    }
+    // Production runs this every minute; a freshly seeded SQLite log is large.
+    app.store.compact().await.expect("compact");
+    serve_and_measure(label, gatehouse, users, seconds).await;
+}
+
+async fn seed(app: &gatehouse::app::App, users: usize) {
     let (org, _) = app
         .create_organization(CreateOrganization {
             name: "Benchmark Health".into(),
@@ -230,11 +246,15 @@ async fn run(label: &str, database_url: String, users: usize, seconds: u64) {
     for task in tasks {
         task.await.unwrap();
     }
-    eprintln!(
-        "{label}: {users} users loaded in {:.1}s",
-        started.elapsed().as_secs_f64()
-    );
+    eprintln!("seeded in {:.1}s", started.elapsed().as_secs_f64());
+}
 
+async fn serve_and_measure(
+    label: &str,
+    gatehouse: gatehouse::Gatehouse,
+    users: usize,
+    seconds: u64,
+) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(gatehouse.run(
@@ -261,19 +281,30 @@ async fn run(label: &str, database_url: String, users: usize, seconds: u64) {
         .as_str()
         .expect("token")
         .to_owned();
-    let bench = std::sync::Arc::new(Bench {
-        url,
-        token,
-        client,
-        users,
-    });
+    for query in [QUERY, QUERY_WITH_TOTAL] {
+        let label = if query == QUERY {
+            label.to_owned()
+        } else {
+            format!("{label} with totalCount")
+        };
+        let bench = std::sync::Arc::new(Bench {
+            query,
+            url: url.clone(),
+            token: token.clone(),
+            client: client.clone(),
+            users,
+        });
+        measure(&label, bench, seconds).await;
+    }
+}
 
+async fn measure(label: &str, bench: std::sync::Arc<Bench>, seconds: u64) {
     // One client: latency.
     for n in 0..200 {
         bench.search(n).await;
     }
     let mut one: Vec<Duration> = Vec::new();
-    for n in 0..2000.min(users * 4) {
+    for n in 0..2000.min(bench.users * 4) {
         one.push(bench.search(n).await);
     }
     one.sort();
@@ -329,15 +360,17 @@ fn main() {
         .unwrap();
     runtime.block_on(async {
         let dir = tempfile::tempdir().unwrap();
-        run(
-            "sqlite",
-            format!("sqlite://{}", dir.path().join("bench.db").display()),
-            users,
-            seconds,
-        )
-        .await;
+        // BENCH_SQLITE_URL names an already seeded database to measure again.
+        match std::env::var("BENCH_SQLITE_URL") {
+            Ok(url) => run("sqlite", url, users, seconds, true).await,
+            Err(_) => {
+                let url = format!("sqlite://{}", dir.path().join("bench.db").display());
+                run("sqlite", url, users, seconds, false).await;
+            }
+        }
         if let Ok(url) = std::env::var("GATEHOUSE_BENCH_POSTGRES_URL") {
-            run("postgres", url, users, seconds).await;
+            let seeded = std::env::var("BENCH_POSTGRES_SEEDED").is_ok();
+            run("postgres", url, users, seconds, seeded).await;
         }
     });
 }

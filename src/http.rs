@@ -3,7 +3,7 @@
 use crate::app::App;
 use crate::app::session::ClientInfo;
 use crate::graphql::loaders::request_loader;
-use crate::graphql::{GatehouseSchema, RequestContext, gql};
+use crate::graphql::{GatehouseSchema, RequestContext, SessionToken, gql};
 use crate::metrics::Metrics;
 use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
 use async_graphql::http::GraphiQLSource;
@@ -150,6 +150,7 @@ async fn graphql_ws(
                     };
                     let actor = actor.ok_or_else(|| gql(crate::app::AppError::Unauthenticated))?;
                     let mut data = async_graphql::Data::default();
+                    data.insert(SessionToken(token.unwrap_or_default().to_owned()));
                     data.insert(RequestContext {
                         actor: Some(actor),
                         client,

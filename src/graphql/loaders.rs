@@ -37,18 +37,19 @@ pub struct OrgById(pub OrgId);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct UserIn(pub OrgId, pub UserId);
 
-/// Groups (user, value) pairs by user, giving every asked-for user an entry.
-fn grouped<K: Copy + Eq + std::hash::Hash, V>(
-    keys: &[K],
-    user: impl Fn(K) -> UserId,
-    pairs: Vec<(UserId, V)>,
-) -> HashMap<K, Vec<V>> {
-    let mut by_user: HashMap<UserId, Vec<V>> = HashMap::new();
+/// Groups (owner, value) pairs by owner (a user, a request), giving every asked-for key
+/// an entry.
+fn grouped<K, I, V>(keys: &[K], owner: impl Fn(K) -> I, pairs: Vec<(I, V)>) -> HashMap<K, Vec<V>>
+where
+    K: Copy + Eq + std::hash::Hash,
+    I: Eq + std::hash::Hash,
+{
+    let mut by_owner: HashMap<I, Vec<V>> = HashMap::new();
     for (id, value) in pairs {
-        by_user.entry(id).or_default().push(value);
+        by_owner.entry(id).or_default().push(value);
     }
     keys.iter()
-        .map(|k| (*k, by_user.remove(&user(*k)).unwrap_or_default()))
+        .map(|k| (*k, by_owner.remove(&owner(*k)).unwrap_or_default()))
         .collect()
 }
 
@@ -137,21 +138,6 @@ pub struct EventsOf(pub RequestId);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct OwnersOf(pub OrgId);
 
-/// Groups (request, value) pairs by request, giving every asked-for request an entry.
-fn by_request<K: Copy + Eq + std::hash::Hash, V>(
-    keys: &[K],
-    request: impl Fn(K) -> RequestId,
-    pairs: Vec<(RequestId, V)>,
-) -> HashMap<K, Vec<V>> {
-    let mut grouped: HashMap<RequestId, Vec<V>> = HashMap::new();
-    for (id, value) in pairs {
-        grouped.entry(id).or_default().push(value);
-    }
-    keys.iter()
-        .map(|k| (*k, grouped.remove(&request(*k)).unwrap_or_default()))
-        .collect()
-}
-
 impl Loader<RequestIn> for Loaders {
     type Value = AccountRequest;
     type Error = async_graphql::Error;
@@ -184,7 +170,7 @@ impl Loader<DecisionsOf> for Loaders {
     ) -> Result<HashMap<DecisionsOf, Self::Value>, Self::Error> {
         let ids: Vec<RequestId> = keys.iter().map(|k| k.0).collect();
         let pairs = self.app.decisions_of(&ids).await.map_err(gql)?;
-        Ok(by_request(keys, |k| k.0, pairs))
+        Ok(grouped(keys, |k| k.0, pairs))
     }
 }
 
@@ -195,7 +181,7 @@ impl Loader<EventsOf> for Loaders {
     async fn load(&self, keys: &[EventsOf]) -> Result<HashMap<EventsOf, Self::Value>, Self::Error> {
         let ids: Vec<RequestId> = keys.iter().map(|k| k.0).collect();
         let pairs = self.app.events_of(&ids).await.map_err(gql)?;
-        Ok(by_request(keys, |k| k.0, pairs))
+        Ok(grouped(keys, |k| k.0, pairs))
     }
 }
 

@@ -39,6 +39,11 @@ pub fn sdl() -> String {
     schema(None).sdl()
 }
 
+/// The session token of a WebSocket connection, so that a long subscription stops when
+/// its session ends.
+#[derive(Clone)]
+pub struct SessionToken(pub String);
+
 /// Who is calling this request, added to each request's data by the HTTP layer.
 #[derive(Clone, Default)]
 pub struct RequestContext {

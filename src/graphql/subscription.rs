@@ -2,7 +2,7 @@
 
 use super::requests::AccountRequest;
 use super::types::{actor, app};
-use super::{GqlResult, gql};
+use super::{GqlResult, RequestContext, SessionToken, gql};
 use crate::app::AppError;
 use crate::domain::RequestId;
 use async_graphql::{Context, ID, Subscription as SubscriptionRoot};
@@ -31,31 +31,48 @@ impl Subscription {
             }
             None => None,
         };
+        let session = ctx.data_opt::<SessionToken>().cloned();
+        let client = ctx.data::<RequestContext>()?.client.clone();
         let changes = app.feed.subscribe(&app.store);
         Ok(futures_util::stream::unfold(
-            (changes, app, actor),
-            move |(mut changes, app, actor)| async move {
-                loop {
-                    let change = match changes.recv().await {
-                        Ok(change) => change,
-                        Err(RecvError::Lagged(missed)) => {
-                            tracing::warn!(missed, "a slow subscriber missed request changes");
+            Some((changes, app, actor)),
+            move |state| {
+                let (session, client) = (session.clone(), client.clone());
+                async move {
+                    let (mut changes, app, mut actor) = state?;
+                    loop {
+                        let change = match changes.recv().await {
+                            Ok(change) => change,
+                            Err(RecvError::Lagged(missed)) => {
+                                tracing::warn!(missed, "a slow subscriber missed request changes");
+                                continue;
+                            }
+                            Err(RecvError::Closed) => return None,
+                        };
+                        if change.org_id != actor.org_id()
+                            || wanted.is_some_and(|w| w != change.request_id)
+                        {
                             continue;
                         }
-                        Err(RecvError::Closed) => return None,
-                    };
-                    if change.org_id != actor.org_id()
-                        || wanted.is_some_and(|w| w != change.request_id)
-                    {
-                        continue;
+                        // The session may have ended (logout, revoked, expired) or the role
+                        // changed since the subscription started.
+                        if let Some(SessionToken(token)) = &session {
+                            match app.authenticate(token, &client).await {
+                                Ok(Some(current)) => actor = current,
+                                Ok(None) => {
+                                    return Some((Err(gql(AppError::Unauthenticated)), None));
+                                }
+                                Err(err) => return Some((Err(gql(err)), None)),
+                            }
+                        }
+                        let item = match app.request(&actor, change.request_id).await {
+                            // Shown as of this change, even when it has moved on since.
+                            Ok(Some(request)) => Ok(AccountRequest::live(request, change.status)),
+                            Ok(None) => continue,
+                            Err(err) => Err(gql(err)),
+                        };
+                        return Some((item, Some((changes, app, actor))));
                     }
-                    let item = match app.request(&actor, change.request_id).await {
-                        // Shown as of this change, even when it has moved on since.
-                        Ok(Some(request)) => Ok(AccountRequest::live(request, change.status)),
-                        Ok(None) => continue,
-                        Err(err) => Err(gql(err)),
-                    };
-                    return Some((item, (changes, app, actor)));
                 }
             },
         ))

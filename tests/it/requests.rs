@@ -945,4 +945,20 @@ async fn subscribers_see_each_status_change(db: TestDb) {
         id(&own),
         "{message}"
     );
+
+    // Once the member logs out, the next change ends their subscription.
+    let out = p.call(&p.mia, "mutation { logout }", json!({})).await;
+    assert_eq!(out["data"]["logout"], true, "{out}");
+    p.request_licenses(
+        &p.adam,
+        json!({ "product": "EHR", "kind": "STAFF", "quantity": 2 }),
+    )
+    .await;
+    let message = member.next().await.expect("an error after logout");
+    assert_eq!(
+        message["payload"]["errors"][0]["extensions"]["code"], "UNAUTHENTICATED",
+        "{message}"
+    );
+    let message = member.next().await.expect("the subscription completes");
+    assert_eq!(message["type"], "complete", "{message}");
 }
