@@ -146,7 +146,7 @@ impl Bench {
             2 => serde_json::json!({ "username": &username[..8] }),
             3 => serde_json::json!({ "email": format!("{username}@") }),
             4 => serde_json::json!({ "mobile": format!("{:04}", i % 10_000) }),
-            _ => serde_json::json!({ "search": prefix(&first, 3), "status": "ACTIVE" }),
+            _ => serde_json::json!({ "search": prefix(&first, 3), "status": "INVITED" }),
         }
     }
 

@@ -68,22 +68,6 @@ pub fn trigrams(text: &str) -> Vec<String> {
     chars.windows(3).map(|w| w.iter().collect()).collect()
 }
 
-/// At most `max` of the query's trigrams, spread over it (first, last, between): enough
-/// to narrow the candidates, which are then checked against the whole query.
-pub fn query_grams(query: &str, max: usize) -> Vec<String> {
-    let mut all = trigrams(query);
-    all.dedup();
-    if all.len() <= max {
-        return all;
-    }
-    let step = (all.len() - 1) as f64 / (max - 1) as f64;
-    let mut picked: Vec<String> = (0..max)
-        .map(|i| all[(i as f64 * step).round() as usize].clone())
-        .collect();
-    picked.dedup();
-    picked
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,15 +109,5 @@ mod tests {
         keys.sort();
         assert!(keys[0].starts_with("adams"));
         assert!(keys[1].contains("ana"), "{keys:?}");
-    }
-
-    #[test]
-    fn query_grams_are_spread_and_bounded() {
-        assert_eq!(query_grams("garcia", 4), vec!["gar", "arc", "rci", "cia"]);
-        let long = query_grams("abcdefghijkl", 4);
-        assert_eq!(long.first().unwrap(), "abc");
-        assert_eq!(long.last().unwrap(), "jkl");
-        assert_eq!(long.len(), 4);
-        assert!(query_grams("ab", 4).is_empty());
     }
 }

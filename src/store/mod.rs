@@ -19,6 +19,7 @@ use crate::domain::{
 };
 use async_trait::async_trait;
 use gatehouse_workers::{Job, SetupPurpose};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -535,6 +536,50 @@ pub struct AnyMatch {
 pub struct UserPage {
     pub users: Vec<(String, User)>,
     pub total: Option<i64>,
+}
+
+/// Totals of users searches, each good for one version of its organization's directory
+/// (moved on by the database whenever a user or their practices change).
+#[derive(Debug, Default)]
+pub struct SearchTotals(std::sync::Mutex<HashMap<(OrgId, String), (i64, i64)>>);
+
+impl SearchTotals {
+    /// Remembered searches; past this, the oldest knowledge is dropped all at once.
+    const CAPACITY: usize = 10_000;
+
+    /// What identifies a search's matches: its filter, not its page.
+    pub fn key(search: &UserSearch) -> String {
+        let filter = UserSearch {
+            after: None,
+            limit: 0,
+            with_total: false,
+            now: Timestamp::default(),
+            ..search.clone()
+        };
+        format!("{filter:?}")
+    }
+
+    pub fn get(&self, org: OrgId, key: &str, version: i64) -> Option<i64> {
+        let totals = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        totals
+            .get(&(org, key.to_owned()))
+            .filter(|(at, _)| *at == version)
+            .map(|(_, total)| *total)
+    }
+
+    pub fn put(&self, org: OrgId, key: String, version: i64, total: i64) {
+        let mut totals = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if totals.len() >= Self::CAPACITY {
+            totals.clear();
+        }
+        totals.insert((org, key), (version, total));
+    }
 }
 
 /// A change of a user's profile; `None` leaves a field as it is.

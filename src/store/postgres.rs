@@ -9,6 +9,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 pub struct PostgresStore {
+    totals: super::SearchTotals,
     pool: PgPool,
 }
 
@@ -29,7 +30,10 @@ impl PostgresStore {
                 .await
                 .with_context(|| format!("cannot migrate the PostgreSQL database {shown}"))?;
         }
-        let store = Self { pool };
+        let store = Self {
+            pool,
+            totals: Default::default(),
+        };
         if migrate {
             use super::DirectoryStore as _;
             store

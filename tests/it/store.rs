@@ -2,7 +2,7 @@
 
 use crate::common::{TestDb, seed_org, test_app};
 use gatehouse::domain::{Permission, Product, Role, UserKind, UserStatus, now};
-use gatehouse::store::{AuditEntry, NewUser, StoreError, UserCreation};
+use gatehouse::store::{AuditEntry, NewUser, StoreError, UserCreation, UserSearch, UserUpdate};
 use gatehouse_workers::{Job, SetupPurpose};
 
 crate::on_both_databases!(
@@ -21,6 +21,8 @@ crate::on_both_databases!(
     sessions_are_found_by_token_until_ended,
     twenty_simultaneous_decisions_record_exactly_one,
     compacting_keeps_every_row,
+    search_totals_follow_every_change,
+    trigram_counts_match_the_postings,
 );
 
 fn new_user(
@@ -581,4 +583,204 @@ async fn compacting_keeps_every_row(db: TestDb) {
         app.store.compact().await.expect("compacting works");
     }
     assert_eq!(db.count("SELECT COUNT(*) FROM users").await, 1);
+}
+
+/// The total of a search for users named "Test", asked with a one-user page so that
+/// it has to be counted (or remembered).
+async fn total(app: &gatehouse::app::App, search: UserSearch) -> i64 {
+    let page = app
+        .store
+        .search_users(UserSearch {
+            limit: 1,
+            with_total: true,
+            now: now(),
+            ..search
+        })
+        .await
+        .unwrap();
+    page.total.expect("a total")
+}
+
+async fn search_totals_follow_every_change(db: TestDb) {
+    let app = test_app(&db).await;
+    let (org, _) = seed_org(&app, "Alpha", "alpha.owner").await;
+    let named = || UserSearch {
+        org_id: org.id,
+        name: Some("test".into()),
+        ..Default::default()
+    };
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let user = app
+            .store
+            .create_user(new_user(
+                org.id,
+                &format!("t{i}"),
+                &format!("t{i}@a.example"),
+                UserKind::Staff,
+            ))
+            .await
+            .unwrap();
+        ids.push(user.id);
+    }
+    assert_eq!(total(&app, named()).await, 3);
+    assert_eq!(total(&app, named()).await, 3, "asked again");
+
+    // A new user.
+    app.store
+        .create_user(new_user(org.id, "t3", "t3@a.example", UserKind::Staff))
+        .await
+        .unwrap();
+    assert_eq!(total(&app, named()).await, 4, "after an invitation");
+
+    // A new name, and a practice.
+    let practice = app
+        .store
+        .create_practice(
+            org.id,
+            "North",
+            AuditEntry::new(org.id, now(), "practice.created"),
+        )
+        .await
+        .unwrap();
+    let in_practice = || UserSearch {
+        practice_id: Some(practice.id),
+        ..named()
+    };
+    assert_eq!(total(&app, in_practice()).await, 0);
+    app.store
+        .update_user(UserUpdate {
+            org_id: org.id,
+            user_id: ids[0],
+            first_name: Some("Other".into()),
+            last_name: Some("Person".into()),
+            mobile: None,
+            practice_ids: None,
+            audit: AuditEntry::new(org.id, now(), "user.updated"),
+        })
+        .await
+        .unwrap();
+    assert_eq!(total(&app, named()).await, 3, "after a rename");
+    app.store
+        .update_user(UserUpdate {
+            org_id: org.id,
+            user_id: ids[1],
+            first_name: None,
+            last_name: None,
+            mobile: None,
+            practice_ids: Some(vec![practice.id]),
+            audit: AuditEntry::new(org.id, now(), "user.updated"),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        total(&app, in_practice()).await,
+        1,
+        "after joining a practice"
+    );
+
+    // A status, changed behind the application's back: still seen.
+    let invited = || UserSearch {
+        status: Some(UserStatus::Invited),
+        ..named()
+    };
+    assert_eq!(total(&app, invited()).await, 3);
+    db.execute(&format!(
+        "UPDATE users SET status = 'INACTIVE' WHERE id = {}",
+        ids[2].0
+    ))
+    .await;
+    assert_eq!(total(&app, invited()).await, 2, "after an inactivation");
+
+    // Another organization's changes are its own.
+    let (other, _) = seed_org(&app, "Beta", "beta.owner").await;
+    app.store
+        .create_user(new_user(other.id, "b0", "b0@b.example", UserKind::Staff))
+        .await
+        .unwrap();
+    assert_eq!(total(&app, named()).await, 3);
+    assert_eq!(
+        total(
+            &app,
+            UserSearch {
+                org_id: other.id,
+                ..named()
+            }
+        )
+        .await,
+        1
+    );
+}
+
+async fn trigram_counts_match_the_postings(db: TestDb) {
+    let app = test_app(&db).await;
+    let (org, _) = seed_org(&app, "Alpha", "alpha.owner").await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let user = app
+            .store
+            .create_user(new_user(
+                org.id,
+                &format!("u{i}"),
+                &format!("u{i}@a.example"),
+                UserKind::Staff,
+            ))
+            .await
+            .unwrap();
+        ids.push(user.id);
+    }
+    app.store
+        .update_user(UserUpdate {
+            org_id: org.id,
+            user_id: ids[0],
+            first_name: Some("Zygmunt".into()),
+            last_name: Some("Quorra".into()),
+            mobile: Some(Some("+15035550199".into())),
+            practice_ids: None,
+            audit: AuditEntry::new(org.id, now(), "user.updated"),
+        })
+        .await
+        .unwrap();
+    let wrong = db
+        .count(
+            "SELECT COUNT(*) FROM (SELECT org_id, gram, COUNT(*) AS n FROM user_search_grams \
+             GROUP BY org_id, gram) p LEFT JOIN user_search_gram_counts c \
+             ON c.org_id = p.org_id AND c.gram = p.gram WHERE COALESCE(c.users, -1) <> p.n",
+        )
+        .await;
+    assert_eq!(wrong, 0, "every trigram counted as often as it is posted");
+    let stale = db
+        .count(
+            "SELECT COUNT(*) FROM user_search_gram_counts c WHERE c.users <> 0 AND NOT EXISTS \
+             (SELECT 1 FROM user_search_grams p WHERE p.org_id = c.org_id AND p.gram = c.gram)",
+        )
+        .await;
+    assert_eq!(stale, 0, "no trigram counted that is no longer posted");
+    // "tes" (of "Test") lost one user; "zyg" gained one; a trigram nobody has finds nobody.
+    let page = app
+        .store
+        .search_users(UserSearch {
+            org_id: org.id,
+            name: Some("zygmunt q".into()),
+            limit: 10,
+            with_total: true,
+            now: now(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!((page.users.len(), page.total), (1, Some(1)));
+    let none = app
+        .store
+        .search_users(UserSearch {
+            org_id: org.id,
+            name: Some("xxq".into()),
+            limit: 10,
+            with_total: true,
+            now: now(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!((none.users.len(), none.total), (0, Some(0)));
 }

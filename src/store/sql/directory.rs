@@ -134,17 +134,9 @@ macro_rules! directory_impl {
 
 
             async fn search_users(&self, q: $crate::store::UserSearch) -> StoreResult<$crate::store::UserPage> {
-                use $crate::domain::search::query_grams;
-                fn like_escape(text: &str) -> String {
-                    text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
-                }
-                #[derive(sqlx::FromRow)]
-                struct Row {
-                    #[sqlx(flatten)]
-                    user: UserRow,
-                    sort_key: String,
-                    total: i64,
-                }
+                use $crate::store::UserPage;
+                /// Trigrams a search walks: the rarest leads, the others are checked against it.
+                const MAX_GRAMS: usize = 4;
                 // Candidates come from the trigrams of the longest text to match; every
                 // condition is then checked on the user row itself.
                 let source = [
@@ -158,95 +150,79 @@ macro_rules! directory_impl {
                 .flatten()
                 .max_by_key(|t| t.chars().count())
                 .unwrap_or_default();
-                let grams = query_grams(&source, 4);
-                let key = if grams.is_empty() { "u.sort_key" } else { "g0.sort_key" };
-                // With a total, every match is read once (a window counts them) and the cursor
-                // applies outside; without, the scan stops after the page.
-                let mut b = sqlx::QueryBuilder::<Db>::new(if q.with_total { "SELECT * FROM (SELECT " } else { "SELECT " });
-                b.push(user_columns!()).push(", ").push(key).push(" AS sort_key, ");
-                b.push(if q.with_total { "COUNT(*) OVER () AS total" } else { "CAST(0 AS BIGINT) AS total" });
-                if grams.is_empty() {
-                    b.push(" FROM users u WHERE u.org_id = ").push_bind(q.org_id.0);
-                } else {
-                    b.push(" FROM user_search_grams g0");
-                    for (i, gram) in grams.iter().enumerate().skip(1) {
-                        b.push(format!(
-                            " JOIN user_search_grams g{i} ON g{i}.org_id = g0.org_id AND g{i}.sort_key = g0.sort_key \
-                             AND g{i}.user_id = g0.user_id AND g{i}.gram = "
-                        ));
-                        b.push_bind(gram.clone());
-                    }
-                    b.push(" JOIN users u ON u.id = g0.user_id WHERE g0.org_id = ").push_bind(q.org_id.0);
-                    b.push(" AND g0.gram = ").push_bind(grams[0].clone());
-                }
-                if let Some(practice) = q.practice_id {
-                    b.push(" AND EXISTS (SELECT 1 FROM user_practices up WHERE up.user_id = u.id AND up.practice_id = ")
-                        .push_bind(practice.0)
-                        .push(")");
-                }
-                if let Some(status) = q.status {
-                    b.push(" AND u.status = ").push_bind(status.as_str());
-                }
-                if let Some(kind) = q.kind {
-                    b.push(" AND u.kind = ").push_bind(kind.as_str());
-                }
-                match q.locked {
-                    Some(true) => {
-                        b.push(" AND u.locked_until > ").push_bind(q.now);
-                    }
-                    Some(false) => {
-                        b.push(" AND (u.locked_until IS NULL OR u.locked_until <= ").push_bind(q.now).push(")");
-                    }
-                    None => {}
-                }
-                if let Some(name) = &q.name {
-                    b.push(" AND u.name_key LIKE ").push_bind(format!("%{}%", like_escape(name))).push(" ESCAPE '\\'");
-                }
-                if let Some(username) = &q.username {
-                    b.push(" AND u.username LIKE ").push_bind(format!("{}%", like_escape(username))).push(" ESCAPE '\\'");
-                }
-                if let Some(email) = &q.email {
-                    b.push(" AND lower(u.email) LIKE ").push_bind(format!("{}%", like_escape(email))).push(" ESCAPE '\\'");
-                }
-                if let Some(mobile) = &q.mobile {
-                    b.push(" AND u.mobile_digits LIKE ").push_bind(format!("%{}", like_escape(mobile))).push(" ESCAPE '\\'");
-                }
-                if let Some(any) = &q.any {
-                    let text = like_escape(&any.text);
-                    b.push(" AND (u.name_key LIKE ").push_bind(format!("%{text}%")).push(" ESCAPE '\\'");
-                    b.push(" OR u.username LIKE ").push_bind(format!("{text}%")).push(" ESCAPE '\\'");
-                    b.push(" OR lower(u.email) LIKE ").push_bind(format!("{text}%")).push(" ESCAPE '\\'");
-                    if let Some(digits) = &any.digits {
-                        b.push(" OR u.mobile_digits LIKE ").push_bind(format!("%{}", like_escape(digits))).push(" ESCAPE '\\'");
+                let mut grams = $crate::domain::search::trigrams(&source);
+                grams.sort();
+                grams.dedup();
+                if !grams.is_empty() {
+                    let mut b = sqlx::QueryBuilder::<Db>::new("SELECT gram, users FROM user_search_gram_counts WHERE org_id = ");
+                    b.push_bind(q.org_id.0).push(" AND users > 0 AND gram IN (");
+                    let mut list = b.separated(", ");
+                    for gram in &grams {
+                        list.push_bind(gram);
                     }
                     b.push(")");
+                    let mut counts: Vec<(String, i64)> = b.build_query_as().fetch_all(&self.pool).await?;
+                    if counts.len() < grams.len() {
+                        // A trigram no user has: nothing can match.
+                        return Ok(UserPage { users: Vec::new(), total: q.with_total.then_some(0) });
+                    }
+                    counts.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
+                    grams = counts.into_iter().take(MAX_GRAMS).map(|(gram, _)| gram).collect();
                 }
-                let rows: Vec<Row> = if q.with_total {
-                    b.push(") t");
-                    if let Some(after) = &q.after {
-                        b.push(" WHERE t.sort_key > ").push_bind(after.clone());
+
+                // A total is counted once per version of the organization's directory; lock
+                // states end with time, so totals of the locked filter are always counted.
+                let remembered = match q.with_total && q.locked.is_none() {
+                    true => {
+                        let version: i64 = sqlx::query_scalar(
+                            "SELECT COALESCE((SELECT version FROM directory_versions WHERE org_id = $1), 0)",
+                        )
+                        .bind(q.org_id.0)
+                        .fetch_one(&self.pool)
+                        .await?;
+                        let key = $crate::store::SearchTotals::key(&q);
+                        let known = self.totals.get(q.org_id, &key, version);
+                        Some((key, version, known))
                     }
-                    b.push(" ORDER BY t.sort_key LIMIT ").push_bind(q.limit);
-                    b.build_query_as().fetch_all(&self.pool).await?
-                } else {
-                    if let Some(after) = &q.after {
-                        b.push(" AND ").push(key).push(" > ").push_bind(after.clone());
-                    }
-                    b.push(" ORDER BY ").push(key).push(" LIMIT ").push_bind(q.limit);
-                    b.build_query_as().fetch_all(&self.pool).await?
+                    false => None,
                 };
-                if rows.is_empty() && q.with_total && q.after.is_some() {
-                    // Past the last match: the total still counts every match.
-                    let all = $crate::store::UserSearch { after: None, limit: 1, ..q };
-                    let total = Box::pin(self.search_users(all)).await?.total;
-                    return Ok($crate::store::UserPage { users: Vec::new(), total });
+
+                let key = if grams.is_empty() { "u.sort_key" } else { "g0.sort_key" };
+                let mut b = sqlx::QueryBuilder::<Db>::new("SELECT ");
+                b.push(user_columns!()).push(", ").push(key).push(" AS sort_key");
+                Self::push_user_matches(&mut b, &q, &grams);
+                if let Some(after) = &q.after {
+                    b.push(" AND ").push(key).push(" > ").push_bind(after.clone());
                 }
-                let total = q.with_total.then(|| rows.first().map_or(0, |r| r.total));
+                b.push(" ORDER BY ").push(key).push(" LIMIT ").push_bind(q.limit);
+                #[derive(sqlx::FromRow)]
+                struct Row {
+                    #[sqlx(flatten)]
+                    user: UserRow,
+                    sort_key: String,
+                }
+                let rows: Vec<Row> = b.build_query_as().fetch_all(&self.pool).await?;
+
+                let total = match remembered {
+                    _ if !q.with_total => None,
+                    Some((_, _, Some(known))) => Some(known),
+                    // The first page holds every match: nothing more to count.
+                    _ if q.after.is_none() && (rows.len() as i64) < q.limit => Some(rows.len() as i64),
+                    remembered => {
+                        let mut b = sqlx::QueryBuilder::<Db>::new("SELECT COUNT(*)");
+                        Self::push_user_matches(&mut b, &q, &grams);
+                        let total: i64 = b.build_query_scalar().fetch_one(&self.pool).await?;
+                        if let Some((key, version, _)) = remembered {
+                            self.totals.put(q.org_id, key, version, total);
+                        }
+                        Some(total)
+                    }
+                };
                 let users = rows
                     .into_iter()
                     .map(|r| Ok((r.sort_key, User::try_from(r.user)?)))
                     .collect::<StoreResult<Vec<_>>>()?;
-                Ok($crate::store::UserPage { users, total })
+                Ok(UserPage { users, total })
             }
 
             async fn reindex_users(&self) -> StoreResult<u64> {

@@ -142,12 +142,21 @@ macro_rules! store_impl {
                 .await?;
                 let keys = $crate::domain::search::SearchKeys::new(&row.first_name, &row.last_name, &row.email, row.mobile.as_deref());
                 let sort_key = $crate::domain::search::sort_key(&row.first_name, &row.last_name, user_id.0);
+                // How many users carry each trigram moves by the difference between the
+                // user's old and new trigrams, applied in trigram order so that concurrent
+                // writers lock the count rows in the same order.
+                let mut change = std::collections::BTreeMap::<String, i64>::new();
                 if let Some(old) = &row.sort_key {
-                    sqlx::query("DELETE FROM user_search_grams WHERE org_id = $1 AND sort_key = $2")
-                        .bind(row.org_id)
-                        .bind(old)
-                        .execute(&mut **tx)
-                        .await?;
+                    let old_grams: Vec<String> = sqlx::query_scalar(
+                        "DELETE FROM user_search_grams WHERE org_id = $1 AND sort_key = $2 RETURNING gram",
+                    )
+                    .bind(row.org_id)
+                    .bind(old)
+                    .fetch_all(&mut **tx)
+                    .await?;
+                    for gram in old_grams {
+                        *change.entry(gram).or_default() -= 1;
+                    }
                 }
                 sqlx::query("UPDATE users SET sort_key = $2, name_key = $3, mobile_digits = $4 WHERE id = $1")
                     .bind(user_id.0)
@@ -164,7 +173,91 @@ macro_rules! store_impl {
                     });
                     insert.build().execute(&mut **tx).await?;
                 }
+                for gram in grams {
+                    *change.entry(gram).or_default() += 1;
+                }
+                change.retain(|_, by| *by != 0);
+                let change: Vec<_> = change.into_iter().collect();
+                for chunk in change.chunks(200) {
+                    let mut upsert = sqlx::QueryBuilder::<$db>::new("INSERT INTO user_search_gram_counts (org_id, gram, users) ");
+                    upsert.push_values(chunk, |mut values, (gram, by)| {
+                        values.push_bind(row.org_id).push_bind(gram).push_bind(*by);
+                    });
+                    upsert.push(
+                        " ON CONFLICT (org_id, gram) DO UPDATE \
+                         SET users = user_search_gram_counts.users + excluded.users",
+                    );
+                    upsert.build().execute(&mut **tx).await?;
+                }
                 Ok(())
+            }
+
+            /// The FROM and WHERE of a users search: walking the postings of `grams[0]` in
+            /// directory order (each further trigram looked up beside it) or, without
+            /// trigrams, the organization's users in directory order; then every condition
+            /// checked on the user row. CROSS JOIN keeps that order on SQLite.
+            fn push_user_matches(b: &mut sqlx::QueryBuilder<Db>, q: &$crate::store::UserSearch, grams: &[String]) {
+                fn like_escape(text: &str) -> String {
+                    text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+                }
+                if grams.is_empty() {
+                    b.push(" FROM users u WHERE u.org_id = ").push_bind(q.org_id.0);
+                } else {
+                    b.push(" FROM user_search_grams g0");
+                    for i in 1..grams.len() {
+                        b.push(format!(" CROSS JOIN user_search_grams g{i}"));
+                    }
+                    b.push(" CROSS JOIN users u WHERE g0.org_id = ").push_bind(q.org_id.0);
+                    b.push(" AND g0.gram = ").push_bind(grams[0].clone());
+                    for (i, gram) in grams.iter().enumerate().skip(1) {
+                        b.push(format!(" AND g{i}.org_id = g0.org_id AND g{i}.gram = "))
+                            .push_bind(gram.clone())
+                            .push(format!(" AND g{i}.sort_key = g0.sort_key AND g{i}.user_id = g0.user_id"));
+                    }
+                    b.push(" AND u.id = g0.user_id");
+                }
+                if let Some(practice) = q.practice_id {
+                    b.push(" AND EXISTS (SELECT 1 FROM user_practices up WHERE up.user_id = u.id AND up.practice_id = ")
+                        .push_bind(practice.0)
+                        .push(")");
+                }
+                if let Some(status) = q.status {
+                    b.push(" AND u.status = ").push_bind(status.as_str());
+                }
+                if let Some(kind) = q.kind {
+                    b.push(" AND u.kind = ").push_bind(kind.as_str());
+                }
+                match q.locked {
+                    Some(true) => {
+                        b.push(" AND u.locked_until > ").push_bind(q.now);
+                    }
+                    Some(false) => {
+                        b.push(" AND (u.locked_until IS NULL OR u.locked_until <= ").push_bind(q.now).push(")");
+                    }
+                    None => {}
+                }
+                if let Some(name) = &q.name {
+                    b.push(" AND u.name_key LIKE ").push_bind(format!("%{}%", like_escape(name))).push(" ESCAPE '\\'");
+                }
+                if let Some(username) = &q.username {
+                    b.push(" AND u.username LIKE ").push_bind(format!("{}%", like_escape(username))).push(" ESCAPE '\\'");
+                }
+                if let Some(email) = &q.email {
+                    b.push(" AND lower(u.email) LIKE ").push_bind(format!("{}%", like_escape(email))).push(" ESCAPE '\\'");
+                }
+                if let Some(mobile) = &q.mobile {
+                    b.push(" AND u.mobile_digits LIKE ").push_bind(format!("%{}", like_escape(mobile))).push(" ESCAPE '\\'");
+                }
+                if let Some(any) = &q.any {
+                    let text = like_escape(&any.text);
+                    b.push(" AND (u.name_key LIKE ").push_bind(format!("%{text}%")).push(" ESCAPE '\\'");
+                    b.push(" OR u.username LIKE ").push_bind(format!("{text}%")).push(" ESCAPE '\\'");
+                    b.push(" OR lower(u.email) LIKE ").push_bind(format!("{text}%")).push(" ESCAPE '\\'");
+                    if let Some(digits) = &any.digits {
+                        b.push(" OR u.mobile_digits LIKE ").push_bind(format!("%{}", like_escape(digits))).push(" ESCAPE '\\'");
+                    }
+                    b.push(")");
+                }
             }
 
             /// (user, value) pairs of a two-column query whose text ends in `IN (`.
