@@ -14,6 +14,11 @@ use gatehouse::store::{AuditEntry, NewUser, UserCreation};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+/// Many threads allocate small buffers at once (requests, rows, JSON): an allocator
+/// made for that.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const FIRST: &[&str] = &[
     "Ana",
     "Bruno",
@@ -131,14 +136,26 @@ struct Bench {
 
 /// A page of 20, as a directory screen asks for it; with `totalCount` or without.
 const QUERY_WITH_TOTAL: &str = "query($f: UserFilter) { users(filter: $f, first: 20) { totalCount edges { node { id username displayName email mobile status locked } } } }";
+/// The floor: an authenticated query that reads one user (BENCH_BASELINE=1).
+const BASELINE: &str = "query { me { id username } }";
 const QUERY: &str = "query($f: UserFilter) { users(filter: $f, first: 20) { edges { node { id username displayName email mobile status locked } } } }";
+
+/// The filters of `Bench::filter`, in the order it takes them.
+const FILTER_KINDS: [&str; 6] = [
+    "name",
+    "search first+last",
+    "username",
+    "email",
+    "mobile",
+    "search+status",
+];
 
 impl Bench {
     /// The filters a front desk types, drawn from the directory itself.
     fn filter(&self, n: usize) -> serde_json::Value {
         let i = (n * 7919) % self.users;
         let (first, last, username) = person(i);
-        match n % 6 {
+        match n % FILTER_KINDS.len() {
             0 => serde_json::json!({ "name": prefix(&last, 4) }),
             1 => {
                 serde_json::json!({ "search": format!("{} {}", first.to_lowercase(), prefix(&last.to_lowercase(), 3)) })
@@ -281,12 +298,14 @@ async fn serve_and_measure(
         .as_str()
         .expect("token")
         .to_owned();
-    for query in [QUERY, QUERY_WITH_TOTAL] {
-        let label = if query == QUERY {
-            label.to_owned()
-        } else {
-            format!("{label} with totalCount")
-        };
+    let mut queries = vec![
+        (label.to_owned(), QUERY),
+        (format!("{label} with totalCount"), QUERY_WITH_TOTAL),
+    ];
+    if std::env::var_os("BENCH_BASELINE").is_some() {
+        queries.insert(0, (format!("{label} baseline (me)"), BASELINE));
+    }
+    for (label, query) in queries {
         let bench = std::sync::Arc::new(Bench {
             query,
             url: url.clone(),
@@ -304,10 +323,22 @@ async fn measure(label: &str, bench: std::sync::Arc<Bench>, seconds: u64) {
         bench.search(n).await;
     }
     let mut one: Vec<Duration> = Vec::new();
+    let mut by_kind: Vec<Vec<Duration>> = vec![Vec::new(); FILTER_KINDS.len()];
     for n in 0..2000.min(bench.users * 4) {
-        one.push(bench.search(n).await);
+        let took = bench.search(n).await;
+        one.push(took);
+        by_kind[n % FILTER_KINDS.len()].push(took);
     }
     one.sort();
+    let kinds: Vec<String> = FILTER_KINDS
+        .iter()
+        .zip(&mut by_kind)
+        .map(|(kind, times)| {
+            times.sort();
+            format!("{kind} {:.2}", percentile(times, 0.99).as_secs_f64() * 1e3)
+        })
+        .collect();
+    println!("{label}: 1 client, p99 ms by filter: {}", kinds.join(", "));
     println!(
         "{label}: 1 client, {} searches: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
         one.len(),

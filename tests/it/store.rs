@@ -23,6 +23,7 @@ crate::on_both_databases!(
     compacting_keeps_every_row,
     search_totals_follow_every_change,
     trigram_counts_match_the_postings,
+    prefix_searches_agree_whichever_index_they_read,
 );
 
 fn new_user(
@@ -783,4 +784,98 @@ async fn trigram_counts_match_the_postings(db: TestDb) {
         .await
         .unwrap();
     assert_eq!((none.users.len(), none.total), (0, Some(0)));
+}
+
+/// Username and email starts and mobile ends are read from their own index when few
+/// users share them and from the trigram postings when many do: the answers agree.
+async fn prefix_searches_agree_whichever_index_they_read(db: TestDb) {
+    let app = test_app(&db).await;
+    let (org, _) = app
+        .create_organization(gatehouse::app::organization::CreateOrganization {
+            name: "Large".into(),
+            owner_username: "large.owner".into(),
+            owner_email: "owner@large.example".into(),
+            owner_first_name: "Olivia".into(),
+            owner_last_name: "Owner".into(),
+            owner_kind: UserKind::Staff,
+            licenses: vec![(Product::Ehr, UserKind::Staff, 1100)],
+            owner_password: None,
+        })
+        .await
+        .unwrap();
+    for i in 0..1050 {
+        let mut creation = new_user(
+            org.id,
+            &format!("pat{i:04}"),
+            &format!("Pat{i:04}@a.example"),
+            UserKind::Staff,
+        );
+        creation.user.last_name = format!("Family {}", (i * 7) % 1050);
+        creation.user.mobile = Some(format!("+1503555{i:04}"));
+        app.store.create_user(creation).await.unwrap();
+    }
+    // Every match, page by page, in directory order.
+    async fn all(app: &gatehouse::app::App, search: UserSearch) -> (Vec<String>, i64) {
+        let (mut names, mut after, mut total) = (Vec::new(), None, None);
+        loop {
+            let page = app
+                .store
+                .search_users(UserSearch {
+                    after: after.clone(),
+                    limit: 100,
+                    with_total: true,
+                    now: now(),
+                    ..search.clone()
+                })
+                .await
+                .unwrap();
+            total = total.or(page.total);
+            assert_eq!(page.total, total, "the same total on every page");
+            let Some((key, _)) = page.users.last() else {
+                break;
+            };
+            after = Some(key.clone());
+            let keys: Vec<_> = page.users.iter().map(|(k, _)| k.clone()).collect();
+            assert!(keys.windows(2).all(|w| w[0] < w[1]), "in order");
+            names.extend(page.users.into_iter().map(|(_, u)| u.username));
+        }
+        (names, total.unwrap())
+    }
+    let search = |f: fn(&mut UserSearch)| {
+        let mut s = UserSearch {
+            org_id: org.id,
+            ..Default::default()
+        };
+        f(&mut s);
+        s
+    };
+    // Many share "pat" (postings), a thousand "pat0" (the field's index).
+    let (many, total) = all(&app, search(|s| s.username = Some("pat".into()))).await;
+    assert_eq!((many.len(), total), (1050, 1050));
+    let (few, total) = all(&app, search(|s| s.username = Some("pat0".into()))).await;
+    assert_eq!((few.len(), total), (1000, 1000));
+    let expected: Vec<_> = many
+        .iter()
+        .filter(|u| u.starts_with("pat0"))
+        .cloned()
+        .collect();
+    assert_eq!(few, expected, "the same users in the same order");
+    let (emails, total) = all(&app, search(|s| s.email = Some("pat10".into()))).await;
+    assert_eq!((emails.len(), total), (50, 50));
+    let (by_mobile, total) = all(&app, search(|s| s.mobile = Some("5551049".into()))).await;
+    assert_eq!((by_mobile, total), (vec!["pat1049".to_owned()], 1));
+    let (none, total) = all(&app, search(|s| s.username = Some("pax".into()))).await;
+    assert_eq!((none.len(), total), (0, 0));
+    // Other conditions still apply to a field range.
+    db.execute("UPDATE users SET status = 'INACTIVE' WHERE username = 'pat0007'")
+        .await;
+    let (inactive, total) = all(
+        &app,
+        search(|s| {
+            s.username = Some("pat00".into());
+            s.status = Some(UserStatus::Inactive);
+        }),
+    )
+    .await;
+    assert_eq!((inactive, total), (vec!["pat0007".to_owned()], 1));
 }

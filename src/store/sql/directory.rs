@@ -153,44 +153,94 @@ macro_rules! directory_impl {
                 let mut grams = $crate::domain::search::trigrams(&source);
                 grams.sort();
                 grams.dedup();
-                if !grams.is_empty() {
+
+                // One statement plans the search: how many users carry each trigram (the
+                // rarest leads), how many (up to a bound) start each prefix-matched field
+                // with the query, and, when a total is wanted, the directory's version. A
+                // total is counted once per version; lock states end with time, so totals
+                // of the locked filter are always counted.
+                /// A field range read whole and sorted when it holds at most this many users.
+                const FIELD_READ_LIMIT: i64 = 1000;
+                let fields: Vec<(SearchField, String)> = [
+                    q.username.clone().map(|t| (SearchField::Username, t)),
+                    q.email.clone().map(|t| (SearchField::Email, t)),
+                    q.mobile.as_ref().map(|t| (SearchField::Mobile, t.chars().rev().collect())),
+                ]
+                .into_iter()
+                .flatten()
+                .filter(|(_, start)| !start.is_empty())
+                .collect();
+                let remember = q.with_total && q.locked.is_none();
+                let mut version = 0;
+                let mut driver = SearchDriver::Directory;
+                if !grams.is_empty() || !fields.is_empty() || remember {
                     let mut b = sqlx::QueryBuilder::<Db>::new("SELECT gram, users FROM user_search_gram_counts WHERE org_id = ");
                     b.push_bind(q.org_id.0).push(" AND users > 0 AND gram IN (");
                     let mut list = b.separated(", ");
+                    list.push_bind("");
                     for gram in &grams {
                         list.push_bind(gram);
                     }
                     b.push(")");
-                    let mut counts: Vec<(String, i64)> = b.build_query_as().fetch_all(&self.pool).await?;
-                    if counts.len() < grams.len() {
-                        // A trigram no user has: nothing can match.
+                    for (field, start) in &fields {
+                        let column = field.column(BACKEND);
+                        b.push(format!(" UNION ALL SELECT '{}', COUNT(*) FROM (SELECT 1 FROM users u WHERE u.org_id = ", field.label()))
+                            .push_bind(q.org_id.0);
+                        b.push(format!(" AND {column} >= ")).push_bind(start.clone());
+                        b.push(format!(" AND {column} < ")).push_bind(format!("{start}{}", char::MAX));
+                        b.push(format!(" LIMIT {}) f", FIELD_READ_LIMIT + 1));
+                    }
+                    if remember {
+                        b.push(" UNION ALL SELECT NULL, version FROM directory_versions WHERE org_id = ").push_bind(q.org_id.0);
+                    }
+                    let rows: Vec<(Option<String>, i64)> = b.build_query_as().fetch_all(&self.pool).await?;
+                    let mut counts = Vec::with_capacity(grams.len());
+                    let mut narrowest: Option<(i64, SearchField)> = None;
+                    for (label, n) in rows {
+                        match label {
+                            None => version = n,
+                            Some(label) => match fields.iter().find(|(f, _)| f.label() == label) {
+                                Some((field, _)) => {
+                                    if narrowest.is_none_or(|(least, _)| n < least) {
+                                        narrowest = Some((n, *field));
+                                    }
+                                }
+                                None => counts.push((n, label)),
+                            },
+                        }
+                    }
+                    if counts.len() < grams.len() || narrowest.is_some_and(|(n, _)| n == 0) {
+                        // A trigram or a field start no user has: nothing can match.
                         return Ok(UserPage { users: Vec::new(), total: q.with_total.then_some(0) });
                     }
-                    counts.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
-                    grams = counts.into_iter().take(MAX_GRAMS).map(|(gram, _)| gram).collect();
+                    counts.sort();
+                    driver = match narrowest {
+                        Some((n, field)) if n <= FIELD_READ_LIMIT => {
+                            let start = fields.iter().find(|(f, _)| *f == field).map(|(_, s)| s.clone()).unwrap_or_default();
+                            SearchDriver::Field { field, start }
+                        }
+                        _ if !counts.is_empty() => {
+                            SearchDriver::Grams(counts.into_iter().take(MAX_GRAMS).map(|(_, gram)| gram).collect())
+                        }
+                        _ => SearchDriver::Directory,
+                    };
                 }
+                let remembered = remember.then(|| {
+                    let key = $crate::store::SearchTotals::key(&q);
+                    let known = self.totals.get(q.org_id, &key, version);
+                    (key, version, known)
+                });
 
-                // A total is counted once per version of the organization's directory; lock
-                // states end with time, so totals of the locked filter are always counted.
-                let remembered = match q.with_total && q.locked.is_none() {
-                    true => {
-                        let version: i64 = sqlx::query_scalar(
-                            "SELECT COALESCE((SELECT version FROM directory_versions WHERE org_id = $1), 0)",
-                        )
-                        .bind(q.org_id.0)
-                        .fetch_one(&self.pool)
-                        .await?;
-                        let key = $crate::store::SearchTotals::key(&q);
-                        let known = self.totals.get(q.org_id, &key, version);
-                        Some((key, version, known))
-                    }
-                    false => None,
+                // The order to page by; a field range is sorted after reading (the
+                // expression keeps the directory-order index out of the plan).
+                let key = match &driver {
+                    SearchDriver::Directory => "u.sort_key",
+                    SearchDriver::Grams(_) => "g0.sort_key",
+                    SearchDriver::Field { .. } => "(u.sort_key || '')",
                 };
-
-                let key = if grams.is_empty() { "u.sort_key" } else { "g0.sort_key" };
                 let mut b = sqlx::QueryBuilder::<Db>::new("SELECT ");
-                b.push(user_columns!()).push(", ").push(key).push(" AS sort_key");
-                Self::push_user_matches(&mut b, &q, &grams);
+                b.push(user_columns!()).push(", u.sort_key AS sort_key");
+                Self::push_user_matches(&mut b, &q, &driver);
                 if let Some(after) = &q.after {
                     b.push(" AND ").push(key).push(" > ").push_bind(after.clone());
                 }
@@ -210,7 +260,7 @@ macro_rules! directory_impl {
                     _ if q.after.is_none() && (rows.len() as i64) < q.limit => Some(rows.len() as i64),
                     remembered => {
                         let mut b = sqlx::QueryBuilder::<Db>::new("SELECT COUNT(*)");
-                        Self::push_user_matches(&mut b, &q, &grams);
+                        Self::push_user_matches(&mut b, &q, &driver);
                         let total: i64 = b.build_query_scalar().fetch_one(&self.pool).await?;
                         if let Some((key, version, _)) = remembered {
                             self.totals.put(q.org_id, key, version, total);
@@ -226,6 +276,27 @@ macro_rules! directory_impl {
             }
 
             async fn reindex_users(&self) -> StoreResult<u64> {
+                // Mobiles indexed before their reversed digits were kept.
+                loop {
+                    let rows: Vec<(i64, String)> = sqlx::query_as(
+                        "SELECT id, mobile_digits FROM users \
+                         WHERE mobile_digits IS NOT NULL AND mobile_reversed IS NULL ORDER BY id LIMIT 500",
+                    )
+                    .fetch_all(&self.pool)
+                    .await?;
+                    if rows.is_empty() {
+                        break;
+                    }
+                    let mut tx = self.begin_write().await?;
+                    for (id, digits) in rows {
+                        sqlx::query("UPDATE users SET mobile_reversed = $2 WHERE id = $1")
+                            .bind(id)
+                            .bind(digits.chars().rev().collect::<String>())
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    tx.commit().await?;
+                }
                 let mut done = 0u64;
                 loop {
                     let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM users WHERE sort_key IS NULL ORDER BY id LIMIT 500")

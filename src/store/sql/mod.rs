@@ -27,6 +27,49 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
+/// Where a users search starts reading.
+pub(super) enum SearchDriver {
+    /// The organization's users in directory order.
+    Directory,
+    /// The postings of the first (rarest) trigram in directory order, the others looked
+    /// up beside each.
+    Grams(Vec<String>),
+    /// The users whose field starts with `start`, from the field's own index, then sorted.
+    Field { field: SearchField, start: String },
+}
+
+/// A field matched from its start, with a per-organization index in byte-wise order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum SearchField {
+    Username,
+    Email,
+    /// The mobile's digits reversed: its end becomes a start.
+    Mobile,
+}
+
+impl SearchField {
+    /// The indexed expression, as its index names it.
+    pub(super) fn column(self, backend: super::Backend) -> &'static str {
+        use super::Backend::{Postgres, Sqlite};
+        match (self, backend) {
+            (Self::Username, Sqlite) => "u.username",
+            (Self::Username, Postgres) => "(u.username COLLATE \"C\")",
+            (Self::Email, Sqlite) => "lower(u.email)",
+            (Self::Email, Postgres) => "(lower(u.email) COLLATE \"C\")",
+            (Self::Mobile, _) => "u.mobile_reversed",
+        }
+    }
+
+    /// How the planning statement labels this field's count (never a trigram).
+    pub(super) fn label(self) -> &'static str {
+        match self {
+            Self::Username => "#username",
+            Self::Email => "#email",
+            Self::Mobile => "#mobile",
+        }
+    }
+}
+
 /// Sessions are marked seen at most this often, so that reads do not all become writes.
 pub(super) const SEEN_GRANULARITY: chrono::TimeDelta = chrono::TimeDelta::seconds(30);
 
@@ -52,6 +95,8 @@ macro_rules! store_impl {
 
         type Db = $db;
         type Tx = Transaction<'static, $db>;
+        const BACKEND: $crate::store::Backend = $backend;
+        use $crate::store::sql::{SearchDriver, SearchField};
 
         impl $store {
             /// Appends to the organization's chain. Bumping the head row first serializes
@@ -158,11 +203,14 @@ macro_rules! store_impl {
                         *change.entry(gram).or_default() -= 1;
                     }
                 }
-                sqlx::query("UPDATE users SET sort_key = $2, name_key = $3, mobile_digits = $4 WHERE id = $1")
+                sqlx::query(
+                    "UPDATE users SET sort_key = $2, name_key = $3, mobile_digits = $4, mobile_reversed = $5 WHERE id = $1",
+                )
                     .bind(user_id.0)
                     .bind(&sort_key)
                     .bind(&keys.name)
                     .bind(keys.mobile_digits.as_deref())
+                    .bind(keys.mobile_digits.as_deref().map(|d| d.chars().rev().collect::<String>()))
                     .execute(&mut **tx)
                     .await?;
                 let grams = keys.grams(&row.username);
@@ -196,25 +244,34 @@ macro_rules! store_impl {
             /// directory order (each further trigram looked up beside it) or, without
             /// trigrams, the organization's users in directory order; then every condition
             /// checked on the user row. CROSS JOIN keeps that order on SQLite.
-            fn push_user_matches(b: &mut sqlx::QueryBuilder<Db>, q: &$crate::store::UserSearch, grams: &[String]) {
+            fn push_user_matches(b: &mut sqlx::QueryBuilder<Db>, q: &$crate::store::UserSearch, driver: &SearchDriver) {
                 fn like_escape(text: &str) -> String {
                     text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
                 }
-                if grams.is_empty() {
-                    b.push(" FROM users u WHERE u.org_id = ").push_bind(q.org_id.0);
-                } else {
-                    b.push(" FROM user_search_grams g0");
-                    for i in 1..grams.len() {
-                        b.push(format!(" CROSS JOIN user_search_grams g{i}"));
+                match driver {
+                    SearchDriver::Directory => {
+                        b.push(" FROM users u WHERE u.org_id = ").push_bind(q.org_id.0);
                     }
-                    b.push(" CROSS JOIN users u WHERE g0.org_id = ").push_bind(q.org_id.0);
-                    b.push(" AND g0.gram = ").push_bind(grams[0].clone());
-                    for (i, gram) in grams.iter().enumerate().skip(1) {
-                        b.push(format!(" AND g{i}.org_id = g0.org_id AND g{i}.gram = "))
-                            .push_bind(gram.clone())
-                            .push(format!(" AND g{i}.sort_key = g0.sort_key AND g{i}.user_id = g0.user_id"));
+                    SearchDriver::Field { field, start } => {
+                        let column = field.column(BACKEND);
+                        b.push(" FROM users u WHERE u.org_id = ").push_bind(q.org_id.0);
+                        b.push(format!(" AND {column} >= ")).push_bind(start.clone());
+                        b.push(format!(" AND {column} < ")).push_bind(format!("{start}{}", char::MAX));
                     }
-                    b.push(" AND u.id = g0.user_id");
+                    SearchDriver::Grams(grams) => {
+                        b.push(" FROM user_search_grams g0");
+                        for i in 1..grams.len() {
+                            b.push(format!(" CROSS JOIN user_search_grams g{i}"));
+                        }
+                        b.push(" CROSS JOIN users u WHERE g0.org_id = ").push_bind(q.org_id.0);
+                        b.push(" AND g0.gram = ").push_bind(grams[0].clone());
+                        for (i, gram) in grams.iter().enumerate().skip(1) {
+                            b.push(format!(" AND g{i}.org_id = g0.org_id AND g{i}.gram = "))
+                                .push_bind(gram.clone())
+                                .push(format!(" AND g{i}.sort_key = g0.sort_key AND g{i}.user_id = g0.user_id"));
+                        }
+                        b.push(" AND u.id = g0.user_id");
+                    }
                 }
                 if let Some(practice) = q.practice_id {
                     b.push(" AND EXISTS (SELECT 1 FROM user_practices up WHERE up.user_id = u.id AND up.practice_id = ")
