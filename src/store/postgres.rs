@@ -17,7 +17,10 @@ impl PostgresStore {
     pub async fn connect(url: &str, migrate: bool) -> anyhow::Result<Self> {
         let shown = crate::config::redact_url(url);
         let options = PgConnectOptions::from_str(url)
-            .with_context(|| format!("invalid PostgreSQL URL {shown}"))?;
+            .with_context(|| format!("invalid PostgreSQL URL {shown}"))?
+            // Statements are prepared once per connection; planning a search's joins
+            // afresh for each execution costs more than running them.
+            .options([("plan_cache_mode", "force_generic_plan")]);
         let pool = PgPoolOptions::new()
             .max_connections(32)
             .acquire_timeout(Duration::from_secs(10))

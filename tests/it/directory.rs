@@ -145,6 +145,19 @@ async fn users_are_found_by_name_username_email_and_mobile(db: TestDb) {
         Vec::<String>::new(),
         "LIKE is escaped"
     );
+    for odd in [
+        json!({ "mobile": "no digits" }),
+        json!({ "name": "gar\u{0}cia" }),
+        json!({ "search": "\u{0}" }),
+        json!({ "username": "a\u{0}" }),
+        json!({ "email": "\u{10FFFF}\u{0}" }),
+        json!({ "username": "\u{10FFFF}" }),
+    ] {
+        assert!(
+            usernames(&server, &token, odd.clone()).await.is_empty(),
+            "{odd} finds nobody, without an error"
+        );
+    }
     assert_eq!(
         usernames(
             &server,

@@ -137,6 +137,14 @@ macro_rules! directory_impl {
                 use $crate::store::UserPage;
                 /// Trigrams a search walks: the rarest leads, the others are checked against it.
                 const MAX_GRAMS: usize = 4;
+                // No stored name, username, email or number holds a NUL (PostgreSQL text
+                // cannot): a query with one matches nobody.
+                let nul = |t: &Option<String>| t.as_deref().is_some_and(|t| t.contains('\0'));
+                if [&q.name, &q.username, &q.email, &q.mobile].into_iter().any(nul)
+                    || q.any.as_ref().is_some_and(|a| a.text.contains('\0'))
+                {
+                    return Ok($crate::store::UserPage { users: Vec::new(), total: q.with_total.then_some(0) });
+                }
                 // Candidates come from the trigrams of the longest text to match; every
                 // condition is then checked on the user row itself.
                 let source = [
