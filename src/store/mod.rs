@@ -538,6 +538,16 @@ pub struct UserPage {
     pub total: Option<i64>,
 }
 
+impl UserPage {
+    /// No users, and a total of 0 when one is wanted.
+    pub fn none(with_total: bool) -> Self {
+        Self {
+            users: Vec::new(),
+            total: with_total.then_some(0),
+        }
+    }
+}
+
 /// Totals of users searches, each good for one version of its organization's directory
 /// (moved on by the database whenever a user or their practices change).
 #[derive(Debug, Default)]

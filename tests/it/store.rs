@@ -586,6 +586,23 @@ async fn compacting_keeps_every_row(db: TestDb) {
     assert_eq!(db.count("SELECT COUNT(*) FROM users").await, 1);
 }
 
+/// `n` staff users named "Test User", usernames `prefix0`, `prefix1`, ...
+async fn staff(
+    app: &gatehouse::app::App,
+    org: gatehouse::domain::OrgId,
+    prefix: &str,
+    n: usize,
+) -> Vec<gatehouse::domain::UserId> {
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let username = format!("{prefix}{i}");
+        let email = format!("{username}@a.example");
+        let creation = new_user(org, &username, &email, UserKind::Staff);
+        ids.push(app.store.create_user(creation).await.unwrap().id);
+    }
+    ids
+}
+
 /// The total of a search for users named "Test", asked with a one-user page so that
 /// it has to be counted (or remembered).
 async fn total(app: &gatehouse::app::App, search: UserSearch) -> i64 {
@@ -610,20 +627,7 @@ async fn search_totals_follow_every_change(db: TestDb) {
         name: Some("test".into()),
         ..Default::default()
     };
-    let mut ids = Vec::new();
-    for i in 0..3 {
-        let user = app
-            .store
-            .create_user(new_user(
-                org.id,
-                &format!("t{i}"),
-                &format!("t{i}@a.example"),
-                UserKind::Staff,
-            ))
-            .await
-            .unwrap();
-        ids.push(user.id);
-    }
+    let ids = staff(&app, org.id, "t", 3).await;
     assert_eq!(total(&app, named()).await, 3);
     assert_eq!(total(&app, named()).await, 3, "asked again");
 
@@ -716,20 +720,7 @@ async fn search_totals_follow_every_change(db: TestDb) {
 async fn trigram_counts_match_the_postings(db: TestDb) {
     let app = test_app(&db).await;
     let (org, _) = seed_org(&app, "Alpha", "alpha.owner").await;
-    let mut ids = Vec::new();
-    for i in 0..5 {
-        let user = app
-            .store
-            .create_user(new_user(
-                org.id,
-                &format!("u{i}"),
-                &format!("u{i}@a.example"),
-                UserKind::Staff,
-            ))
-            .await
-            .unwrap();
-        ids.push(user.id);
-    }
+    let ids = staff(&app, org.id, "u", 5).await;
     app.store
         .update_user(UserUpdate {
             org_id: org.id,

@@ -143,7 +143,7 @@ macro_rules! directory_impl {
                 if [&q.name, &q.username, &q.email, &q.mobile].into_iter().any(nul)
                     || q.any.as_ref().is_some_and(|a| a.text.contains('\0'))
                 {
-                    return Ok($crate::store::UserPage { users: Vec::new(), total: q.with_total.then_some(0) });
+                    return Ok($crate::store::UserPage::none(q.with_total));
                 }
                 // Candidates come from the trigrams of the longest text to match; every
                 // condition is then checked on the user row itself.
@@ -191,11 +191,9 @@ macro_rules! directory_impl {
                     }
                     b.push(")");
                     for (field, start) in &fields {
-                        let column = field.column(BACKEND);
                         b.push(format!(" UNION ALL SELECT '{}', COUNT(*) FROM (SELECT 1 FROM users u WHERE u.org_id = ", field.label()))
                             .push_bind(q.org_id.0);
-                        b.push(format!(" AND {column} >= ")).push_bind(start.clone());
-                        b.push(format!(" AND {column} < ")).push_bind(format!("{start}{}", char::MAX));
+                        Self::push_field_range(&mut b, *field, start);
                         b.push(format!(" LIMIT {}) f", FIELD_READ_LIMIT + 1));
                     }
                     if remember {
@@ -203,29 +201,28 @@ macro_rules! directory_impl {
                     }
                     let rows: Vec<(Option<String>, i64)> = b.build_query_as().fetch_all(&self.pool).await?;
                     let mut counts = Vec::with_capacity(grams.len());
-                    let mut narrowest: Option<(i64, SearchField)> = None;
+                    let mut narrowest: Option<(i64, SearchField, &String)> = None;
                     for (label, n) in rows {
                         match label {
                             None => version = n,
                             Some(label) => match fields.iter().find(|(f, _)| f.label() == label) {
-                                Some((field, _)) => {
-                                    if narrowest.is_none_or(|(least, _)| n < least) {
-                                        narrowest = Some((n, *field));
+                                Some((field, start)) => {
+                                    if narrowest.is_none_or(|(least, _, _)| n < least) {
+                                        narrowest = Some((n, *field, start));
                                     }
                                 }
                                 None => counts.push((n, label)),
                             },
                         }
                     }
-                    if counts.len() < grams.len() || narrowest.is_some_and(|(n, _)| n == 0) {
+                    if counts.len() < grams.len() || narrowest.is_some_and(|(n, _, _)| n == 0) {
                         // A trigram or a field start no user has: nothing can match.
-                        return Ok(UserPage { users: Vec::new(), total: q.with_total.then_some(0) });
+                        return Ok(UserPage::none(q.with_total));
                     }
                     counts.sort();
                     driver = match narrowest {
-                        Some((n, field)) if n <= FIELD_READ_LIMIT => {
-                            let start = fields.iter().find(|(f, _)| *f == field).map(|(_, s)| s.clone()).unwrap_or_default();
-                            SearchDriver::Field { field, start }
+                        Some((n, field, start)) if n <= FIELD_READ_LIMIT => {
+                            SearchDriver::Field { field, start: start.clone() }
                         }
                         _ if !counts.is_empty() => {
                             SearchDriver::Grams(counts.into_iter().take(MAX_GRAMS).map(|(_, gram)| gram).collect())

@@ -240,6 +240,15 @@ macro_rules! store_impl {
                 Ok(())
             }
 
+            /// The users whose `field` starts with `start`: a range of the field's index
+            /// (byte-wise, so every such value sorts below `start` followed by the last
+            /// code point).
+            fn push_field_range(b: &mut sqlx::QueryBuilder<Db>, field: SearchField, start: &str) {
+                let column = field.column(BACKEND);
+                b.push(format!(" AND {column} >= ")).push_bind(start.to_owned());
+                b.push(format!(" AND {column} < ")).push_bind(format!("{start}{}", char::MAX));
+            }
+
             /// The FROM and WHERE of a users search: walking the postings of `grams[0]` in
             /// directory order (each further trigram looked up beside it) or, without
             /// trigrams, the organization's users in directory order; then every condition
@@ -253,10 +262,8 @@ macro_rules! store_impl {
                         b.push(" FROM users u WHERE u.org_id = ").push_bind(q.org_id.0);
                     }
                     SearchDriver::Field { field, start } => {
-                        let column = field.column(BACKEND);
                         b.push(" FROM users u WHERE u.org_id = ").push_bind(q.org_id.0);
-                        b.push(format!(" AND {column} >= ")).push_bind(start.clone());
-                        b.push(format!(" AND {column} < ")).push_bind(format!("{start}{}", char::MAX));
+                        Self::push_field_range(b, *field, start);
                     }
                     SearchDriver::Grams(grams) => {
                         b.push(" FROM user_search_grams g0");
