@@ -26,6 +26,8 @@ pub struct Config {
     pub lockout_threshold: u32,
     pub lockout_duration: Duration,
     pub login_rate_limit: u32,
+    /// Proxies whose X-Forwarded-For is believed when finding the client's address.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     pub setup_token_ttl: Duration,
     pub session_idle: Duration,
     pub session_max: Duration,
@@ -133,6 +135,7 @@ impl Config {
             lockout_threshold: env.number("GATEHOUSE_LOCKOUT_THRESHOLD", 5, 1..=1000)?,
             lockout_duration: env.duration("GATEHOUSE_LOCKOUT_DURATION", "60m")?,
             login_rate_limit: env.number("GATEHOUSE_LOGIN_RATE_LIMIT", 30, 1..=1_000_000)?,
+            trusted_proxies: env.parse_with("GATEHOUSE_TRUSTED_PROXIES", "", parse_proxies)?,
             setup_token_ttl: env.duration("GATEHOUSE_SETUP_TOKEN_TTL", "72h")?,
             session_idle: env.duration("GATEHOUSE_SESSION_IDLE", "30m")?,
             session_max: env.duration("GATEHOUSE_SESSION_MAX", "12h")?,
@@ -296,6 +299,7 @@ impl fmt::Debug for Config {
             .field("lockout_threshold", &self.lockout_threshold)
             .field("lockout_duration", &self.lockout_duration)
             .field("login_rate_limit", &self.login_rate_limit)
+            .field("trusted_proxies", &self.trusted_proxies)
             .field("setup_token_ttl", &self.setup_token_ttl)
             .field("session_idle", &self.session_idle)
             .field("session_max", &self.session_max)
@@ -307,6 +311,21 @@ impl fmt::Debug for Config {
             .field("log", &self.log)
             .finish()
     }
+}
+
+/// Addresses or CIDRs, separated by commas or spaces; a bare address is a single host.
+fn parse_proxies(text: &str) -> Result<Vec<ipnet::IpNet>, String> {
+    text.split([',', ' '])
+        .filter(|item| !item.trim().is_empty())
+        .map(|item| {
+            let item = item.trim();
+            item.parse::<ipnet::IpNet>()
+                .or_else(|_| item.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    format!("{item:?} is neither an IP address nor a CIDR such as 10.0.0.0/8")
+                })
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -30,6 +30,10 @@ impl Ports for App {
             .collect())
     }
 
+    fn outbox_signal(&self) -> std::sync::Arc<tokio::sync::Notify> {
+        self.store.outbox_signal()
+    }
+
     async fn mark_relayed(&self, id: i64) -> Result<(), PortError> {
         Ok(self.store.mark_job_relayed(id, now()).await?)
     }

@@ -3,7 +3,7 @@
 
 use super::crypto::{Verified, random_bytes, token_hash};
 use super::policy::Action;
-use super::session::{ClientInfo, invalid_credentials};
+use super::session::{Caller, ClientInfo, invalid_credentials};
 use super::{Actor, App, AppResult};
 use crate::domain::password::Password;
 use crate::domain::{DomainError, ErrorCode, User, UserId, UserStatus, now};
@@ -117,55 +117,82 @@ impl App {
         }
     }
 
+    /// Checks the caller's own password under the lockout rules: `Some(hash verified)`
+    /// when right; a wrong one counts as a failed sign-in of the caller, and while they are
+    /// locked nothing is verified at all.
+    async fn verify_own_password(
+        &self,
+        actor: &Actor,
+        password: &str,
+        reason: &str,
+    ) -> AppResult<Option<String>> {
+        let Some(check) = self.claim_check(actor.user.id).await? else {
+            self.hasher.verify(password, None).await?;
+            return Ok(None);
+        };
+        match self
+            .hasher
+            .verify(password, check.password_hash.as_deref())
+            .await?
+        {
+            Verified::No => {
+                self.check_failed(&actor.user, &check, actor.ip.clone(), reason)
+                    .await?;
+                Ok(None)
+            }
+            Verified::Yes | Verified::YesRehashed(_) => {
+                if self.check_passed(actor.user.id, &check).await? {
+                    Ok(check.password_hash)
+                } else {
+                    Ok(None)
+                }
+            }
+        }
+    }
+
     /// Step-up re-authentication: the caller re-enters their own password. A wrong one
     /// counts as a failed sign-in of the caller.
     async fn step_up(&self, actor: &Actor, password: &str) -> AppResult<()> {
-        let hash = self
-            .store
-            .credentials_by_username(&actor.user.username)
+        match self
+            .verify_own_password(actor, password, "wrong password in step-up")
             .await?
-            .and_then(|(_, hash)| hash);
-        match self.hasher.verify(password, hash.as_deref()).await? {
-            Verified::No => {
-                self.count_failed_login(&actor.user, actor.ip.clone(), "wrong password in step-up")
-                    .await?;
-                Err(DomainError {
-                    field: Some("adminPassword"),
-                    ..invalid_credentials()
-                }
-                .into())
+        {
+            Some(_) => Ok(()),
+            None => Err(DomainError {
+                field: Some("adminPassword"),
+                ..invalid_credentials()
             }
-            Verified::Yes | Verified::YesRehashed(_) => Ok(()),
+            .into()),
         }
     }
 
     /// The caller changes their own password; every session, this one too, ends.
     pub async fn change_password(
         &self,
-        actor: &Actor,
+        caller: &Caller,
         current: &str,
         new: &str,
+        client: &ClientInfo,
     ) -> AppResult<User> {
-        let hash = self
-            .store
-            .credentials_by_username(&actor.user.username)
+        self.limit_public_operation(client).await?;
+        let actor = caller.inner();
+        let Some(verified) = self
+            .verify_own_password(actor, current, "wrong current password")
             .await?
-            .and_then(|(_, hash)| hash);
-        if self.hasher.verify(current, hash.as_deref()).await? == Verified::No {
-            self.count_failed_login(&actor.user, actor.ip.clone(), "wrong current password")
-                .await?;
+        else {
             return Err(DomainError {
                 field: Some("currentPassword"),
                 ..invalid_credentials()
             }
             .into());
-        }
+        };
         let user = &actor.user;
         let password = Password::parse(new, &user.username, local_part(&user.email))
             .map_err(|e| e.on("newPassword"))?;
         let hash = self.hasher.hash(password.expose()).await?;
         let change = PasswordChange {
             user_id: user.id,
+            replaces: Some(verified),
             hash,
             change_required: false,
             audit: actor
@@ -174,7 +201,14 @@ impl App {
                 .details(serde_json::json!({ "by": "self" })),
             email: Some(password_changed_email(user, "you changed it")),
         };
-        Ok(self.store.set_password(change).await?)
+        match self.store.set_password(change).await {
+            Err(StoreError::Conflict(_)) => Err(DomainError {
+                field: Some("currentPassword"),
+                ..invalid_credentials()
+            }
+            .into()),
+            other => Ok(other?),
+        }
     }
 
     /// An admin sets a temporary password, to be changed at the user's next sign-in.
@@ -187,12 +221,14 @@ impl App {
     ) -> AppResult<User> {
         actor.require(Action::AdministerUser)?;
         let user = self.target(actor, user_id).await?;
+        actor.require_credentials_of(&user)?;
         self.step_up(actor, admin_password).await?;
         let password = Password::parse(temporary, &user.username, local_part(&user.email))
             .map_err(|e| e.on("temporaryPassword"))?;
         let hash = self.hasher.hash(password.expose()).await?;
         let change = PasswordChange {
             user_id: user.id,
+            replaces: None,
             hash,
             change_required: true,
             audit: actor.audit("user.temporary_password_set").subject(user.id),
@@ -214,6 +250,7 @@ impl App {
     ) -> AppResult<User> {
         actor.require(Action::AdministerUser)?;
         let user = self.target(actor, user_id).await?;
+        actor.require_credentials_of(&user)?;
         self.step_up(actor, admin_password).await?;
         let new_version = user.encryption_key_version + 1;
         let reset = KeyReset {
@@ -237,6 +274,7 @@ impl App {
     pub async fn revoke_sessions(&self, actor: &Actor, user_id: UserId) -> AppResult<User> {
         actor.require_on(user_id, Action::RevokeOwnSessions, Action::AdministerUser)?;
         let user = self.target(actor, user_id).await?;
+        actor.require_credentials_of(&user)?;
         self.store
             .revoke_sessions(user.id, actor.audit("session.revoked").subject(user.id))
             .await?;
@@ -262,6 +300,7 @@ impl App {
             UserStatus::Invited => SetupPurpose::Invitation,
             UserStatus::Active => {
                 actor.require(Action::SendSetupEmailToActive)?;
+                actor.require_credentials_of(&user)?;
                 SetupPurpose::Reset
             }
             UserStatus::Inactive => {
@@ -284,7 +323,12 @@ impl App {
 
     /// Public: files a setup email for an INVITED or ACTIVE account named by username or
     /// email, at most three an hour. Says nothing of whether the account exists.
-    pub async fn request_setup_email(&self, username_or_email: &str) -> AppResult<()> {
+    pub async fn request_setup_email(
+        &self,
+        username_or_email: &str,
+        client: &ClientInfo,
+    ) -> AppResult<()> {
+        self.limit_public_operation(client).await?;
         if username_or_email.len() > 320 {
             return Ok(());
         }
@@ -326,6 +370,7 @@ impl App {
         setup: AccountSetup,
         client: &ClientInfo,
     ) -> AppResult<User> {
+        self.limit_public_operation(client).await?;
         let invalid = || {
             DomainError::new(
                 ErrorCode::TokenInvalid,
@@ -362,6 +407,15 @@ impl App {
         let questions = parse_questions(&setup.questions)?;
         let existing = self.store.security_answers(user.id).await?;
         if record.purpose == SetupPurpose::Reset && record.self_requested && !existing.is_empty() {
+            // The link itself allows only as many answers as the lockout threshold.
+            let threshold = i32::try_from(self.config.lockout_threshold).unwrap_or(i32::MAX);
+            if !self
+                .store
+                .claim_answer_attempt(record.id, threshold)
+                .await?
+            {
+                return Err(invalid().into());
+            }
             self.check_security_answer(&user, &existing, setup.current_answer.as_ref(), client)
                 .await?;
         }
@@ -420,16 +474,22 @@ impl App {
         let stored = existing
             .iter()
             .find(|a| a.question.trim().eq_ignore_ascii_case(question.trim()));
+        let answer = normalize_answer(answer);
+        let Some(check) = self.claim_check(user.id).await? else {
+            // Locked: the answer is not even looked at.
+            self.hasher.verify(&answer, None).await?;
+            return Err(mismatch().into());
+        };
         let verified = self
             .hasher
-            .verify(
-                &normalize_answer(answer),
-                stored.map(|a| a.answer_hash.as_str()),
-            )
+            .verify(&answer, stored.map(|a| a.answer_hash.as_str()))
             .await?;
         if verified == Verified::No {
-            self.count_failed_login(user, client.ip.clone(), "security answer mismatch")
+            self.check_failed(user, &check, client.ip.clone(), "security answer mismatch")
                 .await?;
+            return Err(mismatch().into());
+        }
+        if !self.check_passed(user.id, &check).await? {
             return Err(mismatch().into());
         }
         Ok(())

@@ -10,6 +10,8 @@ use crate::domain::{
     DomainError, EmailAddress, ErrorCode, Mobile, Permission, PersonName, Practice, PracticeId,
     Product, Role, User, UserId, UserKind, UserStatus, Username, now,
 };
+use crate::domain::{PermissionChange, RequestKind};
+use crate::store::NewRequest;
 use crate::store::{
     AnyMatch, AuditQuery, NewUser, StoreError, UserCreation, UserSearch, UserUpdate,
 };
@@ -132,6 +134,9 @@ pub(crate) fn decode_cursor(cursor: &str) -> AppResult<String> {
         .ok_or_else(|| AppError::BadUserInput("`after` is not a cursor from this list.".into()))
 }
 
+/// The longest text a search filter takes (SPEC "Bad input and limits").
+pub const MAX_FILTER_TEXT: usize = 256;
+
 /// Blank filters are no filters.
 fn present(value: &Option<String>) -> Option<&str> {
     value.as_deref().map(str::trim).filter(|v| !v.is_empty())
@@ -173,6 +178,23 @@ impl App {
     ) -> AppResult<Page<User>> {
         let size = page_size(first, self.config.limits.max_page_size)?;
         let after = after.as_deref().map(decode_cursor).transpose()?;
+        for (name, text) in [
+            ("search", &filter.search),
+            ("name", &filter.name),
+            ("username", &filter.username),
+            ("email", &filter.email),
+            ("mobile", &filter.mobile),
+            ("practiceId", &filter.practice_id),
+        ] {
+            if text
+                .as_deref()
+                .is_some_and(|t| t.chars().count() > MAX_FILTER_TEXT)
+            {
+                return Err(AppError::BadUserInput(format!(
+                    "filter.{name} is longer than {MAX_FILTER_TEXT} characters."
+                )));
+            }
+        }
         let practice_id = match present(&filter.practice_id) {
             Some(id) => match PracticeId::from_global(id) {
                 Some(id) => Some(id),
@@ -245,13 +267,29 @@ impl App {
         }
         let practices = self.store.practices(actor.org_id()).await?;
         let practice_ids = parse_practice_ids(&input.practice_ids, &practices)?;
+        // Nobody gains more than an owner approved: from anyone but an owner, a higher
+        // role or permissions become a request to the owners about the new member.
+        let (role, permissions, asked) = if actor.grants_directly() {
+            (role, input.permissions, None)
+        } else {
+            let mut grant = input.permissions;
+            grant.sort();
+            grant.dedup();
+            let asked_role = (role != Role::Member).then_some(role);
+            let asked = (!grant.is_empty() || asked_role.is_some()).then(|| PermissionChange {
+                grant,
+                revoke: Vec::new(),
+                role: asked_role,
+            });
+            (Role::Member, Vec::new(), asked)
+        };
         let at = now();
         let audit = actor.audit("user.invited").details(serde_json::json!({
             "username": username.as_str(),
             "role": role.as_str(),
             "kind": input.kind.as_str(),
             "products": products.iter().map(|p| p.as_str()).collect::<Vec<_>>(),
-            "permissions": input.permissions.iter().map(|p| p.as_str()).collect::<Vec<_>>(),
+            "permissions": permissions.iter().map(|p| p.as_str()).collect::<Vec<_>>(),
             "practiceIds": practice_ids.iter().map(|p| p.to_global()).collect::<Vec<_>>(),
         }));
         let new = NewUser {
@@ -264,21 +302,42 @@ impl App {
             kind: input.kind,
             role,
             products,
-            permissions: input.permissions,
+            permissions,
             practice_ids,
             password_hash: None,
             encryption_key: super::crypto::random_bytes::<32>().to_vec(),
             created_at: at,
         };
-        match self.store.create_user(UserCreation { user: new, audit, send_setup_email: true }).await {
+        let user = match self.store.create_user(UserCreation { user: new, audit, send_setup_email: true }).await {
             Err(StoreError::NoLicense { product, kind }) => Err(DomainError::new(
                 ErrorCode::NoLicenseAvailable,
                 format!("No {product} license is available for {kind} users; request more licenses first."),
             )
             .on("products")
             .into()),
-            other => Ok(other?),
+            other => other.map_err(AppError::from),
+        }?;
+        if let Some(change) = asked {
+            let new = self.new_request(
+                actor,
+                RequestKind::ChangePermissions,
+                Some(user.id),
+                Some("Asked for in the invitation of a new user.".into()),
+                None,
+            );
+            let filed = self
+                .file(NewRequest {
+                    permission_change: Some(change),
+                    ..new
+                })
+                .await;
+            if let Err(err) = filed {
+                // The member exists with no more than a member's rights; the owners can
+                // still be asked with requestPermissionChange.
+                tracing::error!(error = ?err, user_id = user.id.0, "cannot file the invitation's permission request");
+            }
         }
+        Ok(user)
     }
 
     /// Changes names, mobile and practices: the user's own names and mobile, or anyone's

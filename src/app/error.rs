@@ -43,6 +43,7 @@ impl From<StoreError> for AppError {
             )
             .into(),
             StoreError::Conflict(what) => DomainError::new(ErrorCode::InvalidState, what).into(),
+            StoreError::Forbidden => AppError::Forbidden,
             StoreError::LastOwner => DomainError::new(
                 ErrorCode::LastOwner,
                 "The organization's last active owner can be neither inactivated nor demoted.",

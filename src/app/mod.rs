@@ -12,9 +12,10 @@ pub mod ratelimit;
 pub mod requests;
 pub mod session;
 pub mod user;
+pub mod watch;
 
 pub use error::{AppError, AppResult};
-pub use session::Actor;
+pub use session::{Actor, Caller, SelfView};
 
 use crate::config::Config;
 use crate::store::Store;
@@ -31,6 +32,8 @@ pub struct App {
     pub login_limiter: Arc<ratelimit::RateLimiter>,
     /// Request status changes, for subscriptions.
     pub feed: Arc<feed::RequestFeed>,
+    /// Sessions that open WebSocket connections depend on.
+    sessions: Arc<watch::SessionWatch>,
 }
 
 impl App {
@@ -48,6 +51,13 @@ impl App {
             feed: Arc::new(feed::RequestFeed::new(std::time::Duration::from_millis(
                 250,
             ))),
+            sessions: Arc::default(),
         }
+    }
+
+    /// Watches a session for a long-lived connection: `ended` turns true when it ends.
+    pub fn watch_session(&self, session: crate::domain::SessionId) -> watch::Watching {
+        self.sessions
+            .watch(session, &self.store, self.config.session_idle)
     }
 }

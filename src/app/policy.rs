@@ -69,6 +69,23 @@ impl Actor {
         self.require(if target == self.user.id { own } else { other })
     }
 
+    /// Acting on another user's credentials or sessions (a temporary password, a key
+    /// reset, ending their sessions, a reset email): an OWNER's are an owner's business
+    /// alone, so that no admin can take over the account that approves spending.
+    pub fn require_credentials_of(&self, target: &crate::domain::User) -> Result<(), AppError> {
+        if target.role == Role::Owner && target.id != self.user.id && self.user.role != Role::Owner
+        {
+            return Err(AppError::Forbidden);
+        }
+        Ok(())
+    }
+
+    /// An invitation by anyone but an OWNER grants no more than a MEMBER with the default
+    /// permissions; what else it asks for goes to the owners as a request.
+    pub fn grants_directly(&self) -> bool {
+        self.user.role == Role::Owner
+    }
+
     pub fn may(&self, action: Action) -> bool {
         permits(self.user.role, action)
     }

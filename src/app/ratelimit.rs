@@ -39,6 +39,23 @@ impl RateLimiter {
     }
 }
 
+impl super::App {
+    /// Counts an attempt at an operation that checks a secret or sends email without
+    /// sign-in (login, changePassword, completeAccountSetup, requestAccountSetupEmail),
+    /// per client IP.
+    pub(crate) async fn limit_public_operation(
+        &self,
+        client: &super::session::ClientInfo,
+    ) -> super::AppResult<()> {
+        if let Some(ip) = &client.ip
+            && !self.login_limiter.allow(ip)
+        {
+            return Err(super::AppError::RateLimited);
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

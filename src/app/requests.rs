@@ -426,7 +426,7 @@ impl App {
             .any(|o| o.id != user.id && o.status == UserStatus::Active))
     }
 
-    fn new_request(
+    pub(super) fn new_request(
         &self,
         actor: &Actor,
         kind: RequestKind,
@@ -443,6 +443,7 @@ impl App {
             org_id: actor.org_id(),
             kind,
             requested_by: actor.user.id,
+            filed_by_owner: actor.user.role == Role::Owner,
             subject_id: subject,
             justification,
             license_change: None,
@@ -458,7 +459,7 @@ impl App {
         }
     }
 
-    async fn file(&self, new: NewRequest) -> AppResult<Filed> {
+    pub(super) async fn file(&self, new: NewRequest) -> AppResult<Filed> {
         // Two filings racing on the same key or subject: the loser's retry finds the winner.
         let filing = match self.store.file_request(new.clone()).await {
             Err(StoreError::AlreadyExists { .. }) => self.store.file_request(new).await?,
@@ -548,6 +549,10 @@ impl App {
     /// A request the caller may decide now.
     async fn decidable(&self, actor: &Actor, id: &str) -> AppResult<AccountRequest> {
         actor.require(Action::DecideRequest)?;
+        // A session opened before a lock does not let a locked owner decide.
+        if actor.user.is_locked(now()) {
+            return Err(AppError::Forbidden);
+        }
         let request = self.request_for(actor, id).await?;
         if request.involves(actor.user.id) {
             return Err(DomainError::new(
@@ -589,6 +594,7 @@ impl App {
             note,
             failure_reason: None,
             decision: Some(decision),
+            approver_must_be_owner: Some(actor.user.id),
             approvers: Vec::new(),
             audit,
             jobs,
@@ -631,6 +637,7 @@ impl App {
             note: None,
             failure_reason: None,
             decision: None,
+            approver_must_be_owner: None,
             approvers: Vec::new(),
             audit,
             jobs: Vec::new(),
@@ -720,6 +727,7 @@ impl App {
             note,
             failure_reason,
             decision: None,
+            approver_must_be_owner: None,
             approvers,
             audit,
             jobs,
@@ -745,7 +753,8 @@ impl App {
         }
         let parties = self.parties(&request).await?;
         let requester = &parties.requester;
-        if requester.role == Role::Owner && requester.status == UserStatus::Active {
+        // By the role the requester had when filing: the filing was their decision.
+        if request.filed_by_owner {
             let mut transition = Self::system_transition(
                 &request,
                 &[RequestStatus::Submitted],

@@ -2,8 +2,12 @@
 
 use super::crypto::{Verified, new_token, token_hash};
 use super::{App, AppError, AppResult};
-use crate::domain::{DomainError, ErrorCode, OrgId, SessionId, Timestamp, User, UserStatus, now};
-use crate::store::{AuditEntry, FailedLogin, LockNotice, NewSession};
+use crate::domain::{
+    DomainError, ErrorCode, OrgId, SessionId, Timestamp, User, UserId, UserStatus, now,
+};
+use crate::store::{
+    AuditEntry, FailedCheck, LockNotice, NewSession, SecretCheck, SignInGuard, StoreError,
+};
 use gatehouse_workers::{Email, Job};
 
 /// The authenticated caller of an operation.
@@ -24,6 +28,50 @@ impl Actor {
         AuditEntry::new(self.org_id(), now(), action)
             .actor(Some(self.user.id))
             .ip(self.ip.clone())
+    }
+}
+
+/// Who is calling, as authentication found them. A caller whose password was set by an
+/// administrator must change it first: until then they are not an [`Actor`], and only
+/// `me` (who they are), `change_password` and `logout` accept them.
+#[derive(Debug, Clone)]
+pub enum Caller {
+    Actor(Actor),
+    MustChangePassword(Actor),
+}
+
+/// What a caller may see of themself: everything, or (password to be changed) only who
+/// they are.
+#[derive(Debug, Clone)]
+pub struct SelfView {
+    pub user: User,
+    pub restricted: bool,
+}
+
+impl Caller {
+    /// The caller as an actor that may use every operation its role allows.
+    pub fn actor(&self) -> AppResult<&Actor> {
+        match self {
+            Caller::Actor(actor) => Ok(actor),
+            Caller::MustChangePassword(_) => Err(AppError::PasswordChangeRequired),
+        }
+    }
+
+    pub fn session_id(&self) -> SessionId {
+        self.inner().session_id
+    }
+
+    pub fn me(&self) -> SelfView {
+        SelfView {
+            user: self.inner().user.clone(),
+            restricted: matches!(self, Caller::MustChangePassword(_)),
+        }
+    }
+
+    pub(super) fn inner(&self) -> &Actor {
+        match self {
+            Caller::Actor(actor) | Caller::MustChangePassword(actor) => actor,
+        }
     }
 }
 
@@ -48,6 +96,13 @@ pub(crate) fn invalid_credentials() -> DomainError {
     )
 }
 
+fn refused_sign_in(user: &User, client: &ClientInfo, reason: &str) -> AuditEntry {
+    AuditEntry::new(user.org_id, now(), "session.login_failed")
+        .subject(user.id)
+        .ip(client.ip.clone())
+        .details(serde_json::json!({ "reason": reason }))
+}
+
 pub(crate) fn later(at: Timestamp, by: std::time::Duration) -> Timestamp {
     at.checked_add_signed(chrono::TimeDelta::from_std(by).unwrap_or(chrono::TimeDelta::MAX))
         .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC)
@@ -55,62 +110,59 @@ pub(crate) fn later(at: Timestamp, by: std::time::Duration) -> Timestamp {
 
 impl App {
     /// Signs in. Unknown user, wrong password, INVITED, INACTIVE or locked all answer the
-    /// same INVALID_CREDENTIALS after the same work: one argon2 verification, against a
-    /// dummy hash when there is nothing real to check (a locked account's password is
-    /// not even looked at).
+    /// same INVALID_CREDENTIALS after the same work: one claim statement and one argon2
+    /// verification (against a dummy hash when there is nothing real to check; a locked
+    /// account's password is not even looked at). What only a failure records (its audit
+    /// event, a lock's email) is written after the answer, so that it cannot be timed.
     pub async fn login(
         &self,
         username: &str,
         password: &str,
         client: &ClientInfo,
     ) -> AppResult<LoggedIn> {
-        if let Some(ip) = &client.ip
-            && !self.login_limiter.allow(ip)
-        {
-            return Err(AppError::RateLimited);
-        }
+        self.limit_public_operation(client).await?;
         let username = username.trim().to_lowercase();
         let found = if username.len() <= 64 {
             self.store.credentials_by_username(&username).await?
         } else {
             None
         };
-        let at = now();
-        let Some((user, hash)) = found else {
+        let user = match found {
+            Some((user, _)) if user.status == UserStatus::Active => user,
+            other => {
+                // The same claim a real account gets, matching nobody.
+                self.claim_check(UserId(0)).await?;
+                self.hasher.verify(password, None).await?;
+                if let Some((user, _)) = other {
+                    self.record_later(refused_sign_in(&user, client, "account not active"));
+                }
+                return Err(invalid_credentials().into());
+            }
+        };
+        let Some(check) = self.claim_check(user.id).await? else {
             self.hasher.verify(password, None).await?;
+            self.record_later(refused_sign_in(&user, client, "account locked"));
             return Err(invalid_credentials().into());
         };
-        let locked = user.is_locked(at);
-        let usable = user.status == UserStatus::Active && !locked;
         let verified = self
             .hasher
-            .verify(password, if usable { hash.as_deref() } else { None })
+            .verify(password, check.password_hash.as_deref())
             .await?;
-        if !usable {
-            let reason = if locked {
-                "account locked"
-            } else {
-                "account not active"
-            };
-            let audit = AuditEntry::new(user.org_id, at, "session.login_failed")
-                .subject(user.id)
-                .ip(client.ip.clone())
-                .details(serde_json::json!({ "reason": reason }));
-            self.store.append_audit(audit).await?;
-            return Err(invalid_credentials().into());
-        }
         let rehash = match verified {
             Verified::No => {
-                self.count_failed_login(&user, client.ip.clone(), "wrong password")
-                    .await?;
+                let app = self.clone();
+                let ip = client.ip.clone();
+                tokio::spawn(async move {
+                    if let Err(err) = app.check_failed(&user, &check, ip, "wrong password").await {
+                        tracing::error!(error = ?err, "cannot record a failed sign-in");
+                    }
+                });
                 return Err(invalid_credentials().into());
             }
             Verified::Yes => None,
             Verified::YesRehashed(new_hash) => Some(new_hash),
         };
-        if let Some(new_hash) = rehash {
-            self.store.update_password_hash(user.id, &new_hash).await?;
-        }
+        let at = now();
         let (token, token_hash) = new_token();
         let session = NewSession {
             user_id: user.id,
@@ -119,27 +171,74 @@ impl App {
             expires_at: later(at, self.config.session_max),
             user_agent: client.user_agent.clone(),
             ip: client.ip.clone(),
+            guard: check.password_hash.map(|verified_hash| SignInGuard {
+                verified_hash,
+                check_lock: check.check_lock,
+                rehash,
+            }),
         };
         let audit = AuditEntry::new(user.org_id, at, "session.login")
             .actor(Some(user.id))
             .subject(user.id)
             .ip(client.ip.clone());
-        self.store.start_session(session, audit).await?;
+        match self.store.start_session(session, audit).await {
+            Ok(_) => {}
+            // The password changed, or other attempts locked the account, after this one
+            // was verified: it must not sign in.
+            Err(StoreError::Conflict(_)) => {
+                self.record_later(refused_sign_in(
+                    &user,
+                    client,
+                    "changed or locked meanwhile",
+                ));
+                return Err(invalid_credentials().into());
+            }
+            Err(other) => return Err(other.into()),
+        }
         let user = self.store.user(user.org_id, user.id).await?;
         Ok(LoggedIn { token, user })
     }
 
-    /// Counts a failed sign-in of `user` (a wrong password, a wrong security answer, a
-    /// wrong password in an admin's step-up); the threshold-th in a row locks the account
-    /// and emails its owner.
-    pub(crate) async fn count_failed_login(
+    /// Claims a check of the user's secret: `None` when they are locked (or not active),
+    /// and then nothing may be verified.
+    pub(crate) async fn claim_check(&self, user_id: UserId) -> AppResult<Option<SecretCheck>> {
+        let at = now();
+        let threshold = i32::try_from(self.config.lockout_threshold).unwrap_or(i32::MAX);
+        Ok(self
+            .store
+            .claim_secret_check(
+                user_id,
+                at,
+                threshold,
+                later(at, self.config.lockout_duration),
+            )
+            .await?)
+    }
+
+    /// A right secret after `claim_check`: false when other checks locked the account
+    /// meanwhile, and then the right secret must not be acted on.
+    pub(crate) async fn check_passed(
+        &self,
+        user_id: UserId,
+        check: &SecretCheck,
+    ) -> AppResult<bool> {
+        Ok(self
+            .store
+            .secret_check_passed(user_id, check.check_lock, now())
+            .await?)
+    }
+
+    /// Records a wrong secret of `user` (a password, a security answer, a password in an
+    /// admin's step-up); when its check started the lock, emails the user.
+    pub(crate) async fn check_failed(
         &self,
         user: &User,
+        check: &SecretCheck,
         ip: Option<String>,
         reason: &str,
     ) -> AppResult<()> {
         let at = now();
-        let lock_until = later(at, self.config.lockout_duration);
+        let lock_until = check.check_lock.unwrap_or(at);
         let audit = AuditEntry::new(user.org_id, at, "session.login_failed")
             .subject(user.id)
             .ip(ip.clone())
@@ -161,18 +260,16 @@ impl App {
                     .into(),
             },
         };
-        let failure = FailedLogin {
+        let failure = FailedCheck {
             user_id: user.id,
-            at,
-            threshold: i32::try_from(self.config.lockout_threshold).unwrap_or(i32::MAX),
-            lock_until,
+            check_lock: check.check_lock,
             audit,
             lock: LockNotice {
                 audit: lock_audit,
                 email,
             },
         };
-        if self.store.login_failed(failure).await? {
+        if self.store.secret_check_failed(failure).await? {
             tracing::info!(
                 user_id = user.id.0,
                 "account locked after repeated failures"
@@ -181,8 +278,22 @@ impl App {
         Ok(())
     }
 
+    /// Appends an audit event after the answer has gone out.
+    fn record_later(&self, audit: AuditEntry) {
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            if let Err(err) = store.append_audit(audit).await {
+                tracing::error!(error = ?err, "cannot record a refused sign-in");
+            }
+        });
+    }
+
     /// The caller behind a bearer token, if the session is live.
-    pub async fn authenticate(&self, token: &str, client: &ClientInfo) -> AppResult<Option<Actor>> {
+    pub async fn authenticate(
+        &self,
+        token: &str,
+        client: &ClientInfo,
+    ) -> AppResult<Option<Caller>> {
         if token.is_empty() || token.len() > 256 {
             return Ok(None);
         }
@@ -190,15 +301,24 @@ impl App {
             .store
             .session_by_token(&token_hash(token), now(), self.config.session_idle)
             .await?;
-        Ok(found.map(|s| Actor {
-            user: s.user,
-            session_id: s.session_id,
-            ip: client.ip.clone(),
+        Ok(found.map(|s| {
+            let restricted = s.user.password_change_required;
+            let actor = Actor {
+                user: s.user,
+                session_id: s.session_id,
+                ip: client.ip.clone(),
+            };
+            if restricted {
+                Caller::MustChangePassword(actor)
+            } else {
+                Caller::Actor(actor)
+            }
         }))
     }
 
     /// Ends the caller's current session.
-    pub async fn logout(&self, actor: &Actor) -> AppResult<()> {
+    pub async fn logout(&self, caller: &Caller) -> AppResult<()> {
+        let actor = caller.inner();
         let audit = actor.audit("session.logout").subject(actor.user.id);
         self.store.end_session(actor.session_id, audit).await?;
         Ok(())

@@ -37,6 +37,8 @@ pub struct AccountRequest {
     pub products: Vec<Product>,
     /// The requester accepted the terms when filing (an owner adding licenses).
     pub terms_accepted: bool,
+    /// The requester was an owner when filing: the filing is their approval.
+    pub filed_by_owner: bool,
     pub failure_reason: Option<String>,
     pub created_at: Timestamp,
     pub expires_at: Timestamp,

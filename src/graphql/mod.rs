@@ -13,10 +13,19 @@ mod types;
 pub use error::{GqlResult, gql, user_errors};
 
 use crate::app::session::ClientInfo;
-use crate::app::{Actor, App};
-use async_graphql::Schema;
+use crate::app::{App, Caller};
+use async_graphql::{ErrorExtensions as _, Response, Schema, ServerError};
+use futures_util::stream::BoxStream;
+use futures_util::{FutureExt as _, StreamExt as _};
+use limits::{DocumentKind, DocumentLimits, Refusal};
+use std::panic::AssertUnwindSafe;
 
 pub type GatehouseSchema = Schema<query::Query, mutation::Mutation, subscription::Subscription>;
+
+/// Introspection documents run on a schema without the depth limit: [`limits::check`]
+/// bounds them by their own shape. The complexity bound stays, raised to fit graphql-js's
+/// standard introspection query.
+const INTROSPECTION_COMPLEXITY: usize = 5_000;
 
 /// Builds the schema with the configured document limits.
 pub fn schema(app: Option<App>) -> GatehouseSchema {
@@ -39,14 +48,175 @@ pub fn sdl() -> String {
     schema(None).sdl()
 }
 
-/// The session token of a WebSocket connection, so that a long subscription stops when
-/// its session ends.
+/// The session token of the operation, so that a long subscription stops when its
+/// session ends.
 #[derive(Clone)]
 pub struct SessionToken(pub String);
 
-/// Who is calling this request, added to each request's data by the HTTP layer.
+/// Who is calling this operation, added to each operation's data by the transport.
 #[derive(Clone, Default)]
 pub struct RequestContext {
-    pub actor: Option<Actor>,
+    pub caller: Option<Caller>,
     pub client: ClientInfo,
+}
+
+/// The one way into the schema for every transport (HTTP, each WebSocket message): the
+/// document limits, a fresh context and fresh loaders per operation, panics contained.
+#[derive(Clone)]
+pub struct Endpoint {
+    app: App,
+    regular: GatehouseSchema,
+    introspection: GatehouseSchema,
+    limits: DocumentLimits,
+}
+
+/// An operation refused before execution, as a response with a coded error.
+pub fn refused(refusal: &Refusal) -> Response {
+    let code = refusal.code;
+    let error = async_graphql::Error::new(refusal.message.clone())
+        .extend_with(|_, e| e.set("code", code))
+        .into_server_error(async_graphql::Pos::default());
+    let mut error = error;
+    error.locations.clear();
+    Response::from_errors(vec![error])
+}
+
+impl Endpoint {
+    pub fn new(app: App) -> Self {
+        let limits = app.config.limits;
+        let introspection =
+            Schema::build(query::Query, mutation::Mutation, subscription::Subscription)
+                .data(app.clone())
+                .limit_complexity(INTROSPECTION_COMPLEXITY.max(limits.max_complexity))
+                .finish();
+        Self {
+            regular: schema(Some(app.clone())),
+            introspection,
+            limits: DocumentLimits {
+                max_bytes: limits.max_body_bytes,
+                max_aliases: limits.max_aliases,
+                max_depth: limits.max_depth,
+            },
+            app,
+        }
+    }
+
+    pub fn app(&self) -> &App {
+        &self.app
+    }
+
+    /// The schema that may run this request, or why none may.
+    pub fn admit(&self, request: &async_graphql::Request) -> Result<&GatehouseSchema, Refusal> {
+        match limits::check(&request.query, &request.variables, self.limits)? {
+            DocumentKind::Introspection => Ok(&self.introspection),
+            DocumentKind::Regular => Ok(&self.regular),
+        }
+    }
+
+    fn with_context(
+        &self,
+        request: async_graphql::Request,
+        context: RequestContext,
+        token: Option<String>,
+    ) -> async_graphql::Request {
+        // Cached for this operation only: nothing a loader read outlives it.
+        let mut request = request
+            .data(context)
+            .data(loaders::request_loader(self.app.clone()));
+        if let Some(token) = token {
+            request = request.data(SessionToken(token));
+        }
+        request
+    }
+
+    /// Runs a query or mutation that `admit` let through on `schema`.
+    pub async fn execute(
+        &self,
+        schema: &GatehouseSchema,
+        request: async_graphql::Request,
+        context: RequestContext,
+        token: Option<String>,
+    ) -> Response {
+        let request = self.with_context(request, context, token);
+        let response = AssertUnwindSafe(schema.execute(request))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|panic| internal_response(&panic));
+        with_codes(response)
+    }
+
+    /// Runs any operation (a subscription included) as a stream of responses; refusals and
+    /// panics end it with one coded error.
+    pub fn execute_stream(
+        &self,
+        request: async_graphql::Request,
+        context: RequestContext,
+        token: Option<String>,
+    ) -> BoxStream<'static, Response> {
+        let schema = match self.admit(&request) {
+            Ok(schema) => schema.clone(),
+            Err(refusal) => {
+                return futures_util::stream::once(async move { refused(&refusal) }).boxed();
+            }
+        };
+        let request = self.with_context(request, context, token);
+        AssertUnwindSafe(schema.execute_stream(request))
+            .catch_unwind()
+            .map(|item| with_codes(item.unwrap_or_else(|panic| internal_response(&panic))))
+            .boxed()
+    }
+}
+
+fn internal_response(panic: &Box<dyn std::any::Any + Send>) -> Response {
+    let what = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_default();
+    tracing::error!(panic = %what, "an operation panicked; only it failed");
+    refused(&Refusal {
+        code: "INTERNAL",
+        message: "Something went wrong on our side; it has been logged.".into(),
+    })
+}
+
+/// Gives every error a code: the executor's own refusals (parse, validation, limits)
+/// carry none.
+fn with_codes(mut response: Response) -> Response {
+    let rejected = is_rejected(&response);
+    for error in &mut response.errors {
+        if error
+            .extensions
+            .as_ref()
+            .is_none_or(|ext| ext.get("code").is_none())
+        {
+            let code = error_code(error, rejected);
+            error
+                .extensions
+                .get_or_insert_with(Default::default)
+                .set("code", code);
+        }
+    }
+    response
+}
+
+fn error_code(error: &ServerError, rejected: bool) -> &'static str {
+    match error.message.as_str() {
+        m if m.contains("too complex") || m.contains("too deep") => "QUERY_TOO_COMPLEX",
+        m if m.starts_with("Invalid value for argument")
+            || m.contains("variable")
+            || m.starts_with("Failed to parse") =>
+        {
+            "BAD_USER_INPUT"
+        }
+        _ if rejected => "BAD_REQUEST",
+        _ => "INTERNAL",
+    }
+}
+
+/// A document that does not parse or validate never executed: no data, no error path.
+pub fn is_rejected(response: &Response) -> bool {
+    response.data == async_graphql::Value::Null
+        && !response.errors.is_empty()
+        && response.errors.iter().all(|e| e.path.is_empty())
 }

@@ -204,10 +204,11 @@ impl Mutation {
         ctx: &Context<'_>,
         input: ChangePasswordInput,
     ) -> async_graphql::Result<UserPayload> {
-        let actor = viewer(ctx)?;
+        let caller = viewer(ctx)?;
+        let client = &ctx.data::<RequestContext>()?.client;
         UserPayload::from(
             app(ctx)?
-                .change_password(actor, &input.current_password, &input.new_password)
+                .change_password(caller, &input.current_password, &input.new_password, client)
                 .await,
         )
     }
@@ -218,8 +219,9 @@ impl Mutation {
         ctx: &Context<'_>,
         input: RequestAccountSetupEmailInput,
     ) -> async_graphql::Result<bool> {
+        let client = &ctx.data::<RequestContext>()?.client;
         app(ctx)?
-            .request_setup_email(&input.username_or_email)
+            .request_setup_email(&input.username_or_email, client)
             .await
             .gql()?;
         Ok(true)

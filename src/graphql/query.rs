@@ -85,9 +85,9 @@ impl Query {
     async fn me(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<User>> {
         Ok(ctx
             .data::<RequestContext>()?
-            .actor
+            .caller
             .as_ref()
-            .map(|a| User::new(a.user.clone())))
+            .map(|caller| User::me(caller.me())))
     }
 
     /// The caller's organization.

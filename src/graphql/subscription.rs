@@ -58,7 +58,10 @@ impl Subscription {
                         // changed since the subscription started.
                         if let Some(SessionToken(token)) = &session {
                             match app.authenticate(token, &client).await {
-                                Ok(Some(current)) => actor = current,
+                                Ok(Some(current)) => match current.actor() {
+                                    Ok(current) => actor = current.clone(),
+                                    Err(err) => return Some((Err(gql(err)), None)),
+                                },
                                 Ok(None) => {
                                     return Some((Err(gql(AppError::Unauthenticated)), None));
                                 }

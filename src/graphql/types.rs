@@ -231,18 +231,14 @@ pub(super) fn app<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a App> {
 /// The signed-in caller, for root fields. A session whose password must be changed may
 /// only reach `me`, `changePassword` and `logout` (which use `viewer`).
 pub(super) fn actor<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a Actor> {
-    let actor = viewer(ctx)?;
-    if actor.user.password_change_required {
-        return Err(super::gql(crate::app::AppError::PasswordChangeRequired));
-    }
-    Ok(actor)
+    viewer(ctx)?.actor().map_err(super::gql)
 }
 
 /// The signed-in caller, whatever the state of their password: for `me`, `changePassword`,
 /// `logout`, and fields below a root that was already allowed.
-pub(super) fn viewer<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a Actor> {
+pub(super) fn viewer<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a crate::app::Caller> {
     ctx.data::<super::RequestContext>()?
-        .actor
+        .caller
         .as_ref()
         .ok_or_else(|| super::gql(crate::app::AppError::Unauthenticated))
 }
@@ -356,6 +352,8 @@ impl LicensePool {
 pub struct User {
     pub user: domain::User,
     pub themself: bool,
+    /// Seen by a user who must change their password first: only who they are.
+    pub restricted: bool,
 }
 
 impl User {
@@ -363,22 +361,43 @@ impl User {
         Self {
             user,
             themself: false,
+            restricted: false,
         }
     }
 
+    /// The user themself, proven by a password or an emailed token in this very request.
     pub fn themself(user: domain::User) -> Self {
         Self {
+            restricted: user.password_change_required,
             user,
             themself: true,
         }
     }
 
+    /// The caller, as the app lets them see themself.
+    pub fn me(view: crate::app::SelfView) -> Self {
+        Self {
+            user: view.user,
+            themself: false,
+            restricted: view.restricted,
+        }
+    }
+
     fn viewer<'a>(&self, ctx: &Context<'a>) -> async_graphql::Result<Viewer<'a>> {
+        self.unrestricted()?;
         if self.themself {
             Ok(Viewer::Themself)
         } else {
-            Ok(Viewer::Actor(viewer(ctx)?))
+            Ok(Viewer::Actor(actor(ctx)?))
         }
+    }
+
+    /// Beyond who they are, nothing is shown to a user who must change their password.
+    fn unrestricted(&self) -> async_graphql::Result<()> {
+        if self.restricted {
+            return Err(super::gql(crate::app::AppError::PasswordChangeRequired));
+        }
+        Ok(())
     }
 }
 
@@ -440,6 +459,7 @@ impl User {
     }
 
     async fn permissions(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Permission>> {
+        self.unrestricted()?;
         let found = loader(ctx)?.load_one(PermissionsOf(self.user.id)).await?;
         Ok(found
             .unwrap_or_default()
@@ -449,6 +469,7 @@ impl User {
     }
 
     async fn products(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Product>> {
+        self.unrestricted()?;
         let found = loader(ctx)?.load_one(ProductsOf(self.user.id)).await?;
         Ok(found
             .unwrap_or_default()
@@ -458,6 +479,7 @@ impl User {
     }
 
     async fn practices(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Practice>> {
+        self.unrestricted()?;
         let found = loader(ctx)?.load_one(PracticesOf(self.user.id)).await?;
         Ok(found
             .unwrap_or_default()
@@ -478,9 +500,9 @@ impl User {
     async fn sessions(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Session>> {
         let current = ctx
             .data::<super::RequestContext>()?
-            .actor
+            .caller
             .as_ref()
-            .map(|a| a.session_id);
+            .map(crate::app::Caller::session_id);
         let sessions = app(ctx)?
             .sessions_of(self.viewer(ctx)?, &self.user)
             .await
@@ -499,6 +521,7 @@ impl User {
     }
 
     async fn organization(&self, ctx: &Context<'_>) -> async_graphql::Result<Organization> {
+        self.unrestricted()?;
         let org = loader(ctx)?.load_one(OrgById(self.user.org_id)).await?;
         org.map(Organization)
             .ok_or_else(|| async_graphql::Error::new("organization not found"))

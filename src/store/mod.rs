@@ -38,6 +38,9 @@ pub enum StoreError {
     /// A conditional change found the data no longer in the expected state.
     #[error("conflict: {0}")]
     Conflict(String),
+    /// The acting user may no longer do this (locked, inactivated or demoted meanwhile).
+    #[error("no longer allowed")]
+    Forbidden,
     /// The change would leave the organization without an active owner.
     #[error("the last active owner")]
     LastOwner,
@@ -151,6 +154,36 @@ pub struct NewSession {
     pub expires_at: Timestamp,
     pub user_agent: Option<String>,
     pub ip: Option<String>,
+    /// What the sign-in verified; the session starts only if it still holds.
+    pub guard: Option<SignInGuard>,
+}
+
+/// The state a sign-in verified against: the session starts only if the password is still
+/// the one checked (no change meanwhile) and no lock began meanwhile (except the
+/// provisional lock this very check set, which its success ends).
+#[derive(Debug, Clone)]
+pub struct SignInGuard {
+    pub verified_hash: String,
+    pub check_lock: Option<Timestamp>,
+    /// A stronger hash of the same password, written only over the verified one.
+    pub rehash: Option<String>,
+}
+
+/// One claimed check of a user's secret (see `IdentityStore::claim_secret_check`).
+#[derive(Debug, Clone)]
+pub struct SecretCheck {
+    pub password_hash: Option<String>,
+    /// The lock this check started provisionally, being the threshold-th in a row.
+    pub check_lock: Option<Timestamp>,
+}
+
+/// A wrong secret, to record.
+#[derive(Debug, Clone)]
+pub struct FailedCheck {
+    pub user_id: UserId,
+    pub check_lock: Option<Timestamp>,
+    pub audit: AuditEntry,
+    pub lock: LockNotice,
 }
 
 /// A live session and its user, found by token.
@@ -183,6 +216,10 @@ pub trait Store:
     /// Keeps the database's files in bounds; run periodically (SQLite: a write-ahead log
     /// grown large under constant use is checkpointed and truncated).
     async fn compact(&self) -> StoreResult<()>;
+
+    /// Notified when a job was written to the outbox (by this process; on PostgreSQL by
+    /// any process, through LISTEN/NOTIFY), so that the relay need not poll.
+    fn outbox_signal(&self) -> Arc<tokio::sync::Notify>;
 }
 
 /// Organizations, practices, license pools and users.
@@ -246,6 +283,14 @@ pub trait IdentityStore: Send + Sync {
         idle: Duration,
     ) -> StoreResult<Option<SessionUser>>;
     async fn end_session(&self, id: SessionId, audit: AuditEntry) -> StoreResult<()>;
+    /// Which of these sessions are live (not ended, expired or idle, user ACTIVE), without
+    /// marking them seen.
+    async fn live_sessions(
+        &self,
+        ids: &[SessionId],
+        now: Timestamp,
+        idle: Duration,
+    ) -> StoreResult<Vec<SessionId>>;
 
     /// Voids the user's open setup tokens and stores a new one, with its audit event, if
     /// the account may receive it (an invitation needs INVITED; a reset INVITED or ACTIVE).
@@ -263,12 +308,32 @@ pub trait IdentityStore: Send + Sync {
     async fn user_by_username_or_email(&self, text: &str) -> StoreResult<Option<User>>;
     /// Any user by ID, for flows authenticated by an emailed token rather than a session.
     async fn user_by_id(&self, id: UserId) -> StoreResult<Option<User>>;
-    /// Replaces a password hash after a successful sign-in (stronger parameters).
-    async fn update_password_hash(&self, user_id: UserId, hash: &str) -> StoreResult<()>;
-    /// Counts a failed sign-in; at `threshold` consecutive failures the account locks until
-    /// `lock_until`, and `lock.audit` and `lock.email` are recorded with it. Returns whether
-    /// this failure started a lock.
-    async fn login_failed(&self, failure: FailedLogin) -> StoreResult<bool>;
+    /// Decides, in one statement, that the ACTIVE user is not locked and counts this check
+    /// of their secret as a failure until it is proven right; the threshold-th check in a
+    /// row locks the account until `lock_until` at once (Keycloak's brute-force detector
+    /// decides before verifying, likewise). `None`: locked or not active; nothing may be
+    /// verified. However many checks arrive at once, at most `threshold` are verified.
+    async fn claim_secret_check(
+        &self,
+        user_id: UserId,
+        now: Timestamp,
+        threshold: i32,
+        lock_until: Timestamp,
+    ) -> StoreResult<Option<SecretCheck>>;
+    /// Records a wrong secret; when its check started the lock (and it still stands), the
+    /// lock's audit event and email with it. Returns whether the lock started.
+    async fn secret_check_failed(&self, failure: FailedCheck) -> StoreResult<bool>;
+    /// A right secret: the count starts over and the check's own lock ends, unless other
+    /// checks locked the account meanwhile (then `false`, and the lock stands).
+    async fn secret_check_passed(
+        &self,
+        user_id: UserId,
+        check_lock: Option<Timestamp>,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
+    /// Counts a security answer given with a setup link; `false` when the link is used,
+    /// voided, or has had `threshold` answers checked already.
+    async fn claim_answer_attempt(&self, token_id: i64, threshold: i32) -> StoreResult<bool>;
     /// Sets a password (and whether it must be changed at next sign-in), ends every
     /// session of the user, clears any lock, with the audit event and email.
     async fn set_password(&self, change: PasswordChange) -> StoreResult<User>;
@@ -416,6 +481,8 @@ pub struct NewRequest {
     pub permission_change: Option<PermissionChange>,
     pub products: Vec<Product>,
     pub terms_accepted: bool,
+    /// The requester is an owner (their filing is their approval).
+    pub filed_by_owner: bool,
     pub at: Timestamp,
     pub expires_at: Timestamp,
     pub idempotency_key: Option<String>,
@@ -455,6 +522,9 @@ pub struct Transition {
     pub note: Option<String>,
     pub failure_reason: Option<String>,
     pub decision: Option<NewDecision>,
+    /// A person's decision: it stands only if they are still an active, unlocked owner
+    /// (else `StoreError::Forbidden`).
+    pub approver_must_be_owner: Option<UserId>,
     /// Who was asked to decide (PENDING_APPROVAL).
     pub approvers: Vec<UserId>,
     /// `request.<status>`, its request filled in.
@@ -551,14 +621,21 @@ impl UserPage {
 /// Totals of users searches, each good for one version of its organization's directory
 /// (moved on by the database whenever a user or their practices change).
 #[derive(Debug, Default)]
-pub struct SearchTotals(std::sync::Mutex<HashMap<(OrgId, String), (i64, i64)>>);
+pub struct SearchTotals(std::sync::Mutex<HashMap<(OrgId, SearchKey), (i64, i64)>>);
+
+/// A search's filter, hashed: what is remembered per search stays the same small size
+/// however long the filter's text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SearchKey([u8; 32]);
 
 impl SearchTotals {
-    /// Remembered searches; past this, the oldest knowledge is dropped all at once.
+    /// Remembered searches (about 80 bytes each); past this, the oldest knowledge is
+    /// dropped all at once.
     const CAPACITY: usize = 10_000;
 
     /// What identifies a search's matches: its filter, not its page.
-    pub fn key(search: &UserSearch) -> String {
+    pub fn key(search: &UserSearch) -> SearchKey {
+        use sha2::Digest as _;
         let filter = UserSearch {
             after: None,
             limit: 0,
@@ -566,21 +643,21 @@ impl SearchTotals {
             now: Timestamp::default(),
             ..search.clone()
         };
-        format!("{filter:?}")
+        SearchKey(sha2::Sha256::digest(format!("{filter:?}").as_bytes()).into())
     }
 
-    pub fn get(&self, org: OrgId, key: &str, version: i64) -> Option<i64> {
+    pub fn get(&self, org: OrgId, key: &SearchKey, version: i64) -> Option<i64> {
         let totals = self
             .0
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         totals
-            .get(&(org, key.to_owned()))
+            .get(&(org, *key))
             .filter(|(at, _)| *at == version)
             .map(|(_, total)| *total)
     }
 
-    pub fn put(&self, org: OrgId, key: String, version: i64, total: i64) {
+    pub fn put(&self, org: OrgId, key: SearchKey, version: i64, total: i64) {
         let mut totals = self
             .0
             .lock()
@@ -631,17 +708,6 @@ pub struct AuditQuery {
     pub with_total: bool,
 }
 
-/// A failed sign-in to count.
-#[derive(Debug, Clone)]
-pub struct FailedLogin {
-    pub user_id: UserId,
-    pub at: Timestamp,
-    pub threshold: i32,
-    pub lock_until: Timestamp,
-    pub audit: AuditEntry,
-    pub lock: LockNotice,
-}
-
 /// What is recorded when a lock starts.
 #[derive(Debug, Clone)]
 pub struct LockNotice {
@@ -652,6 +718,8 @@ pub struct LockNotice {
 #[derive(Debug, Clone)]
 pub struct PasswordChange {
     pub user_id: UserId,
+    /// Set only if the password is still this one (the one the caller proved).
+    pub replaces: Option<String>,
     pub hash: String,
     pub change_required: bool,
     pub audit: AuditEntry,

@@ -6,12 +6,19 @@ use anyhow::Context as _;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres};
 use std::str::FromStr;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
+use tokio::sync::Notify;
 
 pub struct PostgresStore {
     totals: super::SearchTotals,
     pool: PgPool,
+    outbox: Arc<Notify>,
+    listening: OnceLock<()>,
 }
+
+/// The channel a trigger on `job_outbox` notifies at each commit that wrote jobs.
+const OUTBOX_CHANNEL: &str = "gatehouse_outbox";
 
 impl PostgresStore {
     pub async fn connect(url: &str, migrate: bool) -> anyhow::Result<Self> {
@@ -36,6 +43,8 @@ impl PostgresStore {
         let store = Self {
             pool,
             totals: Default::default(),
+            outbox: Arc::new(Notify::new()),
+            listening: OnceLock::new(),
         };
         if migrate {
             use super::DirectoryStore as _;
@@ -47,6 +56,14 @@ impl PostgresStore {
         Ok(store)
     }
 
+    /// Listens (from the first call on) for jobs written by any process.
+    fn outbox_signal_impl(&self) -> Arc<Notify> {
+        self.listening.get_or_init(|| {
+            tokio::spawn(listen(self.pool.clone(), Arc::downgrade(&self.outbox)));
+        });
+        self.outbox.clone()
+    }
+
     async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Postgres>, sqlx::Error> {
         self.pool.begin().await
     }
@@ -54,6 +71,42 @@ impl PostgresStore {
     /// PostgreSQL keeps its own files in bounds (autovacuum, checkpoints).
     async fn compact_files(&self) -> super::StoreResult<()> {
         Ok(())
+    }
+}
+
+/// Relays LISTEN/NOTIFY to the in-process signal, reconnecting after a lost connection
+/// (and then waking the relay once, for whatever was written meanwhile).
+async fn listen(pool: PgPool, signal: std::sync::Weak<Notify>) {
+    loop {
+        let listener = async {
+            let mut listener = sqlx::postgres::PgListener::connect_with(&pool).await?;
+            listener.listen(OUTBOX_CHANNEL).await?;
+            Ok::<_, sqlx::Error>(listener)
+        };
+        match listener.await {
+            Ok(mut listener) => {
+                if let Some(signal) = signal.upgrade() {
+                    signal.notify_one();
+                }
+                loop {
+                    match listener.recv().await {
+                        Ok(_) => match signal.upgrade() {
+                            Some(signal) => signal.notify_one(),
+                            None => return,
+                        },
+                        Err(err) => {
+                            tracing::warn!(error = %err, "outbox notifications interrupted; reconnecting");
+                            break;
+                        }
+                    }
+                }
+            }
+            Err(err) => tracing::warn!(error = %err, "cannot listen for outbox notifications"),
+        }
+        if signal.strong_count() == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 

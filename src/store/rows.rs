@@ -199,7 +199,7 @@ macro_rules! request_columns {
     () => {
         "r.id, r.org_id, r.kind, r.status, r.requested_by, r.subject_id, r.justification, \
          r.product, r.user_kind, r.quantity, r.grant_permissions, r.revoke_permissions, \
-         r.new_role, r.products, r.terms_accepted, r.failure_reason, r.created_at, \
+         r.new_role, r.products, r.terms_accepted, r.filed_by_owner, r.failure_reason, r.created_at, \
          r.expires_at, r.reminded_at, r.decided_at, r.applied_at"
     };
 }
@@ -222,6 +222,7 @@ pub(super) struct RequestRow {
     new_role: Option<String>,
     products: Option<String>,
     terms_accepted: bool,
+    filed_by_owner: bool,
     failure_reason: Option<String>,
     created_at: Timestamp,
     expires_at: Timestamp,
@@ -281,6 +282,7 @@ impl TryFrom<RequestRow> for AccountRequest {
             permission_change,
             products: parse_names(r.products.as_deref())?,
             terms_accepted: r.terms_accepted,
+            filed_by_owner: r.filed_by_owner,
             failure_reason: r.failure_reason,
             created_at: r.created_at,
             expires_at: r.expires_at,

@@ -3,10 +3,14 @@
 use super::sql::store_impl;
 use super::{Backend, migrations};
 use anyhow::Context as _;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqliteOperation, SqlitePoolOptions, SqliteSynchronous,
+};
 use sqlx::{Sqlite, SqlitePool};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::Notify;
 
 /// Write-ahead log size past which it is checkpointed in full and truncated.
 const WAL_LIMIT_BYTES: i64 = 64 * 1024 * 1024;
@@ -14,6 +18,7 @@ const WAL_LIMIT_BYTES: i64 = 64 * 1024 * 1024;
 pub struct SqliteStore {
     totals: super::SearchTotals,
     pool: SqlitePool,
+    outbox: Arc<Notify>,
 }
 
 impl SqliteStore {
@@ -40,7 +45,26 @@ impl SqliteStore {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("cannot create the database folder {}", dir.display()))?;
         }
+        let outbox = Arc::new(Notify::new());
+        let signal = outbox.clone();
         let pool = SqlitePoolOptions::new()
+            // A job written to the outbox wakes the relay. The hook runs inside the
+            // writing transaction, which holds the write lock, so the relay's claim (a
+            // write) waits for its commit and then sees the job.
+            .after_connect(move |conn, _| {
+                let signal = signal.clone();
+                Box::pin(async move {
+                    let mut handle = conn.lock_handle().await?;
+                    handle.set_update_hook(move |change| {
+                        if change.table == "job_outbox"
+                            && matches!(change.operation, SqliteOperation::Insert)
+                        {
+                            signal.notify_one();
+                        }
+                    });
+                    Ok(())
+                })
+            })
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options)
@@ -55,6 +79,7 @@ impl SqliteStore {
         let store = Self {
             pool,
             totals: Default::default(),
+            outbox,
         };
         if migrate {
             use super::DirectoryStore as _;
@@ -64,6 +89,10 @@ impl SqliteStore {
                 .context("cannot index users for search")?;
         }
         Ok(store)
+    }
+
+    fn outbox_signal_impl(&self) -> Arc<Notify> {
+        self.outbox.clone()
     }
 
     /// Write transactions take the database's write lock up front, so that two writers

@@ -332,6 +332,9 @@ async fn worker_killed_mid_job_runs_it_again_and_sends_once() {
             format!("sqlite://{}", dir.path().join("queue.db").display()),
         ),
         ("GATEHOUSE_SMTP_URL", smtp.url()),
+        // A dead worker's jobs are taken over after two missed heartbeats (60 s at the
+        // default); this test is about the takeover, not its timing.
+        ("GATEHOUSE_WORKER_HEARTBEAT", "1s".into()),
     ];
     let app = gatehouse::build_app(test_config(&db, &[])).await.unwrap();
     let mut first = spawn_gatehouse(&db, &["worker"], &env);

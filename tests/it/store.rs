@@ -404,6 +404,7 @@ async fn sessions_are_found_by_token_until_ended(db: TestDb) {
         expires_at: at + chrono::TimeDelta::hours(12),
         user_agent: Some("test".into()),
         ip: Some("192.0.2.1".into()),
+        guard: None,
     };
     let id = app
         .store
@@ -485,6 +486,7 @@ async fn pending_request(
         permission_change: None,
         products: vec![],
         terms_accepted: false,
+        filed_by_owner: false,
         at,
         expires_at: at + chrono::TimeDelta::days(14),
         idempotency_key: None,
@@ -506,6 +508,7 @@ async fn pending_request(
             note: None,
             failure_reason: None,
             decision: None,
+            approver_must_be_owner: None,
             approvers: vec![],
             audit,
             jobs: vec![],
@@ -556,6 +559,7 @@ async fn twenty_simultaneous_decisions_record_exactly_one(db: TestDb) {
                         comment: None,
                         terms_accepted: true,
                     }),
+                    approver_must_be_owner: Some(owner.id),
                     approvers: vec![],
                     audit,
                     jobs: vec![],

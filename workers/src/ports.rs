@@ -32,6 +32,9 @@ pub trait Ports: Send + Sync + 'static {
     async fn relay_failed(&self, id: i64, error: &str, retry_in: Duration)
     -> Result<(), PortError>;
 
+    /// Notified when jobs were written to the outbox, so that the relay need not poll.
+    fn outbox_signal(&self) -> std::sync::Arc<tokio::sync::Notify>;
+
     /// Mints a new setup token for the user (voiding older ones) and returns the email
     /// to send, or `None` when the account may no longer receive one.
     async fn setup_email(

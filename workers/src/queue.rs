@@ -4,8 +4,13 @@ use crate::job::Envelope;
 use apalis::prelude::{TaskBuilder, TaskSink};
 use apalis_redis::{ConnectionManager, RedisStorage};
 use apalis_sqlite::SqliteStorage;
+use futures_channel::mpsc;
+use futures_util::{Stream, StreamExt as _};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+use std::pin::Pin;
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 /// The queue every Gatehouse job goes through.
@@ -20,8 +25,60 @@ pub struct QueueError(pub String);
 
 #[derive(Clone)]
 pub enum Queue {
-    Sqlite(SqliteStorage<Envelope>),
-    Redis(RedisStorage<Envelope>),
+    Sqlite(SqliteStorage<Envelope>, Wakers),
+    Redis(RedisStorage<Envelope>, Wakers),
+}
+
+/// How often an idle worker looks for due jobs that nobody woke it for (a retry's
+/// scheduled time coming round, a job pushed by another process).
+pub const SAFETY_POLL: Duration = Duration::from_secs(5);
+
+/// The workers of this process waiting for jobs; every push wakes them, so that a job
+/// starts at once instead of at the worker's next poll.
+#[derive(Clone, Default)]
+pub struct Wakers(Arc<Mutex<Vec<mpsc::Sender<()>>>>);
+
+impl Wakers {
+    /// A new stream of wake-ups for one worker: one per push (coalesced while it is
+    /// busy), and one every [`SAFETY_POLL`].
+    pub fn subscribe(&self) -> Wakeups {
+        let (sender, receiver) = mpsc::channel(1);
+        self.lock().push(sender);
+        let mut tick = tokio::time::interval(SAFETY_POLL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Wakeups { receiver, tick }
+    }
+
+    fn wake(&self) {
+        // A full channel already holds a wake-up; a closed one belongs to a stopped worker.
+        self.lock().retain_mut(|sender| match sender.try_send(()) {
+            Ok(()) => true,
+            Err(err) => err.is_full(),
+        });
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<mpsc::Sender<()>>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Wake-ups of one worker, as the poll strategy of its backend.
+pub struct Wakeups {
+    receiver: mpsc::Receiver<()>,
+    tick: tokio::time::Interval,
+}
+
+impl Stream for Wakeups {
+    type Item = ();
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<()>> {
+        if let Poll::Ready(Some(())) = self.receiver.poll_next_unpin(cx) {
+            return Poll::Ready(Some(()));
+        }
+        self.tick.poll_tick(cx).map(|_| Some(()))
+    }
 }
 
 impl Queue {
@@ -52,7 +109,10 @@ impl Queue {
             let config = apalis_sqlite::Config::default()
                 .queue(QUEUE_NAME)
                 .heartbeat_interval(heartbeat);
-            Ok(Queue::Sqlite(SqliteStorage::new(&pool).with_config(config)))
+            Ok(Queue::Sqlite(
+                SqliteStorage::new(&pool).with_config(config),
+                Wakers::default(),
+            ))
         } else {
             let conn = tokio::time::timeout(CALL_TIMEOUT, apalis_redis::connect(url))
                 .await
@@ -61,7 +121,10 @@ impl Queue {
             let config = apalis_redis::Config::default()
                 .queue(QUEUE_NAME)
                 .heartbeat_interval(heartbeat);
-            Ok(Queue::Redis(RedisStorage::new(conn).with_config(config)))
+            Ok(Queue::Redis(
+                RedisStorage::new(conn).with_config(config),
+                Wakers::default(),
+            ))
         }
     }
 
@@ -77,14 +140,14 @@ impl Queue {
         }
         let task = task.build();
         let pushed = match self {
-            Queue::Sqlite(storage) => {
+            Queue::Sqlite(storage, _) => {
                 let mut storage = storage.clone();
                 tokio::time::timeout(CALL_TIMEOUT, async move {
                     storage.push_task(task).await.map_err(|e| e.to_string())
                 })
                 .await
             }
-            Queue::Redis(storage) => {
+            Queue::Redis(storage, _) => {
                 let mut storage = storage.clone();
                 tokio::time::timeout(CALL_TIMEOUT, async move {
                     storage.push_task(task).await.map_err(|e| e.to_string())
@@ -93,16 +156,26 @@ impl Queue {
             }
         };
         match pushed {
-            Ok(Ok(())) => Ok(()),
+            Ok(Ok(())) => {
+                self.wakers().wake();
+                Ok(())
+            }
             Ok(Err(e)) => Err(QueueError(format!("the queue refused the job: {e}"))),
             Err(_) => Err(QueueError("the queue did not answer in time".into())),
+        }
+    }
+
+    /// The workers of this process that pushes wake.
+    pub fn wakers(&self) -> &Wakers {
+        match self {
+            Queue::Sqlite(_, wakers) | Queue::Redis(_, wakers) => wakers,
         }
     }
 
     /// Whether the queue backend answers.
     pub async fn ping(&self) -> Result<(), QueueError> {
         let answered = match self {
-            Queue::Sqlite(storage) => {
+            Queue::Sqlite(storage, _) => {
                 let pool = storage.pool().clone();
                 tokio::time::timeout(CALL_TIMEOUT, async move {
                     sqlx::query("SELECT 1")
@@ -113,7 +186,7 @@ impl Queue {
                 })
                 .await
             }
-            Queue::Redis(storage) => {
+            Queue::Redis(storage, _) => {
                 let mut conn: ConnectionManager = storage.clone().get_connection().clone();
                 tokio::time::timeout(CALL_TIMEOUT, async move {
                     redis::cmd("PING")

@@ -8,6 +8,7 @@ use crate::metrics::JobMetrics;
 use crate::ports::{PortError, Ports, Recipient};
 use crate::queue::Queue;
 use crate::templates::Email;
+use apalis::prelude::BackendExt as _;
 use apalis::prelude::{BoxDynError, Data, Monitor, WorkerBuilder, WorkerBuilderExt};
 use std::future::Future;
 use std::sync::Arc;
@@ -95,21 +96,21 @@ impl Workers {
                 true
             });
         let monitor = match this.queue.clone() {
-            Queue::Sqlite(storage) => {
+            Queue::Sqlite(storage, wakers) => {
                 let this = this.clone();
                 monitor.register(move |_| {
                     WorkerBuilder::new(name.clone())
-                        .backend(storage.clone())
+                        .backend(storage.clone().poll_with_stream(wakers.subscribe()))
                         .concurrency(concurrency)
                         .data(this.clone())
                         .build(handle)
                 })
             }
-            Queue::Redis(storage) => {
+            Queue::Redis(storage, wakers) => {
                 let this = this.clone();
                 monitor.register(move |_| {
                     WorkerBuilder::new(name.clone())
-                        .backend(storage.clone())
+                        .backend(storage.clone().poll_with_stream(wakers.subscribe()))
                         .concurrency(concurrency)
                         .data(this.clone())
                         .build(handle)
@@ -123,23 +124,42 @@ impl Workers {
         result.map_err(Into::into)
     }
 
-    /// Moves jobs from the outbox to the queue. A job pushed but not marked (a crash in
-    /// between) is pushed again later: harmless, since jobs act once.
+    /// Moves jobs from the outbox to the queue, woken by every commit that writes one
+    /// (polling every `relay_interval` only as the safety net). A job pushed but not
+    /// marked (a crash in between) is pushed again later: harmless, since jobs act once.
     async fn relay_loop(self: Arc<Self>, mut stopped: watch::Receiver<bool>) {
-        const LEASE: Duration = Duration::from_secs(10);
+        // A claimed batch is leased for longer than pushing all of it could take (each
+        // push gives up after the queue's call timeout), and pushing stops before the
+        // lease would run out, so no other relay takes a job this one is still pushing.
+        const BATCH: usize = 100;
+        const LEASE: Duration = Duration::from_secs(120);
+        const PUSH_BUDGET: Duration = Duration::from_secs(100);
+        let signal = self.ports.outbox_signal();
+        let mut full_batch = false;
         loop {
-            tokio::select! {
-                _ = stopped.changed() => return,
-                () = tokio::time::sleep(self.settings.relay_interval) => {}
+            if !full_batch {
+                tokio::select! {
+                    _ = stopped.changed() => return,
+                    () = tokio::time::sleep(self.settings.relay_interval) => {}
+                    () = signal.notified() => {}
+                }
             }
-            let items = match self.ports.claim_outbox(100, LEASE).await {
+            let items = match self.ports.claim_outbox(BATCH as i64, LEASE).await {
                 Ok(items) => items,
                 Err(err) => {
                     tracing::warn!(error = %err, "cannot read the outbox");
+                    full_batch = false;
                     continue;
                 }
             };
+            full_batch = items.len() == BATCH;
+            let started = std::time::Instant::now();
             for item in items {
+                if started.elapsed() > PUSH_BUDGET {
+                    // The rest are pushed once their lease runs out.
+                    full_batch = false;
+                    break;
+                }
                 let kind = item.job.kind();
                 match self
                     .queue
@@ -153,6 +173,7 @@ impl Workers {
                         }
                     }
                     Err(err) => {
+                        full_batch = false;
                         tracing::warn!(outbox_id = item.id, error = %err, "queue unavailable; will retry");
                         let _ = self
                             .ports

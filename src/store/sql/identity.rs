@@ -22,6 +22,32 @@ macro_rules! identity_impl {
 
             async fn start_session(&self, session: NewSession, audit: AuditEntry) -> StoreResult<SessionId> {
                 let mut tx = self.begin_write().await?;
+                let user_updated = match &session.guard {
+                    Some(guard) => sqlx::query(
+                        "UPDATE users SET failed_logins = 0, locked_until = NULL, last_login_at = $2, \
+                         password_hash = $5 WHERE id = $1 AND status = 'ACTIVE' AND password_hash = $3 \
+                         AND (locked_until IS NULL OR locked_until <= $2 OR locked_until = $4)",
+                    )
+                    .bind(session.user_id.0)
+                    .bind(session.created_at)
+                    .bind(&guard.verified_hash)
+                    .bind(guard.check_lock)
+                    .bind(guard.rehash.as_ref().unwrap_or(&guard.verified_hash)),
+                    None => sqlx::query(
+                        "UPDATE users SET failed_logins = 0, locked_until = NULL, last_login_at = $2 \
+                         WHERE id = $1",
+                    )
+                    .bind(session.user_id.0)
+                    .bind(session.created_at),
+                }
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if user_updated == 0 {
+                    return Err(StoreError::Conflict(
+                        "the password changed or the account locked meanwhile".into(),
+                    ));
+                }
                 let id: i64 = sqlx::query_scalar(
                     "INSERT INTO sessions (user_id, token_hash, created_at, last_seen_at, expires_at, \
                      user_agent, ip) VALUES ($1, $2, $3, $3, $4, $5, $6) RETURNING id",
@@ -34,17 +60,88 @@ macro_rules! identity_impl {
                 .bind(session.ip.as_deref())
                 .fetch_one(&mut *tx)
                 .await?;
-                sqlx::query(
-                    "UPDATE users SET failed_logins = 0, locked_until = NULL, last_login_at = $2 \
-                     WHERE id = $1",
-                )
-                .bind(session.user_id.0)
-                .bind(session.created_at)
-                .execute(&mut *tx)
-                .await?;
                 Self::append_audit_in(&mut tx, &audit).await?;
                 tx.commit().await?;
                 Ok(SessionId(id))
+            }
+
+            async fn claim_secret_check(
+                &self,
+                user_id: UserId,
+                now: Timestamp,
+                threshold: i32,
+                lock_until: Timestamp,
+            ) -> StoreResult<Option<$crate::store::SecretCheck>> {
+                // A lock that has run out no longer counts: the count starts over.
+                let row: Option<(Option<String>, Option<Timestamp>)> = sqlx::query_as(
+                    "UPDATE users SET \
+                       failed_logins = CASE WHEN locked_until IS NULL THEN failed_logins + 1 ELSE 1 END, \
+                       locked_until = CASE WHEN \
+                         (CASE WHEN locked_until IS NULL THEN failed_logins + 1 ELSE 1 END) >= $3 \
+                         THEN $4 ELSE NULL END \
+                     WHERE id = $1 AND status = 'ACTIVE' AND (locked_until IS NULL OR locked_until <= $2) \
+                     RETURNING password_hash, locked_until",
+                )
+                .bind(user_id.0)
+                .bind(now)
+                .bind(threshold)
+                .bind(lock_until)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(row.map(|(password_hash, check_lock)| $crate::store::SecretCheck { password_hash, check_lock }))
+            }
+
+            async fn secret_check_failed(&self, failure: $crate::store::FailedCheck) -> StoreResult<bool> {
+                let mut tx = self.begin_write().await?;
+                Self::append_audit_in(&mut tx, &failure.audit).await?;
+                let mut locked = false;
+                if let Some(lock) = failure.check_lock {
+                    // Unless an admin unlocked the account meanwhile.
+                    locked = sqlx::query_scalar::<_, i64>("SELECT id FROM users WHERE id = $1 AND locked_until = $2")
+                        .bind(failure.user_id.0)
+                        .bind(lock)
+                        .fetch_optional(&mut *tx)
+                        .await?
+                        .is_some();
+                }
+                if locked {
+                    Self::append_audit_in(&mut tx, &failure.lock.audit).await?;
+                    Self::enqueue_in(&mut tx, &failure.lock.email, failure.audit.at).await?;
+                }
+                tx.commit().await?;
+                Ok(locked)
+            }
+
+            async fn secret_check_passed(
+                &self,
+                user_id: UserId,
+                check_lock: Option<Timestamp>,
+                now: Timestamp,
+            ) -> StoreResult<bool> {
+                let updated = sqlx::query(
+                    "UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = $1 \
+                     AND (locked_until IS NULL OR locked_until <= $2 OR locked_until = $3)",
+                )
+                .bind(user_id.0)
+                .bind(now)
+                .bind(check_lock)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+                Ok(updated > 0)
+            }
+
+            async fn claim_answer_attempt(&self, token_id: i64, threshold: i32) -> StoreResult<bool> {
+                let updated = sqlx::query(
+                    "UPDATE setup_tokens SET failed_answers = failed_answers + 1 \
+                     WHERE id = $1 AND failed_answers < $2 AND used_at IS NULL AND voided_at IS NULL",
+                )
+                .bind(token_id)
+                .bind(threshold)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+                Ok(updated > 0)
             }
 
             async fn session_by_token(
@@ -75,6 +172,31 @@ macro_rules! identity_impl {
                         .await?;
                 }
                 Ok(Some(SessionUser { session_id: SessionId(row.session_id), user: row.user.try_into()? }))
+            }
+
+            async fn live_sessions(
+                &self,
+                ids: &[SessionId],
+                now: Timestamp,
+                idle: std::time::Duration,
+            ) -> StoreResult<Vec<SessionId>> {
+                if ids.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let idle = chrono::TimeDelta::from_std(idle).unwrap_or(chrono::TimeDelta::MAX);
+                let idle_cutoff = now.checked_sub_signed(idle).unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
+                let mut b = sqlx::QueryBuilder::<Db>::new(
+                    "SELECT s.id FROM sessions s JOIN users u ON u.id = s.user_id \
+                     WHERE s.ended_at IS NULL AND u.status = 'ACTIVE' AND s.expires_at > ",
+                );
+                b.push_bind(now).push(" AND s.last_seen_at > ").push_bind(idle_cutoff).push(" AND s.id IN (");
+                let mut list = b.separated(", ");
+                for id in ids {
+                    list.push_bind(id.0);
+                }
+                b.push(")");
+                let live: Vec<i64> = b.build_query_scalar().fetch_all(&self.pool).await?;
+                Ok(live.into_iter().map(SessionId).collect())
             }
 
             async fn end_session(&self, id: SessionId, audit: AuditEntry) -> StoreResult<()> {
@@ -182,56 +304,26 @@ macro_rules! identity_impl {
                 row.map(User::try_from).transpose()
             }
 
-            async fn update_password_hash(&self, user_id: UserId, hash: &str) -> StoreResult<()> {
-                sqlx::query("UPDATE users SET password_hash = $2 WHERE id = $1")
-                    .bind(user_id.0)
-                    .bind(hash)
-                    .execute(&self.pool)
-                    .await?;
-                Ok(())
-            }
-
-            async fn login_failed(&self, failure: $crate::store::FailedLogin) -> StoreResult<bool> {
-                let mut tx = self.begin_write().await?;
-                // A lock that has run out no longer counts: the count starts over.
-                let (count, locked_until): (i32, Option<Timestamp>) = sqlx::query_as(
-                    "UPDATE users SET \
-                       failed_logins = CASE WHEN locked_until IS NOT NULL AND locked_until <= $2 THEN 1 ELSE failed_logins + 1 END, \
-                       locked_until = CASE WHEN locked_until IS NOT NULL AND locked_until <= $2 THEN NULL ELSE locked_until END \
-                     WHERE id = $1 RETURNING failed_logins, locked_until",
-                )
-                .bind(failure.user_id.0)
-                .bind(failure.at)
-                .fetch_one(&mut *tx)
-                .await?;
-                Self::append_audit_in(&mut tx, &failure.audit).await?;
-                let locks_now = count >= failure.threshold && locked_until.is_none();
-                if locks_now {
-                    sqlx::query("UPDATE users SET locked_until = $2 WHERE id = $1")
-                        .bind(failure.user_id.0)
-                        .bind(failure.lock_until)
-                        .execute(&mut *tx)
-                        .await?;
-                    Self::append_audit_in(&mut tx, &failure.lock.audit).await?;
-                    Self::enqueue_in(&mut tx, &failure.lock.email, failure.at).await?;
-                }
-                tx.commit().await?;
-                Ok(locks_now)
-            }
-
             async fn set_password(&self, change: $crate::store::PasswordChange) -> StoreResult<User> {
                 let mut tx = self.begin_write().await?;
                 let at = change.audit.at;
-                sqlx::query(
+                // With `replaces`, only over the password the caller proved (decided in the
+                // write itself, so a concurrent change cannot slip in between).
+                let updated = sqlx::query(
                     "UPDATE users SET password_hash = $2, password_change_required = $3, failed_logins = 0, \
-                     locked_until = NULL, updated_at = $4 WHERE id = $1",
+                     locked_until = NULL, updated_at = $4 WHERE id = $1 AND ($5 IS NULL OR password_hash = $5)",
                 )
                 .bind(change.user_id.0)
                 .bind(&change.hash)
                 .bind(change.change_required)
                 .bind(at)
+                .bind(change.replaces.as_deref())
                 .execute(&mut *tx)
-                .await?;
+                .await?
+                .rows_affected();
+                if updated == 0 {
+                    return Err(StoreError::Conflict("the password changed meanwhile".into()));
+                }
                 Self::end_sessions_in(&mut tx, change.user_id, at).await?;
                 Self::append_audit_in(&mut tx, &change.audit).await?;
                 if let Some(email) = &change.email {

@@ -509,6 +509,10 @@ macro_rules! store_impl {
                 self.compact_files().await
             }
 
+            fn outbox_signal(&self) -> std::sync::Arc<tokio::sync::Notify> {
+                self.outbox_signal_impl()
+            }
+
         }
 
         mod directory_sql {

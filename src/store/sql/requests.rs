@@ -292,8 +292,8 @@ macro_rules! requests_impl {
                 let id: i64 = sqlx::query_scalar(
                     "INSERT INTO requests (org_id, kind, status, requested_by, subject_id, justification, \
                      product, user_kind, quantity, grant_permissions, revoke_permissions, new_role, \
-                     products, terms_accepted, created_at, expires_at, updated_at) \
-                     VALUES ($1, $2, 'SUBMITTED', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $14) \
+                     products, terms_accepted, created_at, expires_at, updated_at, filed_by_owner) \
+                     VALUES ($1, $2, 'SUBMITTED', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $14, $16) \
                      RETURNING id",
                 )
                 .bind(new.org_id.0)
@@ -311,6 +311,7 @@ macro_rules! requests_impl {
                 .bind(new.terms_accepted)
                 .bind(new.at)
                 .bind(new.expires_at)
+                .bind(new.filed_by_owner)
                 .fetch_one(&mut *tx)
                 .await?;
                 let id = RequestId(id);
@@ -453,6 +454,22 @@ macro_rules! requests_impl {
                 b.push(")");
                 if b.build().execute(&mut *tx).await?.rows_affected() == 0 {
                     return Err(StoreError::Conflict("The request has already moved on.".into()));
+                }
+                if let Some(approver) = t.approver_must_be_owner {
+                    // Decided in the write (a row lock on PostgreSQL): an owner locked,
+                    // inactivated or demoted meanwhile decides nothing.
+                    let still = sqlx::query(
+                        "UPDATE users SET role = role WHERE id = $1 AND role = 'OWNER' AND status = 'ACTIVE' \
+                         AND (locked_until IS NULL OR locked_until <= $2)",
+                    )
+                    .bind(approver.0)
+                    .bind(t.at)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                    if still == 0 {
+                        return Err(StoreError::Forbidden);
+                    }
                 }
                 if let Some(d) = &t.decision {
                     let inserted = sqlx::query(

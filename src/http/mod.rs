@@ -1,13 +1,12 @@
 //! The HTTP surface: `/graphql` (POST, and GET for GraphiQL), `/healthz`, `/readyz`, `/metrics`.
 
+mod socket;
+
 use crate::app::App;
 use crate::app::session::ClientInfo;
-use crate::graphql::loaders::request_loader;
-use crate::graphql::{GatehouseSchema, RequestContext, SessionToken, gql};
+use crate::graphql::{Endpoint, RequestContext, is_rejected};
 use crate::metrics::Metrics;
-use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
 use async_graphql::http::GraphiQLSource;
-use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
 use axum::body::Body;
 use axum::extract::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
@@ -17,24 +16,23 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use gatehouse_workers::Queue;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 #[derive(Clone)]
 struct AppState {
     app: App,
     queue: Queue,
-    schema: GatehouseSchema,
+    endpoint: Endpoint,
     metrics: Metrics,
 }
 
 /// The router with every route and layer.
 pub fn router(app: App, queue: Queue, metrics: Metrics) -> Router {
-    let schema = crate::graphql::schema(Some(app.clone()));
     let state = AppState {
+        endpoint: Endpoint::new(app.clone()),
         app,
         queue,
-        schema,
         metrics: metrics.clone(),
     };
     Router::new()
@@ -99,6 +97,33 @@ async fn render_metrics(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
+/// Subscriptions (and any other operation) over WebSocket: graphql-transport-ws, and the
+/// older graphql-ws.
+async fn graphql_ws(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let Some(protocol) = socket::protocol(&headers) else {
+        return (
+            StatusCode::BAD_REQUEST,
+            "Ask for the graphql-transport-ws (or graphql-ws) subprotocol.",
+        )
+            .into_response();
+    };
+    let client = client_info(&headers, peer, &state.app.config.trusted_proxies);
+    let limit = state.app.config.limits.max_body_bytes;
+    upgrade
+        .protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)
+        // A message larger than a request body would be closes the connection; small
+        // buffers keep an idle connection cheap.
+        .max_message_size(limit + 1024)
+        .max_frame_size(limit + 1024)
+        .write_buffer_size(8 * 1024)
+        .on_upgrade(move |ws| socket::serve(ws, state.endpoint, protocol, client))
+}
+
 async fn graphiql() -> Html<String> {
     Html(GraphiQLSource::build().endpoint("/graphql").finish())
 }
@@ -122,49 +147,37 @@ fn request_error(
         .into_response()
 }
 
-/// Subscriptions over WebSocket (graphql-transport-ws, and the older graphql-ws). The
-/// session token comes in the `connection_init` payload as `{"Authorization": "Bearer …"}`;
-/// without a valid one the connection is refused.
-async fn graphql_ws(
-    State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    protocol: GraphQLProtocol,
-    upgrade: WebSocketUpgrade,
-) -> Response {
-    let client = client_info(&headers, peer);
-    let app = state.app.clone();
-    upgrade
-        .protocols(ALL_WEBSOCKET_PROTOCOLS)
-        .on_upgrade(move |socket| {
-            GraphQLWebSocket::new(socket, state.schema, protocol)
-                .on_connection_init(move |payload| async move {
-                    let token = ["Authorization", "authorization"]
-                        .iter()
-                        .find_map(|key| payload.get(key).and_then(|v| v.as_str()))
-                        .and_then(|v| v.strip_prefix("Bearer "))
-                        .map(str::trim);
-                    let actor = match token {
-                        Some(token) => app.authenticate(token, &client).await.map_err(gql)?,
-                        None => None,
-                    };
-                    let actor = actor.ok_or_else(|| gql(crate::app::AppError::Unauthenticated))?;
-                    let mut data = async_graphql::Data::default();
-                    data.insert(SessionToken(token.unwrap_or_default().to_owned()));
-                    data.insert(RequestContext {
-                        actor: Some(actor),
-                        client,
-                    });
-                    data.insert(request_loader(app));
-                    Ok(data)
-                })
-                .serve()
-        })
+/// The client's address: the connection's peer, or, when the peer is a trusted proxy, the
+/// address that the nearest untrusted hop in X-Forwarded-For connected from (the entries
+/// to its left could be written by anyone).
+pub fn client_ip(headers: &HeaderMap, peer: SocketAddr, trusted: &[ipnet::IpNet]) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    let mut ip = peer.ip().to_canonical();
+    if !is_trusted(&ip) {
+        return ip;
+    }
+    let hops = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect::<Vec<_>>();
+    for hop in hops.iter().rev() {
+        let Ok(hop) = hop.parse::<IpAddr>() else {
+            break;
+        };
+        ip = hop.to_canonical();
+        if !is_trusted(&ip) {
+            break;
+        }
+    }
+    ip
 }
 
-fn client_info(headers: &HeaderMap, peer: SocketAddr) -> ClientInfo {
+pub fn client_info(headers: &HeaderMap, peer: SocketAddr, trusted: &[ipnet::IpNet]) -> ClientInfo {
     ClientInfo {
-        ip: Some(peer.ip().to_string()),
+        ip: Some(client_ip(headers, peer, trusted).to_string()),
         user_agent: headers
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
@@ -209,7 +222,19 @@ async fn graphql(
             );
         }
     };
-    let client = client_info(&headers, peer);
+    // Limits first: a refused document costs no database work.
+    let schema = match state.endpoint.admit(&request) {
+        Ok(schema) => schema.clone(),
+        Err(refusal) => {
+            return request_error(
+                StatusCode::BAD_REQUEST,
+                refusal.code,
+                &refusal.message,
+                content_type,
+            );
+        }
+    };
+    let client = client_info(&headers, peer, &state.app.config.trusted_proxies);
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -217,13 +242,13 @@ async fn graphql(
         .map(str::trim);
     // A stale or unknown token is treated as no token: public operations still work and
     // protected ones answer UNAUTHENTICATED.
-    let actor = match bearer {
+    let caller = match bearer {
         Some(token) => match state.app.authenticate(token, &client).await {
-            Ok(actor) => actor,
+            Ok(caller) => caller,
             Err(err) => {
                 tracing::error!(error = ?err, "authentication failed");
                 return request_error(
-                    StatusCode::INTERNAL_SERVER_ERROR,
+                    StatusCode::SERVICE_UNAVAILABLE,
                     "INTERNAL",
                     "Something went wrong on our side; it has been logged.",
                     content_type,
@@ -232,51 +257,16 @@ async fn graphql(
         },
         None => None,
     };
-    if let Ok(doc) = async_graphql::parser::parse_query(&request.query) {
-        let max = state.app.config.limits.max_aliases;
-        if crate::graphql::limits::count_aliases(&doc, max) > max {
-            let message = format!("The query uses more than {max} aliases.");
-            return request_error(
-                StatusCode::BAD_REQUEST,
-                "QUERY_TOO_COMPLEX",
-                &message,
-                content_type,
-            );
-        }
-    }
-    // Cached for this request only: a user's practices are read once per request.
-    let loaders = request_loader(state.app.clone());
-    let request = request.data(RequestContext { actor, client }).data(loaders);
-    let mut response = state.schema.execute(request).await;
-    // A document that does not parse or validate never executed: no data, no error path.
-    let rejected = response.data == async_graphql::Value::Null
-        && !response.errors.is_empty()
-        && response.errors.iter().all(|e| e.path.is_empty());
-    let status = if rejected {
+    let context = RequestContext { caller, client };
+    let response = state
+        .endpoint
+        .execute(&schema, request, context, bearer.map(str::to_owned))
+        .await;
+    let status = if is_rejected(&response) {
         StatusCode::BAD_REQUEST
     } else {
         StatusCode::OK
     };
-    for error in &mut response.errors {
-        if error
-            .extensions
-            .as_ref()
-            .is_none_or(|ext| ext.get("code").is_none())
-        {
-            let code = match error.message.as_str() {
-                m if m.contains("too complex") || m.contains("too deep") => "QUERY_TOO_COMPLEX",
-                m if m.starts_with("Invalid value for argument") || m.contains("variable") => {
-                    "BAD_USER_INPUT"
-                }
-                _ if rejected => "BAD_REQUEST",
-                _ => "INTERNAL",
-            };
-            error
-                .extensions
-                .get_or_insert_with(Default::default)
-                .set("code", code);
-        }
-    }
     (
         status,
         [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],

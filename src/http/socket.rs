@@ -1,0 +1,259 @@
+//! GraphQL over WebSocket at `/graphql/ws`. The socket is only a transport: every
+//! operation on it is checked against the document limits and authenticated like an HTTP
+//! request, with a fresh context and fresh loaders. The connection closes when its session
+//! ends (on any node), when no valid `connection_init` comes within 10 seconds, or when
+//! the client goes away.
+
+use crate::app::session::ClientInfo;
+use crate::domain::SessionId;
+use crate::graphql::limits::Refusal;
+use crate::graphql::{Endpoint, RequestContext, refused};
+use async_graphql::http::{WebSocket, WebSocketProtocols, WsMessage};
+use async_graphql::{Data, Executor, Response};
+use axum::extract::ws::{CloseFrame, Message, WebSocket as Socket};
+use axum::http::HeaderMap;
+use futures_util::stream::BoxStream;
+use futures_util::{SinkExt as _, StreamExt as _};
+use std::str::FromStr as _;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// A connection must be initialised with a live session within this.
+pub const INIT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Operations one connection may run at once.
+pub const MAX_OPERATIONS: usize = 100;
+
+/// Close codes of graphql-transport-ws.
+const UNAUTHORIZED: u16 = 4401;
+const INIT_TIMED_OUT: u16 = 4408;
+
+/// The subprotocol the client asked for.
+pub fn protocol(headers: &HeaderMap) -> Option<WebSocketProtocols> {
+    headers
+        .get(axum::http::header::SEC_WEBSOCKET_PROTOCOL)?
+        .to_str()
+        .ok()?
+        .split(',')
+        .find_map(|p| WebSocketProtocols::from_str(p.trim()).ok())
+}
+
+/// What one connection knows: the token it was initialised with and why it must close.
+struct Connection {
+    client: ClientInfo,
+    token: OnceLock<String>,
+    operations: AtomicUsize,
+    /// Set once to the reason the connection must close.
+    close: watch::Sender<Option<(u16, &'static str)>>,
+}
+
+impl Connection {
+    fn close(&self, code: u16, reason: &'static str) {
+        self.close.send_if_modified(|current| {
+            let first = current.is_none();
+            if first {
+                *current = Some((code, reason));
+            }
+            first
+        });
+    }
+}
+
+/// Counts an operation of the connection while it runs.
+struct Running(Arc<Connection>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.operations.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// The executor handed to async-graphql's protocol handler: each operation goes through
+/// the endpoint with the caller authenticated afresh.
+#[derive(Clone)]
+struct PerOperation {
+    endpoint: Endpoint,
+    connection: Arc<Connection>,
+}
+
+impl Executor for PerOperation {
+    async fn execute(&self, request: async_graphql::Request) -> Response {
+        self.execute_stream(request, None)
+            .next()
+            .await
+            .unwrap_or_default()
+    }
+
+    fn execute_stream(
+        &self,
+        request: async_graphql::Request,
+        _connection_data: Option<Arc<Data>>,
+    ) -> BoxStream<'static, Response> {
+        let connection = self.connection.clone();
+        if connection.operations.fetch_add(1, Ordering::AcqRel) >= MAX_OPERATIONS {
+            connection.operations.fetch_sub(1, Ordering::AcqRel);
+            let refusal = Refusal {
+                code: "QUERY_TOO_COMPLEX",
+                message: format!(
+                    "At most {MAX_OPERATIONS} operations may run at once on one connection."
+                ),
+            };
+            return futures_util::stream::once(async move { refused(&refusal) }).boxed();
+        }
+        let running = Running(connection.clone());
+        let endpoint = self.endpoint.clone();
+        futures_util::stream::once(async move {
+            let token = connection.token.get().cloned().unwrap_or_default();
+            let client = connection.client.clone();
+            match endpoint.app().authenticate(&token, &client).await {
+                Ok(Some(caller)) => {
+                    let context = RequestContext {
+                        caller: Some(caller),
+                        client,
+                    };
+                    endpoint.execute_stream(request, context, Some(token))
+                }
+                Ok(None) => {
+                    connection.close(UNAUTHORIZED, "The session has ended; sign in again.");
+                    let error = crate::graphql::gql(crate::app::AppError::Unauthenticated);
+                    let error = error.into_server_error(async_graphql::Pos::default());
+                    futures_util::stream::once(async move { Response::from_errors(vec![error]) })
+                        .boxed()
+                }
+                Err(err) => {
+                    let error = crate::graphql::gql(err).into_server_error(Default::default());
+                    futures_util::stream::once(async move { Response::from_errors(vec![error]) })
+                        .boxed()
+                }
+            }
+        })
+        .flatten()
+        .map(move |response| {
+            let _running = &running;
+            response
+        })
+        .boxed()
+    }
+}
+
+/// The bearer token in a `connection_init` payload.
+fn bearer(payload: &serde_json::Value) -> Option<String> {
+    ["Authorization", "authorization"]
+        .iter()
+        .find_map(|key| payload.get(key).and_then(|v| v.as_str()))
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|v| v.trim().to_owned())
+}
+
+/// Serves one connection until it closes.
+pub async fn serve(
+    socket: Socket,
+    endpoint: Endpoint,
+    protocol: WebSocketProtocols,
+    client: ClientInfo,
+) {
+    let connection = Arc::new(Connection {
+        client,
+        token: OnceLock::new(),
+        operations: AtomicUsize::new(0),
+        close: watch::channel(None).0,
+    });
+    let mut close = connection.close.subscribe();
+    let (mut sink, stream) = socket.split();
+    let incoming = stream
+        .take_while(|message| {
+            std::future::ready(matches!(
+                message,
+                Ok(Message::Text(_) | Message::Binary(_) | Message::Ping(_) | Message::Pong(_))
+            ))
+        })
+        .filter_map(|message| {
+            std::future::ready(match message {
+                Ok(Message::Text(text)) => Some(axum::body::Bytes::from(text)),
+                Ok(Message::Binary(bytes)) => Some(bytes),
+                _ => None,
+            })
+        });
+    let init = {
+        let (endpoint, connection) = (endpoint.clone(), connection.clone());
+        move |payload: serde_json::Value| async move {
+            let token = bearer(&payload).unwrap_or_default();
+            let app = endpoint.app();
+            let caller = app
+                .authenticate(&token, &connection.client)
+                .await
+                .map_err(crate::graphql::gql)?
+                .ok_or_else(|| crate::graphql::gql(crate::app::AppError::Unauthenticated))?;
+            let _ = connection.token.set(token);
+            watch_session(app, caller.session_id(), &connection);
+            Ok(Data::default())
+        }
+    };
+    let executor = PerOperation {
+        endpoint,
+        connection: connection.clone(),
+    };
+    let mut protocol_stream = WebSocket::new(executor, incoming, protocol)
+        .on_connection_init(init)
+        .keepalive_timeout(None);
+    let init_deadline = tokio::time::sleep(INIT_TIMEOUT);
+    tokio::pin!(init_deadline);
+    let frame = |code: u16, reason: String| {
+        Message::Close(Some(CloseFrame {
+            code,
+            reason: reason.into(),
+        }))
+    };
+    loop {
+        tokio::select! {
+            message = protocol_stream.next() => match message {
+                Some(WsMessage::Text(text)) => {
+                    if sink.send(Message::Text(text.into())).await.is_err() {
+                        break;
+                    }
+                }
+                Some(WsMessage::Close(code, reason)) => {
+                    let _ = sink.send(frame(code, reason)).await;
+                    break;
+                }
+                None => break,
+            },
+            () = &mut init_deadline, if connection.token.get().is_none() => {
+                let _ = sink.send(frame(INIT_TIMED_OUT, "Connection initialisation timeout".into())).await;
+                break;
+            }
+            changed = close.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+                let reason = *close.borrow();
+                if let Some((code, reason)) = reason {
+                    let _ = sink.send(frame(code, reason.into())).await;
+                    break;
+                }
+            }
+        }
+    }
+    let _ = sink.close().await;
+}
+
+/// Closes the connection when the session ends, wherever it is ended. The task ends with
+/// the connection (its close channel's sender goes away with it).
+fn watch_session(app: &crate::app::App, session: SessionId, connection: &Arc<Connection>) {
+    let mut watching = app.watch_session(session);
+    let mut closed = connection.close.subscribe();
+    let connection = Arc::downgrade(connection);
+    tokio::spawn(async move {
+        tokio::select! {
+            ended = watching.ended.wait_for(|ended| *ended) => {
+                if ended.is_ok()
+                    && let Some(connection) = connection.upgrade()
+                {
+                    connection.close(UNAUTHORIZED, "The session has ended; sign in again.");
+                }
+            }
+            _ = closed.wait_for(Option::is_some) => {}
+        }
+    });
+}
