@@ -106,6 +106,20 @@ impl Ports for App {
         Ok(self.store.email_handled(key).await?)
     }
 
+    async fn claim_email(&self, key: &str, lease: Duration) -> Result<bool, PortError> {
+        let at = now();
+        let stale_before = at - chrono::TimeDelta::from_std(lease).unwrap_or_default();
+        Ok(self.store.claim_email(key, at, stale_before).await?)
+    }
+
+    async fn renew_email_claim(&self, key: &str) -> Result<(), PortError> {
+        Ok(self.store.renew_email_claim(key, now()).await?)
+    }
+
+    async fn release_email_claim(&self, key: &str) -> Result<(), PortError> {
+        Ok(self.store.release_email_claim(key).await?)
+    }
+
     async fn record_email(
         &self,
         key: &str,

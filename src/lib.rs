@@ -52,7 +52,10 @@ impl Gatehouse {
         let queue = Queue::connect(&config.queue_url, config.jobs.heartbeat)
             .await
             .with_context(|| format!("GATEHOUSE_QUEUE_URL: {}", redact_url(&config.queue_url)))?;
-        let app = build_app(config).await?;
+        let mut app = build_app(config).await?;
+        if let Some(redis) = queue.redis() {
+            app = app.with_shared_limits(redis);
+        }
         Ok(Self {
             app,
             queue,

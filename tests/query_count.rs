@@ -164,4 +164,50 @@ async fn a_page_of_users_costs_a_constant_number_of_statements() {
         counts[1]
     );
     assert!(counts[1] <= 9, "a page costs {} statements", counts[1]);
+
+    // The worst documents the limits accept (30 aliases, complexity up to 1000) run a few dozen statements, not thousands.
+    let owners = "organization { owners { id organization { owners { id } } } practices { name } licenses { total } }";
+    let worst = [
+        format!("{{ {} }}", (0..30).map(|i| format!("a{i}: me {{ {owners} }} ")).collect::<String>()),
+        format!("{{ {} }}", (0..30).map(|i| format!("a{i}: users(first: 30) {{ edges {{ node {{ id }} }} }} ")).collect::<String>()),
+        "{ users(first: 100) { totalCount edges { node { id practices { name } organization { owners { id organization { owners { id } } } } } } } }".to_owned(),
+        format!("{{ {} }}", (0..10).map(|i| format!("a{i}: users(first: 30, filter: {{search: \"number {i}\"}}) {{ totalCount edges {{ node {{ id products practices {{ name }} organization {{ owners {{ id }} }} }} }} }} ")).collect::<String>()),
+    ];
+    for document in worst {
+        let before = STATEMENTS.load(Ordering::SeqCst);
+        let body: serde_json::Value = client
+            .post(format!("http://{addr}/graphql"))
+            .bearer_auth(&token)
+            .json(&json!({ "query": document }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(body["errors"], serde_json::Value::Null, "accepted: {body:.400}");
+        let ran = STATEMENTS.load(Ordering::SeqCst) - before;
+        assert!(ran <= 50, "{ran} statements for {document}");
+    }
+    // Past the limits: refused before any statement.
+    let too_much = format!(
+        "{{ {} }}",
+        (0..30)
+            .map(|i| format!("a{i}: users(first: 100) {{ edges {{ node {{ id organization {{ owners {{ id }} }} }} }} }} "))
+            .collect::<String>()
+    );
+    let before = STATEMENTS.load(Ordering::SeqCst);
+    let body: serde_json::Value = client
+        .post(format!("http://{addr}/graphql"))
+        .bearer_auth(&token)
+        .json(&json!({ "query": too_much }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["errors"][0]["extensions"]["code"], "QUERY_TOO_COMPLEX", "{body:.300}");
+    // Only the session was looked up.
+    assert!(STATEMENTS.load(Ordering::SeqCst) - before <= 2);
 }

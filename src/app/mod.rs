@@ -55,6 +55,17 @@ impl App {
         }
     }
 
+    /// Counts rate limits in Redis, shared by every node using it.
+    pub fn with_shared_limits(mut self, redis: redis::aio::ConnectionManager) -> Self {
+        let limiter = ratelimit::RateLimiter::new(
+            self.config.login_rate_limit,
+            std::time::Duration::from_secs(60),
+        )
+        .shared(redis);
+        self.login_limiter = Arc::new(limiter);
+        self
+    }
+
     /// Watches a session for a long-lived connection: `ended` turns true when it ends.
     pub fn watch_session(&self, session: crate::domain::SessionId) -> watch::Watching {
         self.sessions

@@ -134,11 +134,22 @@ impl App {
     }
 
     pub async fn practices(&self, org: &Organization) -> AppResult<Vec<Practice>> {
-        Ok(self.store.practices(org.id).await?)
+        self.practices_in(org.id).await
+    }
+
+    pub async fn practices_in(&self, org: crate::domain::OrgId) -> AppResult<Vec<Practice>> {
+        Ok(self.store.practices(org).await?)
     }
 
     pub async fn license_pools(&self, org: &Organization) -> AppResult<Vec<LicensePool>> {
-        Ok(self.store.license_pools(org.id).await?)
+        self.license_pools_of(org.id).await
+    }
+
+    pub async fn license_pools_of(
+        &self,
+        org: crate::domain::OrgId,
+    ) -> AppResult<Vec<LicensePool>> {
+        Ok(self.store.license_pools(org).await?)
     }
 }
 

@@ -33,6 +33,13 @@ pub struct PermissionsOf(pub UserId);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct OrgById(pub OrgId);
 
+/// An organization's practices and license pools (and owners, below): read once per
+/// operation however many users of a page lead to their organization.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PracticesIn(pub OrgId);
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PoolsOf(pub OrgId);
+
 /// A user of an organization, by ID.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct UserIn(pub OrgId, pub UserId);
@@ -94,6 +101,27 @@ impl Loader<PermissionsOf> for Loaders {
         Ok(grouped(keys, |k| k.0, pairs))
     }
 }
+
+/// One read per distinct organization (an operation sees only the caller's).
+macro_rules! per_org_loader {
+    ($key:ident, $value:ty, $read:ident) => {
+        impl Loader<$key> for Loaders {
+            type Value = $value;
+            type Error = async_graphql::Error;
+
+            async fn load(&self, keys: &[$key]) -> Result<HashMap<$key, $value>, Self::Error> {
+                let mut found = HashMap::new();
+                for key in keys {
+                    found.insert(*key, self.app.$read(key.0).await.map_err(gql)?);
+                }
+                Ok(found)
+            }
+        }
+    };
+}
+
+per_org_loader!(PracticesIn, Vec<Practice>, practices_in);
+per_org_loader!(PoolsOf, Vec<crate::domain::LicensePool>, license_pools_of);
 
 impl Loader<UserIn> for Loaders {
     type Value = User;

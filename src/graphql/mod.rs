@@ -22,6 +22,20 @@ use std::panic::AssertUnwindSafe;
 
 pub type GatehouseSchema = Schema<query::Query, mutation::Mutation, subscription::Subscription>;
 
+/// Complexity weighs lists by their size, so that the limit bounds the work of a document
+/// (and with batched loading, its statements): a page counts a tenth of its `first` (20
+/// when not given) times what each item selects; a short list without `first` (owners,
+/// practices, license pools, sessions) a fixed estimate.
+pub(crate) const ESTIMATED_OWNERS: usize = 2;
+pub(crate) const ESTIMATED_PRACTICES: usize = 2;
+
+/// The weight of a page of `first` items.
+pub(crate) fn page_weight(first: Option<i32>) -> usize {
+    usize::try_from(first.unwrap_or(20).clamp(1, 1000))
+        .unwrap_or(20)
+        .div_ceil(10)
+}
+
 /// Introspection documents run on a schema without the depth limit: [`limits::check`]
 /// bounds them by their own shape. The complexity bound stays, raised to fit graphql-js's
 /// standard introspection query.

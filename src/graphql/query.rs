@@ -150,6 +150,7 @@ impl Query {
     }
 
     /// The organization's users in directory order (last name, first name).
+    #[graphql(complexity = "super::page_weight(first) * child_complexity")]
     async fn users(
         &self,
         ctx: &Context<'_>,
@@ -191,6 +192,7 @@ impl Query {
     }
 
     /// The organization's audit log, newest first (owners and admins).
+    #[graphql(complexity = "super::page_weight(first) * child_complexity")]
     async fn audit_events(
         &self,
         ctx: &Context<'_>,
@@ -253,6 +255,7 @@ impl Query {
     }
 
     /// Requests the caller may see, newest first.
+    #[graphql(complexity = "super::page_weight(first) * child_complexity")]
     async fn requests(
         &self,
         ctx: &Context<'_>,

@@ -3,7 +3,8 @@
 
 use super::GqlResult;
 use super::loaders::{
-    OrgById, PermissionsOf, PracticesOf, ProductsOf, RequestIn, RequestLoader, UserIn,
+    OrgById, OwnersOf, PermissionsOf, PoolsOf, PracticesIn, PracticesOf, ProductsOf, RequestIn,
+    RequestLoader, UserIn,
 };
 use crate::app::credentials::Viewer;
 use crate::app::{Actor, App};
@@ -293,19 +294,22 @@ impl Organization {
         &self.0.name
     }
 
+    #[graphql(complexity = "super::ESTIMATED_PRACTICES * child_complexity")]
     async fn practices(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Practice>> {
-        let practices = app(ctx)?.practices(&self.0).await.gql()?;
-        Ok(practices.into_iter().map(Practice).collect())
+        let practices = loader(ctx)?.load_one(PracticesIn(self.0.id)).await?;
+        Ok(practices.unwrap_or_default().into_iter().map(Practice).collect())
     }
 
+    #[graphql(complexity = "super::ESTIMATED_OWNERS * child_complexity")]
     async fn owners(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<User>> {
-        let owners = app(ctx)?.owners(&self.0).await.gql()?;
-        Ok(owners.into_iter().map(User::new).collect())
+        let owners = loader(ctx)?.load_one(OwnersOf(self.0.id)).await?;
+        Ok(owners.unwrap_or_default().into_iter().map(User::new).collect())
     }
 
+    #[graphql(complexity = "super::ESTIMATED_PRACTICES * child_complexity")]
     async fn licenses(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<LicensePool>> {
-        let pools = app(ctx)?.license_pools(&self.0).await.gql()?;
-        Ok(pools.into_iter().map(LicensePool).collect())
+        let pools = loader(ctx)?.load_one(PoolsOf(self.0.id)).await?;
+        Ok(pools.unwrap_or_default().into_iter().map(LicensePool).collect())
     }
 }
 
@@ -478,6 +482,7 @@ impl User {
             .collect())
     }
 
+    #[graphql(complexity = "super::ESTIMATED_PRACTICES * child_complexity")]
     async fn practices(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Practice>> {
         self.unrestricted()?;
         let found = loader(ctx)?.load_one(PracticesOf(self.user.id)).await?;
@@ -497,6 +502,7 @@ impl User {
     }
 
     /// Open sessions (signed-in devices). Visible to the user and to admins.
+    #[graphql(complexity = "super::ESTIMATED_PRACTICES * child_complexity")]
     async fn sessions(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Session>> {
         let current = ctx
             .data::<super::RequestContext>()?

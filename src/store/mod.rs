@@ -409,6 +409,14 @@ pub trait JobStore: Send + Sync {
     async fn email_handled(&self, key: &str) -> StoreResult<bool>;
     /// Records an email's outcome once; a second record of the same key is ignored.
     async fn record_email(&self, delivery: EmailDelivery) -> StoreResult<()>;
+    /// Claims the sending of an email, in one statement: `false` when another run holds a
+    /// claim renewed since `stale_before`.
+    async fn claim_email(&self, key: &str, now: Timestamp, stale_before: Timestamp)
+    -> StoreResult<bool>;
+    /// Keeps a claim fresh while its email is being sent.
+    async fn renew_email_claim(&self, key: &str, now: Timestamp) -> StoreResult<()>;
+    /// Gives a claim up (the send failed and will be retried).
+    async fn release_email_claim(&self, key: &str) -> StoreResult<()>;
 }
 
 /// Account requests: filing, reading, and every change of status, each in one
@@ -617,6 +625,10 @@ impl UserPage {
         }
     }
 }
+
+/// `auditEvents.totalCount` counts at most this many events (a log can be long; a count
+/// must stay cheap).
+pub const AUDIT_COUNT_LIMIT: i64 = 100_000;
 
 /// Totals of users searches, each good for one version of its organization's directory
 /// (moved on by the database whenever a user or their practices change).

@@ -130,6 +130,8 @@ pub struct ServerOptions {
     pub smtp_url: Option<String>,
     /// API only, as `gatehouse serve --no-workers`.
     pub no_workers: bool,
+    /// Every job timing at its default (no faster retries or sweeps).
+    pub defaults: bool,
     pub env: Vec<(&'static str, String)>,
 }
 
@@ -161,7 +163,9 @@ impl TestServer {
             ("GATEHOUSE_OUTBOX_DIR", outbox),
             ("GATEHOUSE_PUBLIC_URL", "https://gatehouse.test".into()),
         ];
-        env.extend(fast_jobs());
+        if !options.defaults {
+            env.extend(fast_jobs());
+        }
         if let Some(smtp) = options.smtp_url {
             env.push(("GATEHOUSE_SMTP_URL", smtp));
         }
@@ -405,6 +409,8 @@ pub struct Subscriber {
     socket: tokio_tungstenite::WebSocketStream<
         tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
     >,
+    /// Messages `closed_within` passed over, in order.
+    pub skipped: Vec<serde_json::Value>,
 }
 
 /// How long a test waits for a WebSocket message.
@@ -424,7 +430,10 @@ impl Subscriber {
         let (socket, _) = tokio_tungstenite::connect_async(request)
             .await
             .expect("WebSocket handshake");
-        Subscriber { socket }
+        Subscriber {
+            socket,
+            skipped: Vec::new(),
+        }
     }
 
     /// Opens and initialises a socket with the token; the error is what came instead of
@@ -464,9 +473,13 @@ impl Subscriber {
             serde_json::json!({ "id": id, "type": "subscribe", "payload": { "query": query } }),
         )
         .await;
-        let message = self.next().await.expect("an answer on the socket");
-        assert_eq!(message["id"], id, "{message}");
-        message
+        loop {
+            let message = self.next().await.expect("an answer on the socket");
+            // Other operations' messages, and the completion of earlier ones, pass by.
+            if message["id"] == id && message["type"] != "complete" {
+                return message;
+            }
+        }
     }
 
     /// The next JSON message, or `None` when the connection closed.
@@ -498,6 +511,9 @@ impl Subscriber {
             match message {
                 Some(Ok(tokio_tungstenite::tungstenite::Message::Close(frame))) => {
                     return frame.map(|f| u16::from(f.code));
+                }
+                Some(Ok(tokio_tungstenite::tungstenite::Message::Text(text))) => {
+                    self.skipped.push(serde_json::from_str(&text).unwrap());
                 }
                 Some(Ok(_)) => continue,
                 Some(Err(_)) | None => return None,

@@ -5,6 +5,7 @@ mod cli;
 mod common;
 mod contract;
 mod directory;
+mod hardening;
 mod http;
 mod identity;
 mod jobs;

@@ -46,7 +46,14 @@ pub trait Ports: Send + Sync + 'static {
 
     /// Whether the email with this key has already been handled (sent or given up).
     async fn email_handled(&self, key: &str) -> Result<bool, PortError>;
-    /// Records the email as sent (`failure: None`) or permanently failed.
+    /// Claims the sending of an email so that two runs of its job never both send it:
+    /// `false` while another run holds a claim renewed within `lease`.
+    async fn claim_email(&self, key: &str, lease: Duration) -> Result<bool, PortError>;
+    /// Keeps this run's claim fresh.
+    async fn renew_email_claim(&self, key: &str) -> Result<(), PortError>;
+    /// Gives the claim up after a failed send, for the retry.
+    async fn release_email_claim(&self, key: &str) -> Result<(), PortError>;
+    /// Records the email as sent (`failure: None`) or permanently failed, ending its claim.
     async fn record_email(
         &self,
         key: &str,

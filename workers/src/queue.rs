@@ -165,6 +165,14 @@ impl Queue {
         }
     }
 
+    /// A connection to the queue's Redis, for other shared state (rate limits).
+    pub fn redis(&self) -> Option<ConnectionManager> {
+        match self {
+            Queue::Redis(storage, _) => Some(storage.clone().get_connection().clone()),
+            Queue::Sqlite(..) => None,
+        }
+    }
+
     /// The workers of this process that pushes wake.
     pub fn wakers(&self) -> &Wakers {
         match self {

@@ -34,6 +34,9 @@ pub struct Settings {
     pub concurrency: usize,
 }
 
+/// How long an email's claim holds without renewal.
+const CLAIM_LEASE: Duration = Duration::from_secs(15);
+
 /// Why a job did not complete.
 #[derive(Debug)]
 enum Failure {
@@ -290,13 +293,41 @@ impl Workers {
         }
     }
 
+    /// Sends once: the delivery is claimed before sending (and the claim renewed while
+    /// the mail server takes its time), so that two runs of one job at the same moment
+    /// send it once; the other run retries later and finds it handled. A run that died
+    /// mid-send stops renewing, and its claim goes stale for the retry to take over.
     async fn deliver(&self, key: &str, to: &Recipient, email: &Email) -> Result<(), Failure> {
-        let rendered = email.render(&self.settings.public_url);
-        match self
-            .mailer
-            .send(key, &to.name, &to.address, &rendered)
+        if !self
+            .ports
+            .claim_email(key, CLAIM_LEASE)
             .await
+            .map_err(transient)?
         {
+            return Err(Failure::Transient(
+                "another run of this job is sending the email".into(),
+            ));
+        }
+        let rendered = email.render(&self.settings.public_url);
+        let send = self.mailer.send(key, &to.name, &to.address, &rendered);
+        let renew = async {
+            loop {
+                tokio::time::sleep(CLAIM_LEASE / 3).await;
+                if let Err(err) = self.ports.renew_email_claim(key).await {
+                    tracing::warn!(%key, error = %err, "cannot renew the email's claim");
+                }
+            }
+        };
+        let sent = tokio::select! {
+            sent = send => sent,
+            () = renew => unreachable!("renewing never ends"),
+        };
+        if matches!(sent, Err(SendError::Transient(_)))
+            && let Err(err) = self.ports.release_email_claim(key).await
+        {
+            tracing::warn!(%key, error = %err, "cannot release the email's claim; it goes stale");
+        }
+        match sent {
             Ok(()) => {
                 tracing::info!(%key, template = email.template(), "email sent");
                 // Sent but not recorded (the database is down): a rerun may send it again;

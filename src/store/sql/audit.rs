@@ -35,57 +35,50 @@ macro_rules! audit_impl {
 
 
             async fn audit_events(&self, q: $crate::store::AuditQuery) -> StoreResult<(Vec<AuditRecord>, Option<i64>)> {
-                #[derive(sqlx::FromRow)]
-                struct Row {
-                    #[sqlx(flatten)]
-                    event: AuditRow,
-                    total: i64,
-                }
-                let mut b = sqlx::QueryBuilder::<Db>::new(if q.with_total { "SELECT * FROM (SELECT " } else { "SELECT " });
-                b.push("id, org_id, seq, at, action, actor_id, subject_id, request_id, ip, details, prev_hash, hash, ");
-                b.push(if q.with_total { "COUNT(*) OVER () AS total" } else { "CAST(0 AS BIGINT) AS total" });
-                b.push(" FROM audit_events WHERE org_id = ").push_bind(q.org_id.0);
-                if let Some(actor) = q.actor_id {
-                    b.push(" AND actor_id = ").push_bind(actor);
-                }
-                if let Some(subject) = q.subject_id {
-                    b.push(" AND subject_id = ").push_bind(subject);
-                }
-                if let Some(request) = q.request_id {
-                    b.push(" AND request_id = ").push_bind(request);
-                }
-                if let Some(action) = &q.action {
-                    b.push(" AND action = ").push_bind(action.clone());
-                }
-                if let Some(prefix) = &q.action_prefix {
-                    let escaped = prefix.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
-                    b.push(" AND action LIKE ").push_bind(format!("{escaped}%")).push(" ESCAPE '\\'");
-                }
-                if let Some(since) = q.since {
-                    b.push(" AND at >= ").push_bind(since);
-                }
-                if let Some(until) = q.until {
-                    b.push(" AND at <= ").push_bind(until);
-                }
-                if q.with_total {
-                    b.push(") t");
-                    if let Some(before) = q.before_seq {
-                        b.push(" WHERE t.seq < ").push_bind(before);
+                fn filtered(b: &mut sqlx::QueryBuilder<Db>, q: &$crate::store::AuditQuery) {
+                    b.push(" FROM audit_events WHERE org_id = ").push_bind(q.org_id.0);
+                    if let Some(actor) = q.actor_id {
+                        b.push(" AND actor_id = ").push_bind(actor);
                     }
-                    b.push(" ORDER BY t.seq DESC LIMIT ").push_bind(q.limit);
+                    if let Some(subject) = q.subject_id {
+                        b.push(" AND subject_id = ").push_bind(subject);
+                    }
+                    if let Some(request) = q.request_id {
+                        b.push(" AND request_id = ").push_bind(request);
+                    }
+                    if let Some(action) = &q.action {
+                        b.push(" AND action = ").push_bind(action.clone());
+                    }
+                    if let Some(prefix) = &q.action_prefix {
+                        let escaped = prefix.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+                        b.push(" AND action LIKE ").push_bind(format!("{escaped}%")).push(" ESCAPE '\\'");
+                    }
+                    if let Some(since) = q.since {
+                        b.push(" AND at >= ").push_bind(since);
+                    }
+                    if let Some(until) = q.until {
+                        b.push(" AND at <= ").push_bind(until);
+                    }
+                }
+                let mut b = sqlx::QueryBuilder::<Db>::new(
+                    "SELECT id, org_id, seq, at, action, actor_id, subject_id, request_id, ip, details, prev_hash, hash",
+                );
+                filtered(&mut b, &q);
+                if let Some(before) = q.before_seq {
+                    b.push(" AND seq < ").push_bind(before);
+                }
+                b.push(" ORDER BY seq DESC LIMIT ").push_bind(q.limit);
+                let rows: Vec<AuditRow> = b.build_query_as().fetch_all(&self.pool).await?;
+                let total = if q.with_total {
+                    // Counting stops at a bound, so that no request reads a whole log.
+                    let mut count = sqlx::QueryBuilder::<Db>::new("SELECT COUNT(*) FROM (SELECT 1");
+                    filtered(&mut count, &q);
+                    count.push(" LIMIT ").push_bind($crate::store::AUDIT_COUNT_LIMIT).push(") t");
+                    Some(count.build_query_scalar::<i64>().fetch_one(&self.pool).await?)
                 } else {
-                    if let Some(before) = q.before_seq {
-                        b.push(" AND seq < ").push_bind(before);
-                    }
-                    b.push(" ORDER BY seq DESC LIMIT ").push_bind(q.limit);
-                }
-                let rows: Vec<Row> = b.build_query_as().fetch_all(&self.pool).await?;
-                let mut total = q.with_total.then(|| rows.first().map_or(0, |r| r.total));
-                if rows.is_empty() && q.with_total && q.before_seq.is_some() {
-                    let all = $crate::store::AuditQuery { before_seq: None, limit: 1, ..q };
-                    total = Box::pin(self.audit_events(all)).await?.1;
-                }
-                Ok((rows.into_iter().map(|r| AuditRecord::from(r.event)).collect(), total))
+                    None
+                };
+                Ok((rows.into_iter().map(AuditRecord::from).collect(), total))
             }
 
             async fn audit_event(&self, org_id: OrgId, id: i64) -> StoreResult<Option<AuditRecord>> {

@@ -71,7 +71,40 @@ macro_rules! jobs_impl {
                 Ok(found.is_some())
             }
 
+            async fn claim_email(&self, key: &str, now: Timestamp, stale_before: Timestamp) -> StoreResult<bool> {
+                let claimed = sqlx::query(
+                    "INSERT INTO email_claims (email_key, claimed_at) VALUES ($1, $2) \
+                     ON CONFLICT (email_key) DO UPDATE SET claimed_at = excluded.claimed_at \
+                     WHERE email_claims.claimed_at < $3",
+                )
+                .bind(key)
+                .bind(now)
+                .bind(stale_before)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+                Ok(claimed > 0)
+            }
+
+            async fn renew_email_claim(&self, key: &str, now: Timestamp) -> StoreResult<()> {
+                sqlx::query("UPDATE email_claims SET claimed_at = $2 WHERE email_key = $1")
+                    .bind(key)
+                    .bind(now)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn release_email_claim(&self, key: &str) -> StoreResult<()> {
+                sqlx::query("DELETE FROM email_claims WHERE email_key = $1")
+                    .bind(key)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
             async fn record_email(&self, delivery: EmailDelivery) -> StoreResult<()> {
+                let mut tx = self.begin_write().await?;
                 sqlx::query(
                     "INSERT INTO email_deliveries (email_key, recipient, template, status, error, at) \
                      VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (email_key) DO NOTHING",
@@ -82,8 +115,14 @@ macro_rules! jobs_impl {
                 .bind(if delivery.failure.is_some() { "FAILED" } else { "SENT" })
                 .bind(delivery.failure.as_deref())
                 .bind(delivery.at)
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await?;
+                // Handled for good: the claim has done its work.
+                sqlx::query("DELETE FROM email_claims WHERE email_key = $1")
+                    .bind(&delivery.key)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
                 Ok(())
             }
 
