@@ -185,7 +185,11 @@ async fn a_page_of_users_costs_a_constant_number_of_statements() {
             .json()
             .await
             .unwrap();
-        assert_eq!(body["errors"], serde_json::Value::Null, "accepted: {body:.400}");
+        assert_eq!(
+            body["errors"],
+            serde_json::Value::Null,
+            "accepted: {body:.400}"
+        );
         let ran = STATEMENTS.load(Ordering::SeqCst) - before;
         assert!(ran <= 50, "{ran} statements for {document}");
     }
@@ -207,7 +211,10 @@ async fn a_page_of_users_costs_a_constant_number_of_statements() {
         .json()
         .await
         .unwrap();
-    assert_eq!(body["errors"][0]["extensions"]["code"], "QUERY_TOO_COMPLEX", "{body:.300}");
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "QUERY_TOO_COMPLEX",
+        "{body:.300}"
+    );
     // Only the session was looked up.
     assert!(STATEMENTS.load(Ordering::SeqCst) - before <= 2);
 }

@@ -145,10 +145,7 @@ impl App {
         self.license_pools_of(org.id).await
     }
 
-    pub async fn license_pools_of(
-        &self,
-        org: crate::domain::OrgId,
-    ) -> AppResult<Vec<LicensePool>> {
+    pub async fn license_pools_of(&self, org: crate::domain::OrgId) -> AppResult<Vec<LicensePool>> {
         Ok(self.store.license_pools(org).await?)
     }
 }

@@ -297,19 +297,31 @@ impl Organization {
     #[graphql(complexity = "super::ESTIMATED_PRACTICES * child_complexity")]
     async fn practices(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Practice>> {
         let practices = loader(ctx)?.load_one(PracticesIn(self.0.id)).await?;
-        Ok(practices.unwrap_or_default().into_iter().map(Practice).collect())
+        Ok(practices
+            .unwrap_or_default()
+            .into_iter()
+            .map(Practice)
+            .collect())
     }
 
     #[graphql(complexity = "super::ESTIMATED_OWNERS * child_complexity")]
     async fn owners(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<User>> {
         let owners = loader(ctx)?.load_one(OwnersOf(self.0.id)).await?;
-        Ok(owners.unwrap_or_default().into_iter().map(User::new).collect())
+        Ok(owners
+            .unwrap_or_default()
+            .into_iter()
+            .map(User::new)
+            .collect())
     }
 
     #[graphql(complexity = "super::ESTIMATED_PRACTICES * child_complexity")]
     async fn licenses(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<LicensePool>> {
         let pools = loader(ctx)?.load_one(PoolsOf(self.0.id)).await?;
-        Ok(pools.unwrap_or_default().into_iter().map(LicensePool).collect())
+        Ok(pools
+            .unwrap_or_default()
+            .into_iter()
+            .map(LicensePool)
+            .collect())
     }
 }
 

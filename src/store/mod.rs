@@ -411,8 +411,12 @@ pub trait JobStore: Send + Sync {
     async fn record_email(&self, delivery: EmailDelivery) -> StoreResult<()>;
     /// Claims the sending of an email, in one statement: `false` when another run holds a
     /// claim renewed since `stale_before`.
-    async fn claim_email(&self, key: &str, now: Timestamp, stale_before: Timestamp)
-    -> StoreResult<bool>;
+    async fn claim_email(
+        &self,
+        key: &str,
+        now: Timestamp,
+        stale_before: Timestamp,
+    ) -> StoreResult<bool>;
     /// Keeps a claim fresh while its email is being sent.
     async fn renew_email_claim(&self, key: &str, now: Timestamp) -> StoreResult<()>;
     /// Gives a claim up (the send failed and will be retried).

@@ -143,6 +143,7 @@ pub struct TestServer {
     /// Holds the queue file and the `.eml` outbox folder.
     pub dir: TempDir,
     pub metrics: gatehouse::metrics::Metrics,
+    pub queue: gatehouse_workers::Queue,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -176,6 +177,7 @@ impl TestServer {
             .expect("build gatehouse");
         let app = gatehouse.app.clone();
         let metrics = gatehouse.metrics.clone();
+        let queue = gatehouse.queue.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -191,6 +193,7 @@ impl TestServer {
             client: reqwest::Client::new(),
             dir,
             metrics,
+            queue,
             stop: Some(stop),
             task: Some(task),
         }

@@ -3,8 +3,7 @@
 //! not wait. End to end over HTTP and WebSocket, on both databases.
 
 use crate::common::{
-    OWNER_PASSWORD, ServerOptions, Subscriber, TestDb, TestServer, add_user, seed_org,
-    setup_token,
+    OWNER_PASSWORD, ServerOptions, Subscriber, TestDb, TestServer, add_user, seed_org, setup_token,
 };
 use crate::smtp::SmtpReceiver;
 use gatehouse::domain::{OrgId, Role};
@@ -130,7 +129,10 @@ async fn deeply_nested_documents_are_refused_and_the_server_stays_up() {
             "[".repeat(1600),
             "]".repeat(1600)
         ),
-        format!("{{ me(x: {}) {{ id }} }}", "{a: ".repeat(5000) + &"}".repeat(5000)),
+        format!(
+            "{{ me(x: {}) {{ id }} }}",
+            "{a: ".repeat(5000) + &"}".repeat(5000)
+        ),
         format!("{{ me {} }}", "{ id ".repeat(5000) + &"}".repeat(5000)),
     ];
     for bomb in &bombs {
@@ -166,9 +168,7 @@ async fn deeply_nested_documents_are_refused_and_the_server_stays_up() {
 async fn the_standard_introspection_query_is_answered() {
     let db = TestDb::sqlite().await;
     let server = TestServer::start(&db).await;
-    let (status, body) = server
-        .graphql(None, INTROSPECTION_QUERY, json!({}))
-        .await;
+    let (status, body) = server.graphql(None, INTROSPECTION_QUERY, json!({})).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["errors"], Value::Null, "{body}");
     let types = body["data"]["__schema"]["types"].as_array().unwrap();
@@ -282,10 +282,11 @@ const INTROSPECTION_QUERY: &str = r#"
 
 /// Root fields with their arguments, from introspection.
 async fn root_fields(server: &TestServer) -> Vec<(String, String, Vec<(String, Value)>)> {
-    let (_, body) = server
-        .graphql(None, INTROSPECTION_QUERY, json!({}))
-        .await;
-    let types = body["data"]["__schema"]["types"].as_array().unwrap().clone();
+    let (_, body) = server.graphql(None, INTROSPECTION_QUERY, json!({})).await;
+    let types = body["data"]["__schema"]["types"]
+        .as_array()
+        .unwrap()
+        .clone();
     let mut fields = Vec::new();
     for root in ["Query", "Mutation"] {
         let t = types.iter().find(|t| t["name"] == root).unwrap();
@@ -350,11 +351,11 @@ fn value_of(t: &Value, text: &Value, types: &[Value], depth: usize) -> Value {
 async fn fuzzed_input_never_answers_internal_or_5xx(db: TestDb) {
     let o = org_with_staff(&db, vec![]).await;
     let token = o.login("olivia").await;
-    let (_, schema) = o
-        .server
-        .graphql(None, INTROSPECTION_QUERY, json!({}))
-        .await;
-    let types = schema["data"]["__schema"]["types"].as_array().unwrap().clone();
+    let (_, schema) = o.server.graphql(None, INTROSPECTION_QUERY, json!({})).await;
+    let types = schema["data"]["__schema"]["types"]
+        .as_array()
+        .unwrap()
+        .clone();
     let texts = [
         json!(""),
         json!("x".repeat(60_000)),
@@ -377,7 +378,10 @@ async fn fuzzed_input_never_answers_internal_or_5xx(db: TestDb) {
                 .iter()
                 .map(|(name, t)| format!("${name}: {}", type_text(t)))
                 .collect();
-            let uses: Vec<String> = args.iter().map(|(name, _)| format!("{name}: ${name}")).collect();
+            let uses: Vec<String> = args
+                .iter()
+                .map(|(name, _)| format!("{name}: ${name}"))
+                .collect();
             let variables: serde_json::Map<String, Value> = args
                 .iter()
                 .map(|(name, t)| (name.clone(), value_of(t, text, &types, 0)))
@@ -486,7 +490,13 @@ async fn a_socket_closes_when_its_session_ends(db: TestDb) {
     let admin = o.login("adam").await;
     let mia = o.user_id("mia").await;
     let subscribe = json!({ "id": "s", "type": "subscribe", "payload": { "query": "subscription { requestUpdated { id status } }" } });
-    for what in ["logout", "revokeSessions", "changePassword", "inactivation", "idle"] {
+    for what in [
+        "logout",
+        "revokeSessions",
+        "changePassword",
+        "inactivation",
+        "idle",
+    ] {
         let token = o.login("mia").await;
         let mut socket = Subscriber::connect(&o.server, Some(&token)).await.unwrap();
         socket.send(subscribe.clone()).await;
@@ -511,7 +521,11 @@ async fn a_socket_closes_when_its_session_ends(db: TestDb) {
                         json!({ "p": PASSWORD }),
                     )
                     .await;
-                assert_eq!(body["data"]["changePassword"]["userErrors"], json!([]), "{body}");
+                assert_eq!(
+                    body["data"]["changePassword"]["userErrors"],
+                    json!([]),
+                    "{body}"
+                );
             }
             "inactivation" => {
                 // Written by another node: this one learns of it only by looking.
@@ -541,7 +555,9 @@ async fn a_socket_closes_when_its_session_ends(db: TestDb) {
 async fn every_socket_operation_is_authenticated_afresh(db: TestDb) {
     let o = org_with_staff(&db, vec![]).await;
     let mia_token = o.login("mia").await;
-    let mut socket = Subscriber::connect(&o.server, Some(&mia_token)).await.unwrap();
+    let mut socket = Subscriber::connect(&o.server, Some(&mia_token))
+        .await
+        .unwrap();
     let first = socket.run("1", "{ me { firstName } }").await;
     assert_eq!(first["payload"]["data"]["me"]["firstName"], "Sam");
     // A rename over HTTP is seen by the next operation on the socket: no loader outlives
@@ -554,7 +570,10 @@ async fn every_socket_operation_is_authenticated_afresh(db: TestDb) {
     )
     .await;
     let second = socket.run("2", "{ me { firstName } }").await;
-    assert_eq!(second["payload"]["data"]["me"]["firstName"], "Mila", "{second}");
+    assert_eq!(
+        second["payload"]["data"]["me"]["firstName"], "Mila",
+        "{second}"
+    );
     // The limits hold for every message.
     let aliases: String = (0..60).map(|i| format!("a{i}: me {{ id }} ")).collect();
     let answer = socket.run("3", &format!("{{ {aliases} }}")).await;
@@ -562,18 +581,26 @@ async fn every_socket_operation_is_authenticated_afresh(db: TestDb) {
         answer["payload"]["errors"][0]["extensions"]["code"], "QUERY_TOO_COMPLEX",
         "{answer}"
     );
-    let deep = format!("{{ me {} id {} }}", "{ organization { owners ".repeat(6), "} } ".repeat(6));
+    let deep = format!(
+        "{{ me {} id {} }}",
+        "{ organization { owners ".repeat(6),
+        "} } ".repeat(6)
+    );
     let answer = socket.run("4", &deep).await;
     assert_eq!(
         answer["payload"]["errors"][0]["extensions"]["code"], "QUERY_TOO_COMPLEX",
         "{answer}"
     );
     // The moment the session ends, the socket's next operation is refused.
-    o.call(Some(&mia_token), "mutation { logout }", json!({})).await;
+    o.call(Some(&mia_token), "mutation { logout }", json!({}))
+        .await;
     socket
         .send(json!({ "id": "5", "type": "subscribe", "payload": { "query": "mutation { updateUser(input: {userId: \"x\", firstName: \"Evil\"}) { user { id } } }" } }))
         .await;
-    assert_eq!(socket.closed_within(Duration::from_secs(5)).await, Some(4401));
+    assert_eq!(
+        socket.closed_within(Duration::from_secs(5)).await,
+        Some(4401)
+    );
     // Refused if it was answered at all (the socket may have closed first).
     for answer in socket.skipped.iter().filter(|m| m["id"] == "5") {
         if answer["type"] != "complete" {
@@ -592,7 +619,10 @@ async fn a_socket_without_connection_init_closes_after_ten_seconds() {
     let server = TestServer::start(&db).await;
     let mut socket = Subscriber::open(&server).await;
     let started = Instant::now();
-    assert_eq!(socket.closed_within(Duration::from_secs(15)).await, Some(4408));
+    assert_eq!(
+        socket.closed_within(Duration::from_secs(15)).await,
+        Some(4408)
+    );
     let waited = started.elapsed();
     assert!(
         waited >= Duration::from_secs(9) && waited < Duration::from_secs(12),
@@ -615,7 +645,9 @@ async fn a_huge_socket_message_closes_the_connection_and_operations_are_capped()
             .send(json!({ "id": i.to_string(), "type": "subscribe", "payload": { "query": "subscription { requestUpdated { id } }" } }))
             .await;
     }
-    let answer = socket.run("one too many", "subscription { requestUpdated { id } }").await;
+    let answer = socket
+        .run("one too many", "subscription { requestUpdated { id } }")
+        .await;
     assert_eq!(
         answer["payload"]["errors"][0]["extensions"]["code"], "QUERY_TOO_COMPLEX",
         "{answer}"
@@ -660,21 +692,32 @@ async fn concurrent_wrong_passwords_verify_at_most_the_threshold(db: TestDb) {
     // Failures are recorded just after their answers.
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(
-        o.audit_count("session.login_failed", "wrong password").await,
+        o.audit_count("session.login_failed", "wrong password")
+            .await,
         5,
         "exactly the threshold of wrong passwords was verified"
     );
     assert_eq!(o.audit_count("user.locked", "").await, 1, "one lock");
     let mail = o.smtp.wait_for(1, WAIT).await;
     assert_eq!(mail.len(), 1, "one lock email");
-    assert!(mail[0].header("Subject").unwrap().to_lowercase().contains("lock"));
+    assert!(
+        mail[0]
+            .header("Subject")
+            .unwrap()
+            .to_lowercase()
+            .contains("lock")
+    );
 
     // The right password among 20 wrong ones, during the lock: nobody signs in, the lock
     // stands.
     let attempts = (0..21).map(|i| {
         let client = o.server.client.clone();
         let url = o.server.url("/graphql");
-        let password = if i == 10 { PASSWORD.to_owned() } else { format!("wrong {i}") };
+        let password = if i == 10 {
+            PASSWORD.to_owned()
+        } else {
+            format!("wrong {i}")
+        };
         tokio::spawn(async move {
             client
                 .post(url)
@@ -775,7 +818,11 @@ async fn a_reset_link_is_void_after_threshold_wrong_answers(db: TestDb) {
             json!({ "i": { "token": token, "newPassword": PASSWORD, "securityQuestions": questions } }),
         )
         .await;
-    assert_eq!(body["data"]["completeAccountSetup"]["userErrors"], json!([]), "{body}");
+    assert_eq!(
+        body["data"]["completeAccountSetup"]["userErrors"],
+        json!([]),
+        "{body}"
+    );
     // Then asks for a reset herself: it needs a security answer.
     o.call(
         None,
@@ -802,7 +849,10 @@ async fn a_reset_link_is_void_after_threshold_wrong_answers(db: TestDb) {
         let body = o.call(None, complete, attempt(&format!("Fido {i}"))).await;
         codes.push(body["data"]["completeAccountSetup"]["userErrors"][0]["code"].clone());
     }
-    assert!(codes[..5].iter().all(|c| c == "SECURITY_ANSWER_MISMATCH"), "{codes:?}");
+    assert!(
+        codes[..5].iter().all(|c| c == "SECURITY_ANSWER_MISMATCH"),
+        "{codes:?}"
+    );
     assert!(codes[5..].iter().all(|c| c == "TOKEN_INVALID"), "{codes:?}");
     let body = o.call(None, complete, attempt("Rex")).await;
     assert_eq!(
@@ -861,7 +911,14 @@ async fn rate_limit_counts_every_public_secret_operation(db: TestDb) {
 async fn a_trusted_proxy_names_the_client() {
     let db = TestDb::sqlite().await;
     let env = vec![("GATEHOUSE_TRUSTED_PROXIES", "127.0.0.0/8, ::1".into())];
-    let server = TestServer::start_with(&db, ServerOptions { env, ..Default::default() }).await;
+    let server = TestServer::start_with(
+        &db,
+        ServerOptions {
+            env,
+            ..Default::default()
+        },
+    )
+    .await;
     let reset = "mutation { requestAccountSetupEmail(input: {usernameOrEmail: \"nobody\"}) }";
     let send = |forwarded: &'static str| {
         server
@@ -872,13 +929,26 @@ async fn a_trusted_proxy_names_the_client() {
             .send()
     };
     for _ in 0..30 {
-        let body: Value = send("203.0.113.1, 198.51.100.7").await.unwrap().json().await.unwrap();
+        let body: Value = send("203.0.113.1, 198.51.100.7")
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         assert_eq!(body["errors"], Value::Null, "{body}");
     }
     let body: Value = send("198.51.100.7").await.unwrap().json().await.unwrap();
-    assert_eq!(code(&body), "RATE_LIMITED", "the nearest untrusted hop is the client");
+    assert_eq!(
+        code(&body),
+        "RATE_LIMITED",
+        "the nearest untrusted hop is the client"
+    );
     let body: Value = send("198.51.100.8").await.unwrap().json().await.unwrap();
-    assert_eq!(body["errors"], Value::Null, "another client has its own count");
+    assert_eq!(
+        body["errors"],
+        Value::Null,
+        "another client has its own count"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -962,7 +1032,10 @@ async fn invitations_by_champions_and_admins_grant_a_member(db: TestDb) {
                 "email": "granted@sunrise.example", "kind": "STAFF", "role": "ADMIN", "permissions": ["BILLING"] } }),
         )
         .await;
-    assert_eq!(body["data"]["inviteUser"]["user"]["role"], "ADMIN", "{body}");
+    assert_eq!(
+        body["data"]["inviteUser"]["user"]["role"], "ADMIN",
+        "{body}"
+    );
 }
 
 async fn only_an_owner_acts_on_an_owners_credentials(db: TestDb) {
@@ -1013,8 +1086,12 @@ async fn a_locked_owner_decides_nothing(db: TestDb) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     for i in 0..5 {
-        o.call(None, LOGIN, json!({ "u": "oscar", "p": format!("wrong {i}") }))
-            .await;
+        o.call(
+            None,
+            LOGIN,
+            json!({ "u": "oscar", "p": format!("wrong {i}") }),
+        )
+        .await;
     }
     let body = o
         .call(
@@ -1025,7 +1102,10 @@ async fn a_locked_owner_decides_nothing(db: TestDb) {
         .await;
     assert_eq!(code(&body), "FORBIDDEN", "{body}");
     let body = o.call(Some(&oscar), status, json!({ "id": id })).await;
-    assert_eq!(body["data"]["request"]["status"], "PENDING_APPROVAL", "{body}");
+    assert_eq!(
+        body["data"]["request"]["status"], "PENDING_APPROVAL",
+        "{body}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1043,7 +1123,11 @@ async fn a_temporary_password_shows_nothing_beyond_the_user(db: TestDb) {
     .await;
     let token = o.server.login("mia", "a temporary passphrase").await;
     let body = o
-        .call(Some(&token), "{ me { username passwordChangeRequired } }", json!({}))
+        .call(
+            Some(&token),
+            "{ me { username passwordChangeRequired } }",
+            json!({}),
+        )
         .await;
     assert_eq!(body["data"]["me"]["passwordChangeRequired"], true, "{body}");
     for query in [
@@ -1073,7 +1157,14 @@ async fn known_and_unknown_usernames_answer_in_the_same_time() {
     let db = TestDb::sqlite().await;
     // Default argon2 parameters; a rate limit high enough for 400 sign-ins.
     let env = vec![("GATEHOUSE_LOGIN_RATE_LIMIT", "100000".into())];
-    let server = TestServer::start_with(&db, ServerOptions { env, ..Default::default() }).await;
+    let server = TestServer::start_with(
+        &db,
+        ServerOptions {
+            env,
+            ..Default::default()
+        },
+    )
+    .await;
     seed_org(&server.app, "Sunrise", "olivia").await;
     let mut known = Vec::new();
     let mut unknown = Vec::new();
@@ -1137,10 +1228,17 @@ async fn default_settings_deliver_and_apply_within_a_second(db: TestDb) {
                 json!({}),
             )
             .await;
-        assert_eq!(body["data"]["inviteUser"]["userErrors"], json!([]), "{body}");
+        assert_eq!(
+            body["data"]["inviteUser"]["userErrors"],
+            json!([]),
+            "{body}"
+        );
         smtp.wait_for(1, WAIT).await;
         let delivered = started.elapsed();
-        assert!(delivered < Duration::from_secs(1), "{queue:?}: email after {delivered:?}");
+        assert!(
+            delivered < Duration::from_secs(1),
+            "{queue:?}: email after {delivered:?}"
+        );
 
         let started = Instant::now();
         let (_, body) = server
@@ -1153,7 +1251,11 @@ async fn default_settings_deliver_and_apply_within_a_second(db: TestDb) {
         let id = body["data"]["requestLicenses"]["request"]["id"].clone();
         loop {
             let (_, status) = server
-                .graphql(Some(&owner), "query($id: ID!) { request(id: $id) { status } }", json!({ "id": id }))
+                .graphql(
+                    Some(&owner),
+                    "query($id: ID!) { request(id: $id) { status } }",
+                    json!({ "id": id }),
+                )
                 .await;
             if status["data"]["request"]["status"] == "APPLIED" {
                 break;
@@ -1162,6 +1264,9 @@ async fn default_settings_deliver_and_apply_within_a_second(db: TestDb) {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         let applied = started.elapsed();
-        assert!(applied < Duration::from_secs(1), "{queue:?}: APPLIED after {applied:?}");
+        assert!(
+            applied < Duration::from_secs(1),
+            "{queue:?}: APPLIED after {applied:?}"
+        );
     }
 }

@@ -457,3 +457,48 @@ async fn sweep_ends_idle_sessions() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_email_job_run_twice_at_once_sends_once() {
+    use gatehouse_workers::{Email, Envelope, Job};
+    let db = TestDb::sqlite().await;
+    let smtp = SmtpReceiver::start().await;
+    smtp.set_mode(Mode::Stall);
+    let options = ServerOptions {
+        smtp_url: Some(smtp.url()),
+        ..Default::default()
+    };
+    let server = TestServer::start_with(&db, options).await;
+    let job = Job::Email {
+        to_name: "Twice".into(),
+        to_address: "twice@example.com".into(),
+        email: Email::PasswordChanged {
+            name: "Twice".into(),
+            username: "twice".into(),
+            how: "you changed it".into(),
+        },
+    };
+    // The same job delivered twice at the same moment (at-least-once delivery).
+    for _ in 0..2 {
+        server
+            .queue
+            .push(Envelope::new(4242, job.clone()), None)
+            .await
+            .unwrap();
+    }
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while smtp.stalls() == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "nothing reached the mail server"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The other run found the delivery claimed and backs off instead of sending.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(smtp.stalls(), 1, "only one run reached the mail server");
+    smtp.set_mode(Mode::Accept);
+    smtp.wait_for(1, WAIT).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(smtp.received().len(), 1, "sent once");
+}

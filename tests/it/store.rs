@@ -24,6 +24,11 @@ crate::on_both_databases!(
     search_totals_follow_every_change,
     trigram_counts_match_the_postings,
     prefix_searches_agree_whichever_index_they_read,
+    simultaneous_secret_checks_claim_at_most_the_threshold,
+    a_sign_in_verified_before_a_password_change_starts_no_session,
+    a_right_secret_after_others_locked_the_account_is_refused,
+    an_email_is_claimed_by_one_run_at_a_time,
+    a_locked_owners_decision_is_refused,
 );
 
 fn new_user(
@@ -873,4 +878,218 @@ async fn prefix_searches_agree_whichever_index_they_read(db: TestDb) {
     )
     .await;
     assert_eq!((inactive, total), (vec!["pat0007".to_owned()], 1));
+}
+
+async fn simultaneous_secret_checks_claim_at_most_the_threshold(db: TestDb) {
+    let app = test_app(&db).await;
+    let (_, owner) = seed_org(&app, "Claims", "claimer").await;
+    let lock_until = now() + chrono::TimeDelta::hours(1);
+    let claims = (0..25).map(|_| {
+        let store = app.store.clone();
+        tokio::spawn(async move {
+            store
+                .claim_secret_check(owner.id, now(), 5, lock_until)
+                .await
+                .unwrap()
+        })
+    });
+    let mut granted = Vec::new();
+    for claim in claims {
+        if let Some(check) = claim.await.unwrap() {
+            granted.push(check);
+        }
+    }
+    assert_eq!(granted.len(), 5, "exactly the threshold may be verified");
+    assert_eq!(
+        granted.iter().filter(|c| c.check_lock.is_some()).count(),
+        1,
+        "the fifth locked the account provisionally"
+    );
+    assert!(granted.iter().all(|c| c.password_hash.is_some()));
+    let user = app.store.user(owner.org_id, owner.id).await.unwrap();
+    assert!(user.is_locked(now()));
+    // Once the lock has run out, counting starts over.
+    let later = lock_until + chrono::TimeDelta::seconds(1);
+    let again = app
+        .store
+        .claim_secret_check(owner.id, later, 5, later + chrono::TimeDelta::hours(1))
+        .await
+        .unwrap()
+        .expect("claimable after the lock");
+    assert_eq!(again.check_lock, None);
+}
+
+async fn a_sign_in_verified_before_a_password_change_starts_no_session(db: TestDb) {
+    use gatehouse::store::{NewSession, PasswordChange, SignInGuard};
+    let app = test_app(&db).await;
+    let (org, owner) = seed_org(&app, "Race", "racer").await;
+    let at = now();
+    let check = app
+        .store
+        .claim_secret_check(owner.id, at, 5, at + chrono::TimeDelta::hours(1))
+        .await
+        .unwrap()
+        .unwrap();
+    let verified = check.password_hash.clone().unwrap();
+    // Meanwhile the password is changed.
+    app.store
+        .set_password(PasswordChange {
+            user_id: owner.id,
+            replaces: None,
+            hash: "$argon2id$v=19$m=64,t=1,p=1$bmV3c2FsdA$bmV3aGFzaA".into(),
+            change_required: false,
+            audit: AuditEntry::new(org.id, now(), "user.password_changed"),
+            email: None,
+        })
+        .await
+        .unwrap();
+    let session = NewSession {
+        user_id: owner.id,
+        token_hash: vec![9; 32],
+        created_at: now(),
+        expires_at: now() + chrono::TimeDelta::hours(12),
+        user_agent: None,
+        ip: None,
+        guard: Some(SignInGuard {
+            verified_hash: verified,
+            check_lock: None,
+            rehash: Some("$argon2id$v=19$m=19456,t=2,p=1$cmVoYXNo$cmVoYXNo".into()),
+        }),
+    };
+    let started = app
+        .store
+        .start_session(session, AuditEntry::new(org.id, now(), "session.login"))
+        .await;
+    assert!(
+        matches!(started, Err(StoreError::Conflict(_))),
+        "{started:?}"
+    );
+    let (_, hash) = app
+        .store
+        .credentials_by_username("racer")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        hash.as_deref(),
+        Some("$argon2id$v=19$m=64,t=1,p=1$bmV3c2FsdA$bmV3aGFzaA"),
+        "the rehash did not overwrite the new password"
+    );
+    assert!(
+        app.store
+            .session_by_token(&[9; 32], now(), std::time::Duration::from_secs(1800))
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+async fn a_right_secret_after_others_locked_the_account_is_refused(db: TestDb) {
+    let app = test_app(&db).await;
+    let (_, owner) = seed_org(&app, "Late", "latecomer").await;
+    let lock_until = now() + chrono::TimeDelta::hours(1);
+    let first = app
+        .store
+        .claim_secret_check(owner.id, now(), 5, lock_until)
+        .await
+        .unwrap()
+        .unwrap();
+    for _ in 0..4 {
+        app.store
+            .claim_secret_check(owner.id, now(), 5, lock_until)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    // The first check turns out right, but the others locked the account meanwhile.
+    assert!(
+        !app.store
+            .secret_check_passed(owner.id, first.check_lock, now())
+            .await
+            .unwrap()
+    );
+    let user = app.store.user(owner.org_id, owner.id).await.unwrap();
+    assert!(user.is_locked(now()), "the lock stands");
+}
+
+async fn an_email_is_claimed_by_one_run_at_a_time(db: TestDb) {
+    let app = test_app(&db).await;
+    let at = now();
+    let stale = at - chrono::TimeDelta::seconds(15);
+    let claims = (0..10).map(|_| {
+        let store = app.store.clone();
+        tokio::spawn(async move { store.claim_email("email-1", at, stale).await.unwrap() })
+    });
+    let mut won = 0;
+    for claim in claims {
+        won += usize::from(claim.await.unwrap());
+    }
+    assert_eq!(won, 1);
+    // A claim left unrenewed past its lease is taken over.
+    let later = at + chrono::TimeDelta::seconds(20);
+    assert!(
+        app.store
+            .claim_email("email-1", later, later - chrono::TimeDelta::seconds(15))
+            .await
+            .unwrap()
+    );
+    app.store.release_email_claim("email-1").await.unwrap();
+    assert!(
+        app.store
+            .claim_email("email-1", later, stale)
+            .await
+            .unwrap()
+    );
+}
+
+async fn a_locked_owners_decision_is_refused(db: TestDb) {
+    use gatehouse::domain::RequestStatus;
+    use gatehouse::store::{NewDecision, Transition};
+    let app = test_app(&db).await;
+    let (org, owner) = seed_org(&app, "Locked", "lockedowner").await;
+    let admin = app
+        .store
+        .create_user(new_user(
+            org.id,
+            "filer2",
+            "filer2@locked.example",
+            UserKind::Staff,
+        ))
+        .await
+        .unwrap();
+    let id = pending_request(&app, org.id, admin.id).await;
+    let lock_until = now() + chrono::TimeDelta::hours(1);
+    for _ in 0..5 {
+        app.store
+            .claim_secret_check(owner.id, now(), 5, lock_until)
+            .await
+            .unwrap();
+    }
+    let mut audit = AuditEntry::new(org.id, now(), "request.approved");
+    audit.request_id = Some(id.0);
+    let decided = app
+        .store
+        .transition_request(Transition {
+            request_id: id,
+            from: &[RequestStatus::PendingApproval],
+            to: RequestStatus::Approved,
+            at: now(),
+            actor_id: Some(owner.id),
+            note: None,
+            failure_reason: None,
+            decision: Some(NewDecision {
+                approver_id: owner.id,
+                approved: true,
+                comment: None,
+                terms_accepted: true,
+            }),
+            approver_must_be_owner: Some(owner.id),
+            approvers: vec![],
+            audit,
+            jobs: vec![],
+        })
+        .await;
+    assert!(matches!(decided, Err(StoreError::Forbidden)), "{decided:?}");
+    let request = app.store.request(org.id, id).await.unwrap().unwrap();
+    assert_eq!(request.status, RequestStatus::PendingApproval);
 }
