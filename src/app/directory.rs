@@ -6,12 +6,11 @@ use super::{Actor, App, AppError, AppResult};
 use crate::domain::audit::AuditRecord;
 use crate::domain::search::{digits, fold};
 use crate::domain::values::parse_title;
+use crate::domain::{Change, PermissionChange};
 use crate::domain::{
     DomainError, EmailAddress, ErrorCode, Mobile, Permission, PersonName, Practice, PracticeId,
     Product, Role, User, UserId, UserKind, UserStatus, Username, now,
 };
-use crate::domain::{PermissionChange, RequestKind};
-use crate::store::NewRequest;
 use crate::store::{
     AnyMatch, AuditQuery, NewUser, StoreError, UserCreation, UserSearch, UserUpdate,
 };
@@ -320,17 +319,12 @@ impl App {
         if let Some(change) = asked {
             let new = self.new_request(
                 actor,
-                RequestKind::ChangePermissions,
+                Change::Permissions(change),
                 Some(user.id),
                 Some("Asked for in the invitation of a new user.".into()),
                 None,
             );
-            let filed = self
-                .file(NewRequest {
-                    permission_change: Some(change),
-                    ..new
-                })
-                .await;
+            let filed = self.file(new).await;
             if let Err(err) = filed {
                 // The member exists with no more than a member's rights; the owners can
                 // still be asked with requestPermissionChange.

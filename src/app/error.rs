@@ -44,6 +44,9 @@ impl From<StoreError> for AppError {
             .into(),
             StoreError::Conflict(what) => DomainError::new(ErrorCode::InvalidState, what).into(),
             StoreError::Forbidden => AppError::Forbidden,
+            StoreError::NotApplicable(why) => {
+                DomainError::new(ErrorCode::InvalidState, why.to_string()).into()
+            }
             StoreError::LastOwner => DomainError::new(
                 ErrorCode::LastOwner,
                 "The organization's last active owner can be neither inactivated nor demoted.",

@@ -9,7 +9,7 @@ pub mod feed;
 pub mod organization;
 pub mod policy;
 pub mod ratelimit;
-pub mod requests;
+pub mod request;
 pub mod session;
 pub mod user;
 pub mod watch;

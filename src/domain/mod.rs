@@ -14,7 +14,9 @@ pub use enums::{Permission, Product, RequestKind, RequestStatus, Role, UserKind,
 pub use error::{DomainError, ErrorCode};
 pub use id::{OrgId, PracticeId, RequestId, SessionId, UserId};
 pub use model::{LicensePool, Organization, Practice, User};
-pub use request::{AccountRequest, LicenseChange, PermissionChange, RequestDecision, RequestEvent};
+pub use request::{
+    AccountRequest, Change, LicenseChange, PermissionChange, RequestDecision, RequestEvent,
+};
 pub use values::{EmailAddress, Mobile, PersonName, Username};
 
 use chrono::{DateTime, SubsecRound, Utc};

@@ -11,7 +11,7 @@ use super::types::{
 use super::{GqlResult, RequestContext, user_errors};
 use crate::app::credentials::AccountSetup;
 use crate::app::directory::{Invitation, ProfileUpdate};
-use crate::app::requests::{InactivationRequest, LicenseRequest, PermissionRequest};
+use crate::app::request::{InactivationRequest, LicenseRequest, PermissionRequest};
 use crate::domain::{DomainError, ErrorCode, UserId};
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 

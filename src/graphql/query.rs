@@ -11,7 +11,7 @@ use super::types::{
 };
 use super::{GqlResult, RequestContext};
 use crate::app::directory::{AuditFilter as AppAuditFilter, UserFilter as AppUserFilter};
-use crate::app::requests::RequestFilter as AppRequestFilter;
+use crate::app::request::RequestFilter as AppRequestFilter;
 use crate::domain::id::{AuditEventId, decode_global};
 use crate::domain::{OrgId, PracticeId, RequestId, Timestamp, UserId};
 use async_graphql::{Context, ID, InputObject, Object};

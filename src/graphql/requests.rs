@@ -6,7 +6,7 @@ use super::loaders::{DecisionsOf, EventsOf, OwnersOf, UserIn};
 use super::types::{PageInfo, Permission, Product, Role, User, UserError, UserKind, app, loader};
 use super::user_errors;
 use crate::app::App;
-use crate::app::requests::Filed;
+use crate::app::request::Filed;
 use crate::domain::{self, Timestamp};
 use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
 
@@ -134,7 +134,7 @@ impl AccountRequest {
     }
 
     async fn kind(&self) -> RequestKind {
-        self.request.kind.into()
+        self.request.kind().into()
     }
 
     async fn status(&self) -> RequestStatus {
@@ -157,7 +157,7 @@ impl AccountRequest {
     }
 
     async fn license_change(&self) -> Option<LicenseChange> {
-        self.request.license_change.map(|c| LicenseChange {
+        self.request.change.licenses().map(|c| LicenseChange {
             product: c.product.into(),
             kind: c.kind.into(),
             quantity: c.quantity,
@@ -165,20 +165,18 @@ impl AccountRequest {
     }
 
     async fn permission_change(&self) -> Option<PermissionChange> {
-        self.request
-            .permission_change
-            .as_ref()
-            .map(|c| PermissionChange {
-                grant: c.grant.iter().copied().map(Into::into).collect(),
-                revoke: c.revoke.iter().copied().map(Into::into).collect(),
-                role: c.role.map(Into::into),
-            })
+        self.request.change.permissions().map(|c| PermissionChange {
+            grant: c.grant.iter().copied().map(Into::into).collect(),
+            revoke: c.revoke.iter().copied().map(Into::into).collect(),
+            role: c.role.map(Into::into),
+        })
     }
 
     /// Products to restore, for REACTIVATE_PROVIDER.
     async fn products(&self) -> Vec<Product> {
         self.request
-            .products
+            .change
+            .products()
             .iter()
             .copied()
             .map(Into::into)
@@ -187,7 +185,7 @@ impl AccountRequest {
 
     /// Users who may decide this request now.
     async fn approvers(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<User>> {
-        if self.request.status != domain::RequestStatus::PendingApproval {
+        if !domain::request::Step::Approve.allows(self.request.status) {
             return Ok(Vec::new());
         }
         let owners = if self.live {

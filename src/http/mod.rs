@@ -18,6 +18,8 @@ use axum::{Json, Router};
 use gatehouse_workers::Queue;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
 
 #[derive(Clone)]
 struct AppState {
@@ -42,7 +44,27 @@ pub fn router(app: App, queue: Queue, metrics: Metrics) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(render_metrics))
         .layer(middleware::from_fn_with_state(metrics, track))
+        // The last layer is the outermost: every request gets an id (or keeps the one its
+        // proxy set), every log line inside it carries the id, and the response tells it.
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .with_state(state)
+}
+
+/// The span of one request: its id, method and route (never the query string).
+fn request_span(request: &Request) -> tracing::Span {
+    let id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    tracing::info_span!(
+        "request",
+        request_id = %id,
+        method = %request.method(),
+        path = %request.uri().path(),
+    )
 }
 
 /// Counts and times every request by its route template (never the raw path, which

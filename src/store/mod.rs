@@ -13,9 +13,9 @@ pub use sqlite::SqliteStore;
 
 use crate::domain::audit::AuditRecord;
 use crate::domain::{
-    AccountRequest, LicenseChange, LicensePool, OrgId, Organization, Permission, PermissionChange,
-    Practice, PracticeId, Product, RequestDecision, RequestEvent, RequestId, RequestKind,
-    RequestStatus, Role, SessionId, Timestamp, User, UserId, UserKind,
+    AccountRequest, LicensePool, OrgId, Organization, Permission, Practice, PracticeId, Product,
+    RequestDecision, RequestEvent, RequestId, RequestKind, RequestStatus, Role, SessionId,
+    Timestamp, User, UserId, UserKind,
 };
 use async_trait::async_trait;
 use gatehouse_workers::{Job, SetupPurpose};
@@ -38,6 +38,9 @@ pub enum StoreError {
     /// A conditional change found the data no longer in the expected state.
     #[error("conflict: {0}")]
     Conflict(String),
+    /// An approved change no longer applies to the data as it is now.
+    #[error("{0}")]
+    NotApplicable(crate::domain::request::NotApplicable),
     /// The acting user may no longer do this (locked, inactivated or demoted meanwhile).
     #[error("no longer allowed")]
     Forbidden,
@@ -485,13 +488,10 @@ pub trait RequestStore: Send + Sync {
 #[derive(Debug, Clone)]
 pub struct NewRequest {
     pub org_id: OrgId,
-    pub kind: RequestKind,
     pub requested_by: UserId,
     pub subject_id: Option<UserId>,
     pub justification: Option<String>,
-    pub license_change: Option<LicenseChange>,
-    pub permission_change: Option<PermissionChange>,
-    pub products: Vec<Product>,
+    pub change: crate::domain::Change,
     pub terms_accepted: bool,
     /// The requester is an owner (their filing is their approval).
     pub filed_by_owner: bool,
@@ -523,12 +523,12 @@ pub struct NewDecision {
     pub terms_accepted: bool,
 }
 
-/// A change of a request's status.
+/// A step of a request's workflow: it moves the request only from the step's statuses
+/// (else `Conflict`), to the step's status.
 #[derive(Debug, Clone)]
 pub struct Transition {
     pub request_id: RequestId,
-    pub from: &'static [RequestStatus],
-    pub to: RequestStatus,
+    pub step: crate::domain::request::Step,
     pub at: Timestamp,
     pub actor_id: Option<UserId>,
     pub note: Option<String>,

@@ -1,6 +1,7 @@
 //! Row types shared by both backends, and their conversion into domain records.
 
 use super::{OutboxJob, StoreError};
+use crate::domain::Change;
 use crate::domain::audit::AuditRecord;
 use crate::domain::{
     AccountRequest, LicenseChange, LicensePool, OrgId, Organization, PermissionChange, Practice,
@@ -252,35 +253,40 @@ where
 impl TryFrom<RequestRow> for AccountRequest {
     type Error = StoreError;
     fn try_from(r: RequestRow) -> Result<Self, StoreError> {
-        let kind: RequestKind = parse(&r.kind)?;
-        let license_change = match (&r.product, &r.user_kind, r.quantity) {
-            (Some(product), Some(user_kind), Some(quantity)) => Some(LicenseChange {
-                product: parse(product)?,
-                kind: parse(user_kind)?,
-                quantity,
-            }),
-            _ => None,
-        };
-        let permission_change = if kind == RequestKind::ChangePermissions {
-            Some(PermissionChange {
+        let change = match parse::<RequestKind>(&r.kind)? {
+            RequestKind::AddLicenses => match (&r.product, &r.user_kind, r.quantity) {
+                (Some(product), Some(user_kind), Some(quantity)) => {
+                    Change::Licenses(LicenseChange {
+                        product: parse(product)?,
+                        kind: parse(user_kind)?,
+                        quantity,
+                    })
+                }
+                _ => {
+                    return Err(StoreError::Corrupt(format!(
+                        "request {} without its licenses",
+                        r.id
+                    )));
+                }
+            },
+            RequestKind::ChangePermissions => Change::Permissions(PermissionChange {
                 grant: parse_names(r.grant_permissions.as_deref())?,
                 revoke: parse_names(r.revoke_permissions.as_deref())?,
                 role: r.new_role.as_deref().map(parse).transpose()?,
-            })
-        } else {
-            None
+            }),
+            RequestKind::InactivateUser => Change::Inactivation,
+            RequestKind::ReactivateProvider => Change::Reactivation {
+                products: parse_names(r.products.as_deref())?,
+            },
         };
         Ok(AccountRequest {
             id: RequestId(r.id),
             org_id: OrgId(r.org_id),
-            kind,
             status: parse(&r.status)?,
             requested_by: UserId(r.requested_by),
             subject_id: r.subject_id.map(UserId),
             justification: r.justification,
-            license_change,
-            permission_change,
-            products: parse_names(r.products.as_deref())?,
+            change,
             terms_accepted: r.terms_accepted,
             filed_by_owner: r.filed_by_owner,
             failure_reason: r.failure_reason,

@@ -42,9 +42,7 @@ impl TestDb {
                     "CI=true but GATEHOUSE_TEST_POSTGRES_URL is not set: the PostgreSQL suite must run in CI"
                 );
             }
-            eprintln!(
-                "SKIPPED: PostgreSQL test (set GATEHOUSE_TEST_POSTGRES_URL or run scripts/test)"
-            );
+            skipped("PostgreSQL test (set GATEHOUSE_TEST_POSTGRES_URL or run scripts/test)");
             return None;
         };
         let name = unique_name();
@@ -117,6 +115,23 @@ pub async fn test_app(db: &TestDb) -> App {
     gatehouse::build_app(test_config(db, &[]))
         .await
         .expect("build app")
+}
+
+/// Says loudly that a suite was skipped, and records it for the test command's summary
+/// (the file named by GATEHOUSE_TEST_SKIPS), since the harness hides a passing test's
+/// output.
+pub fn skipped(what: &str) {
+    eprintln!("SKIPPED: {what}");
+    if let Some(path) = std::env::var_os("GATEHOUSE_TEST_SKIPS") {
+        use std::io::Write as _;
+        if let Ok(mut file) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
+            let _ = writeln!(file, "{what}");
+        }
+    }
 }
 
 pub fn in_ci() -> bool {

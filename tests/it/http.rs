@@ -318,3 +318,23 @@ async fn graceful_shutdown_finishes_and_returns(db: TestDb) {
     let body = in_flight.await.unwrap();
     assert!(body["data"]["login"]["token"].is_string(), "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_response_carries_a_request_id() {
+    let db = TestDb::sqlite().await;
+    let server = TestServer::start(&db).await;
+    let response = reqwest::get(server.url("/healthz")).await.unwrap();
+    let id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(id.len(), 36, "a UUID: {id}");
+    let response = server
+        .client
+        .get(server.url("/healthz"))
+        .header("x-request-id", "from-the-proxy-42")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["x-request-id"], "from-the-proxy-42");
+}

@@ -24,8 +24,8 @@ impl TestRedis {
                     "CI=true but GATEHOUSE_TEST_REDIS_SERVER is not set: the Redis suite must run in CI"
                 );
             }
-            eprintln!(
-                "SKIPPED: Redis test (run scripts/test, or set GATEHOUSE_TEST_REDIS_SERVER to a redis-server binary)"
+            crate::common::skipped(
+                "Redis test (run scripts/test, or set GATEHOUSE_TEST_REDIS_SERVER to a redis-server binary)",
             );
             return None;
         };

@@ -474,22 +474,19 @@ async fn pending_request(
     org: gatehouse::domain::OrgId,
     requester: gatehouse::domain::UserId,
 ) -> gatehouse::domain::RequestId {
-    use gatehouse::domain::{LicenseChange, RequestKind, RequestStatus};
+    use gatehouse::domain::{Change, LicenseChange};
     use gatehouse::store::{Filing, NewRequest, Transition};
     let at = now();
     let new = NewRequest {
         org_id: org,
-        kind: RequestKind::AddLicenses,
         requested_by: requester,
         subject_id: None,
         justification: None,
-        license_change: Some(LicenseChange {
+        change: Change::Licenses(LicenseChange {
             product: Product::Ehr,
             kind: UserKind::Staff,
             quantity: 2,
         }),
-        permission_change: None,
-        products: vec![],
         terms_accepted: false,
         filed_by_owner: false,
         at,
@@ -506,8 +503,7 @@ async fn pending_request(
     app.store
         .transition_request(Transition {
             request_id: request.id,
-            from: &[RequestStatus::Submitted],
-            to: RequestStatus::PendingApproval,
+            step: gatehouse::domain::request::Step::Route,
             at,
             actor_id: None,
             note: None,
@@ -524,7 +520,6 @@ async fn pending_request(
 }
 
 async fn twenty_simultaneous_decisions_record_exactly_one(db: TestDb) {
-    use gatehouse::domain::RequestStatus;
     use gatehouse::store::{NewDecision, Transition};
     let app = test_app(&db).await;
     let (org, owner) = seed_org(&app, "Deciders", "decider").await;
@@ -548,11 +543,10 @@ async fn twenty_simultaneous_decisions_record_exactly_one(db: TestDb) {
             store
                 .transition_request(Transition {
                     request_id: id,
-                    from: &[RequestStatus::PendingApproval],
-                    to: if approved {
-                        RequestStatus::Approved
+                    step: if approved {
+                        gatehouse::domain::request::Step::Approve
                     } else {
-                        RequestStatus::Rejected
+                        gatehouse::domain::request::Step::Reject
                     },
                     at: now(),
                     actor_id: Some(owner.id),
@@ -1071,8 +1065,7 @@ async fn a_locked_owners_decision_is_refused(db: TestDb) {
         .store
         .transition_request(Transition {
             request_id: id,
-            from: &[RequestStatus::PendingApproval],
-            to: RequestStatus::Approved,
+            step: gatehouse::domain::request::Step::Approve,
             at: now(),
             actor_id: Some(owner.id),
             note: None,

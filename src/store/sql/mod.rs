@@ -392,7 +392,7 @@ macro_rules! store_impl {
                 .fetch_optional(&mut **tx)
                 .await?;
                 let Some(kind) = kind else {
-                    return Err(StoreError::Conflict("The user is not inactive.".into()));
+                    return Err(StoreError::NotApplicable($crate::domain::request::NotApplicable::NotInactive));
                 };
                 let kind = kind
                     .parse()

@@ -3,9 +3,9 @@
 
 macro_rules! requests_impl {
     ($store:ty) => {
+        use $crate::domain::request::NotApplicable;
         use $crate::domain::{
-            AccountRequest, RequestDecision, RequestEvent, RequestId, RequestKind,
-            RequestStatus, Role,
+            AccountRequest, Change, RequestDecision, RequestEvent, RequestId, RequestStatus, Role,
         };
         use $crate::store::rows::{DecisionRow, EventRow, RequestRow, names, request_columns};
         use $crate::store::{
@@ -82,11 +82,8 @@ macro_rules! requests_impl {
                     Some(id) => Some(Self::user_in(tx, id).await?),
                     None => None,
                 };
-                match (request.kind, subject) {
-                    (RequestKind::AddLicenses, _) => {
-                        let change = request
-                            .license_change
-                            .ok_or_else(|| StoreError::Corrupt("license request without a change".into()))?;
+                match (&request.change, subject) {
+                    (Change::Licenses(change), _) => {
                         sqlx::query(
                             "INSERT INTO license_pools (org_id, product, kind, total, used) \
                              VALUES ($1, $2, $3, 0, 0) ON CONFLICT DO NOTHING",
@@ -112,10 +109,9 @@ macro_rules! requests_impl {
                         }));
                         Self::append_audit_in(tx, &entry).await?;
                     }
-                    (RequestKind::ChangePermissions, Some(user)) => {
-                        let change = request.permission_change.clone().unwrap_or_default();
+                    (Change::Permissions(change), Some(user)) => {
                         if user.status == UserStatus::Inactive {
-                            return Err(StoreError::Conflict(format!("{} is inactive.", user.username)));
+                            return Err(StoreError::NotApplicable(NotApplicable::SubjectInactive(user.username.clone())));
                         }
                         let demoted = user.role == Role::Owner && change.role.is_some_and(|r| r != Role::Owner);
                         if demoted
@@ -156,9 +152,9 @@ macro_rules! requests_impl {
                         }));
                         Self::append_audit_in(tx, &entry).await?;
                     }
-                    (RequestKind::InactivateUser, Some(user)) => {
+                    (Change::Inactivation, Some(user)) => {
                         if user.status == UserStatus::Inactive {
-                            return Err(StoreError::Conflict(format!("{} is already inactive.", user.username)));
+                            return Err(StoreError::NotApplicable(NotApplicable::SubjectAlreadyInactive(user.username.clone())));
                         }
                         if user.role == Role::Owner
                             && user.status == UserStatus::Active
@@ -209,16 +205,16 @@ macro_rules! requests_impl {
                         }));
                         Self::append_audit_in(tx, &entry).await?;
                     }
-                    (RequestKind::ReactivateProvider, Some(user)) => {
-                        Self::reactivate_in(tx, org, user.id, &request.products, at).await?;
+                    (Change::Reactivation { products }, Some(user)) => {
+                        Self::reactivate_in(tx, org, user.id, products, at).await?;
                         let entry = audit("user.reactivated").subject(user.id).details(serde_json::json!({
                             "before": {"status": "INACTIVE"},
-                            "after": {"status": "ACTIVE", "products": request.products.iter().map(|p| p.as_str()).collect::<Vec<_>>()},
+                            "after": {"status": "ACTIVE", "products": products.iter().map(|p| p.as_str()).collect::<Vec<_>>()},
                         }));
                         Self::append_audit_in(tx, &entry).await?;
                     }
-                    (kind, None) => {
-                        return Err(StoreError::Corrupt(format!("{kind} request without a subject")));
+                    (change, None) => {
+                        return Err(StoreError::Corrupt(format!("{} request without a subject", change.kind())));
                     }
                 }
                 Ok(())
@@ -276,19 +272,23 @@ macro_rules! requests_impl {
                 if let Some(subject) = new.subject_id {
                     let open: Option<RequestRow> = sqlx::query_as(concat!(
                         "SELECT ", request_columns!(), " FROM requests r WHERE r.org_id = $1 AND r.kind = $2 \
-                         AND r.subject_id = $3 AND r.status IN ('SUBMITTED', 'PENDING_APPROVAL', 'APPROVED')"
+                         AND r.subject_id = $3 AND r.status IN ($4, $5, $6)"
                     ))
                     .bind(new.org_id.0)
-                    .bind(new.kind.as_str())
+                    .bind(new.change.kind().as_str())
                     .bind(subject.0)
+                    .bind($crate::domain::request::UNFINISHED[0].as_str())
+                    .bind($crate::domain::request::UNFINISHED[1].as_str())
+                    .bind($crate::domain::request::UNFINISHED[2].as_str())
                     .fetch_optional(&mut *tx)
                     .await?;
                     if let Some(row) = open {
                         return Ok(Filing::Open(row.try_into()?));
                     }
                 }
-                let change = new.license_change;
-                let permissions = new.permission_change.as_ref();
+                let change = new.change.licenses();
+                let permissions = new.change.permissions();
+                let products = new.change.products();
                 let id: i64 = sqlx::query_scalar(
                     "INSERT INTO requests (org_id, kind, status, requested_by, subject_id, justification, \
                      product, user_kind, quantity, grant_permissions, revoke_permissions, new_role, \
@@ -297,7 +297,7 @@ macro_rules! requests_impl {
                      RETURNING id",
                 )
                 .bind(new.org_id.0)
-                .bind(new.kind.as_str())
+                .bind(new.change.kind().as_str())
                 .bind(new.requested_by.0)
                 .bind(new.subject_id.map(|s| s.0))
                 .bind(new.justification.as_deref())
@@ -307,7 +307,7 @@ macro_rules! requests_impl {
                 .bind(permissions.map(|p| names(p.grant.iter().map(|g| g.as_str()))))
                 .bind(permissions.map(|p| names(p.revoke.iter().map(|r| r.as_str()))))
                 .bind(permissions.and_then(|p| p.role).map(|r| r.as_str()))
-                .bind((!new.products.is_empty()).then(|| names(new.products.iter().map(|p| p.as_str()))))
+                .bind((!products.is_empty()).then(|| names(products.iter().map(|p| p.as_str()))))
                 .bind(new.terms_accepted)
                 .bind(new.at)
                 .bind(new.expires_at)
@@ -439,7 +439,7 @@ macro_rules! requests_impl {
             async fn transition_request(&self, t: Transition) -> StoreResult<AccountRequest> {
                 let mut tx = self.begin_write().await?;
                 let mut b = sqlx::QueryBuilder::<Db>::new("UPDATE requests SET status = ");
-                b.push_bind(t.to.as_str()).push(", updated_at = ").push_bind(t.at);
+                b.push_bind(t.step.to().as_str()).push(", updated_at = ").push_bind(t.at);
                 if let Some(reason) = &t.failure_reason {
                     b.push(", failure_reason = ").push_bind(reason.clone());
                 }
@@ -448,7 +448,7 @@ macro_rules! requests_impl {
                 }
                 b.push(" WHERE id = ").push_bind(t.request_id.0).push(" AND status IN (");
                 let mut list = b.separated(", ");
-                for status in t.from {
+                for status in t.step.from() {
                     list.push_bind(status.as_str());
                 }
                 b.push(")");
@@ -502,7 +502,7 @@ macro_rules! requests_impl {
                     .execute(&mut *tx)
                     .await?;
                 }
-                Self::record_event_in(&mut tx, t.request_id, t.at, t.to, t.actor_id, t.note.as_deref()).await?;
+                Self::record_event_in(&mut tx, t.request_id, t.at, t.step.to(), t.actor_id, t.note.as_deref()).await?;
                 Self::append_audit_in(&mut tx, &t.audit).await?;
                 for job in &t.jobs {
                     Self::enqueue_in(&mut tx, job, t.at).await?;

@@ -1,5 +1,9 @@
 //! Account requests: the changes that cost money or widen access, decided by an owner.
 
+pub mod workflow;
+
+pub use workflow::{NotApplicable, NotDecidable, Step, UNFINISHED, audit_action, may_decide};
+
 use super::{
     OrgId, Permission, Product, RequestId, RequestKind, RequestStatus, Role, Timestamp, UserId,
     UserKind,
@@ -21,20 +25,62 @@ pub struct PermissionChange {
     pub role: Option<Role>,
 }
 
+/// What a request asks for: one type for the API, the use cases and the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// ADD_LICENSES.
+    Licenses(LicenseChange),
+    /// CHANGE_PERMISSIONS of the subject.
+    Permissions(PermissionChange),
+    /// INACTIVATE_USER: the subject.
+    Inactivation,
+    /// REACTIVATE_PROVIDER: the subject, with these products.
+    Reactivation { products: Vec<Product> },
+}
+
+impl Change {
+    pub fn kind(&self) -> RequestKind {
+        match self {
+            Change::Licenses(_) => RequestKind::AddLicenses,
+            Change::Permissions(_) => RequestKind::ChangePermissions,
+            Change::Inactivation => RequestKind::InactivateUser,
+            Change::Reactivation { .. } => RequestKind::ReactivateProvider,
+        }
+    }
+
+    pub fn licenses(&self) -> Option<LicenseChange> {
+        match self {
+            Change::Licenses(change) => Some(*change),
+            _ => None,
+        }
+    }
+
+    pub fn permissions(&self) -> Option<&PermissionChange> {
+        match self {
+            Change::Permissions(change) => Some(change),
+            _ => None,
+        }
+    }
+
+    /// Products restored by a reactivation (none for other changes).
+    pub fn products(&self) -> &[Product] {
+        match self {
+            Change::Reactivation { products } => products,
+            _ => &[],
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccountRequest {
     pub id: RequestId,
     pub org_id: OrgId,
-    pub kind: RequestKind,
     pub status: RequestStatus,
     pub requested_by: UserId,
     /// The user the request is about (none for ADD_LICENSES).
     pub subject_id: Option<UserId>,
     pub justification: Option<String>,
-    pub license_change: Option<LicenseChange>,
-    pub permission_change: Option<PermissionChange>,
-    /// Products to restore, for REACTIVATE_PROVIDER.
-    pub products: Vec<Product>,
+    pub change: Change,
     /// The requester accepted the terms when filing (an owner adding licenses).
     pub terms_accepted: bool,
     /// The requester was an owner when filing: the filing is their approval.
@@ -48,17 +94,18 @@ pub struct AccountRequest {
 }
 
 impl AccountRequest {
-    /// Still waiting for someone: it may be cancelled.
-    pub fn is_open(&self) -> bool {
-        matches!(
-            self.status,
-            RequestStatus::Submitted | RequestStatus::PendingApproval
-        )
+    pub fn kind(&self) -> RequestKind {
+        self.change.kind()
+    }
+
+    /// Still waiting for a decision: it may be cancelled.
+    pub fn may_be_cancelled(&self) -> bool {
+        Step::Cancel.allows(self.status)
     }
 
     /// Whether an approver must authorize the addition to the invoice.
     pub fn needs_terms(&self) -> bool {
-        needs_terms(self.kind)
+        needs_terms(self.kind())
     }
 
     /// Whether `user` is the requester or the subject, who may never decide it.
@@ -69,37 +116,31 @@ impl AccountRequest {
     /// What the request asks, in a sentence, naming the subject when there is one.
     pub fn describe(&self, subject: Option<&str>) -> String {
         let subject = subject.unwrap_or("a user");
-        match self.kind {
-            RequestKind::AddLicenses => match self.license_change {
-                Some(c) => format!(
-                    "Add {} {} license{} for {} users",
-                    c.quantity,
-                    c.product,
-                    if c.quantity == 1 { "" } else { "s" },
-                    c.kind
-                ),
-                None => "Add licenses".to_owned(),
-            },
-            RequestKind::ChangePermissions => {
+        match &self.change {
+            Change::Licenses(c) => format!(
+                "Add {} {} license{} for {} users",
+                c.quantity,
+                c.product,
+                if c.quantity == 1 { "" } else { "s" },
+                c.kind
+            ),
+            Change::Permissions(change) => {
                 let mut parts = Vec::new();
-                if let Some(change) = &self.permission_change {
-                    if !change.grant.is_empty() {
-                        parts.push(format!("grant {}", list(&change.grant)));
-                    }
-                    if !change.revoke.is_empty() {
-                        parts.push(format!("revoke {}", list(&change.revoke)));
-                    }
-                    if let Some(role) = change.role {
-                        parts.push(format!("make {role}"));
-                    }
+                if !change.grant.is_empty() {
+                    parts.push(format!("grant {}", list(&change.grant)));
+                }
+                if !change.revoke.is_empty() {
+                    parts.push(format!("revoke {}", list(&change.revoke)));
+                }
+                if let Some(role) = change.role {
+                    parts.push(format!("make {role}"));
                 }
                 format!("Change the permissions of {subject}: {}", parts.join(", "))
             }
-            RequestKind::InactivateUser => format!("Inactivate {subject}"),
-            RequestKind::ReactivateProvider => format!(
-                "Reactivate provider {subject} with {}",
-                list(&self.products)
-            ),
+            Change::Inactivation => format!("Inactivate {subject}"),
+            Change::Reactivation { products } => {
+                format!("Reactivate provider {subject} with {}", list(products))
+            }
         }
     }
 }
@@ -136,33 +177,4 @@ pub struct RequestEvent {
     pub status: RequestStatus,
     pub actor_id: Option<UserId>,
     pub note: Option<String>,
-}
-
-/// The audit action of a request reaching `status`.
-pub fn audit_action(status: RequestStatus) -> &'static str {
-    match status {
-        RequestStatus::Submitted => "request.submitted",
-        RequestStatus::PendingApproval => "request.pending_approval",
-        RequestStatus::Approved => "request.approved",
-        RequestStatus::Applied => "request.applied",
-        RequestStatus::Rejected => "request.rejected",
-        RequestStatus::Cancelled => "request.cancelled",
-        RequestStatus::Expired => "request.expired",
-        RequestStatus::Failed => "request.failed",
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_status_has_a_dotted_audit_action() {
-        for status in RequestStatus::ALL {
-            assert_eq!(
-                audit_action(*status),
-                format!("request.{}", status.as_str().to_lowercase())
-            );
-        }
-    }
 }

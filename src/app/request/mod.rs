@@ -1,0 +1,245 @@
+//! Account requests, the use cases: filing (`filing`), deciding and cancelling
+//! (`deciding`), reading (here), and the workers' side (`workflow`): routing each to its
+//! approvers, applying approved ones, reminding and expiring. The rules themselves (the
+//! workflow table, who may decide, why a change no longer applies) are in
+//! `domain::request`.
+
+mod deciding;
+mod filing;
+mod workflow;
+
+use super::directory::{Page, decode_cursor, encode_cursor, page_size};
+use super::policy::Action;
+use super::session::later;
+use super::{Actor, App, AppError, AppResult};
+use crate::domain::request::{
+    NotApplicable, NotDecidable, Step, audit_action, may_decide, needs_terms,
+};
+use crate::domain::{
+    AccountRequest, Change, DomainError, ErrorCode, LicenseChange, Permission, PermissionChange,
+    Product, RequestId, RequestKind, RequestStatus, Role, Timestamp, User, UserId, UserKind,
+    UserStatus, now,
+};
+use crate::store::{
+    Application, AuditEntry, Filing, NewDecision, NewRequest, RequestQuery, StoreError, Transition,
+};
+use gatehouse_workers::{Email, Job, Outcome, RequestSummary};
+
+/// Longest justification, reason or comment kept.
+const MAX_NOTE: usize = 2000;
+/// How long an idempotency key returns the first request.
+const IDEMPOTENCY_WINDOW: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+/// Requests handled per sweep, each of reminders and expiries.
+const SWEEP_BATCH: i64 = 100;
+
+/// `requestLicenses` as typed.
+#[derive(Debug, Clone)]
+pub struct LicenseRequest {
+    pub product: Product,
+    pub kind: UserKind,
+    pub quantity: i32,
+    pub justification: Option<String>,
+    pub accept_terms: Option<bool>,
+    pub idempotency_key: Option<String>,
+}
+
+/// `requestPermissionChange` as typed.
+#[derive(Debug, Clone)]
+pub struct PermissionRequest {
+    pub user_id: UserId,
+    pub grant: Vec<Permission>,
+    pub revoke: Vec<Permission>,
+    pub role: Option<Role>,
+    pub justification: Option<String>,
+    pub idempotency_key: Option<String>,
+}
+
+/// `requestInactivation` as typed.
+#[derive(Debug, Clone)]
+pub struct InactivationRequest {
+    pub user_id: UserId,
+    pub reason: Option<String>,
+    pub idempotency_key: Option<String>,
+}
+
+/// What `requests` filters on.
+#[derive(Debug, Clone, Default)]
+pub struct RequestFilter {
+    pub status: Option<RequestStatus>,
+    pub kind: Option<RequestKind>,
+    pub subject_id: Option<String>,
+    pub awaiting_my_decision: Option<bool>,
+}
+
+/// The outcome of filing: the request, or the open request that stands in its way.
+#[derive(Debug, Clone)]
+pub enum Filed {
+    Request(AccountRequest),
+    AlreadyOpen(AccountRequest, DomainError),
+}
+
+/// Trims a free-text note; blank is none; too long is refused.
+fn note(field: &'static str, text: Option<String>) -> AppResult<Option<String>> {
+    let Some(text) = text.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()) else {
+        return Ok(None);
+    };
+    if text.chars().count() > MAX_NOTE {
+        return Err(
+            DomainError::invalid(field, format!("Keep it under {MAX_NOTE} characters.")).into(),
+        );
+    }
+    Ok(Some(text))
+}
+
+fn idempotency_key(key: Option<String>) -> AppResult<Option<String>> {
+    let Some(key) = key.map(|k| k.trim().to_owned()) else {
+        return Ok(None);
+    };
+    if key.is_empty() || key.len() > 128 {
+        return Err(DomainError::invalid(
+            "idempotencyKey",
+            "An idempotency key has 1 to 128 characters.",
+        )
+        .into());
+    }
+    Ok(Some(key))
+}
+
+fn not_found(field: &'static str) -> AppError {
+    DomainError::new(ErrorCode::NotFound, "No such request.")
+        .on(field)
+        .into()
+}
+
+fn last_owner(user: &User) -> AppError {
+    DomainError::new(
+        ErrorCode::LastOwner,
+        format!(
+            "{} is the organization's last active owner: make someone else an owner first.",
+            user.username
+        ),
+    )
+    .on("userId")
+    .into()
+}
+
+impl App {
+    /// Whether the caller may see the request: staff with oversight see all, members
+    /// those filed by or about themselves.
+    fn may_see(actor: &Actor, request: &AccountRequest) -> bool {
+        actor.may(Action::SeeAllRequests) || request.involves(actor.user.id)
+    }
+
+    /// A request the caller may see; anything else is as unknown as a missing one.
+    pub async fn request(&self, actor: &Actor, id: RequestId) -> AppResult<Option<AccountRequest>> {
+        let request = self.store.request(actor.org_id(), id).await?;
+        Ok(request.filter(|r| Self::may_see(actor, r)))
+    }
+
+    async fn request_for(&self, actor: &Actor, id: &str) -> AppResult<AccountRequest> {
+        let id = RequestId::from_global(id).ok_or_else(|| not_found("requestId"))?;
+        self.request(actor, id)
+            .await?
+            .ok_or_else(|| not_found("requestId"))
+    }
+
+    /// The requests the caller may see, newest first.
+    pub async fn requests(
+        &self,
+        actor: &Actor,
+        filter: RequestFilter,
+        first: Option<i32>,
+        after: Option<String>,
+        with_total: bool,
+    ) -> AppResult<Page<AccountRequest>> {
+        let size = page_size(first, self.config.limits.max_page_size)?;
+        let before_id = match after.as_deref().map(decode_cursor).transpose()? {
+            Some(key) => Some(key.parse::<i64>().map_err(|_| {
+                AppError::BadUserInput("`after` is not a cursor from this list.".into())
+            })?),
+            None => None,
+        };
+        let awaiting = filter.awaiting_my_decision == Some(true);
+        if awaiting && !actor.may(Action::DecideRequest) {
+            // Only owners ever decide.
+            return Ok(Page {
+                items: Vec::new(),
+                has_next: false,
+                total: Some(0),
+            });
+        }
+        let query = RequestQuery {
+            org_id: actor.org_id(),
+            status: filter.status,
+            kind: filter.kind,
+            subject_id: filter
+                .subject_id
+                .as_deref()
+                .map(|id| UserId::from_global(id).map_or(-1, |u| u.0)),
+            involving: (!actor.may(Action::SeeAllRequests)).then_some(actor.user.id),
+            awaiting: awaiting.then_some(actor.user.id),
+            before_id,
+            limit: size as i64 + 1,
+            with_total,
+        };
+        let (mut requests, total) = self.store.requests(query).await?;
+        let has_next = requests.len() > size;
+        requests.truncate(size);
+        Ok(Page {
+            items: requests
+                .into_iter()
+                .map(|r| (encode_cursor(&r.id.0.to_string()), r))
+                .collect(),
+            has_next,
+            total,
+        })
+    }
+
+    /// Users who may decide the request now: active, unlocked owners who neither filed it
+    /// nor are its subject.
+    pub fn current_approvers(request: &AccountRequest, owners: &[User]) -> Vec<User> {
+        if request.status != RequestStatus::PendingApproval {
+            return Vec::new();
+        }
+        Self::eligible_approvers(request, owners)
+    }
+}
+
+fn invalid_state(request: &AccountRequest) -> AppError {
+    let status = if request.status == RequestStatus::PendingApproval {
+        "expired".to_owned()
+    } else {
+        request.status.as_str().to_lowercase().replace('_', " ")
+    };
+    DomainError::new(
+        ErrorCode::InvalidState,
+        format!("The request is {status}: it can no longer be changed."),
+    )
+    .on("requestId")
+    .into()
+}
+
+/// Batched reads for the API's request fields.
+impl App {
+    pub async fn requests_by_ids(
+        &self,
+        org: crate::domain::OrgId,
+        ids: &[RequestId],
+    ) -> AppResult<Vec<AccountRequest>> {
+        Ok(self.store.requests_by_ids(org, ids).await?)
+    }
+
+    pub async fn decisions_of(
+        &self,
+        ids: &[RequestId],
+    ) -> AppResult<Vec<(RequestId, crate::domain::RequestDecision)>> {
+        Ok(self.store.decisions_of(ids).await?)
+    }
+
+    pub async fn events_of(
+        &self,
+        ids: &[RequestId],
+    ) -> AppResult<Vec<(RequestId, crate::domain::RequestEvent)>> {
+        Ok(self.store.events_of(ids).await?)
+    }
+}
