@@ -253,7 +253,7 @@ async fn seed(app: &gatehouse::app::App, users: usize) {
                     .create_user(UserCreation {
                         user,
                         audit,
-                        send_setup_email: false,
+                        setup_email: None,
                     })
                     .await
                     .expect("user");

@@ -184,12 +184,19 @@ impl Config {
     }
 }
 
+/// The database behind the store, chosen once from its URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
 /// Which database a URL names.
-pub fn database_scheme(url: &str) -> Result<crate::store::Backend, String> {
+pub fn database_scheme(url: &str) -> Result<Backend, String> {
     if url.starts_with("sqlite:") {
-        Ok(crate::store::Backend::Sqlite)
+        Ok(Backend::Sqlite)
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(crate::store::Backend::Postgres)
+        Ok(Backend::Postgres)
     } else {
         Err("must be a sqlite:// or postgres:// URL".into())
     }

@@ -3,10 +3,10 @@
 
 use crate::app::App;
 use crate::app::crypto::new_token;
-use crate::domain::{RequestId, UserId, now};
+use crate::domain::{OutboxMessage, RequestId, UserId, now};
 use crate::store::{AuditEntry, EmailDelivery, NewSetupToken};
 use async_trait::async_trait;
-use gatehouse_workers::{Email, OutboxItem, PortError, Ports, Recipient, SetupPurpose};
+use gatehouse_workers::{Email, Job, OutboxItem, PortError, Ports, Recipient, SetupPurpose};
 use std::time::Duration;
 
 fn later(by: Duration) -> crate::domain::Timestamp {
@@ -23,11 +23,12 @@ impl Ports for App {
         let jobs = self.store.claim_jobs(now(), later(lease), limit).await?;
         Ok(jobs
             .into_iter()
-            .map(|j| OutboxItem {
-                id: j.id,
-                job: j.job,
+            .map(|j| {
+                let job = serde_json::from_str(&j.message.payload)
+                    .map_err(|e| format!("outbox row {} holds no job: {e}", j.id))?;
+                Ok(OutboxItem { id: j.id, job })
             })
-            .collect())
+            .collect::<Result<_, String>>()?)
     }
 
     fn outbox_signal(&self) -> std::sync::Arc<tokio::sync::Notify> {
@@ -62,7 +63,7 @@ impl Ports for App {
         let new = NewSetupToken {
             user_id: UserId(user_id),
             token_hash,
-            purpose,
+            purpose: domain_purpose(purpose),
             self_requested,
             created_at: at,
             expires_at: later(ttl),
@@ -159,5 +160,46 @@ impl Ports for App {
             tracing::info!(reminded, expired, "reminded and expired pending requests");
         }
         Ok(())
+    }
+}
+
+/// A job as the outbox keeps it.
+impl From<Job> for OutboxMessage {
+    fn from(job: Job) -> Self {
+        OutboxMessage {
+            kind: job.kind().to_owned(),
+            payload: job.to_json(),
+        }
+    }
+}
+
+/// Jobs as the outbox keeps them.
+pub(crate) fn outbox(jobs: Vec<Job>) -> Vec<OutboxMessage> {
+    jobs.into_iter().map(Into::into).collect()
+}
+
+/// The routing job of a newly filed request.
+pub fn route_job(request: RequestId) -> OutboxMessage {
+    Job::RouteRequest {
+        request_id: request.0,
+    }
+    .into()
+}
+
+/// The invitation email of a newly created user.
+pub fn invitation_email(user: UserId) -> OutboxMessage {
+    Job::AccountSetupEmail {
+        user_id: user.0,
+        purpose: SetupPurpose::Invitation,
+        self_requested: false,
+    }
+    .into()
+}
+
+/// A setup link's purpose as the domain names it, and as a job carries it.
+pub(crate) fn domain_purpose(purpose: SetupPurpose) -> crate::domain::SetupPurpose {
+    match purpose {
+        SetupPurpose::Invitation => crate::domain::SetupPurpose::Invitation,
+        SetupPurpose::Reset => crate::domain::SetupPurpose::Reset,
     }
 }

@@ -101,7 +101,7 @@ async fn a_page_of_users_costs_a_constant_number_of_statements() {
         let creation = UserCreation {
             user,
             audit: AuditEntry::new(org.id, at, "user.invited"),
-            send_setup_email: false,
+            setup_email: None,
         };
         app.store.create_user(creation).await.unwrap();
     }

@@ -199,7 +199,7 @@ impl App {
                 .audit("user.password_changed")
                 .subject(user.id)
                 .details(serde_json::json!({ "by": "self" })),
-            email: Some(password_changed_email(user, "you changed it")),
+            email: Some(password_changed_email(user, "you changed it").into()),
         };
         match self.store.set_password(change).await {
             Err(StoreError::Conflict(_)) => Err(DomainError {
@@ -232,10 +232,13 @@ impl App {
             hash,
             change_required: true,
             audit: actor.audit("user.temporary_password_set").subject(user.id),
-            email: Some(password_changed_email(
-                &user,
-                "an administrator set a temporary password, which you must change when you next sign in",
-            )),
+            email: Some(
+                password_changed_email(
+                    &user,
+                    "an administrator set a temporary password, which you must change when you next sign in",
+                )
+                .into(),
+            ),
         };
         Ok(self.store.set_password(change).await?)
     }
@@ -265,7 +268,8 @@ impl App {
                 to_name: user.display_name(),
                 to_address: user.email.clone(),
                 email: Email::EncryptionKeyReset { name: user.display_name(), username: user.username.clone(), new_version },
-            },
+            }
+            .into(),
         };
         Ok(self.store.reset_encryption_key(reset).await?)
     }
@@ -317,7 +321,7 @@ impl App {
             purpose,
             self_requested: false,
         };
-        self.store.enqueue(job, now()).await?;
+        self.store.enqueue(job.into(), now()).await?;
         Ok(user)
     }
 
@@ -353,7 +357,7 @@ impl App {
         let since = at - chrono::TimeDelta::hours(1);
         if !self
             .store
-            .file_setup_email_request(user.id, at, since, SETUP_EMAILS_PER_HOUR, job)
+            .file_setup_email_request(user.id, at, since, SETUP_EMAILS_PER_HOUR, job.into())
             .await?
         {
             tracing::info!(
@@ -406,7 +410,10 @@ impl App {
                 .map_err(|e| e.on("newPassword"))?;
         let questions = parse_questions(&setup.questions)?;
         let existing = self.store.security_answers(user.id).await?;
-        if record.purpose == SetupPurpose::Reset && record.self_requested && !existing.is_empty() {
+        if record.purpose == crate::domain::SetupPurpose::Reset
+            && record.self_requested
+            && !existing.is_empty()
+        {
             // The link itself allows only as many answers as the lockout threshold.
             let threshold = i32::try_from(self.config.lockout_threshold).unwrap_or(i32::MAX);
             if !self
@@ -443,8 +450,9 @@ impl App {
             password_hash: hash,
             answers,
             audit,
-            email: was_active
-                .then(|| password_changed_email(&user, "you set a new one with an emailed link")),
+            email: was_active.then(|| {
+                password_changed_email(&user, "you set a new one with an emailed link").into()
+            }),
         };
         match self.store.complete_setup(complete).await {
             Err(StoreError::Conflict(_)) => Err(invalid().into()),

@@ -307,7 +307,7 @@ impl App {
             encryption_key: super::crypto::random_bytes::<32>().to_vec(),
             created_at: at,
         };
-        let user = match self.store.create_user(UserCreation { user: new, audit, send_setup_email: true }).await {
+        let user = match self.store.create_user(UserCreation { user: new, audit, setup_email: Some(crate::jobs::invitation_email) }).await {
             Err(StoreError::NoLicense { product, kind }) => Err(DomainError::new(
                 ErrorCode::NoLicenseAvailable,
                 format!("No {product} license is available for {kind} users; request more licenses first."),

@@ -105,7 +105,8 @@ impl App {
             owner: UserCreation {
                 user: owner,
                 audit,
-                send_setup_email: invited,
+                setup_email: invited
+                    .then_some(crate::jobs::invitation_email as crate::domain::OutboxFor<_>),
             },
         };
         match self.store.create_organization(new).await {

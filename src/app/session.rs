@@ -266,7 +266,7 @@ impl App {
             audit,
             lock: LockNotice {
                 audit: lock_audit,
-                email,
+                email: email.into(),
             },
         };
         if self.store.secret_check_failed(failure).await? {

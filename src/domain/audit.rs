@@ -1,6 +1,6 @@
 //! The audit chain: each organization's events hashed in sequence, SHA-256(previous ‖ canonical event).
 
-use super::Timestamp;
+use super::{OrgId, Timestamp, UserId};
 use chrono::SecondsFormat;
 use sha2::{Digest, Sha256};
 
@@ -150,6 +150,55 @@ impl ChainVerifier {
             });
         }
         Ok(())
+    }
+}
+
+/// An audit event to append to its organization's chain.
+#[derive(Debug, Clone)]
+pub struct AuditEntry {
+    pub org_id: OrgId,
+    pub at: Timestamp,
+    pub action: &'static str,
+    pub actor_id: Option<UserId>,
+    pub subject_id: Option<UserId>,
+    pub request_id: Option<i64>,
+    pub ip: Option<String>,
+    /// A JSON object; never a secret.
+    pub details: serde_json::Value,
+}
+
+impl AuditEntry {
+    pub fn new(org_id: OrgId, at: Timestamp, action: &'static str) -> Self {
+        Self {
+            org_id,
+            at,
+            action,
+            actor_id: None,
+            subject_id: None,
+            request_id: None,
+            ip: None,
+            details: serde_json::json!({}),
+        }
+    }
+
+    pub fn actor(mut self, actor: Option<UserId>) -> Self {
+        self.actor_id = actor;
+        self
+    }
+
+    pub fn subject(mut self, subject: UserId) -> Self {
+        self.subject_id = Some(subject);
+        self
+    }
+
+    pub fn ip(mut self, ip: Option<String>) -> Self {
+        self.ip = ip;
+        self
+    }
+
+    pub fn details(mut self, details: serde_json::Value) -> Self {
+        self.details = details;
+        self
     }
 }
 

@@ -69,6 +69,10 @@ text_enum!(RequestKind {
     InactivateUser => "INACTIVATE_USER",
     ReactivateProvider => "REACTIVATE_PROVIDER",
 });
+text_enum!(SetupPurpose {
+    Invitation => "INVITATION",
+    Reset => "RESET",
+});
 text_enum!(RequestStatus {
     Submitted => "SUBMITTED",
     PendingApproval => "PENDING_APPROVAL",

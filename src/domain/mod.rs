@@ -5,15 +5,19 @@ pub mod enums;
 pub mod error;
 pub mod id;
 pub mod model;
+pub mod outbox;
 pub mod password;
 pub mod request;
 pub mod search;
 pub mod values;
 
-pub use enums::{Permission, Product, RequestKind, RequestStatus, Role, UserKind, UserStatus};
+pub use enums::{
+    Permission, Product, RequestKind, RequestStatus, Role, SetupPurpose, UserKind, UserStatus,
+};
 pub use error::{DomainError, ErrorCode};
 pub use id::{OrgId, PracticeId, RequestId, SessionId, UserId};
-pub use model::{LicensePool, Organization, Practice, User};
+pub use model::{LicensePool, Organization, Practice, SessionRecord, User};
+pub use outbox::{OutboxFor, OutboxMessage};
 pub use request::{
     AccountRequest, Change, LicenseChange, PermissionChange, RequestDecision, RequestEvent,
 };

@@ -1,6 +1,6 @@
 //! Records as the rest of the system sees them: organizations, practices, users, pools.
 
-use super::{OrgId, PracticeId, Product, Role, Timestamp, UserId, UserKind, UserStatus};
+use super::{OrgId, PracticeId, Product, Role, SessionId, Timestamp, UserId, UserKind, UserStatus};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Organization {
@@ -62,4 +62,16 @@ impl User {
     pub fn display_name(&self) -> String {
         format!("{} {}", self.first_name, self.last_name)
     }
+}
+
+/// An open session as listed to its user and to admins.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    pub id: SessionId,
+    pub created_at: Timestamp,
+    pub last_seen_at: Timestamp,
+    /// The earlier of the absolute lifetime and the idle timeout.
+    pub expires_at: Timestamp,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
 }

@@ -17,8 +17,8 @@ use crate::domain::{
     RequestDecision, RequestEvent, RequestId, RequestKind, RequestStatus, Role, SessionId,
     Timestamp, User, UserId, UserKind,
 };
+use crate::domain::{OutboxFor, OutboxMessage, SetupPurpose};
 use async_trait::async_trait;
-use gatehouse_workers::{Job, SetupPurpose};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -54,61 +54,9 @@ pub enum StoreError {
     Database(sqlx::Error),
 }
 
-/// The database behind a store, by name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-/// An audit event to append to its organization's chain.
-#[derive(Debug, Clone)]
-pub struct AuditEntry {
-    pub org_id: OrgId,
-    pub at: Timestamp,
-    pub action: &'static str,
-    pub actor_id: Option<UserId>,
-    pub subject_id: Option<UserId>,
-    pub request_id: Option<i64>,
-    pub ip: Option<String>,
-    /// A JSON object; never a secret.
-    pub details: serde_json::Value,
-}
-
-impl AuditEntry {
-    pub fn new(org_id: OrgId, at: Timestamp, action: &'static str) -> Self {
-        Self {
-            org_id,
-            at,
-            action,
-            actor_id: None,
-            subject_id: None,
-            request_id: None,
-            ip: None,
-            details: serde_json::json!({}),
-        }
-    }
-
-    pub fn actor(mut self, actor: Option<UserId>) -> Self {
-        self.actor_id = actor;
-        self
-    }
-
-    pub fn subject(mut self, subject: UserId) -> Self {
-        self.subject_id = Some(subject);
-        self
-    }
-
-    pub fn ip(mut self, ip: Option<String>) -> Self {
-        self.ip = ip;
-        self
-    }
-
-    pub fn details(mut self, details: serde_json::Value) -> Self {
-        self.details = details;
-        self
-    }
-}
+pub use crate::config::Backend;
+pub use crate::domain::SessionRecord;
+pub use crate::domain::audit::AuditEntry;
 
 /// A user to create. Licenses of each product are taken from the pool of the user's kind.
 #[derive(Debug, Clone)]
@@ -136,7 +84,8 @@ pub struct NewUser {
 pub struct UserCreation {
     pub user: NewUser,
     pub audit: AuditEntry,
-    pub send_setup_email: bool,
+    /// The account-setup email to queue for the new user, when there is one.
+    pub setup_email: Option<OutboxFor<UserId>>,
 }
 
 /// A new organization with its license pools and first OWNER.
@@ -200,7 +149,7 @@ pub struct SessionUser {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboxJob {
     pub id: i64,
-    pub job: Job,
+    pub message: OutboxMessage,
     pub created_at: Timestamp,
     pub attempts: i32,
 }
@@ -367,7 +316,7 @@ pub trait IdentityStore: Send + Sync {
         at: Timestamp,
         since: Timestamp,
         max: i64,
-        job: Job,
+        job: OutboxMessage,
     ) -> StoreResult<bool>;
 }
 
@@ -394,7 +343,7 @@ pub trait AuditStore: Send + Sync {
 #[async_trait]
 pub trait JobStore: Send + Sync {
     /// Files a job in the outbox on its own.
-    async fn enqueue(&self, job: Job, at: Timestamp) -> StoreResult<i64>;
+    async fn enqueue(&self, job: OutboxMessage, at: Timestamp) -> StoreResult<i64>;
     /// Outbox jobs not yet relayed, oldest first.
     async fn pending_jobs(&self, limit: i64) -> StoreResult<Vec<OutboxJob>>;
     /// Leases up to `limit` due outbox jobs until `lease_until`; a job leased by another
@@ -467,7 +416,7 @@ pub trait RequestStore: Send + Sync {
         &self,
         id: RequestId,
         at: Timestamp,
-        jobs: Vec<Job>,
+        jobs: Vec<OutboxMessage>,
     ) -> StoreResult<bool>;
     /// Pending requests created before `created_before` that were never reminded, and
     /// open requests past their expiry, oldest first.
@@ -487,6 +436,8 @@ pub trait RequestStore: Send + Sync {
 /// A request to file.
 #[derive(Debug, Clone)]
 pub struct NewRequest {
+    /// The routing job, queued with the new request.
+    pub route: OutboxFor<RequestId>,
     pub org_id: OrgId,
     pub requested_by: UserId,
     pub subject_id: Option<UserId>,
@@ -542,7 +493,7 @@ pub struct Transition {
     /// `request.<status>`, its request filled in.
     pub audit: AuditEntry,
     /// Emails and follow-up work, queued in the same transaction.
-    pub jobs: Vec<Job>,
+    pub jobs: Vec<OutboxMessage>,
 }
 
 /// Applying an approved request.
@@ -551,7 +502,7 @@ pub struct Application {
     pub request_id: RequestId,
     pub at: Timestamp,
     /// The outcome emails.
-    pub jobs: Vec<Job>,
+    pub jobs: Vec<OutboxMessage>,
 }
 
 /// Which requests to list, newest first.
@@ -728,7 +679,7 @@ pub struct AuditQuery {
 #[derive(Debug, Clone)]
 pub struct LockNotice {
     pub audit: AuditEntry,
-    pub email: Job,
+    pub email: OutboxMessage,
 }
 
 #[derive(Debug, Clone)]
@@ -739,7 +690,7 @@ pub struct PasswordChange {
     pub hash: String,
     pub change_required: bool,
     pub audit: AuditEntry,
-    pub email: Option<Job>,
+    pub email: Option<OutboxMessage>,
 }
 
 /// A stored setup token (its hash only).
@@ -767,7 +718,7 @@ pub struct CompleteSetup {
     pub password_hash: String,
     pub answers: Vec<SecurityAnswer>,
     pub audit: AuditEntry,
-    pub email: Option<Job>,
+    pub email: Option<OutboxMessage>,
 }
 
 #[derive(Debug, Clone)]
@@ -777,19 +728,7 @@ pub struct KeyReset {
     /// The version the key has now; the reset makes it one more.
     pub from_version: i32,
     pub audit: AuditEntry,
-    pub email: Job,
-}
-
-/// An open session as listed to its user and to admins.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SessionRecord {
-    pub id: SessionId,
-    pub created_at: Timestamp,
-    pub last_seen_at: Timestamp,
-    /// The earlier of the absolute lifetime and the idle timeout.
-    pub expires_at: Timestamp,
-    pub user_agent: Option<String>,
-    pub ip: Option<String>,
+    pub email: OutboxMessage,
 }
 
 /// A setup token to store (its hash only).
@@ -816,27 +755,70 @@ pub struct EmailDelivery {
 
 /// Opens the store named by a database URL (`sqlite://…` or `postgres://…`) and migrates it.
 pub async fn connect(url: &str, migrate: bool) -> anyhow::Result<Arc<dyn Store>> {
-    let store: Arc<dyn Store> = if url.starts_with("sqlite:") {
-        Arc::new(SqliteStore::connect(url, migrate).await?)
-    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-        Arc::new(PostgresStore::connect(url, migrate).await?)
-    } else {
-        anyhow::bail!("unsupported database URL scheme (use sqlite:// or postgres://)");
-    };
-    Ok(store)
+    let backend = crate::config::database_scheme(url).map_err(anyhow::Error::msg)?;
+    Ok(match backend {
+        Backend::Sqlite => Arc::new(SqliteStore::connect(url, migrate).await?),
+        Backend::Postgres => Arc::new(PostgresStore::connect(url, migrate).await?),
+    })
 }
 
-/// The part of a unique-violation message that names the taken value.
-fn unique_field(text: &str) -> &'static str {
-    if text.contains("username") {
-        "username"
-    } else if text.contains("email") {
-        "email"
-    } else if text.contains("practices") {
-        "name"
-    } else if text.contains("idempotency") {
-        "idempotencyKey"
-    } else {
-        "record"
+/// Which input each unique index guards: by the index's name (PostgreSQL names the
+/// constraint; SQLite names an index on an expression) or by the columns SQLite reports
+/// for an index on plain columns.
+const UNIQUE_INDEXES: &[(&str, &str, &str)] = &[
+    ("users_username_key", "users.username", "username"),
+    ("users_email_key", "users.email", "email"),
+    ("practices_org_name_key", "practices.org_id", "name"),
+    (
+        "idempotency_keys_pkey",
+        "idempotency_keys.requester_id",
+        "idempotencyKey",
+    ),
+];
+
+/// The input a unique violation is about, from the constraint the database names.
+fn unique_field(constraint: Option<&str>, message: &str) -> &'static str {
+    UNIQUE_INDEXES
+        .iter()
+        .find(|(index, columns, _)| {
+            constraint == Some(*index)
+                || message.contains(&format!("'{index}'"))
+                || message.contains(&format!("failed: {columns}"))
+        })
+        .map_or("record", |(_, _, field)| field)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn unique_violations_name_their_field_on_both_databases() {
+        use super::unique_field;
+        assert_eq!(
+            unique_field(Some("users_email_key"), "duplicate key value"),
+            "email"
+        );
+        assert_eq!(
+            unique_field(None, "UNIQUE constraint failed: users.username"),
+            "username"
+        );
+        assert_eq!(
+            unique_field(None, "UNIQUE constraint failed: index 'users_email_key'"),
+            "email"
+        );
+        assert_eq!(
+            unique_field(
+                None,
+                "UNIQUE constraint failed: idempotency_keys.requester_id, idempotency_keys.key"
+            ),
+            "idempotencyKey"
+        );
+        assert_eq!(
+            unique_field(
+                None,
+                "UNIQUE constraint failed: index 'practices_org_name_key'"
+            ),
+            "name"
+        );
+        assert_eq!(unique_field(Some("sessions_token_hash_key"), ""), "record");
     }
 }

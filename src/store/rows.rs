@@ -176,6 +176,7 @@ impl From<AuditRow> for AuditRecord {
 #[derive(sqlx::FromRow)]
 pub(super) struct OutboxRow {
     id: i64,
+    kind: String,
     payload: String,
     created_at: Timestamp,
     attempts: i32,
@@ -184,11 +185,12 @@ pub(super) struct OutboxRow {
 impl TryFrom<OutboxRow> for OutboxJob {
     type Error = StoreError;
     fn try_from(r: OutboxRow) -> Result<Self, StoreError> {
-        let job =
-            serde_json::from_str(&r.payload).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         Ok(OutboxJob {
             id: r.id,
-            job,
+            message: crate::domain::OutboxMessage {
+                kind: r.kind,
+                payload: r.payload,
+            },
             created_at: r.created_at,
             attempts: r.attempts,
         })

@@ -370,7 +370,7 @@ pub async fn add_user(
             created_at: at,
         },
         audit: AuditEntry::new(org, at, "user.invited"),
-        send_setup_email: false,
+        setup_email: None,
     };
     app.store.create_user(creation).await.expect("user added")
 }

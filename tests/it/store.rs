@@ -56,7 +56,7 @@ fn new_user(
             created_at: at,
         },
         audit: AuditEntry::new(org, at, "user.invited"),
-        send_setup_email: true,
+        setup_email: Some(gatehouse::jobs::invitation_email),
     }
 }
 
@@ -100,8 +100,9 @@ async fn owner_without_password_is_invited_and_setup_email_is_queued(db: TestDb)
     assert_eq!(owner.status, UserStatus::Invited);
     let jobs = app.store.pending_jobs(10).await.unwrap();
     assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].message.kind, "account_setup_email");
     assert_eq!(
-        jobs[0].job,
+        serde_json::from_str::<Job>(&jobs[0].message.payload).unwrap(),
         Job::AccountSetupEmail {
             user_id: owner.id.0,
             purpose: SetupPurpose::Invitation,
@@ -478,6 +479,7 @@ async fn pending_request(
     use gatehouse::store::{Filing, NewRequest, Transition};
     let at = now();
     let new = NewRequest {
+        route: gatehouse::jobs::route_job,
         org_id: org,
         requested_by: requester,
         subject_id: None,

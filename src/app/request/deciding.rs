@@ -110,7 +110,7 @@ impl App {
             approver_must_be_owner: Some(actor.user.id),
             approvers: Vec::new(),
             audit,
-            jobs,
+            jobs: crate::jobs::outbox(jobs),
         };
         match self.store.transition_request(transition).await {
             Err(StoreError::Conflict(_)) => Err(DomainError::new(

@@ -172,6 +172,7 @@ impl App {
             .details(serde_json::json!({ "kind": change.kind().as_str() }));
         audit.at = at;
         NewRequest {
+            route: crate::jobs::route_job,
             org_id: actor.org_id(),
             requested_by: actor.user.id,
             filed_by_owner: actor.user.role == Role::Owner,

@@ -146,7 +146,7 @@ impl App {
             approver_must_be_owner: None,
             approvers,
             audit,
-            jobs,
+            jobs: crate::jobs::outbox(jobs),
         }
     }
 
@@ -243,7 +243,12 @@ impl App {
         let application = Application {
             request_id: request.id,
             at: now(),
-            jobs: Self::outcome_emails(&request, &parties, Outcome::Applied, None),
+            jobs: crate::jobs::outbox(Self::outcome_emails(
+                &request,
+                &parties,
+                Outcome::Applied,
+                None,
+            )),
         };
         let err = match self.store.apply_request(application).await {
             Ok(_) | Err(StoreError::NotFound) => return Ok(()),
@@ -296,7 +301,11 @@ impl App {
                     )
                 })
                 .collect();
-            if self.store.remind_request(request.id, at, jobs).await? {
+            if self
+                .store
+                .remind_request(request.id, at, crate::jobs::outbox(jobs))
+                .await?
+            {
                 reminded += 1;
             }
         }

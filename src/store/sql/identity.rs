@@ -526,7 +526,7 @@ macro_rules! identity_impl {
                 at: Timestamp,
                 since: Timestamp,
                 max: i64,
-                job: Job,
+                job: OutboxMessage,
             ) -> StoreResult<bool> {
                 let mut tx = self.begin_write().await?;
                 // Touching the user row first serializes concurrent requests for one account

@@ -4,7 +4,7 @@ macro_rules! jobs_impl {
     ($store:ty) => {
         #[async_trait::async_trait]
         impl $crate::store::JobStore for $store {
-            async fn enqueue(&self, job: Job, at: Timestamp) -> StoreResult<i64> {
+            async fn enqueue(&self, job: OutboxMessage, at: Timestamp) -> StoreResult<i64> {
                 let mut tx = self.begin_write().await?;
                 let id = Self::enqueue_in(&mut tx, &job, at).await?;
                 tx.commit().await?;
@@ -13,7 +13,7 @@ macro_rules! jobs_impl {
 
             async fn pending_jobs(&self, limit: i64) -> StoreResult<Vec<OutboxJob>> {
                 let rows: Vec<OutboxRow> = sqlx::query_as(
-                    "SELECT id, payload, created_at, attempts FROM job_outbox \
+                    "SELECT id, kind, payload, created_at, attempts FROM job_outbox \
                      WHERE relayed_at IS NULL ORDER BY id LIMIT $1",
                 )
                 .bind(limit)
@@ -31,7 +31,7 @@ macro_rules! jobs_impl {
                      WHERE relayed_at IS NULL AND available_at <= $1 AND id IN ( \
                        SELECT id FROM job_outbox WHERE relayed_at IS NULL AND available_at <= $1 \
                        ORDER BY id LIMIT $3) \
-                     RETURNING id, payload, created_at, attempts",
+                     RETURNING id, kind, payload, created_at, attempts",
                 )
                 .bind(now)
                 .bind(lease_until)

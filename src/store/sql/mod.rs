@@ -17,9 +17,8 @@ impl From<sqlx::Error> for StoreError {
         match err {
             sqlx::Error::RowNotFound => StoreError::NotFound,
             sqlx::Error::Database(ref db) if db.kind() == ErrorKind::UniqueViolation => {
-                let text = format!("{} {}", db.constraint().unwrap_or_default(), db.message());
                 StoreError::AlreadyExists {
-                    field: unique_field(&text),
+                    field: unique_field(db.constraint(), db.message()),
                 }
             }
             other => StoreError::Database(other),
@@ -90,7 +89,7 @@ macro_rules! store_impl {
             AuditEntry, EmailDelivery, NewOrganization, NewSession, NewSetupToken, OutboxJob,
             SessionUser, Store, StoreError, StoreResult, UserCreation,
         };
-        use gatehouse_workers::{Job, SetupPurpose};
+        use $crate::domain::{OutboxMessage, SetupPurpose};
         use sqlx::Transaction;
 
         type Db = $db;
@@ -153,13 +152,13 @@ macro_rules! store_impl {
                 Ok(row.into())
             }
 
-            async fn enqueue_in(tx: &mut Tx, job: &Job, at: Timestamp) -> StoreResult<i64> {
+            async fn enqueue_in(tx: &mut Tx, job: &OutboxMessage, at: Timestamp) -> StoreResult<i64> {
                 let id = sqlx::query_scalar(
                     "INSERT INTO job_outbox (kind, payload, created_at, available_at) \
                      VALUES ($1, $2, $3, $3) RETURNING id",
                 )
-                .bind(job.kind())
-                .bind(job.to_json())
+                .bind(&job.kind)
+                .bind(&job.payload)
                 .bind(at)
                 .fetch_one(&mut **tx)
                 .await?;
@@ -482,13 +481,8 @@ macro_rules! store_impl {
                 audit.org_id = new.org_id;
                 audit.subject_id = Some(UserId(id));
                 Self::append_audit_in(tx, &audit).await?;
-                if creation.send_setup_email {
-                    let job = Job::AccountSetupEmail {
-                        user_id: id,
-                        purpose: SetupPurpose::Invitation,
-                        self_requested: false,
-                    };
-                    Self::enqueue_in(tx, &job, new.created_at).await?;
+                if let Some(setup_email) = creation.setup_email {
+                    Self::enqueue_in(tx, &setup_email(UserId(id)), new.created_at).await?;
                 }
                 Self::user_in(tx, UserId(id)).await
             }

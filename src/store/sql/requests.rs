@@ -332,7 +332,7 @@ macro_rules! requests_impl {
                     .execute(&mut *tx)
                     .await?;
                 }
-                Self::enqueue_in(&mut tx, &Job::RouteRequest { request_id: id.0 }, new.at).await?;
+                Self::enqueue_in(&mut tx, &(new.route)(id), new.at).await?;
                 let request = Self::request_in(&mut tx, id).await?;
                 tx.commit().await?;
                 Ok(Filing::New(request))
@@ -555,7 +555,7 @@ macro_rules! requests_impl {
                 Ok(request)
             }
 
-            async fn remind_request(&self, id: RequestId, at: Timestamp, jobs: Vec<Job>) -> StoreResult<bool> {
+            async fn remind_request(&self, id: RequestId, at: Timestamp, jobs: Vec<OutboxMessage>) -> StoreResult<bool> {
                 let mut tx = self.begin_write().await?;
                 let marked = sqlx::query(
                     "UPDATE requests SET reminded_at = $2 \
