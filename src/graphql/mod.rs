@@ -1,12 +1,13 @@
 //! The GraphQL API of the contract: schema, request context, types and error mapping.
 //! Resolvers parse input, call `app`, and map results; no SQL here.
 
+mod audit;
+mod directory;
 mod error;
+mod identity;
 pub mod limits;
 pub mod loaders;
-mod mutation;
-mod query;
-mod requests;
+mod request;
 mod subscription;
 mod types;
 
@@ -20,7 +21,23 @@ use futures_util::{FutureExt as _, StreamExt as _};
 use limits::{DocumentKind, DocumentLimits, Refusal};
 use std::panic::AssertUnwindSafe;
 
-pub type GatehouseSchema = Schema<query::Query, mutation::Mutation, subscription::Subscription>;
+/// The query root: each area's fields, merged.
+#[derive(async_graphql::MergedObject, Default)]
+pub struct Query(
+    directory::DirectoryQuery,
+    audit::AuditQuery,
+    request::RequestQuery,
+);
+
+/// The mutation root: each area's mutations, merged.
+#[derive(async_graphql::MergedObject, Default)]
+pub struct Mutation(
+    identity::IdentityMutation,
+    directory::DirectoryMutation,
+    request::RequestMutation,
+);
+
+pub type GatehouseSchema = Schema<Query, Mutation, subscription::Subscription>;
 
 /// Complexity weighs lists by their size, so that the limit bounds the work of a document
 /// (and with batched loading, its statements): a page counts a tenth of its `first` (20
@@ -43,7 +60,11 @@ const INTROSPECTION_COMPLEXITY: usize = 5_000;
 
 /// Builds the schema with the configured document limits.
 pub fn schema(app: Option<App>) -> GatehouseSchema {
-    let builder = Schema::build(query::Query, mutation::Mutation, subscription::Subscription);
+    let builder = Schema::build(
+        Query::default(),
+        Mutation::default(),
+        subscription::Subscription,
+    );
     match app {
         Some(app) => {
             let limits = app.config.limits;
@@ -98,11 +119,14 @@ pub fn refused(refusal: &Refusal) -> Response {
 impl Endpoint {
     pub fn new(app: App) -> Self {
         let limits = app.config.limits;
-        let introspection =
-            Schema::build(query::Query, mutation::Mutation, subscription::Subscription)
-                .data(app.clone())
-                .limit_complexity(INTROSPECTION_COMPLEXITY.max(limits.max_complexity))
-                .finish();
+        let introspection = Schema::build(
+            Query::default(),
+            Mutation::default(),
+            subscription::Subscription,
+        )
+        .data(app.clone())
+        .limit_complexity(INTROSPECTION_COMPLEXITY.max(limits.max_complexity))
+        .finish();
         Self {
             regular: schema(Some(app.clone())),
             introspection,
@@ -226,6 +250,11 @@ fn error_code(error: &ServerError, rejected: bool) -> &'static str {
         _ if rejected => "BAD_REQUEST",
         _ => "INTERNAL",
     }
+}
+
+/// Whether the selection asks for `totalCount` (counting costs a read of every match).
+pub(crate) fn wants_total(ctx: &async_graphql::Context<'_>) -> bool {
+    ctx.look_ahead().field("totalCount").exists()
 }
 
 /// A document that does not parse or validate never executed: no data, no error path.

@@ -1,6 +1,6 @@
 //! Subscription root: request status changes, pushed over `/graphql/ws`.
 
-use super::requests::AccountRequest;
+use super::request::AccountRequest;
 use super::types::{actor, app};
 use super::{GqlResult, RequestContext, SessionToken, gql};
 use crate::app::AppError;

@@ -101,7 +101,7 @@ pub enum Node {
     Organization(Organization),
     Practice(Practice),
     AuditEvent(AuditEvent),
-    AccountRequest(super::requests::AccountRequest),
+    AccountRequest(super::request::AccountRequest),
 }
 
 pub(in crate::graphql) fn loader<'a>(
@@ -171,7 +171,7 @@ impl AuditEvent {
     async fn request(
         &self,
         ctx: &Context<'_>,
-    ) -> async_graphql::Result<Option<super::requests::AccountRequest>> {
+    ) -> async_graphql::Result<Option<super::request::AccountRequest>> {
         let Some(id) = self.0.request_id else {
             return Ok(None);
         };
@@ -179,7 +179,7 @@ impl AuditEvent {
         Ok(loader(ctx)?
             .load_one(key)
             .await?
-            .map(super::requests::AccountRequest::new))
+            .map(super::request::AccountRequest::new))
     }
 
     async fn ip(&self) -> Option<&str> {

@@ -1,13 +1,15 @@
 //! GraphQL types of account requests: the request, its decisions and events, and the
 //! inputs and payloads of the request mutations.
 
-use super::GqlResult;
-use super::loaders::{DecisionsOf, EventsOf, OwnersOf, UserIn};
-use super::types::{PageInfo, Permission, Product, Role, User, UserError, UserKind, app, loader};
-use super::user_errors;
 use crate::app::App;
 use crate::app::request::Filed;
 use crate::domain::{self, Timestamp};
+use crate::graphql::GqlResult;
+use crate::graphql::loaders::{DecisionsOf, EventsOf, OwnersOf, UserIn};
+use crate::graphql::types::{
+    PageInfo, Permission, Product, Role, User, UserError, UserKind, app, loader,
+};
+use crate::graphql::user_errors;
 use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
