@@ -1,0 +1,204 @@
+//! Directory contracts: organizations, practices, license pools, users and their search.
+
+use super::*;
+
+/// A user to create. Licenses of each product are taken from the pool of the user's kind.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub org_id: OrgId,
+    pub username: String,
+    pub email: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub mobile: Option<String>,
+    pub kind: UserKind,
+    pub role: Role,
+    pub products: Vec<Product>,
+    pub permissions: Vec<crate::domain::Permission>,
+    pub practice_ids: Vec<PracticeId>,
+    /// Set: the user is ACTIVE with this argon2 hash. Unset: INVITED.
+    pub password_hash: Option<String>,
+    pub encryption_key: Vec<u8>,
+    pub created_at: Timestamp,
+}
+
+/// How a new user is recorded: the audit event (its subject becomes the new user) and,
+/// when invited, the setup email to queue in the same transaction.
+#[derive(Debug, Clone)]
+pub struct UserCreation {
+    pub user: NewUser,
+    pub audit: AuditEntry,
+    /// The account-setup email to queue for the new user, when there is one.
+    pub setup_email: Option<OutboxFor<UserId>>,
+}
+
+/// A new organization with its license pools and first OWNER.
+#[derive(Debug, Clone)]
+pub struct NewOrganization {
+    pub name: String,
+    pub created_at: Timestamp,
+    pub pools: Vec<(Product, UserKind, i32)>,
+    /// The owner; its `org_id` is ignored and set to the new organization.
+    pub owner: UserCreation,
+}
+
+/// Organizations, practices, license pools and users.
+#[async_trait]
+pub trait DirectoryStore: Send + Sync {
+    /// Creates the organization, its pools and its owner (taking the owner's licenses),
+    /// with their audit events and the owner's setup email, all or nothing.
+    async fn create_organization(&self, new: NewOrganization) -> StoreResult<(Organization, User)>;
+    async fn organization(&self, id: OrgId) -> StoreResult<Organization>;
+    async fn organization_ids(&self) -> StoreResult<Vec<OrgId>>;
+
+    async fn create_practice(
+        &self,
+        org_id: OrgId,
+        name: &str,
+        audit: AuditEntry,
+    ) -> StoreResult<Practice>;
+    async fn practices(&self, org_id: OrgId) -> StoreResult<Vec<Practice>>;
+    async fn license_pools(&self, org_id: OrgId) -> StoreResult<Vec<LicensePool>>;
+
+    /// Creates a user, taking one license per product atomically (`NoLicense` changes nothing).
+    async fn create_user(&self, creation: UserCreation) -> StoreResult<User>;
+    /// A user of the organization; another organization's user is `NotFound`.
+    async fn user(&self, org_id: OrgId, id: UserId) -> StoreResult<User>;
+    async fn user_products(&self, id: UserId) -> StoreResult<Vec<Product>>;
+    /// One page of an organization's users in directory order, with the total when asked.
+    async fn search_users(&self, search: UserSearch) -> StoreResult<UserPage>;
+    /// Fills in search keys of users that have none (rows written before search existed).
+    async fn reindex_users(&self) -> StoreResult<u64>;
+    async fn owners(&self, org_id: OrgId) -> StoreResult<Vec<User>>;
+    /// Users of the organization among `ids` (others are left out).
+    async fn users_by_ids(&self, org_id: OrgId, ids: &[UserId]) -> StoreResult<Vec<User>>;
+    async fn practices_of_users(&self, ids: &[UserId]) -> StoreResult<Vec<(UserId, Practice)>>;
+    async fn products_of_users(&self, ids: &[UserId]) -> StoreResult<Vec<(UserId, Product)>>;
+    async fn permissions_of_users(&self, ids: &[UserId]) -> StoreResult<Vec<(UserId, Permission)>>;
+    async fn update_user(&self, update: UserUpdate) -> StoreResult<User>;
+    /// Reactivates an INACTIVE user with the given products, taking their licenses
+    /// (`NoLicense` changes nothing; a user no longer inactive is a `Conflict`).
+    async fn reactivate_user(&self, reactivation: Reactivation) -> StoreResult<User>;
+}
+
+/// A users query: what to match (already in matching form) and which page.
+#[derive(Debug, Clone, Default)]
+pub struct UserSearch {
+    pub org_id: OrgId,
+    /// Folded; a substring of "first last" or "last first".
+    pub name: Option<String>,
+    /// Lower-cased; the start of the username.
+    pub username: Option<String>,
+    /// Lower-cased; the start of the email.
+    pub email: Option<String>,
+    /// Digits; the end of the mobile number.
+    pub mobile: Option<String>,
+    /// Any of the above at once.
+    pub any: Option<AnyMatch>,
+    pub status: Option<crate::domain::UserStatus>,
+    pub kind: Option<UserKind>,
+    pub locked: Option<bool>,
+    pub practice_id: Option<PracticeId>,
+    pub now: Timestamp,
+    /// The sort key after which the page starts.
+    pub after: Option<String>,
+    pub limit: i64,
+    pub with_total: bool,
+}
+
+/// The `search` filter: folded text for names, usernames and emails, and the digits for
+/// mobiles when the query looks like a phone number.
+#[derive(Debug, Clone, Default)]
+pub struct AnyMatch {
+    pub text: String,
+    pub digits: Option<String>,
+}
+
+/// A page of users with their sort keys (the cursors), and the total when asked.
+#[derive(Debug, Clone, Default)]
+pub struct UserPage {
+    pub users: Vec<(String, User)>,
+    pub total: Option<i64>,
+}
+
+impl UserPage {
+    /// No users, and a total of 0 when one is wanted.
+    pub fn none(with_total: bool) -> Self {
+        Self {
+            users: Vec::new(),
+            total: with_total.then_some(0),
+        }
+    }
+}
+
+/// Totals of users searches, each good for one version of its organization's directory
+/// (moved on by the database whenever a user or their practices change).
+#[derive(Debug, Default)]
+pub struct SearchTotals(std::sync::Mutex<HashMap<(OrgId, SearchKey), (i64, i64)>>);
+
+/// A search's filter, hashed: what is remembered per search stays the same small size
+/// however long the filter's text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SearchKey([u8; 32]);
+
+impl SearchTotals {
+    /// Remembered searches (about 80 bytes each); past this, the oldest knowledge is
+    /// dropped all at once.
+    const CAPACITY: usize = 10_000;
+
+    /// What identifies a search's matches: its filter, not its page.
+    pub fn key(search: &UserSearch) -> SearchKey {
+        use sha2::Digest as _;
+        let filter = UserSearch {
+            after: None,
+            limit: 0,
+            with_total: false,
+            now: Timestamp::default(),
+            ..search.clone()
+        };
+        SearchKey(sha2::Sha256::digest(format!("{filter:?}").as_bytes()).into())
+    }
+
+    pub fn get(&self, org: OrgId, key: &SearchKey, version: i64) -> Option<i64> {
+        let totals = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        totals
+            .get(&(org, *key))
+            .filter(|(at, _)| *at == version)
+            .map(|(_, total)| *total)
+    }
+
+    pub fn put(&self, org: OrgId, key: SearchKey, version: i64, total: i64) {
+        let mut totals = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if totals.len() >= Self::CAPACITY {
+            totals.clear();
+        }
+        totals.insert((org, key), (version, total));
+    }
+}
+
+/// A change of a user's profile; `None` leaves a field as it is.
+#[derive(Debug, Clone)]
+pub struct UserUpdate {
+    pub org_id: OrgId,
+    pub user_id: UserId,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    /// `Some(None)` clears the mobile.
+    pub mobile: Option<Option<String>>,
+    pub practice_ids: Option<Vec<PracticeId>>,
+    pub audit: AuditEntry,
+}
+
+#[derive(Debug, Clone)]
+pub struct Reactivation {
+    pub org_id: OrgId,
+    pub user_id: UserId,
+    pub products: Vec<Product>,
+    pub audit: AuditEntry,
+}

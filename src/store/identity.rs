@@ -1,0 +1,224 @@
+//! Identity contracts: credentials, sessions, setup tokens and lockout.
+
+use super::*;
+
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    pub user_id: UserId,
+    pub token_hash: Vec<u8>,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+    /// What the sign-in verified; the session starts only if it still holds.
+    pub guard: Option<SignInGuard>,
+}
+
+/// The state a sign-in verified against: the session starts only if the password is still
+/// the one checked (no change meanwhile) and no lock began meanwhile (except the
+/// provisional lock this very check set, which its success ends).
+#[derive(Debug, Clone)]
+pub struct SignInGuard {
+    pub verified_hash: String,
+    pub check_lock: Option<Timestamp>,
+    /// A stronger hash of the same password, written only over the verified one.
+    pub rehash: Option<String>,
+}
+
+/// One claimed check of a user's secret (see `IdentityStore::claim_secret_check`).
+#[derive(Debug, Clone)]
+pub struct SecretCheck {
+    pub password_hash: Option<String>,
+    /// The lock this check started provisionally, being the threshold-th in a row.
+    pub check_lock: Option<Timestamp>,
+}
+
+/// A wrong secret, to record.
+#[derive(Debug, Clone)]
+pub struct FailedCheck {
+    pub user_id: UserId,
+    pub check_lock: Option<Timestamp>,
+    pub audit: AuditEntry,
+    pub lock: LockNotice,
+}
+
+/// A live session and its user, found by token.
+#[derive(Debug, Clone)]
+pub struct SessionUser {
+    pub session_id: SessionId,
+    pub user: User,
+}
+
+/// Credentials, sessions, setup tokens and lockout.
+#[async_trait]
+pub trait IdentityStore: Send + Sync {
+    /// The user and their password hash, for sign-in.
+    async fn credentials_by_username(
+        &self,
+        username: &str,
+    ) -> StoreResult<Option<(User, Option<String>)>>;
+
+    /// Starts a session after a successful sign-in: resets the failure count, stamps the
+    /// login time and records the audit event.
+    async fn start_session(&self, session: NewSession, audit: AuditEntry)
+    -> StoreResult<SessionId>;
+    /// The live session for a token hash (not ended, not expired, not idle past `idle`,
+    /// user ACTIVE), marking it seen.
+    async fn session_by_token(
+        &self,
+        token_hash: &[u8],
+        now: Timestamp,
+        idle: Duration,
+    ) -> StoreResult<Option<SessionUser>>;
+    async fn end_session(&self, id: SessionId, audit: AuditEntry) -> StoreResult<()>;
+    /// Which of these sessions are live (not ended, expired or idle, user ACTIVE), without
+    /// marking them seen.
+    async fn live_sessions(
+        &self,
+        ids: &[SessionId],
+        now: Timestamp,
+        idle: Duration,
+    ) -> StoreResult<Vec<SessionId>>;
+
+    /// Voids the user's open setup tokens and stores a new one, with its audit event, if
+    /// the account may receive it (an invitation needs INVITED; a reset INVITED or ACTIVE).
+    /// Returns the user and their organization's name, or `None` when it may not.
+    async fn issue_setup_token(
+        &self,
+        token: NewSetupToken,
+        audit: AuditEntry,
+    ) -> StoreResult<Option<(User, String)>>;
+
+    /// Ends sessions past their lifetime or idle time and deletes setup tokens expired
+    /// for a week. Returns how many of each.
+    async fn expire_credentials(&self, now: Timestamp, idle: Duration) -> StoreResult<(u64, u64)>;
+
+    async fn user_by_username_or_email(&self, text: &str) -> StoreResult<Option<User>>;
+    /// Any user by ID, for flows authenticated by an emailed token rather than a session.
+    async fn user_by_id(&self, id: UserId) -> StoreResult<Option<User>>;
+    /// Decides, in one statement, that the ACTIVE user is not locked and counts this check
+    /// of their secret as a failure until it is proven right; the threshold-th check in a
+    /// row locks the account until `lock_until` at once (Keycloak's brute-force detector
+    /// decides before verifying, likewise). `None`: locked or not active; nothing may be
+    /// verified. However many checks arrive at once, at most `threshold` are verified.
+    async fn claim_secret_check(
+        &self,
+        user_id: UserId,
+        now: Timestamp,
+        threshold: i32,
+        lock_until: Timestamp,
+    ) -> StoreResult<Option<SecretCheck>>;
+    /// Records a wrong secret; when its check started the lock (and it still stands), the
+    /// lock's audit event and email with it. Returns whether the lock started.
+    async fn secret_check_failed(&self, failure: FailedCheck) -> StoreResult<bool>;
+    /// A right secret: the count starts over and the check's own lock ends, unless other
+    /// checks locked the account meanwhile (then `false`, and the lock stands).
+    async fn secret_check_passed(
+        &self,
+        user_id: UserId,
+        check_lock: Option<Timestamp>,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
+    /// Counts a security answer given with a setup link; `false` when the link is used,
+    /// voided, or has had `threshold` answers checked already.
+    async fn claim_answer_attempt(&self, token_id: i64, threshold: i32) -> StoreResult<bool>;
+    /// Sets a password (and whether it must be changed at next sign-in), ends every
+    /// session of the user, clears any lock, with the audit event and email.
+    async fn set_password(&self, change: PasswordChange) -> StoreResult<User>;
+    async fn setup_token(&self, token_hash: &[u8]) -> StoreResult<Option<SetupTokenRecord>>;
+    async fn security_answers(&self, user_id: UserId) -> StoreResult<Vec<SecurityAnswer>>;
+    /// Uses the token (once: a token used or voided meanwhile is a `Conflict`), sets the
+    /// password and security questions, activates an INVITED user, clears any lock and
+    /// ends every session.
+    async fn complete_setup(&self, setup: CompleteSetup) -> StoreResult<User>;
+    /// New key material, version + 1 (a `Conflict` if the version moved meanwhile), every
+    /// session ended.
+    async fn reset_encryption_key(&self, reset: KeyReset) -> StoreResult<User>;
+    /// Ends every session of the user; returns how many were open.
+    async fn revoke_sessions(&self, user_id: UserId, audit: AuditEntry) -> StoreResult<u64>;
+    async fn unlock_user(&self, user_id: UserId, audit: AuditEntry) -> StoreResult<User>;
+    /// The user's open sessions, newest first.
+    async fn user_sessions(
+        &self,
+        user_id: UserId,
+        now: Timestamp,
+        idle: Duration,
+    ) -> StoreResult<Vec<SessionRecord>>;
+    /// Files a self-requested setup email unless `max` were filed since `since`; returns
+    /// whether it was filed.
+    async fn file_setup_email_request(
+        &self,
+        user_id: UserId,
+        at: Timestamp,
+        since: Timestamp,
+        max: i64,
+        job: OutboxMessage,
+    ) -> StoreResult<bool>;
+}
+
+/// What is recorded when a lock starts.
+#[derive(Debug, Clone)]
+pub struct LockNotice {
+    pub audit: AuditEntry,
+    pub email: OutboxMessage,
+}
+
+#[derive(Debug, Clone)]
+pub struct PasswordChange {
+    pub user_id: UserId,
+    /// Set only if the password is still this one (the one the caller proved).
+    pub replaces: Option<String>,
+    pub hash: String,
+    pub change_required: bool,
+    pub audit: AuditEntry,
+    pub email: Option<OutboxMessage>,
+}
+
+/// A stored setup token (its hash only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetupTokenRecord {
+    pub id: i64,
+    pub user_id: UserId,
+    pub purpose: SetupPurpose,
+    pub self_requested: bool,
+    pub expires_at: Timestamp,
+    pub used_at: Option<Timestamp>,
+    pub voided_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecurityAnswer {
+    pub question: String,
+    pub answer_hash: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct CompleteSetup {
+    pub token_id: i64,
+    pub user_id: UserId,
+    pub password_hash: String,
+    pub answers: Vec<SecurityAnswer>,
+    pub audit: AuditEntry,
+    pub email: Option<OutboxMessage>,
+}
+
+#[derive(Debug, Clone)]
+pub struct KeyReset {
+    pub user_id: UserId,
+    pub key: Vec<u8>,
+    /// The version the key has now; the reset makes it one more.
+    pub from_version: i32,
+    pub audit: AuditEntry,
+    pub email: OutboxMessage,
+}
+
+/// A setup token to store (its hash only).
+#[derive(Debug, Clone)]
+pub struct NewSetupToken {
+    pub user_id: UserId,
+    pub token_hash: Vec<u8>,
+    pub purpose: SetupPurpose,
+    pub self_requested: bool,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+}
