@@ -9,6 +9,7 @@ mod migrations;
 mod postgres;
 mod requests;
 mod rows;
+pub mod search;
 mod sql;
 mod sqlite;
 

@@ -135,8 +135,6 @@ macro_rules! directory_impl {
 
             async fn search_users(&self, q: $crate::store::UserSearch) -> StoreResult<$crate::store::UserPage> {
                 use $crate::store::UserPage;
-                /// Trigrams a search walks: the rarest leads, the others are checked against it.
-                const MAX_GRAMS: usize = 4;
                 // No stored name, username, email or number holds a NUL (PostgreSQL text
                 // cannot): a query with one matches nobody.
                 let nul = |t: &Option<String>| t.as_deref().is_some_and(|t| t.contains('\0'));
@@ -145,52 +143,25 @@ macro_rules! directory_impl {
                 {
                     return Ok($crate::store::UserPage::none(q.with_total));
                 }
-                // Candidates come from the trigrams of the longest text to match; every
-                // condition is then checked on the user row itself.
-                let source = [
-                    q.any.as_ref().map(|a| a.digits.clone().unwrap_or_else(|| a.text.clone())),
-                    q.name.clone(),
-                    q.username.clone(),
-                    q.email.clone(),
-                    q.mobile.clone(),
-                ]
-                .into_iter()
-                .flatten()
-                .max_by_key(|t| t.chars().count())
-                .unwrap_or_default();
-                let mut grams = $crate::domain::search::trigrams(&source);
-                grams.sort();
-                grams.dedup();
-
-                // One statement plans the search: how many users carry each trigram (the
-                // rarest leads), how many (up to a bound) start each prefix-matched field
-                // with the query, and, when a total is wanted, the directory's version. A
-                // total is counted once per version; lock states end with time, so totals
-                // of the locked filter are always counted.
-                /// A field range read whole and sorted when it holds at most this many users.
-                const FIELD_READ_LIMIT: i64 = 1000;
-                let fields: Vec<(SearchField, String)> = [
-                    q.username.clone().map(|t| (SearchField::Username, t)),
-                    q.email.clone().map(|t| (SearchField::Email, t)),
-                    q.mobile.as_ref().map(|t| (SearchField::Mobile, t.chars().rev().collect())),
-                ]
-                .into_iter()
-                .flatten()
-                .filter(|(_, start)| !start.is_empty())
-                .collect();
-                let remember = q.with_total && q.locked.is_none();
+                // One statement reads the statistics the plan needs: how many users carry
+                // each trigram (the rarest leads), how many (up to a bound) start each
+                // prefix-matched field with the query, and, when a total is wanted, the
+                // directory's version (a total is counted once per version).
+                use $crate::store::search::{FIELD_READ_LIMIT, Plan, Questions};
+                let questions = Questions::of(&q);
+                let remember = questions.remember;
                 let mut version = 0;
                 let mut driver = SearchDriver::Directory;
-                if !grams.is_empty() || !fields.is_empty() || remember {
+                if questions.any() {
                     let mut b = sqlx::QueryBuilder::<Db>::new("SELECT gram, users FROM user_search_gram_counts WHERE org_id = ");
                     b.push_bind(q.org_id.0).push(" AND users > 0 AND gram IN (");
                     let mut list = b.separated(", ");
                     list.push_bind("");
-                    for gram in &grams {
+                    for gram in &questions.grams {
                         list.push_bind(gram);
                     }
                     b.push(")");
-                    for (field, start) in &fields {
+                    for (field, start) in &questions.fields {
                         b.push(format!(" UNION ALL SELECT '{}', COUNT(*) FROM (SELECT 1 FROM users u WHERE u.org_id = ", field.label()))
                             .push_bind(q.org_id.0);
                         Self::push_field_range(&mut b, *field, start);
@@ -200,34 +171,20 @@ macro_rules! directory_impl {
                         b.push(" UNION ALL SELECT NULL, version FROM directory_versions WHERE org_id = ").push_bind(q.org_id.0);
                     }
                     let rows: Vec<(Option<String>, i64)> = b.build_query_as().fetch_all(&self.pool).await?;
-                    let mut counts = Vec::with_capacity(grams.len());
-                    let mut narrowest: Option<(i64, SearchField, &String)> = None;
+                    let mut grams = Vec::with_capacity(questions.grams.len());
+                    let mut fields = Vec::new();
                     for (label, n) in rows {
                         match label {
                             None => version = n,
-                            Some(label) => match fields.iter().find(|(f, _)| f.label() == label) {
-                                Some((field, start)) => {
-                                    if narrowest.is_none_or(|(least, _, _)| n < least) {
-                                        narrowest = Some((n, *field, start));
-                                    }
-                                }
-                                None => counts.push((n, label)),
+                            Some(label) => match questions.fields.iter().find(|(f, _)| f.label() == label) {
+                                Some((field, _)) => fields.push((*field, n)),
+                                None => grams.push((n, label)),
                             },
                         }
                     }
-                    if counts.len() < grams.len() || narrowest.is_some_and(|(n, _, _)| n == 0) {
-                        // A trigram or a field start no user has: nothing can match.
-                        return Ok(UserPage::none(q.with_total));
-                    }
-                    counts.sort();
-                    driver = match narrowest {
-                        Some((n, field, start)) if n <= FIELD_READ_LIMIT => {
-                            SearchDriver::Field { field, start: start.clone() }
-                        }
-                        _ if !counts.is_empty() => {
-                            SearchDriver::Grams(counts.into_iter().take(MAX_GRAMS).map(|(_, gram)| gram).collect())
-                        }
-                        _ => SearchDriver::Directory,
+                    driver = match $crate::store::search::plan(&questions, grams, &fields) {
+                        Plan::Nothing => return Ok(UserPage::none(q.with_total)),
+                        Plan::Read(driver) => driver,
                     };
                 }
                 let remembered = remember.then(|| {

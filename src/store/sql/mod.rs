@@ -9,6 +9,7 @@ pub(super) mod identity;
 pub(super) mod jobs;
 pub(super) mod requests;
 
+use super::search::SearchField;
 use super::{StoreError, unique_field};
 use sqlx::error::ErrorKind;
 
@@ -26,46 +27,15 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
-/// Where a users search starts reading.
-pub(super) enum SearchDriver {
-    /// The organization's users in directory order.
-    Directory,
-    /// The postings of the first (rarest) trigram in directory order, the others looked
-    /// up beside each.
-    Grams(Vec<String>),
-    /// The users whose field starts with `start`, from the field's own index, then sorted.
-    Field { field: SearchField, start: String },
-}
-
-/// A field matched from its start, with a per-organization index in byte-wise order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(super) enum SearchField {
-    Username,
-    Email,
-    /// The mobile's digits reversed: its end becomes a start.
-    Mobile,
-}
-
-impl SearchField {
-    /// The indexed expression, as its index names it.
-    pub(super) fn column(self, backend: super::Backend) -> &'static str {
-        use super::Backend::{Postgres, Sqlite};
-        match (self, backend) {
-            (Self::Username, Sqlite) => "u.username",
-            (Self::Username, Postgres) => "(u.username COLLATE \"C\")",
-            (Self::Email, Sqlite) => "lower(u.email)",
-            (Self::Email, Postgres) => "(lower(u.email) COLLATE \"C\")",
-            (Self::Mobile, _) => "u.mobile_reversed",
-        }
-    }
-
-    /// How the planning statement labels this field's count (never a trigram).
-    pub(super) fn label(self) -> &'static str {
-        match self {
-            Self::Username => "#username",
-            Self::Email => "#email",
-            Self::Mobile => "#mobile",
-        }
+/// The indexed expression of a prefix-matched field, as its index names it.
+pub(super) fn field_column(field: SearchField, backend: super::Backend) -> &'static str {
+    use super::Backend::{Postgres, Sqlite};
+    match (field, backend) {
+        (SearchField::Username, Sqlite) => "u.username",
+        (SearchField::Username, Postgres) => "(u.username COLLATE \"C\")",
+        (SearchField::Email, Sqlite) => "lower(u.email)",
+        (SearchField::Email, Postgres) => "(lower(u.email) COLLATE \"C\")",
+        (SearchField::Mobile, _) => "u.mobile_reversed",
     }
 }
 
@@ -95,7 +65,7 @@ macro_rules! store_impl {
         type Db = $db;
         type Tx = Transaction<'static, $db>;
         const BACKEND: $crate::store::Backend = $backend;
-        use $crate::store::sql::{SearchDriver, SearchField};
+        use $crate::store::search::{SearchDriver, SearchField};
 
         impl $store {
             /// Appends to the organization's chain. Bumping the head row first serializes
@@ -243,7 +213,7 @@ macro_rules! store_impl {
             /// (byte-wise, so every such value sorts below `start` followed by the last
             /// code point).
             fn push_field_range(b: &mut sqlx::QueryBuilder<Db>, field: SearchField, start: &str) {
-                let column = field.column(BACKEND);
+                let column = $crate::store::sql::field_column(field, BACKEND);
                 b.push(format!(" AND {column} >= ")).push_bind(start.to_owned());
                 b.push(format!(" AND {column} < ")).push_bind(format!("{start}{}", char::MAX));
             }
