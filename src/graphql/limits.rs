@@ -55,13 +55,27 @@ pub enum DocumentKind {
     Regular,
 }
 
-/// Checks the text and variables of a request against the limits, without trusting the
-/// parser with anything it could choke on.
+/// Checks a request against the limits: its text and variables first, without trusting
+/// the parser with anything it could choke on, then the document the parser made (parsed
+/// once, and kept in the request for execution). A document that does not parse is left
+/// to the executor, which explains why.
 pub fn check(
+    request: &mut async_graphql::Request,
+    limits: DocumentLimits,
+) -> Result<DocumentKind, Refusal> {
+    check_raw(&request.query, &request.variables, limits)?;
+    match request.parsed_query() {
+        Ok(doc) => check_document(doc, limits),
+        Err(_) => Ok(DocumentKind::Regular),
+    }
+}
+
+/// What can be checked before parsing: size, nesting, and the variables' inputs.
+fn check_raw(
     query: &str,
     variables: &async_graphql::Variables,
     limits: DocumentLimits,
-) -> Result<DocumentKind, Refusal> {
+) -> Result<(), Refusal> {
     if query.len() > limits.max_bytes {
         return Err(Refusal {
             code: "BAD_REQUEST",
@@ -84,12 +98,17 @@ pub fn check(
     for (_, value) in variables.iter() {
         check_input(value)?;
     }
-    // A document that does not parse is left to the executor, which explains why.
-    let Ok(doc) = async_graphql::parser::parse_query(query) else {
-        return Ok(DocumentKind::Regular);
-    };
-    check_arguments(&doc)?;
-    let mut walker = Walker::new(&doc, limits.max_aliases);
+    Ok(())
+}
+
+/// What the parsed document must meet: inputs written in it, aliases, and (for
+/// introspection) depth.
+fn check_document(
+    doc: &ExecutableDocument,
+    limits: DocumentLimits,
+) -> Result<DocumentKind, Refusal> {
+    check_arguments(doc)?;
+    let mut walker = Walker::new(doc, limits.max_aliases);
     let shape = walker.operations();
     if shape.aliases > limits.max_aliases {
         return Err(Refusal::too_complex(format!(
@@ -97,7 +116,7 @@ pub fn check(
             limits.max_aliases
         )));
     }
-    if !is_introspection(&doc) {
+    if !is_introspection(doc) {
         return Ok(DocumentKind::Regular);
     }
     if shape.depth > limits.max_depth {
@@ -353,7 +372,7 @@ impl<'a> Walker<'a> {
             None => {}
         }
         let doc = self.doc;
-        let Some((key, fragment)) = doc.fragments.iter().find(|(k, _)| k.as_str() == name) else {
+        let Some((key, fragment)) = doc.fragments.get_key_value(name) else {
             return Shape::default();
         };
         self.fragments.insert(key.as_str(), None);
@@ -361,12 +380,6 @@ impl<'a> Walker<'a> {
         self.fragments.insert(key.as_str(), Some(shape));
         shape
     }
-}
-
-/// The depth of an introspection document as [`check`] measures it (for tests and tools).
-pub fn introspection_depth(query: &str) -> Option<usize> {
-    let doc = async_graphql::parser::parse_query(query).ok()?;
-    Some(Walker::new(&doc, usize::MAX - 1).operations().depth)
 }
 
 #[cfg(test)]
@@ -380,7 +393,21 @@ mod tests {
     };
 
     fn check_text(query: &str) -> Result<DocumentKind, Refusal> {
-        check(query, &async_graphql::Variables::default(), LIMITS)
+        check(&mut async_graphql::Request::new(query), LIMITS)
+    }
+
+    fn check_with(query: &str, variables: serde_json::Value) -> Result<DocumentKind, Refusal> {
+        let variables = async_graphql::Variables::from_json(variables);
+        check(
+            &mut async_graphql::Request::new(query).variables(variables),
+            LIMITS,
+        )
+    }
+
+    /// The depth of an introspection document as `check` measures it.
+    fn introspection_depth(query: &str) -> Option<usize> {
+        let doc = async_graphql::parser::parse_query(query).ok()?;
+        Some(Walker::new(&doc, usize::MAX - 1).operations().depth)
     }
 
     fn aliases(query: &str) -> usize {
@@ -451,8 +478,11 @@ mod tests {
         for _ in 0..70 {
             value = serde_json::json!([value]);
         }
-        let variables = async_graphql::Variables::from_json(serde_json::json!({ "x": value }));
-        let refusal = check("query($x: Int) { me { id } }", &variables, LIMITS).unwrap_err();
+        let refusal = check_with(
+            "query($x: Int) { me { id } }",
+            serde_json::json!({ "x": value }),
+        )
+        .unwrap_err();
         assert_eq!(refusal.code, "QUERY_TOO_COMPLEX");
     }
 
@@ -470,14 +500,14 @@ mod tests {
             vec!["\"x\""; MAX_LIST + 1].join(",")
         );
         assert_eq!(check_text(&ids).unwrap_err().code, "BAD_USER_INPUT");
-        let variables =
-            async_graphql::Variables::from_json(serde_json::json!({ "s": "bell\u{7}" }));
-        let refused = check("query($s: String) { me { id } }", &variables, LIMITS).unwrap_err();
+        let refused = check_with(
+            "query($s: String) { me { id } }",
+            serde_json::json!({ "s": "bell\u{7}" }),
+        )
+        .unwrap_err();
         assert_eq!(refused.code, "BAD_USER_INPUT");
-        let fine = async_graphql::Variables::from_json(
-            serde_json::json!({ "s": "two\nlines\tand a tab" }),
-        );
-        assert!(check("query($s: String) { me { id } }", &fine, LIMITS).is_ok());
+        let fine = serde_json::json!({ "s": "two\nlines\tand a tab" });
+        assert!(check_with("query($s: String) { me { id } }", fine).is_ok());
     }
 
     #[test]

@@ -108,10 +108,18 @@ pub struct Endpoint {
 /// An operation refused before execution, as a response with a coded error.
 pub fn refused(refusal: &Refusal) -> Response {
     let code = refusal.code;
-    let error = async_graphql::Error::new(refusal.message.clone())
-        .extend_with(|_, e| e.set("code", code))
-        .into_server_error(async_graphql::Pos::default());
-    let mut error = error;
+    let error =
+        async_graphql::Error::new(refusal.message.clone()).extend_with(|_, e| e.set("code", code));
+    without_location(error)
+}
+
+/// An operation that could not start (no session, the database down), as a response.
+pub fn error_response(err: crate::app::AppError) -> Response {
+    without_location(gql(err))
+}
+
+fn without_location(error: async_graphql::Error) -> Response {
+    let mut error = error.into_server_error(async_graphql::Pos::default());
     error.locations.clear();
     Response::from_errors(vec![error])
 }
@@ -143,9 +151,10 @@ impl Endpoint {
         &self.app
     }
 
-    /// The schema that may run this request, or why none may.
-    pub fn admit(&self, request: &async_graphql::Request) -> Result<&GatehouseSchema, Refusal> {
-        match limits::check(&request.query, &request.variables, self.limits)? {
+    /// The schema that may run this request, or why none may. The request keeps the
+    /// document parsed here, so that it is parsed once.
+    pub fn admit(&self, request: &mut async_graphql::Request) -> Result<&GatehouseSchema, Refusal> {
+        match limits::check(request, self.limits)? {
             DocumentKind::Introspection => Ok(&self.introspection),
             DocumentKind::Regular => Ok(&self.regular),
         }
@@ -187,11 +196,11 @@ impl Endpoint {
     /// panics end it with one coded error.
     pub fn execute_stream(
         &self,
-        request: async_graphql::Request,
+        mut request: async_graphql::Request,
         context: RequestContext,
         token: Option<String>,
     ) -> BoxStream<'static, Response> {
-        let schema = match self.admit(&request) {
+        let schema = match self.admit(&mut request) {
             Ok(schema) => schema.clone(),
             Err(refusal) => {
                 return futures_util::stream::once(async move { refused(&refusal) }).boxed();

@@ -232,7 +232,7 @@ async fn graphql(
             content_type,
         );
     };
-    let request: async_graphql::Request = match serde_json::from_slice(&body) {
+    let mut request: async_graphql::Request = match serde_json::from_slice(&body) {
         Ok(request) => request,
         Err(err) => {
             let message = format!("The request body is not a GraphQL request in JSON: {err}");
@@ -245,7 +245,7 @@ async fn graphql(
         }
     };
     // Limits first: a refused document costs no database work.
-    let schema = match state.endpoint.admit(&request) {
+    let schema = match state.endpoint.admit(&mut request) {
         Ok(schema) => schema.clone(),
         Err(refusal) => {
             return request_error(

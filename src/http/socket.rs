@@ -4,10 +4,11 @@
 //! ends (on any node), when no valid `connection_init` comes within 10 seconds, or when
 //! the client goes away.
 
+use crate::app::AppError;
 use crate::app::session::ClientInfo;
 use crate::domain::SessionId;
 use crate::graphql::limits::Refusal;
-use crate::graphql::{Endpoint, RequestContext, refused};
+use crate::graphql::{Endpoint, RequestContext, error_response, refused};
 use async_graphql::http::{WebSocket, WebSocketProtocols, WsMessage};
 use async_graphql::{Data, Executor, Response};
 use axum::extract::ws::{CloseFrame, Message, WebSocket as Socket};
@@ -99,7 +100,7 @@ impl Executor for PerOperation {
                     "At most {MAX_OPERATIONS} operations may run at once on one connection."
                 ),
             };
-            return futures_util::stream::once(async move { refused(&refusal) }).boxed();
+            return one(refused(&refusal));
         }
         let running = Running(connection.clone());
         let endpoint = self.endpoint.clone();
@@ -116,16 +117,9 @@ impl Executor for PerOperation {
                 }
                 Ok(None) => {
                     connection.close(UNAUTHORIZED, "The session has ended; sign in again.");
-                    let error = crate::graphql::gql(crate::app::AppError::Unauthenticated);
-                    let error = error.into_server_error(async_graphql::Pos::default());
-                    futures_util::stream::once(async move { Response::from_errors(vec![error]) })
-                        .boxed()
+                    one(error_response(AppError::Unauthenticated))
                 }
-                Err(err) => {
-                    let error = crate::graphql::gql(err).into_server_error(Default::default());
-                    futures_util::stream::once(async move { Response::from_errors(vec![error]) })
-                        .boxed()
-                }
+                Err(err) => one(error_response(err)),
             }
         })
         .flatten()
@@ -135,6 +129,11 @@ impl Executor for PerOperation {
         })
         .boxed()
     }
+}
+
+/// A stream of one response.
+fn one(response: Response) -> BoxStream<'static, Response> {
+    futures_util::stream::once(std::future::ready(response)).boxed()
 }
 
 /// The bearer token in a `connection_init` payload.
@@ -184,7 +183,7 @@ pub async fn serve(
                 .authenticate(&token, &connection.client)
                 .await
                 .map_err(crate::graphql::gql)?
-                .ok_or_else(|| crate::graphql::gql(crate::app::AppError::Unauthenticated))?;
+                .ok_or_else(|| crate::graphql::gql(AppError::Unauthenticated))?;
             let _ = connection.token.set(token);
             watch_session(app, caller.session_id(), &connection);
             Ok(Data::default())

@@ -150,8 +150,7 @@ macro_rules! identity_impl {
                 now: Timestamp,
                 idle: std::time::Duration,
             ) -> StoreResult<Option<SessionUser>> {
-                let idle = chrono::TimeDelta::from_std(idle).unwrap_or(chrono::TimeDelta::MAX);
-                let idle_cutoff = now.checked_sub_signed(idle).unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
+                let idle_cutoff = $crate::store::sql::idle_cutoff(now, idle);
                 let row: Option<SessionUserRow> = sqlx::query_as(concat!(
                     "SELECT s.id AS session_id, s.last_seen_at AS session_seen, ", user_columns!(),
                     " FROM sessions s JOIN users u ON u.id = s.user_id \
@@ -183,8 +182,7 @@ macro_rules! identity_impl {
                 if ids.is_empty() {
                     return Ok(Vec::new());
                 }
-                let idle = chrono::TimeDelta::from_std(idle).unwrap_or(chrono::TimeDelta::MAX);
-                let idle_cutoff = now.checked_sub_signed(idle).unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
+                let idle_cutoff = $crate::store::sql::idle_cutoff(now, idle);
                 let mut b = sqlx::QueryBuilder::<Db>::new(
                     "SELECT s.id FROM sessions s JOIN users u ON u.id = s.user_id \
                      WHERE s.ended_at IS NULL AND u.status = 'ACTIVE' AND s.expires_at > ",
@@ -262,8 +260,7 @@ macro_rules! identity_impl {
             }
 
             async fn expire_credentials(&self, now: Timestamp, idle: std::time::Duration) -> StoreResult<(u64, u64)> {
-                let idle = chrono::TimeDelta::from_std(idle).unwrap_or(chrono::TimeDelta::MAX);
-                let idle_cutoff = now.checked_sub_signed(idle).unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
+                let idle_cutoff = $crate::store::sql::idle_cutoff(now, idle);
                 let sessions = sqlx::query(
                     "UPDATE sessions SET ended_at = $1 \
                      WHERE ended_at IS NULL AND (expires_at <= $1 OR last_seen_at <= $2)",
@@ -495,8 +492,7 @@ macro_rules! identity_impl {
                 now: Timestamp,
                 idle: std::time::Duration,
             ) -> StoreResult<Vec<$crate::store::SessionRecord>> {
-                let idle = chrono::TimeDelta::from_std(idle).unwrap_or(chrono::TimeDelta::MAX);
-                let idle_cutoff = now.checked_sub_signed(idle).unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
+                let idle_cutoff = $crate::store::sql::idle_cutoff(now, idle);
                 let rows: Vec<(i64, Timestamp, Timestamp, Timestamp, Option<String>, Option<String>)> = sqlx::query_as(
                     "SELECT id, created_at, last_seen_at, expires_at, user_agent, ip FROM sessions \
                      WHERE user_id = $1 AND ended_at IS NULL AND expires_at > $2 AND last_seen_at > $3 \
@@ -513,7 +509,7 @@ macro_rules! identity_impl {
                         id: SessionId(id),
                         created_at,
                         last_seen_at,
-                        expires_at: expires_at.min(last_seen_at.checked_add_signed(idle).unwrap_or(expires_at)),
+                        expires_at: expires_at.min(last_seen_at.checked_add_signed(chrono::TimeDelta::from_std(idle).unwrap_or(chrono::TimeDelta::MAX)).unwrap_or(expires_at)),
                         user_agent,
                         ip,
                     })

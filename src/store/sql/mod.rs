@@ -39,6 +39,16 @@ pub(super) fn field_column(field: SearchField, backend: super::Backend) -> &'sta
     }
 }
 
+/// The last-seen time before which a session has been idle too long.
+pub(crate) fn idle_cutoff(
+    now: crate::domain::Timestamp,
+    idle: std::time::Duration,
+) -> crate::domain::Timestamp {
+    let idle = chrono::TimeDelta::from_std(idle).unwrap_or(chrono::TimeDelta::MAX);
+    now.checked_sub_signed(idle)
+        .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC)
+}
+
 /// Sessions are marked seen at most this often, so that reads do not all become writes.
 pub(super) const SEEN_GRANULARITY: chrono::TimeDelta = chrono::TimeDelta::seconds(30);
 
