@@ -8,7 +8,7 @@
 //! BENCH_POSTGRES_SEEDED skip seeding. Each database is measured without and with
 //! `totalCount`. Under `cargo test` it runs a small smoke version.
 
-use gatehouse::app::organization::CreateOrganization;
+use gatehouse::app::directory::organization::CreateOrganization;
 use gatehouse::domain::{Product, Role, UserKind, now};
 use gatehouse::store::{AuditEntry, NewUser, UserCreation};
 use std::collections::HashMap;
@@ -200,18 +200,19 @@ async fn run(label: &str, database_url: String, users: usize, seconds: u64, seed
     let gatehouse = gatehouse::Gatehouse::build(config)
         .await
         .expect("gatehouse");
-    let app = gatehouse.app.clone();
     if !seeded {
-        seed(&app, users).await;
+        seed(&gatehouse, users).await;
         eprintln!("{label}: {users} users loaded");
     }
     // Production runs this every minute; a freshly seeded SQLite log is large.
-    app.store.compact().await.expect("compact");
+    gatehouse.store.compact().await.expect("compact");
     serve_and_measure(label, gatehouse, users, seconds).await;
 }
 
-async fn seed(app: &gatehouse::app::App, users: usize) {
-    let (org, _) = app
+async fn seed(gatehouse: &gatehouse::Gatehouse, users: usize) {
+    let (org, _) = gatehouse
+        .app
+        .directory()
         .create_organization(CreateOrganization {
             name: "Benchmark Health".into(),
             owner_username: "bench.owner".into(),
@@ -227,7 +228,7 @@ async fn seed(app: &gatehouse::app::App, users: usize) {
     let started = Instant::now();
     let mut tasks = Vec::new();
     for worker in 0..4 {
-        let app = app.clone();
+        let store = gatehouse.store.clone();
         tasks.push(tokio::spawn(async move {
             for i in (worker..users).step_by(4) {
                 let (first, last, username) = person(i);
@@ -249,7 +250,7 @@ async fn seed(app: &gatehouse::app::App, users: usize) {
                     created_at: at,
                 };
                 let audit = AuditEntry::new(org.id, at, "user.invited");
-                app.store
+                store
                     .create_user(UserCreation {
                         user,
                         audit,

@@ -7,7 +7,6 @@ pub mod config;
 pub mod domain;
 pub mod graphql;
 pub mod http;
-pub mod jobs;
 pub mod metrics;
 pub mod store;
 
@@ -28,6 +27,13 @@ pub async fn build_app(config: Config) -> anyhow::Result<App> {
     Ok(App::new(store, Arc::new(config)))
 }
 
+/// The application and the store beneath it, for tools that load data in bulk (the
+/// benchmark's seeding, the store's conformance tests).
+pub async fn build_app_and_store(config: Config) -> anyhow::Result<(App, Arc<dyn store::Store>)> {
+    let store = store::connect(&config.database_url, true).await?;
+    Ok((App::new(store.clone(), Arc::new(config)), store))
+}
+
 /// What this process runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -41,6 +47,8 @@ pub enum Mode {
 #[derive(Clone)]
 pub struct Gatehouse {
     pub app: App,
+    /// The store beneath the app, for bulk tools.
+    pub store: Arc<dyn store::Store>,
     pub queue: Queue,
     pub metrics: metrics::Metrics,
 }
@@ -52,12 +60,15 @@ impl Gatehouse {
         let queue = Queue::connect(&config.queue_url, config.jobs.heartbeat)
             .await
             .with_context(|| format!("GATEHOUSE_QUEUE_URL: {}", redact_url(&config.queue_url)))?;
-        let mut app = build_app(config).await?;
-        if let Some(redis) = queue.redis() {
-            app = app.with_shared_limits(redis);
-        }
+        let store = store::connect(&config.database_url, true).await?;
+        let config = Arc::new(config);
+        let app = match queue.redis() {
+            Some(redis) => App::with_shared_limits(store.clone(), config, redis),
+            None => App::new(store.clone(), config),
+        };
         Ok(Self {
             app,
+            store,
             queue,
             metrics: metrics::Metrics::new(),
         })
@@ -85,7 +96,7 @@ impl Gatehouse {
         let serve_api = matches!(mode, Mode::Serve { .. });
         let run_workers = matches!(mode, Mode::Serve { workers: true } | Mode::Worker);
         let workers = if run_workers {
-            let config = &self.app.config;
+            let config = self.app.config();
             let mailer = Mailer::new(
                 config.smtp_url.as_deref(),
                 config.outbox_dir.clone(),
@@ -104,7 +115,7 @@ impl Gatehouse {
                 sweep_interval: config.jobs.sweep_interval,
                 concurrency: 8,
             };
-            let ports = Arc::new(self.app.clone());
+            let ports = Arc::new(self.app.workflow().clone());
             let workers = Workers::new(
                 ports,
                 Arc::new(mailer),

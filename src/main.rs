@@ -3,14 +3,12 @@
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
-use gatehouse::app::App;
-use gatehouse::app::organization::{CreateOrganization, parse_licenses};
+use gatehouse::app::directory::organization::{CreateOrganization, parse_licenses};
 use gatehouse::config::{Config, redact_url};
 use gatehouse::domain::UserKind;
 use gatehouse::{Gatehouse, Mode};
 use std::io::Read as _;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 /// Many threads allocate small buffers at once (requests, rows, JSON): an allocator
 /// made for that.
@@ -172,9 +170,8 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
         }
         Command::Org(OrgCommand::Create(args)) => org_create(args, config).await,
         Command::Audit(AuditCommand::Verify) => {
-            let store = gatehouse::store::connect(&config.database_url, true).await?;
-            let app = App::new(store, Arc::new(config));
-            let report = app.verify_audit().await?;
+            let app = gatehouse::build_app(config).await?;
+            let report = app.audit().verify().await?;
             match report.broken {
                 None => {
                     println!(
@@ -220,7 +217,7 @@ async fn org_create(args: OrgCreate, config: Config) -> anyhow::Result<ExitCode>
         licenses,
         owner_password,
     };
-    match app.create_organization(input).await {
+    match app.directory().create_organization(input).await {
         Ok((org, owner)) => {
             let json = serde_json::json!({
                 "organization": { "id": org.id.to_global(), "name": org.name, "createdAt": org.created_at },

@@ -33,20 +33,23 @@ async fn known_and_unknown_usernames_answer_in_the_same_time() {
     let gatehouse = gatehouse::Gatehouse::build(config).await.unwrap();
     gatehouse
         .app
-        .create_organization(gatehouse::app::organization::CreateOrganization {
-            name: "Timing".into(),
-            owner_username: "olivia".into(),
-            owner_email: "olivia@timing.example".into(),
-            owner_first_name: "Olivia".into(),
-            owner_last_name: "Owner".into(),
-            owner_kind: gatehouse::domain::UserKind::Staff,
-            licenses: vec![(
-                gatehouse::domain::Product::Ehr,
-                gatehouse::domain::UserKind::Staff,
-                5,
-            )],
-            owner_password: Some("the owner's long passphrase".into()),
-        })
+        .directory()
+        .create_organization(
+            gatehouse::app::directory::organization::CreateOrganization {
+                name: "Timing".into(),
+                owner_username: "olivia".into(),
+                owner_email: "olivia@timing.example".into(),
+                owner_first_name: "Olivia".into(),
+                owner_last_name: "Owner".into(),
+                owner_kind: gatehouse::domain::UserKind::Staff,
+                licenses: vec![(
+                    gatehouse::domain::Product::Ehr,
+                    gatehouse::domain::UserKind::Staff,
+                    5,
+                )],
+                owner_password: Some("the owner's long passphrase".into()),
+            },
+        )
         .await
         .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -2,7 +2,7 @@
 //! holds: related objects load in batches. Its own test binary, so that the statements
 //! it counts (every `sqlx::query` event of the process) are its own.
 
-use gatehouse::app::organization::CreateOrganization;
+use gatehouse::app::directory::organization::CreateOrganization;
 use gatehouse::domain::{Product, Role, UserKind, now};
 use gatehouse::store::{AuditEntry, NewUser, UserCreation};
 use serde_json::json;
@@ -56,6 +56,7 @@ async fn a_page_of_users_costs_a_constant_number_of_statements() {
     let gatehouse = gatehouse::Gatehouse::build(config).await.unwrap();
     let app = gatehouse.app.clone();
     let (org, _) = app
+        .directory()
         .create_organization(CreateOrganization {
             name: "Big".into(),
             owner_username: "bigboss".into(),
@@ -71,7 +72,7 @@ async fn a_page_of_users_costs_a_constant_number_of_statements() {
         })
         .await
         .unwrap();
-    let practice = app
+    let practice = gatehouse
         .store
         .create_practice(
             org.id,
@@ -103,7 +104,7 @@ async fn a_page_of_users_costs_a_constant_number_of_statements() {
             audit: AuditEntry::new(org.id, at, "user.invited"),
             setup_email: None,
         };
-        app.store.create_user(creation).await.unwrap();
+        gatehouse.store.create_user(creation).await.unwrap();
     }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

@@ -1,7 +1,12 @@
 //! Audit chain verification for `gatehouse audit verify`.
 
-use super::App;
+use super::page::{Page, decode_cursor, encode_cursor, page_size, present};
+use super::policy::Action;
+use super::{Actor, AppError, AppResult, service};
+use crate::domain::UserId;
+use crate::domain::audit::AuditRecord;
 use crate::domain::audit::{ChainBreak, ChainVerifier};
+use crate::store::AuditQuery;
 
 /// Events read per page while verifying, to bound memory on long chains.
 const PAGE: i64 = 5_000;
@@ -15,10 +20,81 @@ pub struct VerifyReport {
     pub broken: Option<ChainBreak>,
 }
 
-impl App {
+/// What `auditEvents` filters on.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub actor_id: Option<String>,
+    pub subject_id: Option<String>,
+    pub request_id: Option<String>,
+    pub action: Option<String>,
+    pub since: Option<crate::domain::Timestamp>,
+    pub until: Option<crate::domain::Timestamp>,
+}
+
+service!(
+    /// The audit log.
+    Audit
+);
+
+impl Audit {
+    /// The organization's audit log, newest first: for owners and admins.
+    pub async fn events(
+        &self,
+        actor: &Actor,
+        filter: AuditFilter,
+        first: Option<i32>,
+        after: Option<String>,
+        with_total: bool,
+    ) -> AppResult<Page<AuditRecord>> {
+        actor.require(Action::ReadAuditEvents)?;
+        let size = page_size(first, self.config.limits.max_page_size)?;
+        let before_seq = match after.as_deref().map(decode_cursor).transpose()? {
+            Some(key) => Some(key.parse::<i64>().map_err(|_| {
+                AppError::BadUserInput("`after` is not a cursor from this list.".into())
+            })?),
+            None => None,
+        };
+        // An ID of the wrong kind or another organization matches nothing.
+        let user =
+            |id: &Option<String>| present(id).map(|id| UserId::from_global(id).map_or(-1, |u| u.0));
+        let action = present(&filter.action).map(str::to_owned);
+        let query = AuditQuery {
+            org_id: actor.org_id(),
+            actor_id: user(&filter.actor_id),
+            subject_id: user(&filter.subject_id),
+            request_id: present(&filter.request_id)
+                .map(|id| crate::domain::RequestId::from_global(id).map_or(-1, |r| r.0)),
+            action_prefix: action.as_ref().filter(|a| a.ends_with('.')).cloned(),
+            action: action.filter(|a| !a.ends_with('.')),
+            since: filter.since,
+            until: filter.until,
+            before_seq,
+            limit: size as i64 + 1,
+            with_total,
+        };
+        let (mut events, total) = self.store.audit_events(query).await?;
+        let has_next = events.len() > size;
+        events.truncate(size);
+        let items = events
+            .into_iter()
+            .map(|e| (encode_cursor(&e.seq.to_string()), e))
+            .collect();
+        Ok(Page {
+            items,
+            has_next,
+            total,
+        })
+    }
+
+    /// One audit event of the caller's organization, for owners and admins.
+    pub async fn event(&self, actor: &Actor, id: i64) -> AppResult<Option<AuditRecord>> {
+        actor.require(Action::ReadAuditEvents)?;
+        Ok(self.store.audit_event(actor.org_id(), id).await?)
+    }
+
     /// Recomputes every organization's chain, stopping at the first event that was
     /// altered, removed or reordered.
-    pub async fn verify_audit(&self) -> anyhow::Result<VerifyReport> {
+    pub async fn verify(&self) -> anyhow::Result<VerifyReport> {
         let orgs = self.store.organization_ids().await?;
         let mut events = 0u64;
         for org in &orgs {

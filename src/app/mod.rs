@@ -1,74 +1,169 @@
-//! Use cases. Every operation takes the calling `Actor` and decides authorization here.
+//! Use cases, one service per area. Every operation takes the calling `Actor` and decides
+//! authorization here; what the other layers hold is a service, never the store.
+//!
+//! - [`Directory`]: organizations, users, practices and the batched reads of an
+//!   [`OrgView`].
+//! - [`Identity`]: sign-in, sessions, passwords, security questions, account setup.
+//! - [`Requests`]: filing, reading and deciding account requests.
+//! - [`Workflow`]: the worker side of requests (routing, applying, reminders) and the
+//!   workers' ports.
+//! - [`Audit`]: the audit log, as members read it and as the operator verifies it.
 
 pub mod audit;
-pub mod credentials;
-pub mod crypto;
 pub mod directory;
 pub mod error;
 pub mod feed;
-pub mod organization;
+pub mod identity;
+pub mod page;
 pub mod policy;
-pub mod ratelimit;
 pub mod request;
-pub mod session;
-pub mod user;
-pub mod watch;
+pub mod workflow;
 
+pub use audit::Audit;
+pub use directory::{Directory, OrgView};
 pub use error::{AppError, AppResult};
-pub use session::{Actor, Caller, SelfView};
+pub use identity::session::{Actor, Caller, ClientInfo, SelfView};
+pub use identity::{Identity, crypto};
+pub use request::Requests;
+pub use workflow::Workflow;
 
 use crate::config::Config;
 use crate::store::Store;
 use std::sync::Arc;
 
-/// The application: the store, the settings and the password hasher, shared by the HTTP
-/// server, the command line and the workers.
+/// What every service works with: the store, the settings, the password hasher, the
+/// sign-in limiter, the feed of request changes and the watch over long-lived sessions.
+/// Only the services reach into it.
+pub struct Shared {
+    store: Arc<dyn Store>,
+    config: Arc<Config>,
+    hasher: crypto::PasswordHasher,
+    /// Sign-in attempts per client IP and minute.
+    login_limiter: identity::ratelimit::RateLimiter,
+    /// Request status changes, for subscriptions.
+    feed: Arc<feed::RequestFeed>,
+    /// Sessions that open WebSocket connections depend on.
+    sessions: Arc<identity::watch::SessionWatch>,
+}
+
+/// Declares an area service: a cheap handle on the shared parts.
+macro_rules! service {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone)]
+        pub struct $name(std::sync::Arc<$crate::app::Shared>);
+
+        impl std::ops::Deref for $name {
+            type Target = $crate::app::Shared;
+            fn deref(&self) -> &$crate::app::Shared {
+                &self.0
+            }
+        }
+
+        impl $name {
+            /// Another area's service, for a use case that spans two.
+            #[allow(dead_code)]
+            fn area<S: From<std::sync::Arc<$crate::app::Shared>>>(&self) -> S {
+                S::from(self.0.clone())
+            }
+        }
+
+        impl From<std::sync::Arc<$crate::app::Shared>> for $name {
+            fn from(shared: std::sync::Arc<$crate::app::Shared>) -> Self {
+                Self(shared)
+            }
+        }
+    };
+}
+pub(crate) use service;
+
+/// The application, shared by the HTTP server, the command line and the workers.
 #[derive(Clone)]
 pub struct App {
-    pub store: Arc<dyn Store>,
-    pub config: Arc<Config>,
-    pub hasher: crypto::PasswordHasher,
-    /// Sign-in attempts per client IP and minute.
-    pub login_limiter: Arc<ratelimit::RateLimiter>,
-    /// Request status changes, for subscriptions.
-    pub feed: Arc<feed::RequestFeed>,
-    /// Sessions that open WebSocket connections depend on.
-    sessions: Arc<watch::SessionWatch>,
+    directory: Directory,
+    identity: Identity,
+    requests: Requests,
+    workflow: Workflow,
+    audit: Audit,
 }
 
 impl App {
     pub fn new(store: Arc<dyn Store>, config: Arc<Config>) -> Self {
-        let hasher = crypto::PasswordHasher::new(config.argon2);
-        let login_limiter = Arc::new(ratelimit::RateLimiter::new(
+        Self::build(store, config, None)
+    }
+
+    /// Like [`App::new`], counting rate limits in Redis, shared by every node using it.
+    pub fn with_shared_limits(
+        store: Arc<dyn Store>,
+        config: Arc<Config>,
+        redis: redis::aio::ConnectionManager,
+    ) -> Self {
+        Self::build(store, config, Some(redis))
+    }
+
+    fn build(
+        store: Arc<dyn Store>,
+        config: Arc<Config>,
+        redis: Option<redis::aio::ConnectionManager>,
+    ) -> Self {
+        let mut login_limiter = identity::ratelimit::RateLimiter::new(
             config.login_rate_limit,
             std::time::Duration::from_secs(60),
-        ));
-        Self {
+        );
+        if let Some(redis) = redis {
+            login_limiter = login_limiter.shared(redis);
+        }
+        let shared = Arc::new(Shared {
+            hasher: crypto::PasswordHasher::new(config.argon2),
             store,
             config,
-            hasher,
             login_limiter,
             feed: Arc::new(feed::RequestFeed::new(std::time::Duration::from_millis(
                 250,
             ))),
             sessions: Arc::default(),
+        });
+        Self {
+            directory: shared.clone().into(),
+            identity: shared.clone().into(),
+            requests: shared.clone().into(),
+            workflow: shared.clone().into(),
+            audit: shared.into(),
         }
     }
 
-    /// Counts rate limits in Redis, shared by every node using it.
-    pub fn with_shared_limits(mut self, redis: redis::aio::ConnectionManager) -> Self {
-        let limiter = ratelimit::RateLimiter::new(
-            self.config.login_rate_limit,
-            std::time::Duration::from_secs(60),
-        )
-        .shared(redis);
-        self.login_limiter = Arc::new(limiter);
-        self
+    pub fn directory(&self) -> &Directory {
+        &self.directory
     }
 
-    /// Watches a session for a long-lived connection: `ended` turns true when it ends.
-    pub fn watch_session(&self, session: crate::domain::SessionId) -> watch::Watching {
-        self.sessions
-            .watch(session, &self.store, self.config.session_idle)
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
+    pub fn requests(&self) -> &Requests {
+        &self.requests
+    }
+
+    pub fn workflow(&self) -> &Workflow {
+        &self.workflow
+    }
+
+    pub fn audit(&self) -> &Audit {
+        &self.audit
+    }
+
+    /// The settings, read-only.
+    pub fn config(&self) -> &Config {
+        &self.directory.config
+    }
+
+    /// Whether the database answers, for the health endpoint.
+    pub async fn database_ready(&self) -> AppResult<()> {
+        Ok(self.directory.store.ping().await?)
+    }
+
+    /// What the signed-in caller's operation may read in batches: their organization.
+    pub fn view(&self, caller: &Caller) -> OrgView {
+        self.directory.view(caller)
     }
 }

@@ -5,7 +5,7 @@ use super::types::{
     AuditEvent, AuditEventConnection, AuditEventEdge, PageInfo, actor, app, loader,
 };
 use super::{GqlResult, wants_total};
-use crate::app::directory::AuditFilter as AppAuditFilter;
+use crate::app::audit::AuditFilter as AppAuditFilter;
 use crate::domain::{Timestamp, UserId};
 use async_graphql::{Context, ID, InputObject, Object};
 
@@ -35,7 +35,8 @@ impl AuditQuery {
         let had_cursor = after.is_some();
         let actor = actor(ctx)?;
         let page = app(ctx)?
-            .audit_events(actor, filter, first, after, wants_total(ctx))
+            .audit()
+            .events(actor, filter, first, after, wants_total(ctx))
             .await
             .gql()?;
         let people: Vec<UserIn> = page

@@ -30,7 +30,11 @@ impl DirectoryQuery {
     /// The caller's organization.
     async fn organization(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Organization>> {
         Ok(Some(Organization(
-            app(ctx)?.organization(actor(ctx)?).await.gql()?,
+            app(ctx)?
+                .directory()
+                .organization(actor(ctx)?)
+                .await
+                .gql()?,
         )))
     }
 
@@ -43,33 +47,34 @@ impl DirectoryQuery {
         Ok(match tag {
             UserId::TAG => {
                 let user = app
+                    .directory()
                     .user(actor, UserId::from_global(&id).expect("tag checked"))
                     .await
                     .gql()?;
                 user.map(|u| Node::User(User::new(u)))
             }
             PracticeId::TAG => {
-                let wanted = PracticeId::from_global(&id);
-                let org = app.organization(actor).await.gql()?;
-                let practices = app.practices(&org).await.gql()?;
-                practices
-                    .into_iter()
-                    .find(|p| Some(p.id) == wanted)
-                    .map(|p| Node::Practice(Practice(p)))
+                let id = PracticeId::from_global(&id).expect("tag checked");
+                let practice = app.directory().practice(actor, id).await.gql()?;
+                practice.map(|p| Node::Practice(Practice(p)))
             }
-            OrgId::TAG if OrgId::from_global(&id) == Some(actor.org_id()) => Some(
-                Node::Organization(Organization(app.organization(actor).await.gql()?)),
-            ),
+            OrgId::TAG if OrgId::from_global(&id) == Some(actor.org_id()) => {
+                Some(Node::Organization(Organization(
+                    app.directory().organization(actor).await.gql()?,
+                )))
+            }
             RequestId::TAG => {
                 let request_id = RequestId::from_global(&id).expect("tag checked");
-                app.request(actor, request_id)
+                app.requests()
+                    .request(actor, request_id)
                     .await
                     .gql()?
                     .map(|r| Node::AccountRequest(AccountRequest::new(r)))
             }
             AuditEventId::TAG => {
                 let event_id = AuditEventId::from_global(&id).expect("tag checked").0;
-                app.audit_event(actor, event_id)
+                app.audit()
+                    .event(actor, event_id)
                     .await
                     .gql()?
                     .map(|e| Node::AuditEvent(AuditEvent(e)))
@@ -83,7 +88,12 @@ impl DirectoryQuery {
         let Some(id) = UserId::from_global(&id) else {
             return Ok(None);
         };
-        Ok(app(ctx)?.user(actor(ctx)?, id).await.gql()?.map(User::new))
+        Ok(app(ctx)?
+            .directory()
+            .user(actor(ctx)?, id)
+            .await
+            .gql()?
+            .map(User::new))
     }
 
     /// The organization's users in directory order (last name, first name).
@@ -109,6 +119,7 @@ impl DirectoryQuery {
         };
         let had_cursor = after.is_some();
         let page = app(ctx)?
+            .directory()
             .find_users(actor(ctx)?, filter, first, after, wants_total(ctx))
             .await
             .gql()?;
@@ -163,7 +174,12 @@ impl DirectoryMutation {
                 .map(|id| id.0)
                 .collect(),
         };
-        UserPayload::from(app(ctx)?.invite_user(actor(ctx)?, invitation).await)
+        UserPayload::from(
+            app(ctx)?
+                .directory()
+                .invite_user(actor(ctx)?, invitation)
+                .await,
+        )
     }
 
     async fn update_user(
@@ -183,7 +199,7 @@ impl DirectoryMutation {
                         .practice_ids
                         .map(|ids| ids.into_iter().map(|id| id.0).collect()),
                 };
-                app.update_user(actor, update).await
+                app.directory().update_user(actor, update).await
             }
             .await,
         )
@@ -194,8 +210,12 @@ impl DirectoryMutation {
         ctx: &Context<'_>,
         input: CreatePracticeInput,
     ) -> async_graphql::Result<PracticePayload> {
-        let (practice, user_errors) =
-            user_errors(app(ctx)?.create_practice(actor(ctx)?, &input.name).await)?;
+        let (practice, user_errors) = user_errors(
+            app(ctx)?
+                .directory()
+                .create_practice(actor(ctx)?, &input.name)
+                .await,
+        )?;
         Ok(PracticePayload {
             practice: practice.map(Practice),
             user_errors,
@@ -213,6 +233,7 @@ impl DirectoryMutation {
             .map(|p| p.into_iter().map(Into::into).collect());
         let (done, mut errors) = user_errors(
             app(ctx)?
+                .directory()
                 .reactivate_users(actor(ctx)?, &ids, products)
                 .await,
         )?;

@@ -4,7 +4,7 @@
 use super::directory::{UserIdInput, UserPayload, user_id};
 use super::types::{User, UserError, actor, app, viewer};
 use super::{GqlResult, RequestContext, user_errors};
-use crate::app::credentials::AccountSetup;
+use crate::app::identity::credentials::AccountSetup;
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 
 #[derive(Default)]
@@ -20,6 +20,7 @@ impl IdentityMutation {
         let client = &ctx.data::<RequestContext>()?.client;
         let (done, user_errors) = user_errors(
             app(ctx)?
+                .identity()
                 .login(&input.username, &input.password, client)
                 .await,
         )?;
@@ -41,7 +42,7 @@ impl IdentityMutation {
 
     /// Ends the current session.
     async fn logout(&self, ctx: &Context<'_>) -> async_graphql::Result<bool> {
-        app(ctx)?.logout(viewer(ctx)?).await.gql()?;
+        app(ctx)?.identity().logout(viewer(ctx)?).await.gql()?;
         Ok(true)
     }
 
@@ -55,6 +56,7 @@ impl IdentityMutation {
         let client = &ctx.data::<RequestContext>()?.client;
         UserPayload::from(
             app(ctx)?
+                .identity()
                 .change_password(caller, &input.current_password, &input.new_password, client)
                 .await,
         )
@@ -68,6 +70,7 @@ impl IdentityMutation {
     ) -> async_graphql::Result<bool> {
         let client = &ctx.data::<RequestContext>()?.client;
         app(ctx)?
+            .identity()
             .request_setup_email(&input.username_or_email, client)
             .await
             .gql()?;
@@ -93,7 +96,8 @@ impl IdentityMutation {
                 .current_security_answer
                 .map(|q| (q.question, q.answer)),
         };
-        let (user, user_errors) = user_errors(app(ctx)?.complete_setup(setup, client).await)?;
+        let (user, user_errors) =
+            user_errors(app(ctx)?.identity().complete_setup(setup, client).await)?;
         Ok(CompleteAccountSetupPayload {
             user: user.map(User::themself),
             user_errors,
@@ -107,7 +111,12 @@ impl IdentityMutation {
     ) -> async_graphql::Result<UserPayload> {
         let (app, actor) = (app(ctx)?, actor(ctx)?);
         UserPayload::from(
-            async { app.send_setup_email(actor, user_id(&input.user_id)?).await }.await,
+            async {
+                app.identity()
+                    .send_setup_email(actor, user_id(&input.user_id)?)
+                    .await
+            }
+            .await,
         )
     }
 
@@ -117,7 +126,14 @@ impl IdentityMutation {
         input: UserIdInput,
     ) -> async_graphql::Result<UserPayload> {
         let (app, actor) = (app(ctx)?, actor(ctx)?);
-        UserPayload::from(async { app.unlock_user(actor, user_id(&input.user_id)?).await }.await)
+        UserPayload::from(
+            async {
+                app.identity()
+                    .unlock_user(actor, user_id(&input.user_id)?)
+                    .await
+            }
+            .await,
+        )
     }
 
     async fn set_temporary_password(
@@ -129,13 +145,14 @@ impl IdentityMutation {
         UserPayload::from(
             async {
                 let id = user_id(&input.user_id)?;
-                app.set_temporary_password(
-                    actor,
-                    id,
-                    &input.temporary_password,
-                    &input.admin_password,
-                )
-                .await
+                app.identity()
+                    .set_temporary_password(
+                        actor,
+                        id,
+                        &input.temporary_password,
+                        &input.admin_password,
+                    )
+                    .await
             }
             .await,
         )
@@ -149,7 +166,8 @@ impl IdentityMutation {
         let (app, actor) = (app(ctx)?, actor(ctx)?);
         UserPayload::from(
             async {
-                app.reset_encryption_key(actor, user_id(&input.user_id)?, &input.admin_password)
+                app.identity()
+                    .reset_encryption_key(actor, user_id(&input.user_id)?, &input.admin_password)
                     .await
             }
             .await,
@@ -163,7 +181,12 @@ impl IdentityMutation {
     ) -> async_graphql::Result<UserPayload> {
         let (app, actor) = (app(ctx)?, actor(ctx)?);
         UserPayload::from(
-            async { app.revoke_sessions(actor, user_id(&input.user_id)?).await }.await,
+            async {
+                app.identity()
+                    .revoke_sessions(actor, user_id(&input.user_id)?)
+                    .await
+            }
+            .await,
         )
     }
 }

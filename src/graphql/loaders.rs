@@ -2,7 +2,7 @@
 //! related users): one query per field for a whole page, not one per user.
 
 use super::gql;
-use crate::app::App;
+use crate::app::{AppError, AppResult, OrgView};
 use crate::domain::{
     AccountRequest, OrgId, Permission, Practice, Product, RequestDecision, RequestEvent, RequestId,
     User, UserId,
@@ -10,17 +10,24 @@ use crate::domain::{
 use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
 use std::collections::HashMap;
 
-/// The loaders of one request (created per request, so nothing is cached across requests).
+/// The loaders of one request (created per request, so nothing is cached across requests),
+/// reading through the caller's view of their organization.
 pub struct Loaders {
-    pub app: App,
+    view: Option<OrgView>,
+}
+
+impl Loaders {
+    fn view(&self) -> AppResult<&OrgView> {
+        self.view.as_ref().ok_or(AppError::Unauthenticated)
+    }
 }
 
 /// What resolvers find in the request's data.
 pub type RequestLoader = DataLoader<Loaders, HashMapCache>;
 
 /// A loader for one request, caching what it loads until the request ends.
-pub fn request_loader(app: App) -> RequestLoader {
-    DataLoader::with_cache(Loaders { app }, tokio::spawn, HashMapCache::default())
+pub fn request_loader(view: Option<OrgView>) -> RequestLoader {
+    DataLoader::with_cache(Loaders { view }, tokio::spawn, HashMapCache::default())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -69,7 +76,12 @@ impl Loader<PracticesOf> for Loaders {
         keys: &[PracticesOf],
     ) -> Result<HashMap<PracticesOf, Self::Value>, Self::Error> {
         let ids: Vec<UserId> = keys.iter().map(|k| k.0).collect();
-        let pairs = self.app.practices_of_users(&ids).await.map_err(gql)?;
+        let pairs = self
+            .view()
+            .map_err(gql)?
+            .practices_of_users(&ids)
+            .await
+            .map_err(gql)?;
         Ok(grouped(keys, |k| k.0, pairs))
     }
 }
@@ -83,7 +95,12 @@ impl Loader<ProductsOf> for Loaders {
         keys: &[ProductsOf],
     ) -> Result<HashMap<ProductsOf, Self::Value>, Self::Error> {
         let ids: Vec<UserId> = keys.iter().map(|k| k.0).collect();
-        let pairs = self.app.products_of_users(&ids).await.map_err(gql)?;
+        let pairs = self
+            .view()
+            .map_err(gql)?
+            .products_of_users(&ids)
+            .await
+            .map_err(gql)?;
         Ok(grouped(keys, |k| k.0, pairs))
     }
 }
@@ -97,7 +114,12 @@ impl Loader<PermissionsOf> for Loaders {
         keys: &[PermissionsOf],
     ) -> Result<HashMap<PermissionsOf, Self::Value>, Self::Error> {
         let ids: Vec<UserId> = keys.iter().map(|k| k.0).collect();
-        let pairs = self.app.permissions_of_users(&ids).await.map_err(gql)?;
+        let pairs = self
+            .view()
+            .map_err(gql)?
+            .permissions_of_users(&ids)
+            .await
+            .map_err(gql)?;
         Ok(grouped(keys, |k| k.0, pairs))
     }
 }
@@ -112,7 +134,10 @@ macro_rules! per_org_loader {
             async fn load(&self, keys: &[$key]) -> Result<HashMap<$key, $value>, Self::Error> {
                 let mut found = HashMap::new();
                 for key in keys {
-                    found.insert(*key, self.app.$read(key.0).await.map_err(gql)?);
+                    found.insert(
+                        *key,
+                        self.view().map_err(gql)?.$read(key.0).await.map_err(gql)?,
+                    );
                 }
                 Ok(found)
             }
@@ -120,8 +145,10 @@ macro_rules! per_org_loader {
     };
 }
 
-per_org_loader!(PracticesIn, Vec<Practice>, practices_in);
-per_org_loader!(PoolsOf, Vec<crate::domain::LicensePool>, license_pools_of);
+per_org_loader!(PracticesIn, Vec<Practice>, practices);
+per_org_loader!(PoolsOf, Vec<crate::domain::LicensePool>, license_pools);
+per_org_loader!(OrgById, crate::domain::Organization, organization);
+per_org_loader!(OwnersOf, Vec<User>, owners);
 
 impl Loader<UserIn> for Loaders {
     type Value = User;
@@ -134,22 +161,15 @@ impl Loader<UserIn> for Loaders {
         }
         let mut found = HashMap::new();
         for (org, ids) in by_org {
-            for user in self.app.users_by_ids(org, &ids).await.map_err(gql)? {
+            for user in self
+                .view()
+                .map_err(gql)?
+                .users(org, &ids)
+                .await
+                .map_err(gql)?
+            {
                 found.insert(UserIn(org, user.id), user);
             }
-        }
-        Ok(found)
-    }
-}
-
-impl Loader<OrgById> for Loaders {
-    type Value = crate::domain::Organization;
-    type Error = async_graphql::Error;
-
-    async fn load(&self, keys: &[OrgById]) -> Result<HashMap<OrgById, Self::Value>, Self::Error> {
-        let mut found = HashMap::new();
-        for key in keys {
-            found.insert(*key, self.app.organization_by_id(key.0).await.map_err(gql)?);
         }
         Ok(found)
     }
@@ -180,7 +200,13 @@ impl Loader<RequestIn> for Loaders {
         }
         let mut found = HashMap::new();
         for (org, ids) in by_org {
-            for request in self.app.requests_by_ids(org, &ids).await.map_err(gql)? {
+            for request in self
+                .view()
+                .map_err(gql)?
+                .requests(org, &ids)
+                .await
+                .map_err(gql)?
+            {
                 found.insert(RequestIn(org, request.id), request);
             }
         }
@@ -197,7 +223,12 @@ impl Loader<DecisionsOf> for Loaders {
         keys: &[DecisionsOf],
     ) -> Result<HashMap<DecisionsOf, Self::Value>, Self::Error> {
         let ids: Vec<RequestId> = keys.iter().map(|k| k.0).collect();
-        let pairs = self.app.decisions_of(&ids).await.map_err(gql)?;
+        let pairs = self
+            .view()
+            .map_err(gql)?
+            .decisions_of(&ids)
+            .await
+            .map_err(gql)?;
         Ok(grouped(keys, |k| k.0, pairs))
     }
 }
@@ -208,20 +239,12 @@ impl Loader<EventsOf> for Loaders {
 
     async fn load(&self, keys: &[EventsOf]) -> Result<HashMap<EventsOf, Self::Value>, Self::Error> {
         let ids: Vec<RequestId> = keys.iter().map(|k| k.0).collect();
-        let pairs = self.app.events_of(&ids).await.map_err(gql)?;
+        let pairs = self
+            .view()
+            .map_err(gql)?
+            .events_of(&ids)
+            .await
+            .map_err(gql)?;
         Ok(grouped(keys, |k| k.0, pairs))
-    }
-}
-
-impl Loader<OwnersOf> for Loaders {
-    type Value = Vec<User>;
-    type Error = async_graphql::Error;
-
-    async fn load(&self, keys: &[OwnersOf]) -> Result<HashMap<OwnersOf, Self::Value>, Self::Error> {
-        let mut found = HashMap::new();
-        for key in keys {
-            found.insert(*key, self.app.owners_of(key.0).await.map_err(gql)?);
-        }
-        Ok(found)
     }
 }

@@ -13,7 +13,7 @@ mod types;
 
 pub use error::{GqlResult, gql, user_errors};
 
-use crate::app::session::ClientInfo;
+use crate::app::ClientInfo;
 use crate::app::{App, Caller};
 use async_graphql::{ErrorExtensions as _, Response, Schema, ServerError};
 use futures_util::stream::BoxStream;
@@ -67,7 +67,7 @@ pub fn schema(app: Option<App>) -> GatehouseSchema {
     );
     match app {
         Some(app) => {
-            let limits = app.config.limits;
+            let limits = app.config().limits;
             builder
                 .data(app)
                 .limit_depth(limits.max_depth)
@@ -126,7 +126,7 @@ fn without_location(error: async_graphql::Error) -> Response {
 
 impl Endpoint {
     pub fn new(app: App) -> Self {
-        let limits = app.config.limits;
+        let limits = app.config().limits;
         let introspection = Schema::build(
             Query::default(),
             Mutation::default(),
@@ -167,9 +167,8 @@ impl Endpoint {
         token: Option<String>,
     ) -> async_graphql::Request {
         // Cached for this operation only: nothing a loader read outlives it.
-        let mut request = request
-            .data(context)
-            .data(loaders::request_loader(self.app.clone()));
+        let view = context.caller.as_ref().map(|caller| self.app.view(caller));
+        let mut request = request.data(context).data(loaders::request_loader(view));
         if let Some(token) = token {
             request = request.data(SessionToken(token));
         }

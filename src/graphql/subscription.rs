@@ -26,14 +26,18 @@ impl Subscription {
             Some(id) => {
                 let unknown = || gql(AppError::BadUserInput("No such request.".into()));
                 let id = RequestId::from_global(&id).ok_or_else(unknown)?;
-                app.request(&actor, id).await.gql()?.ok_or_else(unknown)?;
+                app.requests()
+                    .request(&actor, id)
+                    .await
+                    .gql()?
+                    .ok_or_else(unknown)?;
                 Some(id)
             }
             None => None,
         };
         let session = ctx.data_opt::<SessionToken>().cloned();
         let client = ctx.data::<RequestContext>()?.client.clone();
-        let changes = app.feed.subscribe(&app.store);
+        let changes = app.requests().changes();
         Ok(futures_util::stream::unfold(
             Some((changes, app, actor)),
             move |state| {
@@ -57,7 +61,7 @@ impl Subscription {
                         // The session may have ended (logout, revoked, expired) or the role
                         // changed since the subscription started.
                         if let Some(SessionToken(token)) = &session {
-                            match app.authenticate(token, &client).await {
+                            match app.identity().authenticate(token, &client).await {
                                 Ok(Some(current)) => match current.actor() {
                                     Ok(current) => actor = current.clone(),
                                     Err(err) => return Some((Err(gql(err)), None)),
@@ -68,7 +72,7 @@ impl Subscription {
                                 Err(err) => return Some((Err(gql(err)), None)),
                             }
                         }
-                        let item = match app.request(&actor, change.request_id).await {
+                        let item = match app.requests().request(&actor, change.request_id).await {
                             // Shown as of this change, even when it has moved on since.
                             Ok(Some(request)) => Ok(AccountRequest::live(request, change.status)),
                             Ok(None) => continue,

@@ -6,7 +6,7 @@ use super::loaders::{
     OrgById, OwnersOf, PermissionsOf, PoolsOf, PracticesIn, PracticesOf, ProductsOf, RequestIn,
     RequestLoader, UserIn,
 };
-use crate::app::credentials::Viewer;
+use crate::app::identity::credentials::Viewer;
 use crate::app::{Actor, App};
 use crate::domain::{self, DomainError, Timestamp};
 use async_graphql::{Context, Enum, ID, Interface, Object, SimpleObject};
@@ -119,7 +119,7 @@ pub struct PageInfo {
 }
 
 impl PageInfo {
-    pub fn of<T>(page: &crate::app::directory::Page<T>, had_cursor: bool) -> Self {
+    pub fn of<T>(page: &crate::app::page::Page<T>, had_cursor: bool) -> Self {
         PageInfo {
             has_next_page: page.has_next,
             has_previous_page: had_cursor,
@@ -246,7 +246,7 @@ pub(super) fn viewer<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a crate::
 
 /// A signed-in device, as listed to its user and to admins.
 pub struct Session {
-    pub record: crate::store::SessionRecord,
+    pub record: crate::domain::SessionRecord,
     pub current: bool,
 }
 
@@ -508,6 +508,7 @@ impl User {
     /// Questions only, never answers. Visible to the user and to admins.
     async fn security_questions(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<String>> {
         app(ctx)?
+            .identity()
             .security_questions_of(self.viewer(ctx)?, &self.user)
             .await
             .gql()
@@ -522,6 +523,7 @@ impl User {
             .as_ref()
             .map(crate::app::Caller::session_id);
         let sessions = app(ctx)?
+            .identity()
             .sessions_of(self.viewer(ctx)?, &self.user)
             .await
             .gql()?;

@@ -3,7 +3,7 @@
 mod socket;
 
 use crate::app::App;
-use crate::app::session::ClientInfo;
+use crate::app::ClientInfo;
 use crate::graphql::{Endpoint, RequestContext, is_rejected};
 use crate::metrics::Metrics;
 use async_graphql::http::GraphiQLSource;
@@ -89,7 +89,7 @@ async fn track(State(metrics): State<Metrics>, request: Request, next: Next) -> 
 }
 
 async fn readyz(State(state): State<AppState>) -> Response {
-    let (database, queue) = tokio::join!(state.app.store.ping(), state.queue.ping());
+    let (database, queue) = tokio::join!(state.app.database_ready(), state.queue.ping());
     if let Err(err) = &database {
         tracing::warn!(error = %err, "database not reachable");
     }
@@ -134,8 +134,8 @@ async fn graphql_ws(
         )
             .into_response();
     };
-    let client = client_info(&headers, peer, &state.app.config.trusted_proxies);
-    let limit = state.app.config.limits.max_body_bytes;
+    let client = client_info(&headers, peer, &state.app.config().trusted_proxies);
+    let limit = state.app.config().limits.max_body_bytes;
     upgrade
         .protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)
         // A message larger than a request body would be closes the connection; small
@@ -222,7 +222,7 @@ async fn graphql(
     } else {
         "application/json"
     };
-    let limit = state.app.config.limits.max_body_bytes;
+    let limit = state.app.config().limits.max_body_bytes;
     let Ok(body) = axum::body::to_bytes(body, limit).await else {
         let message = format!("The request body is larger than {limit} bytes.");
         return request_error(
@@ -256,7 +256,7 @@ async fn graphql(
             );
         }
     };
-    let client = client_info(&headers, peer, &state.app.config.trusted_proxies);
+    let client = client_info(&headers, peer, &state.app.config().trusted_proxies);
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -265,7 +265,7 @@ async fn graphql(
     // A stale or unknown token is treated as no token: public operations still work and
     // protected ones answer UNAUTHENTICATED.
     let caller = match bearer {
-        Some(token) => match state.app.authenticate(token, &client).await {
+        Some(token) => match state.app.identity().authenticate(token, &client).await {
             Ok(caller) => caller,
             Err(err) => {
                 tracing::error!(error = ?err, "authentication failed");

@@ -5,7 +5,7 @@
 //! the client goes away.
 
 use crate::app::AppError;
-use crate::app::session::ClientInfo;
+use crate::app::ClientInfo;
 use crate::domain::SessionId;
 use crate::graphql::limits::Refusal;
 use crate::graphql::{Endpoint, RequestContext, error_response, refused};
@@ -107,7 +107,12 @@ impl Executor for PerOperation {
         futures_util::stream::once(async move {
             let token = connection.token.get().cloned().unwrap_or_default();
             let client = connection.client.clone();
-            match endpoint.app().authenticate(&token, &client).await {
+            match endpoint
+                .app()
+                .identity()
+                .authenticate(&token, &client)
+                .await
+            {
                 Ok(Some(caller)) => {
                     let context = RequestContext {
                         caller: Some(caller),
@@ -180,6 +185,7 @@ pub async fn serve(
             let token = bearer(&payload).unwrap_or_default();
             let app = endpoint.app();
             let caller = app
+                .identity()
                 .authenticate(&token, &connection.client)
                 .await
                 .map_err(crate::graphql::gql)?
@@ -240,7 +246,7 @@ pub async fn serve(
 /// Closes the connection when the session ends, wherever it is ended. The task ends with
 /// the connection (its close channel's sender goes away with it).
 fn watch_session(app: &crate::app::App, session: SessionId, connection: &Arc<Connection>) {
-    let mut watching = app.watch_session(session);
+    let mut watching = app.identity().watch_session(session);
     let mut closed = connection.close.subscribe();
     let connection = Arc::downgrade(connection);
     tokio::spawn(async move {

@@ -86,6 +86,7 @@ async fn org_create_with_password_prints_an_active_owner(db: TestDb) {
     assert!(json["owner"]["id"].is_string());
     let app = crate::common::test_app(&db).await;
     let login = app
+        .identity()
         .login(
             "olivia",
             "a long and private passphrase",

@@ -2,8 +2,10 @@
 
 use gatehouse::app::App;
 use gatehouse::config::Config;
+use gatehouse::store::Store;
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use tempfile::TempDir;
 
@@ -110,11 +112,50 @@ pub fn test_config(db: &TestDb, extra: &[(&str, &str)]) -> Config {
     Config::from_lookup(|k| vars.get(k).cloned()).expect("valid test config")
 }
 
-/// The application alone (no server, no workers) on the test database.
-pub async fn test_app(db: &TestDb) -> App {
-    gatehouse::build_app(test_config(db, &[]))
+/// The application alone (no server, no workers) on the test database, with the store
+/// beneath it for tests that arrange data directly.
+pub struct TestApp {
+    pub app: App,
+    pub store: Arc<dyn Store>,
+}
+
+impl std::ops::Deref for TestApp {
+    type Target = App;
+    fn deref(&self) -> &App {
+        &self.app
+    }
+}
+
+pub async fn test_app(db: &TestDb) -> TestApp {
+    let (app, store) = gatehouse::build_app_and_store(test_config(db, &[]))
         .await
-        .expect("build app")
+        .expect("build app");
+    TestApp { app, store }
+}
+
+/// What a test holds that reaches both the app and its store: a [`TestApp`] or a
+/// [`TestServer`].
+pub trait Parts {
+    fn app(&self) -> &App;
+    fn store(&self) -> &Arc<dyn Store>;
+}
+
+impl Parts for TestApp {
+    fn app(&self) -> &App {
+        &self.app
+    }
+    fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+}
+
+impl Parts for TestServer {
+    fn app(&self) -> &App {
+        &self.app
+    }
+    fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
 }
 
 /// Says loudly that a suite was skipped, and records it for the test command's summary
@@ -153,6 +194,7 @@ pub struct ServerOptions {
 /// A running server on 127.0.0.1:0 with its workers, stopped when dropped.
 pub struct TestServer {
     pub app: App,
+    pub store: Arc<dyn Store>,
     pub addr: SocketAddr,
     pub client: reqwest::Client,
     /// Holds the queue file and the `.eml` outbox folder.
@@ -191,6 +233,7 @@ impl TestServer {
             .await
             .expect("build gatehouse");
         let app = gatehouse.app.clone();
+        let store = gatehouse.store.clone();
         let metrics = gatehouse.metrics.clone();
         let queue = gatehouse.queue.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -204,6 +247,7 @@ impl TestServer {
         }));
         TestServer {
             app,
+            store,
             addr,
             client: reqwest::Client::new(),
             dir,
@@ -293,23 +337,24 @@ pub async fn seed_org(
     name: &str,
     owner: &str,
 ) -> (gatehouse::domain::Organization, gatehouse::domain::User) {
-    use gatehouse::app::organization::CreateOrganization;
+    use gatehouse::app::directory::organization::CreateOrganization;
     use gatehouse::domain::{Product, UserKind};
-    app.create_organization(CreateOrganization {
-        name: name.into(),
-        owner_username: owner.into(),
-        owner_email: format!("{owner}@{}.example", name.to_lowercase().replace(' ', "-")),
-        owner_first_name: "Olivia".into(),
-        owner_last_name: "Owner".into(),
-        owner_kind: UserKind::Staff,
-        licenses: vec![
-            (Product::Ehr, UserKind::Provider, 5),
-            (Product::Ehr, UserKind::Staff, 10),
-        ],
-        owner_password: Some(OWNER_PASSWORD.into()),
-    })
-    .await
-    .expect("seed organization")
+    app.directory()
+        .create_organization(CreateOrganization {
+            name: name.into(),
+            owner_username: owner.into(),
+            owner_email: format!("{owner}@{}.example", name.to_lowercase().replace(' ', "-")),
+            owner_first_name: "Olivia".into(),
+            owner_last_name: "Owner".into(),
+            owner_kind: UserKind::Staff,
+            licenses: vec![
+                (Product::Ehr, UserKind::Provider, 5),
+                (Product::Ehr, UserKind::Staff, 10),
+            ],
+            owner_password: Some(OWNER_PASSWORD.into()),
+        })
+        .await
+        .expect("seed organization")
 }
 
 /// Expands each listed async test body `fn(TestDb)` into one test per backend.
@@ -339,7 +384,7 @@ macro_rules! on_both_databases {
 /// Adds a user to an organization directly through the store (the API for inviting users
 /// belongs to the directory tests); with a password the user is ACTIVE.
 pub async fn add_user(
-    app: &App,
+    parts: &impl Parts,
     org: gatehouse::domain::OrgId,
     username: &str,
     role: gatehouse::domain::Role,
@@ -348,7 +393,12 @@ pub async fn add_user(
     use gatehouse::domain::{Product, UserKind, now};
     use gatehouse::store::{AuditEntry, NewUser, UserCreation};
     let password_hash = match password {
-        Some(p) => Some(app.hasher.hash(p).await.unwrap()),
+        Some(p) => Some(
+            gatehouse::app::crypto::PasswordHasher::new(parts.app().config().argon2)
+                .hash(p)
+                .await
+                .unwrap(),
+        ),
         None => None,
     };
     let at = now();
@@ -372,7 +422,11 @@ pub async fn add_user(
         audit: AuditEntry::new(org, at, "user.invited"),
         setup_email: None,
     };
-    app.store.create_user(creation).await.expect("user added")
+    parts
+        .store()
+        .create_user(creation)
+        .await
+        .expect("user added")
 }
 
 /// The setup token in an emailed link.

@@ -263,7 +263,7 @@ async fn users_page_in_a_stable_order_with_totals(db: TestDb) {
 
 async fn invitations_are_validated_and_take_a_license(db: TestDb) {
     let (server, token, org) = owner_server(&db).await;
-    let pools = || async { server.app.store.license_pools(org.id).await.unwrap() };
+    let pools = || async { server.store.license_pools(org.id).await.unwrap() };
     let staff_used = |pools: &Vec<gatehouse::domain::LicensePool>| {
         pools
             .iter()
@@ -366,7 +366,7 @@ async fn invitations_are_validated_and_take_a_license(db: TestDb) {
 async fn profiles_and_practices_are_updated(db: TestDb) {
     let (server, token, org) = owner_server(&db).await;
     let member = add_user(
-        &server.app,
+        &server,
         org.id,
         "mia",
         Role::Member,
@@ -374,7 +374,7 @@ async fn profiles_and_practices_are_updated(db: TestDb) {
     )
     .await;
     add_user(
-        &server.app,
+        &server,
         org.id,
         "max",
         Role::Member,
@@ -431,7 +431,6 @@ async fn profiles_and_practices_are_updated(db: TestDb) {
         "not their own practices: {body}"
     );
     let others = server
-        .app
         .store
         .credentials_by_username("max")
         .await
@@ -465,7 +464,6 @@ async fn profiles_and_practices_are_updated(db: TestDb) {
         "the search follows the new name"
     );
     let events = server
-        .app
         .store
         .audit_chain_page(org.id, 0, 1000)
         .await
@@ -486,7 +484,7 @@ async fn inactive_users_are_reactivated_where_licenses_allow(db: TestDb) {
     // free license.
     let mut users = Vec::new();
     for name in ["ina", "ivo", "ike", "ida"] {
-        users.push(add_user(&server.app, org.id, name, Role::Member, None).await);
+        users.push(add_user(&server, org.id, name, Role::Member, None).await);
     }
     for user in &users[..3] {
         db.execute(&format!(
@@ -508,16 +506,9 @@ async fn inactive_users_are_reactivated_where_licenses_allow(db: TestDb) {
             .available()
     };
     let mut n = 0;
-    while free(server.app.store.license_pools(org.id).await.unwrap()) > 1 {
+    while free(server.store.license_pools(org.id).await.unwrap()) > 1 {
         n += 1;
-        add_user(
-            &server.app,
-            org.id,
-            &format!("filler{n}"),
-            Role::Member,
-            None,
-        )
-        .await;
+        add_user(&server, org.id, &format!("filler{n}"), Role::Member, None).await;
     }
     let reactivate = "mutation($ids: [ID!]!) { reactivateUsers(input: {userIds: $ids}) { users { username status products } userErrors { code field message } } }";
     let ids = json!([
@@ -552,7 +543,6 @@ async fn inactive_users_are_reactivated_where_licenses_allow(db: TestDb) {
         "{body}"
     );
     let events = server
-        .app
         .store
         .audit_chain_page(org.id, 0, 1000)
         .await
@@ -570,7 +560,7 @@ async fn audit_events_are_filtered_and_paged_newest_first(db: TestDb) {
     let (server, token, org) = owner_server(&db).await;
     invite(&server, &token, person("newbie", "New", "Bie", None)).await;
     let member = add_user(
-        &server.app,
+        &server,
         org.id,
         "mia",
         Role::Member,
@@ -674,11 +664,11 @@ async fn the_role_table_is_enforced(db: TestDb) {
     .await;
     let (org, owner) = seed_org(&server.app, "Sunrise", "olivia").await;
     const PW: &str = "a shared test passphrase";
-    let champion = add_user(&server.app, org.id, "champ", Role::Champion, Some(PW)).await;
-    let admin = add_user(&server.app, org.id, "adam", Role::Admin, Some(PW)).await;
-    let member = add_user(&server.app, org.id, "mia", Role::Member, Some(PW)).await;
-    let invited = add_user(&server.app, org.id, "ivy", Role::Member, None).await;
-    let active = add_user(&server.app, org.id, "abe", Role::Member, Some(PW)).await;
+    let champion = add_user(&server, org.id, "champ", Role::Champion, Some(PW)).await;
+    let admin = add_user(&server, org.id, "adam", Role::Admin, Some(PW)).await;
+    let member = add_user(&server, org.id, "mia", Role::Member, Some(PW)).await;
+    let invited = add_user(&server, org.id, "ivy", Role::Member, None).await;
+    let active = add_user(&server, org.id, "abe", Role::Member, Some(PW)).await;
     let _ = (&champion, &admin, &owner);
     let callers: [(&str, Option<&str>, &str); 5] = [
         ("OWNER", Some("olivia"), OWNER_PASSWORD),
@@ -833,7 +823,7 @@ async fn another_organization_sees_nothing(db: TestDb) {
     let server = TestServer::start(&db).await;
     let (org_a, owner_a) = seed_org(&server.app, "Alpha", "alpha.owner").await;
     seed_org(&server.app, "Beta", "beta.owner").await;
-    let a_member = add_user(&server.app, org_a.id, "amy.alpha", Role::Member, None).await;
+    let a_member = add_user(&server, org_a.id, "amy.alpha", Role::Member, None).await;
     let token_a = server.login("alpha.owner", OWNER_PASSWORD).await;
     let (_, body) = server
         .graphql(

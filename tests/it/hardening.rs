@@ -55,7 +55,7 @@ async fn org_with_staff(db: &TestDb, env: Vec<(&'static str, String)>) -> Org {
         ("adam", Role::Admin),
         ("mia", Role::Member),
     ] {
-        add_user(&server.app, org.id, name, role, Some(PASSWORD)).await;
+        add_user(&server, org.id, name, role, Some(PASSWORD)).await;
     }
     Org {
         server,
@@ -83,7 +83,6 @@ impl Org {
     async fn user_id(&self, username: &str) -> String {
         let user = self
             .server
-            .app
             .store
             .credentials_by_username(username)
             .await
@@ -96,7 +95,6 @@ impl Org {
     async fn audit_count(&self, action: &str, detail: &str) -> usize {
         let events = self
             .server
-            .app
             .store
             .audit_chain_page(self.org, 0, 10_000)
             .await
@@ -534,7 +532,7 @@ async fn a_socket_closes_when_its_session_ends(db: TestDb) {
             }
             _ => {
                 // Idle for longer than the idle timeout, as far as the database knows.
-                let old = if o.server.app.store.backend() == gatehouse::store::Backend::Sqlite {
+                let old = if o.server.store.backend() == gatehouse::store::Backend::Sqlite {
                     "UPDATE sessions SET last_seen_at = '2000-01-01 00:00:00+00:00'"
                 } else {
                     "UPDATE sessions SET last_seen_at = '2000-01-01 00:00:00+00'"
@@ -736,7 +734,6 @@ async fn concurrent_wrong_passwords_verify_at_most_the_threshold(db: TestDb) {
     }
     let (user, _) = o
         .server
-        .app
         .store
         .credentials_by_username("mia")
         .await

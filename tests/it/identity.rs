@@ -83,7 +83,7 @@ async fn login_error(server: &TestServer, username: &str, password: &str) -> Val
 }
 
 async fn invite(server: &TestServer) -> gatehouse::domain::User {
-    let input = gatehouse::app::organization::CreateOrganization {
+    let input = gatehouse::app::directory::organization::CreateOrganization {
         name: "Harbor Clinic".into(),
         owner_username: "hana".into(),
         owner_email: "hana@harbor.example".into(),
@@ -97,19 +97,20 @@ async fn invite(server: &TestServer) -> gatehouse::domain::User {
         )],
         owner_password: None,
     };
-    server.app.create_organization(input).await.unwrap().1
+    server
+        .app
+        .directory()
+        .create_organization(input)
+        .await
+        .unwrap()
+        .1
 }
 
 async fn audit_actions(
     server: &TestServer,
     org: gatehouse::domain::OrgId,
 ) -> Vec<(String, String)> {
-    let events = server
-        .app
-        .store
-        .audit_chain_page(org, 0, 1000)
-        .await
-        .unwrap();
+    let events = server.store.audit_chain_page(org, 0, 1000).await.unwrap();
     events.into_iter().map(|e| (e.action, e.details)).collect()
 }
 
@@ -311,14 +312,7 @@ async fn lockout_locks_emails_and_admin_unlocks(db: TestDb) {
     let (server, smtp) =
         server_with_smtp(&db, vec![("GATEHOUSE_LOCKOUT_THRESHOLD", "3".into())]).await;
     let (org, _) = seed_org(&server.app, "Sunrise", "olivia").await;
-    let member = add_user(
-        &server.app,
-        org.id,
-        "mia",
-        Role::Member,
-        Some(MEMBER_PASSWORD),
-    )
-    .await;
+    let member = add_user(&server, org.id, "mia", Role::Member, Some(MEMBER_PASSWORD)).await;
     for _ in 0..3 {
         let body = login_error(&server, "mia", "not my password at all").await;
         assert_eq!(
@@ -414,14 +408,7 @@ async fn completed_setup_ends_a_lock(db: TestDb) {
     let (server, smtp) =
         server_with_smtp(&db, vec![("GATEHOUSE_LOCKOUT_THRESHOLD", "2".into())]).await;
     let (org, _) = seed_org(&server.app, "Sunrise", "olivia").await;
-    let member = add_user(
-        &server.app,
-        org.id,
-        "mia",
-        Role::Member,
-        Some(MEMBER_PASSWORD),
-    )
-    .await;
+    let member = add_user(&server, org.id, "mia", Role::Member, Some(MEMBER_PASSWORD)).await;
     for _ in 0..2 {
         login_error(&server, "mia", "not my password at all").await;
     }
@@ -445,14 +432,7 @@ async fn completed_setup_ends_a_lock(db: TestDb) {
 async fn temporary_password_forces_a_change(db: TestDb) {
     let (server, smtp) = server_with_smtp(&db, vec![]).await;
     let (org, _) = seed_org(&server.app, "Sunrise", "olivia").await;
-    let member = add_user(
-        &server.app,
-        org.id,
-        "mia",
-        Role::Member,
-        Some(MEMBER_PASSWORD),
-    )
-    .await;
+    let member = add_user(&server, org.id, "mia", Role::Member, Some(MEMBER_PASSWORD)).await;
     let member_session = server.login("mia", MEMBER_PASSWORD).await;
     let owner = server.login("olivia", OWNER_PASSWORD).await;
     let set = "mutation($i: SetTemporaryPasswordInput!) { setTemporaryPassword(input: $i) { user { passwordChangeRequired } userErrors { code field } } }";
@@ -567,14 +547,7 @@ async fn temporary_password_forces_a_change(db: TestDb) {
 async fn encryption_key_reset_ends_sessions(db: TestDb) {
     let (server, smtp) = server_with_smtp(&db, vec![]).await;
     let (org, _) = seed_org(&server.app, "Sunrise", "olivia").await;
-    let member = add_user(
-        &server.app,
-        org.id,
-        "mia",
-        Role::Member,
-        Some(MEMBER_PASSWORD),
-    )
-    .await;
+    let member = add_user(&server, org.id, "mia", Role::Member, Some(MEMBER_PASSWORD)).await;
     let member_session = server.login("mia", MEMBER_PASSWORD).await;
     let owner = server.login("olivia", OWNER_PASSWORD).await;
     let reset = "mutation($i: ResetEncryptionKeyInput!) { resetEncryptionKey(input: $i) { user { encryptionKeyVersion } userErrors { code } } }";
@@ -606,14 +579,7 @@ async fn encryption_key_reset_ends_sessions(db: TestDb) {
 async fn revoke_sessions_for_self_and_by_admin(db: TestDb) {
     let server = TestServer::start(&db).await;
     let (org, owner_user) = seed_org(&server.app, "Sunrise", "olivia").await;
-    let member = add_user(
-        &server.app,
-        org.id,
-        "mia",
-        Role::Member,
-        Some(MEMBER_PASSWORD),
-    )
-    .await;
+    let member = add_user(&server, org.id, "mia", Role::Member, Some(MEMBER_PASSWORD)).await;
     let revoke = "mutation($id: ID!) { revokeSessions(input: {userId: $id}) { user { id } userErrors { code } } }";
     let phone = server.login("mia", MEMBER_PASSWORD).await;
     let laptop = server.login("mia", MEMBER_PASSWORD).await;
@@ -673,22 +639,8 @@ async fn revoke_sessions_for_self_and_by_admin(db: TestDb) {
 async fn sessions_are_listed_to_self_and_admins(db: TestDb) {
     let server = TestServer::start(&db).await;
     let (org, _) = seed_org(&server.app, "Sunrise", "olivia").await;
-    let member = add_user(
-        &server.app,
-        org.id,
-        "mia",
-        Role::Member,
-        Some(MEMBER_PASSWORD),
-    )
-    .await;
-    add_user(
-        &server.app,
-        org.id,
-        "max",
-        Role::Member,
-        Some(MEMBER_PASSWORD),
-    )
-    .await;
+    let member = add_user(&server, org.id, "mia", Role::Member, Some(MEMBER_PASSWORD)).await;
+    add_user(&server, org.id, "max", Role::Member, Some(MEMBER_PASSWORD)).await;
     server.login("mia", MEMBER_PASSWORD).await;
     let mine = server.login("mia", MEMBER_PASSWORD).await;
     let (_, body) = server

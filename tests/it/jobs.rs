@@ -5,7 +5,7 @@ use crate::common::{ServerOptions, TestDb, TestServer, fast_jobs, setup_token, t
 use crate::redis::TestRedis;
 use crate::smtp::{Mode, SmtpReceiver};
 use gatehouse::app::App;
-use gatehouse::app::organization::CreateOrganization;
+use gatehouse::app::directory::organization::CreateOrganization;
 use gatehouse::domain::{Product, User, UserKind};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -29,7 +29,8 @@ async fn invite_owner(app: &App, username: &str) -> User {
         licenses: vec![(Product::Ehr, UserKind::Staff, 2)],
         owner_password: None,
     };
-    app.create_organization(input)
+    app.directory()
+        .create_organization(input)
         .await
         .expect("organization created")
         .1
@@ -81,7 +82,6 @@ async fn invited_owner_gets_the_setup_email_over_smtp(db: TestDb) {
         .await;
     assert_eq!(sent, 1);
     let events = server
-        .app
         .store
         .audit_chain_page(owner.org_id, 0, 100)
         .await

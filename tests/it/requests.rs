@@ -67,7 +67,7 @@ async fn practice(db: &TestDb, env: Vec<(&'static str, String)>) -> Practice {
         ("adam", Role::Admin),
         ("mia", Role::Member),
     ] {
-        add_user(&server.app, org.id, name, role, Some(PASSWORD)).await;
+        add_user(&server, org.id, name, role, Some(PASSWORD)).await;
     }
     Practice {
         olivia: server.login("olivia", OWNER_PASSWORD).await,
@@ -504,7 +504,12 @@ async fn inactivation_releases_licenses_and_ends_sessions(db: TestDb) {
     // Applying an applied request again changes nothing.
     let events = db.count("SELECT COUNT(*) FROM audit_events").await;
     let request_id = gatehouse::domain::RequestId::from_global(&id(&filed)).unwrap();
-    p.server.app.apply_request(request_id).await.unwrap();
+    p.server
+        .app
+        .workflow()
+        .apply_request(request_id)
+        .await
+        .unwrap();
     assert_eq!(db.count("SELECT COUNT(*) FROM audit_events").await, events);
     assert_eq!(p.pool("EHR", "STAFF").await, (10, 3));
 }
@@ -623,7 +628,7 @@ async fn idempotency_keys_and_open_requests_return_the_first_request(db: TestDb)
 
 async fn requests_are_cancelled_by_their_requester_or_an_owner(db: TestDb) {
     let p = practice(&db, vec![]).await;
-    add_user(&p.server.app, p.org, "ada", Role::Admin, Some(PASSWORD)).await;
+    add_user(&p.server, p.org, "ada", Role::Admin, Some(PASSWORD)).await;
     let ada = p.server.login("ada", PASSWORD).await;
     let filed = p.request_inactivation(&p.adam, "mia").await;
     let request_id = id(&filed);

@@ -56,7 +56,7 @@ fn new_user(
             created_at: at,
         },
         audit: AuditEntry::new(org, at, "user.invited"),
-        setup_email: Some(gatehouse::jobs::invitation_email),
+        setup_email: Some(gatehouse::app::workflow::jobs::invitation_email),
     }
 }
 
@@ -86,7 +86,7 @@ async fn organization_is_created_with_pools_and_owner(db: TestDb) {
 
 async fn owner_without_password_is_invited_and_setup_email_is_queued(db: TestDb) {
     let app = test_app(&db).await;
-    let input = gatehouse::app::organization::CreateOrganization {
+    let input = gatehouse::app::directory::organization::CreateOrganization {
         name: "Lakeside".into(),
         owner_username: "lena".into(),
         owner_email: "lena@lakeside.example".into(),
@@ -96,7 +96,7 @@ async fn owner_without_password_is_invited_and_setup_email_is_queued(db: TestDb)
         licenses: vec![(Product::Ehr, UserKind::Provider, 1)],
         owner_password: None,
     };
-    let (_, owner) = app.create_organization(input).await.unwrap();
+    let (_, owner) = app.directory().create_organization(input).await.unwrap();
     assert_eq!(owner.status, UserStatus::Invited);
     let jobs = app.store.pending_jobs(10).await.unwrap();
     assert_eq!(jobs.len(), 1);
@@ -113,7 +113,7 @@ async fn owner_without_password_is_invited_and_setup_email_is_queued(db: TestDb)
 
 async fn owner_license_shortfall_creates_nothing(db: TestDb) {
     let app = test_app(&db).await;
-    let input = gatehouse::app::organization::CreateOrganization {
+    let input = gatehouse::app::directory::organization::CreateOrganization {
         name: "Short".into(),
         owner_username: "sam".into(),
         owner_email: "sam@short.example".into(),
@@ -123,7 +123,11 @@ async fn owner_license_shortfall_creates_nothing(db: TestDb) {
         licenses: vec![(Product::Ehr, UserKind::Provider, 3)],
         owner_password: None,
     };
-    let err = app.create_organization(input).await.unwrap_err();
+    let err = app
+        .directory()
+        .create_organization(input)
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("no EHR license"), "{err}");
     assert!(app.store.organization_ids().await.unwrap().is_empty());
     assert!(
@@ -296,7 +300,7 @@ async fn users_of_other_organizations_are_not_found(db: TestDb) {
 }
 
 /// Appends a few events and returns the app and the organization.
-async fn chain_of_five(db: &TestDb) -> (gatehouse::app::App, gatehouse::domain::OrgId) {
+async fn chain_of_five(db: &TestDb) -> (crate::common::TestApp, gatehouse::domain::OrgId) {
     let app = test_app(db).await;
     let (org, owner) = seed_org(&app, "Alpha", "alpha.owner").await;
     for i in 0..5 {
@@ -308,7 +312,7 @@ async fn chain_of_five(db: &TestDb) -> (gatehouse::app::App, gatehouse::domain::
         let record = app.store.append_audit(entry).await.unwrap();
         assert_eq!(record.hash.len(), 32);
     }
-    let report = app.verify_audit().await.unwrap();
+    let report = app.audit().verify().await.unwrap();
     assert!(report.broken.is_none(), "{:?}", report.broken);
     assert!(report.events >= 5);
     (app, org.id)
@@ -322,7 +326,8 @@ async fn audit_chain_verifies_and_names_altered_event(db: TestDb) {
     ))
     .await;
     let broken = app
-        .verify_audit()
+        .audit()
+        .verify()
         .await
         .unwrap()
         .broken
@@ -340,7 +345,8 @@ async fn audit_chain_names_removed_event(db: TestDb) {
     ))
     .await;
     let broken = app
-        .verify_audit()
+        .audit()
+        .verify()
         .await
         .unwrap()
         .broken
@@ -373,7 +379,8 @@ async fn audit_chain_names_reordered_events(db: TestDb) {
     ))
     .await;
     let broken = app
-        .verify_audit()
+        .audit()
+        .verify()
         .await
         .unwrap()
         .broken
@@ -390,7 +397,8 @@ async fn audit_chain_catches_removal_at_the_end(db: TestDb) {
     ))
     .await;
     let broken = app
-        .verify_audit()
+        .audit()
+        .verify()
         .await
         .unwrap()
         .broken
@@ -471,7 +479,7 @@ async fn sessions_are_found_by_token_until_ended(db: TestDb) {
 
 /// Files a license request as `requester` and moves it to PENDING_APPROVAL.
 async fn pending_request(
-    app: &gatehouse::app::App,
+    app: &crate::common::TestApp,
     org: gatehouse::domain::OrgId,
     requester: gatehouse::domain::UserId,
 ) -> gatehouse::domain::RequestId {
@@ -479,7 +487,7 @@ async fn pending_request(
     use gatehouse::store::{Filing, NewRequest, Transition};
     let at = now();
     let new = NewRequest {
-        route: gatehouse::jobs::route_job,
+        route: gatehouse::app::workflow::jobs::route_job,
         org_id: org,
         requested_by: requester,
         subject_id: None,
@@ -593,7 +601,7 @@ async fn compacting_keeps_every_row(db: TestDb) {
 
 /// `n` staff users named "Test User", usernames `prefix0`, `prefix1`, ...
 async fn staff(
-    app: &gatehouse::app::App,
+    app: &crate::common::TestApp,
     org: gatehouse::domain::OrgId,
     prefix: &str,
     n: usize,
@@ -610,7 +618,7 @@ async fn staff(
 
 /// The total of a search for users named "Test", asked with a one-user page so that
 /// it has to be counted (or remembered).
-async fn total(app: &gatehouse::app::App, search: UserSearch) -> i64 {
+async fn total(app: &crate::common::TestApp, search: UserSearch) -> i64 {
     let page = app
         .store
         .search_users(UserSearch {
@@ -787,16 +795,19 @@ async fn trigram_counts_match_the_postings(db: TestDb) {
 async fn prefix_searches_agree_whichever_index_they_read(db: TestDb) {
     let app = test_app(&db).await;
     let (org, _) = app
-        .create_organization(gatehouse::app::organization::CreateOrganization {
-            name: "Large".into(),
-            owner_username: "large.owner".into(),
-            owner_email: "owner@large.example".into(),
-            owner_first_name: "Olivia".into(),
-            owner_last_name: "Owner".into(),
-            owner_kind: UserKind::Staff,
-            licenses: vec![(Product::Ehr, UserKind::Staff, 1100)],
-            owner_password: None,
-        })
+        .directory()
+        .create_organization(
+            gatehouse::app::directory::organization::CreateOrganization {
+                name: "Large".into(),
+                owner_username: "large.owner".into(),
+                owner_email: "owner@large.example".into(),
+                owner_first_name: "Olivia".into(),
+                owner_last_name: "Owner".into(),
+                owner_kind: UserKind::Staff,
+                licenses: vec![(Product::Ehr, UserKind::Staff, 1100)],
+                owner_password: None,
+            },
+        )
         .await
         .unwrap();
     for i in 0..1050 {
@@ -811,7 +822,7 @@ async fn prefix_searches_agree_whichever_index_they_read(db: TestDb) {
         app.store.create_user(creation).await.unwrap();
     }
     // Every match, page by page, in directory order.
-    async fn all(app: &gatehouse::app::App, search: UserSearch) -> (Vec<String>, i64) {
+    async fn all(app: &crate::common::TestApp, search: UserSearch) -> (Vec<String>, i64) {
         let (mut names, mut after, mut total) = (Vec::new(), None, None);
         loop {
             let page = app

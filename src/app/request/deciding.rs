@@ -2,9 +2,10 @@
 //! makes only from PENDING_APPROVAL, and only while the decider is an active owner.
 
 use super::*;
+use crate::app::Workflow;
 
-impl App {
-    pub async fn approve_request(
+impl Requests {
+    pub async fn approve(
         &self,
         actor: &Actor,
         id: &str,
@@ -40,7 +41,7 @@ impl App {
         .await
     }
 
-    pub async fn reject_request(
+    pub async fn reject(
         &self,
         actor: &Actor,
         id: &str,
@@ -49,8 +50,8 @@ impl App {
         let request = self.decidable(actor, id).await?;
         let reason = note("reason", Some(reason))?
             .ok_or_else(|| DomainError::invalid("reason", "Give the reason for the rejection."))?;
-        let parties = self.parties(&request).await?;
-        let jobs = Self::outcome_emails(&request, &parties, Outcome::Rejected, Some(&reason));
+        let parties = self.area::<Workflow>().parties(&request).await?;
+        let jobs = Workflow::outcome_emails(&request, &parties, Outcome::Rejected, Some(&reason));
         let decision = NewDecision {
             approver_id: actor.user.id,
             approved: false,
@@ -110,7 +111,7 @@ impl App {
             approver_must_be_owner: Some(actor.user.id),
             approvers: Vec::new(),
             audit,
-            jobs: crate::jobs::outbox(jobs),
+            jobs: crate::app::workflow::jobs::outbox(jobs),
         };
         match self.store.transition_request(transition).await {
             Err(StoreError::Conflict(_)) => Err(DomainError::new(
@@ -123,7 +124,7 @@ impl App {
         }
     }
 
-    pub async fn cancel_request(&self, actor: &Actor, id: &str) -> AppResult<AccountRequest> {
+    pub async fn cancel(&self, actor: &Actor, id: &str) -> AppResult<AccountRequest> {
         let request = self.request_for(actor, id).await?;
         if request.requested_by != actor.user.id {
             actor.require(Action::CancelAnyRequest)?;

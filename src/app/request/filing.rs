@@ -3,7 +3,7 @@
 
 use super::*;
 
-impl App {
+impl Requests {
     pub async fn request_licenses(&self, actor: &Actor, input: LicenseRequest) -> AppResult<Filed> {
         actor.require(Action::RequestLicenses)?;
         if !(1..=500).contains(&input.quantity) {
@@ -141,11 +141,14 @@ impl App {
     }
 
     async fn subject(&self, actor: &Actor, id: UserId) -> AppResult<User> {
-        self.user(actor, id).await?.ok_or_else(|| {
-            DomainError::new(ErrorCode::NotFound, "No such user.")
-                .on("userId")
-                .into()
-        })
+        self.area::<crate::app::Directory>()
+            .user(actor, id)
+            .await?
+            .ok_or_else(|| {
+                DomainError::new(ErrorCode::NotFound, "No such user.")
+                    .on("userId")
+                    .into()
+            })
     }
 
     async fn is_last_active_owner(&self, user: &User) -> AppResult<bool> {
@@ -172,7 +175,7 @@ impl App {
             .details(serde_json::json!({ "kind": change.kind().as_str() }));
         audit.at = at;
         NewRequest {
-            route: crate::jobs::route_job,
+            route: crate::app::workflow::jobs::route_job,
             org_id: actor.org_id(),
             requested_by: actor.user.id,
             filed_by_owner: actor.user.role == Role::Owner,

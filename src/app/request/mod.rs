@@ -6,31 +6,23 @@
 
 mod deciding;
 mod filing;
-mod workflow;
 
-use super::directory::{Page, decode_cursor, encode_cursor, page_size};
+use super::identity::session::later;
+use super::page::{Page, decode_cursor, encode_cursor, page_size};
 use super::policy::Action;
-use super::session::later;
-use super::{Actor, App, AppError, AppResult};
-use crate::domain::request::{
-    NotApplicable, NotDecidable, Step, audit_action, may_decide, needs_terms,
-};
+use super::{Actor, AppError, AppResult, service};
+use crate::domain::request::{NotDecidable, Step, audit_action, may_decide, needs_terms};
 use crate::domain::{
     AccountRequest, Change, DomainError, ErrorCode, LicenseChange, Permission, PermissionChange,
-    Product, RequestId, RequestKind, RequestStatus, Role, Timestamp, User, UserId, UserKind,
-    UserStatus, now,
+    Product, RequestId, RequestKind, RequestStatus, Role, User, UserId, UserKind, UserStatus, now,
 };
-use crate::store::{
-    Application, AuditEntry, Filing, NewDecision, NewRequest, RequestQuery, StoreError, Transition,
-};
-use gatehouse_workers::{Email, Job, Outcome, RequestSummary};
+use crate::store::{Filing, NewDecision, NewRequest, RequestQuery, StoreError, Transition};
+use gatehouse_workers::{Job, Outcome};
 
 /// Longest justification, reason or comment kept.
 const MAX_NOTE: usize = 2000;
 /// How long an idempotency key returns the first request.
 const IDEMPOTENCY_WINDOW: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
-/// Requests handled per sweep, each of reminders and expiries.
-const SWEEP_BATCH: i64 = 100;
 
 /// `requestLicenses` as typed.
 #[derive(Debug, Clone)]
@@ -123,7 +115,12 @@ fn last_owner(user: &User) -> AppError {
     .into()
 }
 
-impl App {
+service!(
+    /// Account requests: filing, reading, deciding.
+    Requests
+);
+
+impl Requests {
     /// Whether the caller may see the request: staff with oversight see all, members
     /// those filed by or about themselves.
     fn may_see(actor: &Actor, request: &AccountRequest) -> bool {
@@ -144,7 +141,7 @@ impl App {
     }
 
     /// The requests the caller may see, newest first.
-    pub async fn requests(
+    pub async fn list(
         &self,
         actor: &Actor,
         filter: RequestFilter,
@@ -195,13 +192,18 @@ impl App {
         })
     }
 
+    /// Every request's status changes, as they happen (for subscriptions).
+    pub fn changes(&self) -> tokio::sync::broadcast::Receiver<crate::store::RequestChange> {
+        self.feed.subscribe(&self.store)
+    }
+
     /// Users who may decide the request now: active, unlocked owners who neither filed it
     /// nor are its subject.
     pub fn current_approvers(request: &AccountRequest, owners: &[User]) -> Vec<User> {
         if request.status != RequestStatus::PendingApproval {
             return Vec::new();
         }
-        Self::eligible_approvers(request, owners)
+        super::Workflow::eligible_approvers(request, owners)
     }
 }
 
@@ -217,29 +219,4 @@ fn invalid_state(request: &AccountRequest) -> AppError {
     )
     .on("requestId")
     .into()
-}
-
-/// Batched reads for the API's request fields.
-impl App {
-    pub async fn requests_by_ids(
-        &self,
-        org: crate::domain::OrgId,
-        ids: &[RequestId],
-    ) -> AppResult<Vec<AccountRequest>> {
-        Ok(self.store.requests_by_ids(org, ids).await?)
-    }
-
-    pub async fn decisions_of(
-        &self,
-        ids: &[RequestId],
-    ) -> AppResult<Vec<(RequestId, crate::domain::RequestDecision)>> {
-        Ok(self.store.decisions_of(ids).await?)
-    }
-
-    pub async fn events_of(
-        &self,
-        ids: &[RequestId],
-    ) -> AppResult<Vec<(RequestId, crate::domain::RequestEvent)>> {
-        Ok(self.store.events_of(ids).await?)
-    }
 }

@@ -29,6 +29,7 @@ impl RequestQuery {
             return Ok(None);
         };
         Ok(app(ctx)?
+            .requests()
             .request(actor(ctx)?, id)
             .await
             .gql()?
@@ -54,7 +55,8 @@ impl RequestQuery {
         let had_cursor = after.is_some();
         let actor = actor(ctx)?;
         let page = app(ctx)?
-            .requests(actor, filter, first, after, wants_total(ctx))
+            .requests()
+            .list(actor, filter, first, after, wants_total(ctx))
             .await
             .gql()?;
         let people: Vec<UserIn> = page
@@ -99,7 +101,12 @@ impl RequestMutation {
             accept_terms: input.accept_terms,
             idempotency_key: input.idempotency_key,
         };
-        AccountRequestPayload::filed(app(ctx)?.request_licenses(actor(ctx)?, request).await)
+        AccountRequestPayload::filed(
+            app(ctx)?
+                .requests()
+                .request_licenses(actor(ctx)?, request)
+                .await,
+        )
     }
 
     async fn request_permission_change(
@@ -124,7 +131,9 @@ impl RequestMutation {
                     justification: input.justification,
                     idempotency_key: input.idempotency_key,
                 };
-                app.request_permission_change(actor, request).await
+                app.requests()
+                    .request_permission_change(actor, request)
+                    .await
             }
             .await,
         )
@@ -143,7 +152,7 @@ impl RequestMutation {
                     reason: input.reason,
                     idempotency_key: input.idempotency_key,
                 };
-                app.request_inactivation(actor, request).await
+                app.requests().request_inactivation(actor, request).await
             }
             .await,
         )
@@ -156,7 +165,8 @@ impl RequestMutation {
     ) -> async_graphql::Result<AccountRequestPayload> {
         AccountRequestPayload::decided(
             app(ctx)?
-                .approve_request(
+                .requests()
+                .approve(
                     actor(ctx)?,
                     &input.request_id,
                     input.comment,
@@ -173,7 +183,8 @@ impl RequestMutation {
     ) -> async_graphql::Result<AccountRequestPayload> {
         AccountRequestPayload::decided(
             app(ctx)?
-                .reject_request(actor(ctx)?, &input.request_id, input.reason)
+                .requests()
+                .reject(actor(ctx)?, &input.request_id, input.reason)
                 .await,
         )
     }
@@ -185,7 +196,8 @@ impl RequestMutation {
     ) -> async_graphql::Result<AccountRequestPayload> {
         AccountRequestPayload::decided(
             app(ctx)?
-                .cancel_request(actor(ctx)?, &input.request_id)
+                .requests()
+                .cancel(actor(ctx)?, &input.request_id)
                 .await,
         )
     }

@@ -1,11 +1,11 @@
 //! GraphQL types of account requests: the request, its decisions and events, and the
 //! inputs and payloads of the request mutations.
 
-use crate::app::App;
 use crate::app::request::Filed;
 use crate::domain::{self, Timestamp};
 use crate::graphql::GqlResult;
 use crate::graphql::loaders::{DecisionsOf, EventsOf, OwnersOf, UserIn};
+use crate::graphql::types::viewer;
 use crate::graphql::types::{
     PageInfo, Permission, Product, Role, User, UserError, UserKind, app, loader,
 };
@@ -191,22 +191,32 @@ impl AccountRequest {
             return Ok(Vec::new());
         }
         let owners = if self.live {
-            app(ctx)?.owners_of(self.request.org_id).await.gql()?
+            app(ctx)?
+                .view(viewer(ctx)?)
+                .owners(self.request.org_id)
+                .await
+                .gql()?
         } else {
             loader(ctx)?
                 .load_one(OwnersOf(self.request.org_id))
                 .await?
                 .unwrap_or_default()
         };
-        Ok(App::current_approvers(&self.request, &owners)
-            .into_iter()
-            .map(User::new)
-            .collect())
+        Ok(
+            crate::app::Requests::current_approvers(&self.request, &owners)
+                .into_iter()
+                .map(User::new)
+                .collect(),
+        )
     }
 
     async fn decisions(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<RequestDecision>> {
         let found = if self.live {
-            let found = app(ctx)?.decisions_of(&[self.request.id]).await.gql()?;
+            let found = app(ctx)?
+                .view(viewer(ctx)?)
+                .decisions_of(&[self.request.id])
+                .await
+                .gql()?;
             found.into_iter().map(|(_, d)| d).collect()
         } else {
             loader(ctx)?
@@ -222,7 +232,11 @@ impl AccountRequest {
 
     async fn events(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<RequestEvent>> {
         let found = if self.live {
-            let found = app(ctx)?.events_of(&[self.request.id]).await.gql()?;
+            let found = app(ctx)?
+                .view(viewer(ctx)?)
+                .events_of(&[self.request.id])
+                .await
+                .gql()?;
             found.into_iter().map(|(_, e)| e).collect()
         } else {
             loader(ctx)?

@@ -1,9 +1,15 @@
 //! The directory: finding users, inviting them within licenses, profiles, practices,
 //! reactivation, and reading the audit log.
 
+pub mod organization;
+mod user;
+mod view;
+
+pub use view::OrgView;
+
 use super::policy::Action;
-use super::{Actor, App, AppError, AppResult};
-use crate::domain::audit::AuditRecord;
+use super::{Actor, AppError, AppResult, service};
+use crate::app::page::{Page, decode_cursor, encode_cursor, page_size, present};
 use crate::domain::search::{digits, fold};
 use crate::domain::values::parse_title;
 use crate::domain::{Change, PermissionChange};
@@ -11,14 +17,7 @@ use crate::domain::{
     DomainError, EmailAddress, ErrorCode, Mobile, Permission, PersonName, Practice, PracticeId,
     Product, Role, User, UserId, UserKind, UserStatus, Username, now,
 };
-use crate::store::{
-    AnyMatch, AuditQuery, NewUser, StoreError, UserCreation, UserSearch, UserUpdate,
-};
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-
-/// Page size when `first` is not given.
-const DEFAULT_PAGE: usize = 20;
+use crate::store::{AnyMatch, NewUser, StoreError, UserCreation, UserSearch, UserUpdate};
 
 /// What the `users` query filters on, as typed.
 #[derive(Debug, Clone, Default)]
@@ -32,14 +31,6 @@ pub struct UserFilter {
     pub kind: Option<UserKind>,
     pub locked: Option<bool>,
     pub practice_id: Option<String>,
-}
-
-/// A page of results with the cursor after each item.
-#[derive(Debug, Clone)]
-pub struct Page<T> {
-    pub items: Vec<(String, T)>,
-    pub has_next: bool,
-    pub total: Option<i64>,
 }
 
 /// What `inviteUser` receives.
@@ -97,49 +88,8 @@ fn needs_review(user: &User, products: &[Product]) -> bool {
             .is_some_and(|at| now() - at < BILLING_REVIEW_WINDOW)
 }
 
-/// What `auditEvents` filters on.
-#[derive(Debug, Clone, Default)]
-pub struct AuditFilter {
-    pub actor_id: Option<String>,
-    pub subject_id: Option<String>,
-    pub request_id: Option<String>,
-    pub action: Option<String>,
-    pub since: Option<crate::domain::Timestamp>,
-    pub until: Option<crate::domain::Timestamp>,
-}
-
-/// Checks `first` against the page limit.
-pub(crate) fn page_size(first: Option<i32>, max: usize) -> AppResult<usize> {
-    match first {
-        None => Ok(DEFAULT_PAGE.min(max)),
-        Some(n) if n < 0 => Err(AppError::BadUserInput("`first` cannot be negative.".into())),
-        Some(n) if n as usize > max => Err(AppError::BadUserInput(format!(
-            "`first` can be at most {max}."
-        ))),
-        Some(n) => Ok(n as usize),
-    }
-}
-
-pub fn encode_cursor(key: &str) -> String {
-    URL_SAFE_NO_PAD.encode(key)
-}
-
-pub(crate) fn decode_cursor(cursor: &str) -> AppResult<String> {
-    URL_SAFE_NO_PAD
-        .decode(cursor)
-        .ok()
-        .and_then(|raw| String::from_utf8(raw).ok())
-        .filter(|key| !key.is_empty() && key.len() <= 1000)
-        .ok_or_else(|| AppError::BadUserInput("`after` is not a cursor from this list.".into()))
-}
-
 /// The longest text a search filter takes (SPEC "Bad input and limits").
 pub const MAX_FILTER_TEXT: usize = 256;
-
-/// Blank filters are no filters.
-fn present(value: &Option<String>) -> Option<&str> {
-    value.as_deref().map(str::trim).filter(|v| !v.is_empty())
-}
 
 /// A query made only of a phone number's characters is matched on its digits too.
 fn phone_like(text: &str) -> bool {
@@ -164,7 +114,12 @@ fn parse_practice_ids(ids: &[String], known: &[Practice]) -> Result<Vec<Practice
         .collect()
 }
 
-impl App {
+service!(
+    /// Organizations, users and practices.
+    Directory
+);
+
+impl Directory {
     /// One page of the caller's organization's users, in directory order (last name,
     /// first name). Every role may search; `with_total` counts all matches too.
     pub async fn find_users(
@@ -307,7 +262,7 @@ impl App {
             encryption_key: super::crypto::random_bytes::<32>().to_vec(),
             created_at: at,
         };
-        let user = match self.store.create_user(UserCreation { user: new, audit, setup_email: Some(crate::jobs::invitation_email) }).await {
+        let user = match self.store.create_user(UserCreation { user: new, audit, setup_email: Some(crate::app::workflow::jobs::invitation_email) }).await {
             Err(StoreError::NoLicense { product, kind }) => Err(DomainError::new(
                 ErrorCode::NoLicenseAvailable,
                 format!("No {product} license is available for {kind} users; request more licenses first."),
@@ -317,14 +272,15 @@ impl App {
             other => other.map_err(AppError::from),
         }?;
         if let Some(change) = asked {
-            let new = self.new_request(
+            let requests = self.area::<crate::app::Requests>();
+            let new = requests.new_request(
                 actor,
                 Change::Permissions(change),
                 Some(user.id),
                 Some("Asked for in the invitation of a new user.".into()),
                 None,
             );
-            let filed = self.file(new).await;
+            let filed = requests.file(new).await;
             if let Err(err) = filed {
                 // The member exists with no more than a member's rights; the owners can
                 // still be asked with requestPermissionChange.
@@ -471,7 +427,10 @@ impl App {
             .into());
         }
         if needs_review(&user, products) {
-            let request = self.request_reactivation(actor, &user, products).await?;
+            let request = self
+                .area::<crate::app::Requests>()
+                .request_reactivation(actor, &user, products)
+                .await?;
             return Ok(Reactivation::Requested(request));
         }
         let audit = actor.audit("user.reactivated").subject(user.id).details(serde_json::json!({
@@ -502,78 +461,5 @@ impl App {
             .into()),
             other => Ok(Reactivation::Now(other?)),
         }
-    }
-
-    /// The organization's audit log, newest first: for owners and admins.
-    pub async fn audit_events(
-        &self,
-        actor: &Actor,
-        filter: AuditFilter,
-        first: Option<i32>,
-        after: Option<String>,
-        with_total: bool,
-    ) -> AppResult<Page<AuditRecord>> {
-        actor.require(Action::ReadAuditEvents)?;
-        let size = page_size(first, self.config.limits.max_page_size)?;
-        let before_seq = match after.as_deref().map(decode_cursor).transpose()? {
-            Some(key) => Some(key.parse::<i64>().map_err(|_| {
-                AppError::BadUserInput("`after` is not a cursor from this list.".into())
-            })?),
-            None => None,
-        };
-        // An ID of the wrong kind or another organization matches nothing.
-        let user =
-            |id: &Option<String>| present(id).map(|id| UserId::from_global(id).map_or(-1, |u| u.0));
-        let action = present(&filter.action).map(str::to_owned);
-        let query = AuditQuery {
-            org_id: actor.org_id(),
-            actor_id: user(&filter.actor_id),
-            subject_id: user(&filter.subject_id),
-            request_id: present(&filter.request_id)
-                .map(|id| crate::domain::RequestId::from_global(id).map_or(-1, |r| r.0)),
-            action_prefix: action.as_ref().filter(|a| a.ends_with('.')).cloned(),
-            action: action.filter(|a| !a.ends_with('.')),
-            since: filter.since,
-            until: filter.until,
-            before_seq,
-            limit: size as i64 + 1,
-            with_total,
-        };
-        let (mut events, total) = self.store.audit_events(query).await?;
-        let has_next = events.len() > size;
-        events.truncate(size);
-        let items = events
-            .into_iter()
-            .map(|e| (encode_cursor(&e.seq.to_string()), e))
-            .collect();
-        Ok(Page {
-            items,
-            has_next,
-            total,
-        })
-    }
-
-    /// One audit event of the caller's organization, for owners and admins.
-    pub async fn audit_event(&self, actor: &Actor, id: i64) -> AppResult<Option<AuditRecord>> {
-        actor.require(Action::ReadAuditEvents)?;
-        Ok(self.store.audit_event(actor.org_id(), id).await?)
-    }
-
-    /// The organization's owners (not inactive).
-    pub async fn owners(&self, org: &crate::domain::Organization) -> AppResult<Vec<User>> {
-        self.owners_of(org.id).await
-    }
-
-    pub async fn owners_of(&self, org: crate::domain::OrgId) -> AppResult<Vec<User>> {
-        Ok(self.store.owners(org).await?)
-    }
-
-    /// Users of the actor's organization by ID, for batched loading.
-    pub async fn users_by_ids(
-        &self,
-        org: crate::domain::OrgId,
-        ids: &[UserId],
-    ) -> AppResult<Vec<User>> {
-        Ok(self.store.users_by_ids(org, ids).await?)
     }
 }

@@ -1,7 +1,8 @@
 //! Sign-in, lockout and sessions: who is calling, proven by a bearer token.
 
+use super::Identity;
 use super::crypto::{Verified, new_token, token_hash};
-use super::{App, AppError, AppResult};
+use crate::app::{AppError, AppResult};
 use crate::domain::{
     DomainError, ErrorCode, OrgId, SessionId, Timestamp, User, UserId, UserStatus, now,
 };
@@ -68,7 +69,7 @@ impl Caller {
         }
     }
 
-    pub(super) fn inner(&self) -> &Actor {
+    pub(in crate::app) fn inner(&self) -> &Actor {
         match self {
             Caller::Actor(actor) | Caller::MustChangePassword(actor) => actor,
         }
@@ -108,7 +109,7 @@ pub(crate) fn later(at: Timestamp, by: std::time::Duration) -> Timestamp {
         .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC)
 }
 
-impl App {
+impl Identity {
     /// Signs in. Unknown user, wrong password, INVITED, INACTIVE or locked all answer the
     /// same INVALID_CREDENTIALS after the same work: one claim statement and one argon2
     /// verification (against a dummy hash when there is nothing real to check; a locked

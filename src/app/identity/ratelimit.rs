@@ -108,18 +108,18 @@ pub fn client_key(ip: &str) -> String {
     }
 }
 
-impl super::App {
+impl crate::app::Shared {
     /// Counts an attempt at an operation that checks a secret or sends email without
     /// sign-in (login, changePassword, completeAccountSetup, requestAccountSetupEmail),
     /// per client IP.
     pub(crate) async fn limit_public_operation(
         &self,
         client: &super::session::ClientInfo,
-    ) -> super::AppResult<()> {
+    ) -> crate::app::AppResult<()> {
         if let Some(ip) = &client.ip
             && !self.login_limiter.allow(&client_key(ip)).await
         {
-            return Err(super::AppError::RateLimited);
+            return Err(crate::app::AppError::RateLimited);
         }
         Ok(())
     }

@@ -1,12 +1,13 @@
 //! The workers' ports, implemented on the store: the outbox, setup tokens, email records
 //! and the periodic sweep.
 
-use crate::app::App;
+use super::Workflow;
+use super::jobs::domain_purpose;
 use crate::app::crypto::new_token;
-use crate::domain::{OutboxMessage, RequestId, UserId, now};
+use crate::domain::{RequestId, UserId, now};
 use crate::store::{AuditEntry, EmailDelivery, NewSetupToken};
 use async_trait::async_trait;
-use gatehouse_workers::{Email, Job, OutboxItem, PortError, Ports, Recipient, SetupPurpose};
+use gatehouse_workers::{Email, OutboxItem, PortError, Ports, Recipient, SetupPurpose};
 use std::time::Duration;
 
 fn later(by: Duration) -> crate::domain::Timestamp {
@@ -14,7 +15,7 @@ fn later(by: Duration) -> crate::domain::Timestamp {
 }
 
 #[async_trait]
-impl Ports for App {
+impl Ports for Workflow {
     async fn claim_outbox(
         &self,
         limit: i64,
@@ -139,11 +140,11 @@ impl Ports for App {
     }
 
     async fn route_request(&self, request_id: i64) -> Result<(), PortError> {
-        Ok(App::route_request(self, RequestId(request_id)).await?)
+        Ok(Workflow::route_request(self, RequestId(request_id)).await?)
     }
 
     async fn apply_request(&self, request_id: i64) -> Result<(), PortError> {
-        Ok(App::apply_request(self, RequestId(request_id)).await?)
+        Ok(Workflow::apply_request(self, RequestId(request_id)).await?)
     }
 
     async fn sweep(&self) -> Result<(), PortError> {
@@ -160,46 +161,5 @@ impl Ports for App {
             tracing::info!(reminded, expired, "reminded and expired pending requests");
         }
         Ok(())
-    }
-}
-
-/// A job as the outbox keeps it.
-impl From<Job> for OutboxMessage {
-    fn from(job: Job) -> Self {
-        OutboxMessage {
-            kind: job.kind().to_owned(),
-            payload: job.to_json(),
-        }
-    }
-}
-
-/// Jobs as the outbox keeps them.
-pub(crate) fn outbox(jobs: Vec<Job>) -> Vec<OutboxMessage> {
-    jobs.into_iter().map(Into::into).collect()
-}
-
-/// The routing job of a newly filed request.
-pub fn route_job(request: RequestId) -> OutboxMessage {
-    Job::RouteRequest {
-        request_id: request.0,
-    }
-    .into()
-}
-
-/// The invitation email of a newly created user.
-pub fn invitation_email(user: UserId) -> OutboxMessage {
-    Job::AccountSetupEmail {
-        user_id: user.0,
-        purpose: SetupPurpose::Invitation,
-        self_requested: false,
-    }
-    .into()
-}
-
-/// A setup link's purpose as the domain names it, and as a job carries it.
-pub(crate) fn domain_purpose(purpose: SetupPurpose) -> crate::domain::SetupPurpose {
-    match purpose {
-        SetupPurpose::Invitation => crate::domain::SetupPurpose::Invitation,
-        SetupPurpose::Reset => crate::domain::SetupPurpose::Reset,
     }
 }

@@ -1,12 +1,13 @@
 //! Organizations: the operator's `org create`, and what members may read of their own.
 
-use super::crypto::random_bytes;
-use super::{Actor, App, AppResult};
+use super::Directory;
+use crate::app::crypto::random_bytes;
+use crate::app::{Actor, AppResult};
 use crate::domain::password::Password;
 use crate::domain::values::parse_title;
 use crate::domain::{
-    DomainError, EmailAddress, ErrorCode, LicensePool, Organization, PersonName, Practice, Product,
-    Role, User, UserKind, Username, now,
+    DomainError, EmailAddress, ErrorCode, Organization, PersonName, Product, Role, User, UserKind,
+    Username, now,
 };
 use crate::store::{AuditEntry, NewOrganization, NewUser, StoreError, UserCreation};
 
@@ -53,7 +54,7 @@ pub fn parse_licenses(spec: &str) -> Result<Vec<(Product, UserKind, i32)>, Strin
     Ok(pools)
 }
 
-impl App {
+impl Directory {
     /// Creates an organization with its pools and OWNER. With a password the owner is
     /// ACTIVE; without, INVITED, and the account-setup email is queued.
     pub async fn create_organization(
@@ -105,8 +106,9 @@ impl App {
             owner: UserCreation {
                 user: owner,
                 audit,
-                setup_email: invited
-                    .then_some(crate::jobs::invitation_email as crate::domain::OutboxFor<_>),
+                setup_email: invited.then_some(
+                    crate::app::workflow::jobs::invitation_email as crate::domain::OutboxFor<_>,
+                ),
             },
         };
         match self.store.create_organization(new).await {
@@ -125,54 +127,6 @@ impl App {
     /// The caller's organization.
     pub async fn organization(&self, actor: &Actor) -> AppResult<Organization> {
         Ok(self.store.organization(actor.org_id()).await?)
-    }
-
-    // The reads below serve objects that were authorized when they were reached (the
-    // caller's own organization, or a user the caller may see), so they take that object.
-
-    pub async fn organization_by_id(&self, id: crate::domain::OrgId) -> AppResult<Organization> {
-        Ok(self.store.organization(id).await?)
-    }
-
-    pub async fn practices(&self, org: &Organization) -> AppResult<Vec<Practice>> {
-        self.practices_in(org.id).await
-    }
-
-    pub async fn practices_in(&self, org: crate::domain::OrgId) -> AppResult<Vec<Practice>> {
-        Ok(self.store.practices(org).await?)
-    }
-
-    pub async fn license_pools(&self, org: &Organization) -> AppResult<Vec<LicensePool>> {
-        self.license_pools_of(org.id).await
-    }
-
-    pub async fn license_pools_of(&self, org: crate::domain::OrgId) -> AppResult<Vec<LicensePool>> {
-        Ok(self.store.license_pools(org).await?)
-    }
-}
-
-impl App {
-    // Batched reads for users already shown to the caller.
-
-    pub async fn practices_of_users(
-        &self,
-        ids: &[crate::domain::UserId],
-    ) -> AppResult<Vec<(crate::domain::UserId, Practice)>> {
-        Ok(self.store.practices_of_users(ids).await?)
-    }
-
-    pub async fn products_of_users(
-        &self,
-        ids: &[crate::domain::UserId],
-    ) -> AppResult<Vec<(crate::domain::UserId, Product)>> {
-        Ok(self.store.products_of_users(ids).await?)
-    }
-
-    pub async fn permissions_of_users(
-        &self,
-        ids: &[crate::domain::UserId],
-    ) -> AppResult<Vec<(crate::domain::UserId, crate::domain::Permission)>> {
-        Ok(self.store.permissions_of_users(ids).await?)
     }
 }
 

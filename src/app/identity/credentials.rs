@@ -1,10 +1,11 @@
 //! Credentials: password changes, account setup by emailed link, security questions,
 //! temporary passwords, encryption keys, sessions and locks.
 
+use super::Identity;
 use super::crypto::{Verified, random_bytes, token_hash};
-use super::policy::Action;
 use super::session::{Caller, ClientInfo, invalid_credentials};
-use super::{Actor, App, AppResult};
+use crate::app::policy::Action;
+use crate::app::{Actor, AppResult};
 use crate::domain::password::Password;
 use crate::domain::{DomainError, ErrorCode, User, UserId, UserStatus, now};
 use crate::store::{
@@ -103,20 +104,7 @@ fn parse_questions(questions: &[(String, String)]) -> Result<Vec<(String, String
     Ok(parsed)
 }
 
-impl App {
-    /// A user of the caller's organization, for an operation on it; anything else is
-    /// NOT_FOUND on `userId`.
-    pub(crate) async fn target(&self, actor: &Actor, id: UserId) -> AppResult<User> {
-        match self.store.user(actor.org_id(), id).await {
-            Err(StoreError::NotFound) => {
-                Err(DomainError::new(ErrorCode::NotFound, "No such user.")
-                    .on("userId")
-                    .into())
-            }
-            other => Ok(other?),
-        }
-    }
-
+impl Identity {
     /// Checks the caller's own password under the lockout rules: `Some(hash verified)`
     /// when right; a wrong one counts as a failed sign-in of the caller, and while they are
     /// locked nothing is verified at all.

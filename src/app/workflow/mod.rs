@@ -2,10 +2,20 @@
 //! approved one (or failing it with the reason), reminders and expiry; and the emails
 //! that tell everyone involved.
 
-use super::*;
+pub mod jobs;
+mod ports;
+
+use super::{AppError, AppResult, service};
+use crate::domain::request::{NotApplicable, Step};
+use crate::domain::{AccountRequest, RequestId, Timestamp, User, UserId, UserStatus, now};
+use crate::store::{Application, AuditEntry, NewDecision, StoreError, Transition};
+use gatehouse_workers::{Email, Job, Outcome, RequestSummary};
+
+/// Requests handled per sweep, each of reminders and expiries.
+const SWEEP_BATCH: i64 = 100;
 
 /// Everyone a request concerns, for its emails.
-pub(super) struct Parties {
+pub(in crate::app) struct Parties {
     organization: String,
     requester: User,
     subject: Option<User>,
@@ -58,9 +68,18 @@ fn failure_reason(err: &StoreError) -> Option<String> {
     Some(why.to_string())
 }
 
-impl App {
+service!(
+    /// The worker side of account requests: routing, applying, reminding, expiring; and
+    /// the ports the workers use.
+    Workflow
+);
+
+impl Workflow {
     /// Owners who could decide the request: active, unlocked, neither requester nor subject.
-    pub(super) fn eligible_approvers(request: &AccountRequest, owners: &[User]) -> Vec<User> {
+    pub(in crate::app) fn eligible_approvers(
+        request: &AccountRequest,
+        owners: &[User],
+    ) -> Vec<User> {
         let at = now();
         owners
             .iter()
@@ -71,7 +90,7 @@ impl App {
             .collect()
     }
 
-    pub(super) async fn parties(&self, request: &AccountRequest) -> AppResult<Parties> {
+    pub(in crate::app) async fn parties(&self, request: &AccountRequest) -> AppResult<Parties> {
         let organization = self.store.organization(request.org_id).await?.name;
         let routed = self.store.routed_approvers(request.id).await?;
         let mut ids = vec![request.requested_by];
@@ -90,7 +109,7 @@ impl App {
         })
     }
 
-    pub(super) fn outcome_emails(
+    pub(in crate::app) fn outcome_emails(
         request: &AccountRequest,
         parties: &Parties,
         outcome: Outcome,
@@ -146,7 +165,7 @@ impl App {
             approver_must_be_owner: None,
             approvers,
             audit,
-            jobs: crate::jobs::outbox(jobs),
+            jobs: jobs::outbox(jobs),
         }
     }
 
@@ -243,7 +262,7 @@ impl App {
         let application = Application {
             request_id: request.id,
             at: now(),
-            jobs: crate::jobs::outbox(Self::outcome_emails(
+            jobs: jobs::outbox(Self::outcome_emails(
                 &request,
                 &parties,
                 Outcome::Applied,
@@ -303,7 +322,7 @@ impl App {
                 .collect();
             if self
                 .store
-                .remind_request(request.id, at, crate::jobs::outbox(jobs))
+                .remind_request(request.id, at, jobs::outbox(jobs))
                 .await?
             {
                 reminded += 1;
