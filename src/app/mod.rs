@@ -14,6 +14,7 @@ pub mod directory;
 pub mod error;
 pub mod feed;
 pub mod identity;
+pub mod jobs;
 pub mod page;
 pub mod policy;
 pub mod request;
@@ -165,5 +166,25 @@ impl App {
     /// What the signed-in caller's operation may read in batches: their organization.
     pub fn view(&self, caller: &Caller) -> OrgView {
         self.directory.view(caller)
+    }
+}
+
+impl Shared {
+    /// A user of the caller's organization, for an operation on it; anything else is
+    /// NOT_FOUND on `userId`.
+    pub(in crate::app) async fn target(
+        &self,
+        actor: &Actor,
+        id: crate::domain::UserId,
+    ) -> AppResult<crate::domain::User> {
+        match self.store.user(actor.org_id(), id).await {
+            Err(crate::store::StoreError::NotFound) => Err(crate::domain::DomainError::new(
+                crate::domain::ErrorCode::NotFound,
+                "No such user.",
+            )
+            .on("userId")
+            .into()),
+            other => Ok(other?),
+        }
     }
 }

@@ -1,13 +1,12 @@
 //! The audit log, newest first (owners and admins).
 
-use super::loaders::UserIn;
-use super::types::{
-    AuditEvent, AuditEventConnection, AuditEventEdge, PageInfo, actor, app, loader,
-};
+use super::loaders::{RequestIn, UserIn};
+use super::objects::User;
+use super::types::{PageInfo, actor, app, loader};
 use super::{GqlResult, wants_total};
 use crate::app::audit::AuditFilter as AppAuditFilter;
-use crate::domain::{Timestamp, UserId};
-use async_graphql::{Context, ID, InputObject, Object};
+use crate::domain::{self, Timestamp, UserId};
+use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 
 #[derive(Default)]
 pub struct AuditQuery;
@@ -72,4 +71,87 @@ pub struct AuditFilter {
     action: Option<String>,
     since: Option<Timestamp>,
     until: Option<Timestamp>,
+}
+
+/// One entry of the organization's audit log.
+pub struct AuditEvent(pub crate::domain::audit::AuditRecord);
+
+#[Object]
+impl AuditEvent {
+    pub(crate) async fn id(&self) -> ID {
+        ID(crate::domain::id::AuditEventId(self.0.id).to_global())
+    }
+
+    async fn at(&self) -> Timestamp {
+        self.0.at
+    }
+
+    /// Dotted verb, e.g. user.invited, session.login_failed, request.approved
+    async fn action(&self) -> &str {
+        &self.0.action
+    }
+
+    async fn actor(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<User>> {
+        self.user(ctx, self.0.actor_id).await
+    }
+
+    async fn subject(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<User>> {
+        self.user(ctx, self.0.subject_id).await
+    }
+
+    async fn request(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Option<super::request::AccountRequest>> {
+        let Some(id) = self.0.request_id else {
+            return Ok(None);
+        };
+        let key = RequestIn(domain::OrgId(self.0.org_id), domain::RequestId(id));
+        Ok(loader(ctx)?
+            .load_one(key)
+            .await?
+            .map(super::request::AccountRequest::new))
+    }
+
+    async fn ip(&self) -> Option<&str> {
+        self.0.ip.as_deref()
+    }
+
+    /// JSON object with the action's particulars (before/after values); never a secret.
+    async fn details(&self) -> &str {
+        &self.0.details
+    }
+
+    /// Hex SHA-256 chaining this event to the organization's previous one.
+    async fn hash(&self) -> String {
+        hex::encode(&self.0.hash)
+    }
+}
+
+impl AuditEvent {
+    async fn user(
+        &self,
+        ctx: &Context<'_>,
+        id: Option<i64>,
+    ) -> async_graphql::Result<Option<User>> {
+        let Some(id) = id else { return Ok(None) };
+        let org = domain::OrgId(self.0.org_id);
+        Ok(loader(ctx)?
+            .load_one(UserIn(org, domain::UserId(id)))
+            .await?
+            .map(User::new))
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct AuditEventEdge {
+    pub cursor: String,
+    pub node: AuditEvent,
+}
+
+#[derive(SimpleObject)]
+pub struct AuditEventConnection {
+    pub edges: Vec<AuditEventEdge>,
+    pub page_info: PageInfo,
+    pub total_count: i64,
 }

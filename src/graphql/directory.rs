@@ -1,16 +1,19 @@
 //! The directory: the caller, their organization, its users and practices, and
 //! invitations, profile changes and reactivations.
 
+use super::UserError;
+use super::audit::AuditEvent;
 use super::loaders::{OrgById, PermissionsOf, PracticesOf, ProductsOf};
-use super::request::AccountRequest;
-use super::types::{
-    AuditEvent, Node, Organization, PageInfo, Permission, Practice, Product, Role, User,
-    UserConnection, UserEdge, UserError, UserKind, UserStatus, actor, app, loader,
+use super::node::Node;
+use super::objects::{
+    Organization, Practice, User, UserConnection, UserEdge, UserPayload, user_id,
 };
+use super::request::AccountRequest;
+use super::types::{PageInfo, Permission, Product, Role, UserKind, UserStatus, actor, app, loader};
 use super::{GqlResult, RequestContext, user_errors, wants_total};
 use crate::app::directory::{Invitation, ProfileUpdate, UserFilter as AppUserFilter};
 use crate::domain::id::{AuditEventId, decode_global};
-use crate::domain::{DomainError, ErrorCode, OrgId, PracticeId, RequestId, UserId};
+use crate::domain::{OrgId, PracticeId, RequestId, UserId};
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 
 #[derive(Default)]
@@ -293,38 +296,6 @@ async fn prime_user_details(ctx: &Context<'_>, ids: Vec<UserId>) -> async_graphq
         loader.load_one(OrgById(actor(ctx)?.org_id())).await?;
     }
     Ok(())
-}
-
-#[derive(InputObject)]
-pub struct UserIdInput {
-    pub(super) user_id: ID,
-}
-
-#[derive(SimpleObject)]
-pub struct UserPayload {
-    user: Option<User>,
-    user_errors: Vec<UserError>,
-}
-
-impl UserPayload {
-    pub(super) fn from(
-        result: crate::app::AppResult<crate::domain::User>,
-    ) -> async_graphql::Result<Self> {
-        let (user, user_errors) = user_errors(result)?;
-        Ok(UserPayload {
-            user: user.map(User::new),
-            user_errors,
-        })
-    }
-}
-
-/// Parses a user ID argument; a malformed one is as unknown as any other.
-pub(super) fn user_id(id: &ID) -> Result<UserId, crate::app::AppError> {
-    UserId::from_global(id).ok_or_else(|| {
-        DomainError::new(ErrorCode::NotFound, "No such user.")
-            .on("userId")
-            .into()
-    })
 }
 
 #[derive(InputObject)]

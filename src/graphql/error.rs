@@ -1,9 +1,9 @@
 //! The one mapping from application errors to GraphQL: domain refusals become `userErrors`,
 //! everything else a GraphQL error with `extensions.code`.
 
-use super::types::UserError;
 use crate::app::{AppError, AppResult};
-use async_graphql::ErrorExtensions;
+use crate::domain::{self, DomainError};
+use async_graphql::{Enum, ErrorExtensions, SimpleObject};
 
 /// `.gql()?` on a use case's result keeps the error's code.
 pub trait GqlResult<T> {
@@ -56,5 +56,43 @@ pub fn user_errors<T>(
         Ok(value) => Ok((Some(value), Vec::new())),
         Err(AppError::Domain(domain)) => Ok((None, vec![UserError::from(domain)])),
         Err(other) => Err(gql(other)),
+    }
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "domain::ErrorCode")]
+pub enum UserErrorCode {
+    InvalidInput,
+    InvalidCredentials,
+    NotFound,
+    AlreadyExists,
+    SharedEmailNotAllowed,
+    NoLicenseAvailable,
+    WeakPassword,
+    TokenInvalid,
+    TokenExpired,
+    SecurityAnswerMismatch,
+    TermsNotAccepted,
+    InvalidState,
+    SelfApprovalNotAllowed,
+    LastOwner,
+}
+
+/// A refusal of a mutation, with the input field at fault.
+#[derive(SimpleObject, Clone)]
+pub struct UserError {
+    /// Path to the input field at fault, e.g. ["input", "email"]
+    pub field: Option<Vec<String>>,
+    pub code: UserErrorCode,
+    pub message: String,
+}
+
+impl From<DomainError> for UserError {
+    fn from(err: DomainError) -> Self {
+        UserError {
+            field: err.field.map(|f| vec!["input".to_owned(), f.to_owned()]),
+            code: err.code.into(),
+            message: err.message,
+        }
     }
 }

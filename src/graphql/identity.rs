@@ -1,10 +1,12 @@
 //! Credentials and sessions: signing in and out, passwords, account setup by emailed
 //! link, locks, temporary passwords, encryption keys.
 
-use super::directory::{UserIdInput, UserPayload, user_id};
-use super::types::{User, UserError, actor, app, viewer};
+use super::UserError;
+use super::objects::User;
+use super::objects::{UserIdInput, UserPayload, user_id};
+use super::types::{actor, app, viewer};
 use super::{GqlResult, RequestContext, user_errors};
-use crate::app::identity::credentials::AccountSetup;
+use crate::app::identity::setup::AccountSetup;
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 
 #[derive(Default)]

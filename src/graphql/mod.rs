@@ -7,11 +7,13 @@ mod error;
 mod identity;
 pub mod limits;
 pub mod loaders;
+mod node;
+mod objects;
 mod request;
 mod subscription;
 mod types;
 
-pub use error::{GqlResult, gql, user_errors};
+pub use error::{GqlResult, UserError, gql, user_errors};
 
 use crate::app::ClientInfo;
 use crate::app::{App, Caller};

@@ -65,10 +65,6 @@ pub trait DirectoryStore: Send + Sync {
     /// A user of the organization; another organization's user is `NotFound`.
     async fn user(&self, org_id: OrgId, id: UserId) -> StoreResult<User>;
     async fn user_products(&self, id: UserId) -> StoreResult<Vec<Product>>;
-    /// One page of an organization's users in directory order, with the total when asked.
-    async fn search_users(&self, search: UserSearch) -> StoreResult<UserPage>;
-    /// Fills in search keys of users that have none (rows written before search existed).
-    async fn reindex_users(&self) -> StoreResult<u64>;
     async fn owners(&self, org_id: OrgId) -> StoreResult<Vec<User>>;
     /// Users of the organization among `ids` (others are left out).
     async fn users_by_ids(&self, org_id: OrgId, ids: &[UserId]) -> StoreResult<Vec<User>>;
@@ -79,56 +75,6 @@ pub trait DirectoryStore: Send + Sync {
     /// Reactivates an INACTIVE user with the given products, taking their licenses
     /// (`NoLicense` changes nothing; a user no longer inactive is a `Conflict`).
     async fn reactivate_user(&self, reactivation: Reactivation) -> StoreResult<User>;
-}
-
-/// A users query: what to match (already in matching form) and which page.
-#[derive(Debug, Clone, Default)]
-pub struct UserSearch {
-    pub org_id: OrgId,
-    /// Folded; a substring of "first last" or "last first".
-    pub name: Option<String>,
-    /// Lower-cased; the start of the username.
-    pub username: Option<String>,
-    /// Lower-cased; the start of the email.
-    pub email: Option<String>,
-    /// Digits; the end of the mobile number.
-    pub mobile: Option<String>,
-    /// Any of the above at once.
-    pub any: Option<AnyMatch>,
-    pub status: Option<crate::domain::UserStatus>,
-    pub kind: Option<UserKind>,
-    pub locked: Option<bool>,
-    pub practice_id: Option<PracticeId>,
-    pub now: Timestamp,
-    /// The sort key after which the page starts.
-    pub after: Option<String>,
-    pub limit: i64,
-    pub with_total: bool,
-}
-
-/// The `search` filter: folded text for names, usernames and emails, and the digits for
-/// mobiles when the query looks like a phone number.
-#[derive(Debug, Clone, Default)]
-pub struct AnyMatch {
-    pub text: String,
-    pub digits: Option<String>,
-}
-
-/// A page of users with their sort keys (the cursors), and the total when asked.
-#[derive(Debug, Clone, Default)]
-pub struct UserPage {
-    pub users: Vec<(String, User)>,
-    pub total: Option<i64>,
-}
-
-impl UserPage {
-    /// No users, and a total of 0 when one is wanted.
-    pub fn none(with_total: bool) -> Self {
-        Self {
-            users: Vec::new(),
-            total: with_total.then_some(0),
-        }
-    }
 }
 
 /// Totals of users searches, each good for one version of its organization's directory

@@ -1,4 +1,4 @@
-//! Identity contracts: credentials, sessions, setup tokens and lockout.
+//! Identity contracts: credentials, sessions and lockout.
 
 use super::*;
 
@@ -80,15 +80,6 @@ pub trait IdentityStore: Send + Sync {
         idle: Duration,
     ) -> StoreResult<Vec<SessionId>>;
 
-    /// Voids the user's open setup tokens and stores a new one, with its audit event, if
-    /// the account may receive it (an invitation needs INVITED; a reset INVITED or ACTIVE).
-    /// Returns the user and their organization's name, or `None` when it may not.
-    async fn issue_setup_token(
-        &self,
-        token: NewSetupToken,
-        audit: AuditEntry,
-    ) -> StoreResult<Option<(User, String)>>;
-
     /// Ends sessions past their lifetime or idle time and deletes setup tokens expired
     /// for a week. Returns how many of each.
     async fn expire_credentials(&self, now: Timestamp, idle: Duration) -> StoreResult<(u64, u64)>;
@@ -119,18 +110,9 @@ pub trait IdentityStore: Send + Sync {
         check_lock: Option<Timestamp>,
         now: Timestamp,
     ) -> StoreResult<bool>;
-    /// Counts a security answer given with a setup link; `false` when the link is used,
-    /// voided, or has had `threshold` answers checked already.
-    async fn claim_answer_attempt(&self, token_id: i64, threshold: i32) -> StoreResult<bool>;
     /// Sets a password (and whether it must be changed at next sign-in), ends every
     /// session of the user, clears any lock, with the audit event and email.
     async fn set_password(&self, change: PasswordChange) -> StoreResult<User>;
-    async fn setup_token(&self, token_hash: &[u8]) -> StoreResult<Option<SetupTokenRecord>>;
-    async fn security_answers(&self, user_id: UserId) -> StoreResult<Vec<SecurityAnswer>>;
-    /// Uses the token (once: a token used or voided meanwhile is a `Conflict`), sets the
-    /// password and security questions, activates an INVITED user, clears any lock and
-    /// ends every session.
-    async fn complete_setup(&self, setup: CompleteSetup) -> StoreResult<User>;
     /// New key material, version + 1 (a `Conflict` if the version moved meanwhile), every
     /// session ended.
     async fn reset_encryption_key(&self, reset: KeyReset) -> StoreResult<User>;
@@ -144,16 +126,6 @@ pub trait IdentityStore: Send + Sync {
         now: Timestamp,
         idle: Duration,
     ) -> StoreResult<Vec<SessionRecord>>;
-    /// Files a self-requested setup email unless `max` were filed since `since`; returns
-    /// whether it was filed.
-    async fn file_setup_email_request(
-        &self,
-        user_id: UserId,
-        at: Timestamp,
-        since: Timestamp,
-        max: i64,
-        job: OutboxMessage,
-    ) -> StoreResult<bool>;
 }
 
 /// What is recorded when a lock starts.
@@ -174,34 +146,6 @@ pub struct PasswordChange {
     pub email: Option<OutboxMessage>,
 }
 
-/// A stored setup token (its hash only).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SetupTokenRecord {
-    pub id: i64,
-    pub user_id: UserId,
-    pub purpose: SetupPurpose,
-    pub self_requested: bool,
-    pub expires_at: Timestamp,
-    pub used_at: Option<Timestamp>,
-    pub voided_at: Option<Timestamp>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SecurityAnswer {
-    pub question: String,
-    pub answer_hash: String,
-}
-
-#[derive(Debug, Clone)]
-pub struct CompleteSetup {
-    pub token_id: i64,
-    pub user_id: UserId,
-    pub password_hash: String,
-    pub answers: Vec<SecurityAnswer>,
-    pub audit: AuditEntry,
-    pub email: Option<OutboxMessage>,
-}
-
 #[derive(Debug, Clone)]
 pub struct KeyReset {
     pub user_id: UserId,
@@ -210,15 +154,4 @@ pub struct KeyReset {
     pub from_version: i32,
     pub audit: AuditEntry,
     pub email: OutboxMessage,
-}
-
-/// A setup token to store (its hash only).
-#[derive(Debug, Clone)]
-pub struct NewSetupToken {
-    pub user_id: UserId,
-    pub token_hash: Vec<u8>,
-    pub purpose: SetupPurpose,
-    pub self_requested: bool,
-    pub created_at: Timestamp,
-    pub expires_at: Timestamp,
 }

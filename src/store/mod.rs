@@ -10,6 +10,7 @@ mod postgres;
 mod requests;
 mod rows;
 pub mod search;
+mod setup;
 mod sql;
 mod sqlite;
 
@@ -20,6 +21,8 @@ pub use jobs::*;
 pub use migrations::{Migrations, migrations_for};
 pub use postgres::PostgresStore;
 pub use requests::*;
+pub use search::{AnyMatch, SearchStore, UserPage, UserSearch};
+pub use setup::*;
 pub use sqlite::SqliteStore;
 
 use crate::domain::audit::AuditRecord;
@@ -73,7 +76,16 @@ pub use crate::domain::audit::AuditEntry;
 /// an `Arc<dyn Store>`, on which every area's methods are callable.
 #[async_trait]
 pub trait Store:
-    DirectoryStore + IdentityStore + AuditStore + JobStore + RequestStore + Send + Sync + 'static
+    DirectoryStore
+    + SearchStore
+    + IdentityStore
+    + SetupStore
+    + AuditStore
+    + JobStore
+    + RequestStore
+    + Send
+    + Sync
+    + 'static
 {
     fn backend(&self) -> Backend;
 

@@ -47,7 +47,7 @@ impl PostgresStore {
             listening: OnceLock::new(),
         };
         if migrate {
-            use super::DirectoryStore as _;
+            use super::SearchStore as _;
             store
                 .reindex_users()
                 .await

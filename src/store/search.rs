@@ -1,9 +1,69 @@
 //! The users search planner: from a search's filters and what the organization's
 //! statistics say (how many users carry each trigram, how many start a field with the
 //! query), where the search starts reading. Pure, so it is tested without a database;
-//! the SQL that reads the statistics and runs the plan is in `sql/directory.rs`.
+//! the SQL that reads the statistics and runs the plan is in `sql/search.rs`.
 
-use super::UserSearch;
+use super::StoreResult;
+use crate::domain::{OrgId, PracticeId, Timestamp, User, UserKind};
+
+/// The users search, as the store answers it.
+#[async_trait::async_trait]
+pub trait SearchStore: Send + Sync {
+    /// One page of an organization's users in directory order, with the total when asked.
+    async fn search_users(&self, search: UserSearch) -> StoreResult<UserPage>;
+    /// Fills in search keys of users that have none (rows written before search existed).
+    async fn reindex_users(&self) -> StoreResult<u64>;
+}
+
+/// A users query: what to match (already in matching form) and which page.
+#[derive(Debug, Clone, Default)]
+pub struct UserSearch {
+    pub org_id: OrgId,
+    /// Folded; a substring of "first last" or "last first".
+    pub name: Option<String>,
+    /// Lower-cased; the start of the username.
+    pub username: Option<String>,
+    /// Lower-cased; the start of the email.
+    pub email: Option<String>,
+    /// Digits; the end of the mobile number.
+    pub mobile: Option<String>,
+    /// Any of the above at once.
+    pub any: Option<AnyMatch>,
+    pub status: Option<crate::domain::UserStatus>,
+    pub kind: Option<UserKind>,
+    pub locked: Option<bool>,
+    pub practice_id: Option<PracticeId>,
+    pub now: Timestamp,
+    /// The sort key after which the page starts.
+    pub after: Option<String>,
+    pub limit: i64,
+    pub with_total: bool,
+}
+
+/// The `search` filter: folded text for names, usernames and emails, and the digits for
+/// mobiles when the query looks like a phone number.
+#[derive(Debug, Clone, Default)]
+pub struct AnyMatch {
+    pub text: String,
+    pub digits: Option<String>,
+}
+
+/// A page of users with their sort keys (the cursors), and the total when asked.
+#[derive(Debug, Clone, Default)]
+pub struct UserPage {
+    pub users: Vec<(String, User)>,
+    pub total: Option<i64>,
+}
+
+impl UserPage {
+    /// No users, and a total of 0 when one is wanted.
+    pub fn none(with_total: bool) -> Self {
+        Self {
+            users: Vec::new(),
+            total: with_total.then_some(0),
+        }
+    }
+}
 
 /// Trigrams a search walks: the rarest leads, the others are checked against it.
 pub const MAX_GRAMS: usize = 4;

@@ -82,7 +82,7 @@ impl SqliteStore {
             outbox,
         };
         if migrate {
-            use super::DirectoryStore as _;
+            use super::SearchStore as _;
             store
                 .reindex_users()
                 .await

@@ -56,7 +56,7 @@ fn new_user(
             created_at: at,
         },
         audit: AuditEntry::new(org, at, "user.invited"),
-        setup_email: Some(gatehouse::app::workflow::jobs::invitation_email),
+        setup_email: Some(gatehouse::app::jobs::invitation_email),
     }
 }
 
@@ -487,7 +487,7 @@ async fn pending_request(
     use gatehouse::store::{Filing, NewRequest, Transition};
     let at = now();
     let new = NewRequest {
-        route: gatehouse::app::workflow::jobs::route_job,
+        route: gatehouse::app::jobs::route_job,
         org_id: org,
         requested_by: requester,
         subject_id: None,

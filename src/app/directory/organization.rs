@@ -106,9 +106,8 @@ impl Directory {
             owner: UserCreation {
                 user: owner,
                 audit,
-                setup_email: invited.then_some(
-                    crate::app::workflow::jobs::invitation_email as crate::domain::OutboxFor<_>,
-                ),
+                setup_email: invited
+                    .then_some(crate::app::jobs::invitation_email as crate::domain::OutboxFor<_>),
             },
         };
         match self.store.create_organization(new).await {

@@ -2,7 +2,7 @@
 
 use super::Directory;
 use crate::app::{Actor, AppResult};
-use crate::domain::{DomainError, ErrorCode, User, UserId};
+use crate::domain::{User, UserId};
 use crate::store::StoreError;
 
 impl Directory {
@@ -22,21 +22,6 @@ impl Directory {
             Ok(user) => Ok(Some(user)),
             Err(StoreError::NotFound) => Ok(None),
             Err(other) => Err(other.into()),
-        }
-    }
-}
-
-impl crate::app::Shared {
-    /// A user of the caller's organization, for an operation on it; anything else is
-    /// NOT_FOUND on `userId`.
-    pub(in crate::app) async fn target(&self, actor: &Actor, id: UserId) -> AppResult<User> {
-        match self.store.user(actor.org_id(), id).await {
-            Err(StoreError::NotFound) => {
-                Err(DomainError::new(ErrorCode::NotFound, "No such user.")
-                    .on("userId")
-                    .into())
-            }
-            other => Ok(other?),
         }
     }
 }

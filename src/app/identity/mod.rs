@@ -5,6 +5,7 @@ pub mod credentials;
 pub mod crypto;
 pub mod ratelimit;
 pub mod session;
+pub mod setup;
 pub mod watch;
 
 use super::service;

@@ -1,8 +1,8 @@
 //! Deciding (approve, reject) and cancelling: the first decision wins, by a move the store
 //! makes only from PENDING_APPROVAL, and only while the decider is an active owner.
 
+use super::parties;
 use super::*;
-use crate::app::Workflow;
 
 impl Requests {
     pub async fn approve(
@@ -50,8 +50,8 @@ impl Requests {
         let request = self.decidable(actor, id).await?;
         let reason = note("reason", Some(reason))?
             .ok_or_else(|| DomainError::invalid("reason", "Give the reason for the rejection."))?;
-        let parties = self.area::<Workflow>().parties(&request).await?;
-        let jobs = Workflow::outcome_emails(&request, &parties, Outcome::Rejected, Some(&reason));
+        let parties = self.parties(&request).await?;
+        let jobs = parties::outcome_emails(&request, &parties, Outcome::Rejected, Some(&reason));
         let decision = NewDecision {
             approver_id: actor.user.id,
             approved: false,
@@ -111,7 +111,7 @@ impl Requests {
             approver_must_be_owner: Some(actor.user.id),
             approvers: Vec::new(),
             audit,
-            jobs: crate::app::workflow::jobs::outbox(jobs),
+            jobs: crate::app::jobs::outbox(jobs),
         };
         match self.store.transition_request(transition).await {
             Err(StoreError::Conflict(_)) => Err(DomainError::new(

@@ -141,14 +141,7 @@ impl Requests {
     }
 
     async fn subject(&self, actor: &Actor, id: UserId) -> AppResult<User> {
-        self.area::<crate::app::Directory>()
-            .user(actor, id)
-            .await?
-            .ok_or_else(|| {
-                DomainError::new(ErrorCode::NotFound, "No such user.")
-                    .on("userId")
-                    .into()
-            })
+        self.target(actor, id).await
     }
 
     async fn is_last_active_owner(&self, user: &User) -> AppResult<bool> {
@@ -175,7 +168,7 @@ impl Requests {
             .details(serde_json::json!({ "kind": change.kind().as_str() }));
         audit.at = at;
         NewRequest {
-            route: crate::app::workflow::jobs::route_job,
+            route: crate::app::jobs::route_job,
             org_id: actor.org_id(),
             requested_by: actor.user.id,
             filed_by_owner: actor.user.role == Role::Owner,

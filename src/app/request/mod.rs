@@ -6,6 +6,7 @@
 
 mod deciding;
 mod filing;
+pub(in crate::app) mod parties;
 
 use super::identity::session::later;
 use super::page::{Page, decode_cursor, encode_cursor, page_size};
@@ -203,7 +204,7 @@ impl Requests {
         if request.status != RequestStatus::PendingApproval {
             return Vec::new();
         }
-        super::Workflow::eligible_approvers(request, owners)
+        parties::eligible_approvers(request, owners)
     }
 }
 

@@ -2,55 +2,17 @@
 //! approved one (or failing it with the reason), reminders and expiry; and the emails
 //! that tell everyone involved.
 
-pub mod jobs;
 mod ports;
 
-use super::{AppError, AppResult, service};
+use super::request::parties::{self, email_to};
+use super::{AppResult, service};
 use crate::domain::request::{NotApplicable, Step};
-use crate::domain::{AccountRequest, RequestId, Timestamp, User, UserId, UserStatus, now};
+use crate::domain::{AccountRequest, RequestId, Timestamp, UserId, now};
 use crate::store::{Application, AuditEntry, NewDecision, StoreError, Transition};
-use gatehouse_workers::{Email, Job, Outcome, RequestSummary};
+use gatehouse_workers::{Email, Job, Outcome};
 
 /// Requests handled per sweep, each of reminders and expiries.
 const SWEEP_BATCH: i64 = 100;
-
-/// Everyone a request concerns, for its emails.
-pub(in crate::app) struct Parties {
-    organization: String,
-    requester: User,
-    subject: Option<User>,
-    approvers: Vec<User>,
-}
-
-impl Parties {
-    fn summary(&self, request: &AccountRequest) -> RequestSummary {
-        RequestSummary {
-            id: request.id.to_global(),
-            description: request.describe(self.subject.as_ref().map(|s| s.username.as_str())),
-            requested_by: self.requester.display_name(),
-            organization: self.organization.clone(),
-        }
-    }
-
-    /// Requester, subject and approvers, each once.
-    fn everyone(&self) -> Vec<&User> {
-        let mut people: Vec<&User> = std::iter::once(&self.requester)
-            .chain(self.subject.as_ref())
-            .chain(&self.approvers)
-            .collect();
-        let mut seen = std::collections::HashSet::new();
-        people.retain(|u| seen.insert(u.id));
-        people
-    }
-}
-
-fn email_to(user: &User, email: Email) -> Job {
-    Job::Email {
-        to_name: user.display_name(),
-        to_address: user.email.clone(),
-        email,
-    }
-}
 
 /// Why an approved request could not be applied, in words for its parties.
 /// Why an approved change could not be applied, when it is the data's fault (not the
@@ -75,64 +37,6 @@ service!(
 );
 
 impl Workflow {
-    /// Owners who could decide the request: active, unlocked, neither requester nor subject.
-    pub(in crate::app) fn eligible_approvers(
-        request: &AccountRequest,
-        owners: &[User],
-    ) -> Vec<User> {
-        let at = now();
-        owners
-            .iter()
-            .filter(|o| {
-                o.status == UserStatus::Active && !o.is_locked(at) && !request.involves(o.id)
-            })
-            .cloned()
-            .collect()
-    }
-
-    pub(in crate::app) async fn parties(&self, request: &AccountRequest) -> AppResult<Parties> {
-        let organization = self.store.organization(request.org_id).await?.name;
-        let routed = self.store.routed_approvers(request.id).await?;
-        let mut ids = vec![request.requested_by];
-        ids.extend(request.subject_id);
-        ids.extend(&routed);
-        let users = self.store.users_by_ids(request.org_id, &ids).await?;
-        let find = |id: UserId| users.iter().find(|u| u.id == id).cloned();
-        let requester = find(request.requested_by).ok_or_else(|| {
-            AppError::Unexpected(anyhow::anyhow!("request {} has no requester", request.id))
-        })?;
-        Ok(Parties {
-            organization,
-            requester,
-            subject: request.subject_id.and_then(find),
-            approvers: routed.into_iter().filter_map(find).collect(),
-        })
-    }
-
-    pub(in crate::app) fn outcome_emails(
-        request: &AccountRequest,
-        parties: &Parties,
-        outcome: Outcome,
-        reason: Option<&str>,
-    ) -> Vec<Job> {
-        let summary = parties.summary(request);
-        parties
-            .everyone()
-            .into_iter()
-            .map(|user| {
-                email_to(
-                    user,
-                    Email::RequestOutcome {
-                        name: user.display_name(),
-                        request: summary.clone(),
-                        outcome,
-                        reason: reason.map(str::to_owned),
-                    },
-                )
-            })
-            .collect()
-    }
-
     /// The system's own move of a request (routing, failing, expiring), with its event,
     /// audit event and jobs.
     #[allow(clippy::too_many_arguments)]
@@ -165,7 +69,7 @@ impl Workflow {
             approver_must_be_owner: None,
             approvers,
             audit,
-            jobs: jobs::outbox(jobs),
+            jobs: crate::app::jobs::outbox(jobs),
         }
     }
 
@@ -211,10 +115,10 @@ impl Workflow {
             return self.move_request(transition).await;
         }
         let owners = self.store.owners(request.org_id).await?;
-        let approvers = Self::eligible_approvers(&request, &owners);
+        let approvers = parties::eligible_approvers(&request, &owners);
         if approvers.is_empty() {
             let reason = "No active owner other than the requester and the subject can approve this request.".to_owned();
-            let jobs = Self::outcome_emails(&request, &parties, Outcome::Failed, Some(&reason));
+            let jobs = parties::outcome_emails(&request, &parties, Outcome::Failed, Some(&reason));
             let transition = Self::system_transition(
                 &request,
                 Step::FailUnroutable,
@@ -262,7 +166,7 @@ impl Workflow {
         let application = Application {
             request_id: request.id,
             at: now(),
-            jobs: jobs::outbox(Self::outcome_emails(
+            jobs: crate::app::jobs::outbox(parties::outcome_emails(
                 &request,
                 &parties,
                 Outcome::Applied,
@@ -276,7 +180,7 @@ impl Workflow {
         let Some(reason) = failure_reason(&err) else {
             return Err(err.into());
         };
-        let jobs = Self::outcome_emails(&request, &parties, Outcome::Failed, Some(&reason));
+        let jobs = parties::outcome_emails(&request, &parties, Outcome::Failed, Some(&reason));
         let transition = Self::system_transition(
             &request,
             Step::FailToApply,
@@ -322,7 +226,7 @@ impl Workflow {
                 .collect();
             if self
                 .store
-                .remind_request(request.id, at, jobs::outbox(jobs))
+                .remind_request(request.id, at, crate::app::jobs::outbox(jobs))
                 .await?
             {
                 reminded += 1;
@@ -331,7 +235,7 @@ impl Workflow {
         for request in &expire {
             let parties = self.parties(request).await?;
             let reason = "No owner decided the request in time.".to_owned();
-            let jobs = Self::outcome_emails(request, &parties, Outcome::Expired, Some(&reason));
+            let jobs = parties::outcome_emails(request, &parties, Outcome::Expired, Some(&reason));
             let transition = Self::system_transition(
                 request,
                 Step::Expire,

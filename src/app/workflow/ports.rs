@@ -2,8 +2,8 @@
 //! and the periodic sweep.
 
 use super::Workflow;
-use super::jobs::domain_purpose;
 use crate::app::crypto::new_token;
+use crate::app::jobs::domain_purpose;
 use crate::domain::{RequestId, UserId, now};
 use crate::store::{AuditEntry, EmailDelivery, NewSetupToken};
 use async_trait::async_trait;

@@ -4,8 +4,8 @@ mod types;
 
 pub use types::*;
 
-use super::directory::user_id;
 use super::loaders::UserIn;
+use super::objects::user_id;
 use super::types::{PageInfo, Permission, actor, app, loader};
 use super::{GqlResult, wants_total};
 use crate::app::request::{

@@ -4,11 +4,11 @@
 use crate::app::request::Filed;
 use crate::domain::{self, Timestamp};
 use crate::graphql::GqlResult;
+use crate::graphql::UserError;
 use crate::graphql::loaders::{DecisionsOf, EventsOf, OwnersOf, UserIn};
+use crate::graphql::objects::User;
 use crate::graphql::types::viewer;
-use crate::graphql::types::{
-    PageInfo, Permission, Product, Role, User, UserError, UserKind, app, loader,
-};
+use crate::graphql::types::{PageInfo, Permission, Product, Role, UserKind, app, loader};
 use crate::graphql::user_errors;
 use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
 

@@ -7,7 +7,10 @@ pub(super) mod audit;
 pub(super) mod directory;
 pub(super) mod identity;
 pub(super) mod jobs;
+pub(super) mod request_changes;
 pub(super) mod requests;
+pub(super) mod search;
+pub(super) mod setup;
 
 use super::search::SearchField;
 use super::{StoreError, unique_field};
@@ -143,164 +146,6 @@ macro_rules! store_impl {
                 .fetch_one(&mut **tx)
                 .await?;
                 Ok(id)
-            }
-
-            /// Recomputes a user's matching keys, sort key and trigram postings from their
-            /// current name, email and mobile.
-            async fn index_user_in(tx: &mut Tx, user_id: UserId) -> StoreResult<()> {
-                #[derive(sqlx::FromRow)]
-                struct Row {
-                    org_id: i64,
-                    username: String,
-                    first_name: String,
-                    last_name: String,
-                    email: String,
-                    mobile: Option<String>,
-                    sort_key: Option<String>,
-                }
-                let row: Row = sqlx::query_as(
-                    "SELECT org_id, username, first_name, last_name, email, mobile, sort_key FROM users WHERE id = $1",
-                )
-                .bind(user_id.0)
-                .fetch_one(&mut **tx)
-                .await?;
-                let keys = $crate::domain::search::SearchKeys::new(&row.first_name, &row.last_name, &row.email, row.mobile.as_deref());
-                let sort_key = $crate::domain::search::sort_key(&row.first_name, &row.last_name, user_id.0);
-                // How many users carry each trigram moves by the difference between the
-                // user's old and new trigrams, applied in trigram order so that concurrent
-                // writers lock the count rows in the same order.
-                let mut change = std::collections::BTreeMap::<String, i64>::new();
-                if let Some(old) = &row.sort_key {
-                    let old_grams: Vec<String> = sqlx::query_scalar(
-                        "DELETE FROM user_search_grams WHERE org_id = $1 AND sort_key = $2 RETURNING gram",
-                    )
-                    .bind(row.org_id)
-                    .bind(old)
-                    .fetch_all(&mut **tx)
-                    .await?;
-                    for gram in old_grams {
-                        *change.entry(gram).or_default() -= 1;
-                    }
-                }
-                sqlx::query(
-                    "UPDATE users SET sort_key = $2, name_key = $3, mobile_digits = $4, mobile_reversed = $5 WHERE id = $1",
-                )
-                    .bind(user_id.0)
-                    .bind(&sort_key)
-                    .bind(&keys.name)
-                    .bind(keys.mobile_digits.as_deref())
-                    .bind(keys.mobile_digits.as_deref().map(|d| d.chars().rev().collect::<String>()))
-                    .execute(&mut **tx)
-                    .await?;
-                let grams = keys.grams(&row.username);
-                for chunk in grams.chunks(200) {
-                    let mut insert = sqlx::QueryBuilder::<$db>::new("INSERT INTO user_search_grams (org_id, gram, sort_key, user_id) ");
-                    insert.push_values(chunk, |mut values, gram| {
-                        values.push_bind(row.org_id).push_bind(gram).push_bind(&sort_key).push_bind(user_id.0);
-                    });
-                    insert.build().execute(&mut **tx).await?;
-                }
-                for gram in grams {
-                    *change.entry(gram).or_default() += 1;
-                }
-                change.retain(|_, by| *by != 0);
-                let change: Vec<_> = change.into_iter().collect();
-                for chunk in change.chunks(200) {
-                    let mut upsert = sqlx::QueryBuilder::<$db>::new("INSERT INTO user_search_gram_counts (org_id, gram, users) ");
-                    upsert.push_values(chunk, |mut values, (gram, by)| {
-                        values.push_bind(row.org_id).push_bind(gram).push_bind(*by);
-                    });
-                    upsert.push(
-                        " ON CONFLICT (org_id, gram) DO UPDATE \
-                         SET users = user_search_gram_counts.users + excluded.users",
-                    );
-                    upsert.build().execute(&mut **tx).await?;
-                }
-                Ok(())
-            }
-
-            /// The users whose `field` starts with `start`: a range of the field's index
-            /// (byte-wise, so every such value sorts below `start` followed by the last
-            /// code point).
-            fn push_field_range(b: &mut sqlx::QueryBuilder<Db>, field: SearchField, start: &str) {
-                let column = $crate::store::sql::field_column(field, BACKEND);
-                b.push(format!(" AND {column} >= ")).push_bind(start.to_owned());
-                b.push(format!(" AND {column} < ")).push_bind(format!("{start}{}", char::MAX));
-            }
-
-            /// The FROM and WHERE of a users search: walking the postings of `grams[0]` in
-            /// directory order (each further trigram looked up beside it) or, without
-            /// trigrams, the organization's users in directory order; then every condition
-            /// checked on the user row. CROSS JOIN keeps that order on SQLite.
-            fn push_user_matches(b: &mut sqlx::QueryBuilder<Db>, q: &$crate::store::UserSearch, driver: &SearchDriver) {
-                fn like_escape(text: &str) -> String {
-                    text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
-                }
-                match driver {
-                    SearchDriver::Directory => {
-                        b.push(" FROM users u WHERE u.org_id = ").push_bind(q.org_id.0);
-                    }
-                    SearchDriver::Field { field, start } => {
-                        b.push(" FROM users u WHERE u.org_id = ").push_bind(q.org_id.0);
-                        Self::push_field_range(b, *field, start);
-                    }
-                    SearchDriver::Grams(grams) => {
-                        b.push(" FROM user_search_grams g0");
-                        for i in 1..grams.len() {
-                            b.push(format!(" CROSS JOIN user_search_grams g{i}"));
-                        }
-                        b.push(" CROSS JOIN users u WHERE g0.org_id = ").push_bind(q.org_id.0);
-                        b.push(" AND g0.gram = ").push_bind(grams[0].clone());
-                        for (i, gram) in grams.iter().enumerate().skip(1) {
-                            b.push(format!(" AND g{i}.org_id = g0.org_id AND g{i}.gram = "))
-                                .push_bind(gram.clone())
-                                .push(format!(" AND g{i}.sort_key = g0.sort_key AND g{i}.user_id = g0.user_id"));
-                        }
-                        b.push(" AND u.id = g0.user_id");
-                    }
-                }
-                if let Some(practice) = q.practice_id {
-                    b.push(" AND EXISTS (SELECT 1 FROM user_practices up WHERE up.user_id = u.id AND up.practice_id = ")
-                        .push_bind(practice.0)
-                        .push(")");
-                }
-                if let Some(status) = q.status {
-                    b.push(" AND u.status = ").push_bind(status.as_str());
-                }
-                if let Some(kind) = q.kind {
-                    b.push(" AND u.kind = ").push_bind(kind.as_str());
-                }
-                match q.locked {
-                    Some(true) => {
-                        b.push(" AND u.locked_until > ").push_bind(q.now);
-                    }
-                    Some(false) => {
-                        b.push(" AND (u.locked_until IS NULL OR u.locked_until <= ").push_bind(q.now).push(")");
-                    }
-                    None => {}
-                }
-                if let Some(name) = &q.name {
-                    b.push(" AND u.name_key LIKE ").push_bind(format!("%{}%", like_escape(name))).push(" ESCAPE '\\'");
-                }
-                if let Some(username) = &q.username {
-                    b.push(" AND u.username LIKE ").push_bind(format!("{}%", like_escape(username))).push(" ESCAPE '\\'");
-                }
-                if let Some(email) = &q.email {
-                    b.push(" AND lower(u.email) LIKE ").push_bind(format!("{}%", like_escape(email))).push(" ESCAPE '\\'");
-                }
-                if let Some(mobile) = &q.mobile {
-                    b.push(" AND u.mobile_digits LIKE ").push_bind(format!("%{}", like_escape(mobile))).push(" ESCAPE '\\'");
-                }
-                if let Some(any) = &q.any {
-                    let text = like_escape(&any.text);
-                    b.push(" AND (u.name_key LIKE ").push_bind(format!("%{text}%")).push(" ESCAPE '\\'");
-                    b.push(" OR u.username LIKE ").push_bind(format!("{text}%")).push(" ESCAPE '\\'");
-                    b.push(" OR lower(u.email) LIKE ").push_bind(format!("{text}%")).push(" ESCAPE '\\'");
-                    if let Some(digits) = &any.digits {
-                        b.push(" OR u.mobile_digits LIKE ").push_bind(format!("%{}", like_escape(digits))).push(" ESCAPE '\\'");
-                    }
-                    b.push(")");
-                }
             }
 
             /// (user, value) pairs of a two-column query whose text ends in `IN (`.
@@ -508,6 +353,18 @@ macro_rules! store_impl {
         mod requests_sql {
             use super::*;
             $crate::store::sql::requests::requests_impl!($store);
+        }
+        mod request_changes_sql {
+            use super::*;
+            $crate::store::sql::request_changes::request_changes_impl!($store);
+        }
+        mod setup_sql {
+            use super::*;
+            $crate::store::sql::setup::setup_impl!($store);
+        }
+        mod search_sql {
+            use super::*;
+            $crate::store::sql::search::search_impl!($store);
         }
     };
 }
