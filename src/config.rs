@@ -16,6 +16,8 @@ pub struct ConfigError {
 
 #[derive(Clone)]
 pub struct Config {
+    /// The time the app goes by: the system's (tests may run it ahead).
+    pub clock: crate::domain::clock::Clock,
     pub database_url: String,
     pub queue_url: String,
     pub smtp_url: Option<String>,
@@ -90,6 +92,7 @@ impl Config {
             Ok(url)
         })?;
         let config = Config {
+            clock: Default::default(),
             database_url: env.parse_with(
                 "GATEHOUSE_DATABASE_URL",
                 "sqlite://data/gatehouse.db",

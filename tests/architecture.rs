@@ -42,7 +42,13 @@ const LAYERS: &[(&str, &[&str])] = &[
     ),
     (
         "src/app",
-        &["crate::graphql", "crate::http", "crate::metrics"],
+        // Global IDs are the API's form: the graphql layer parses them (`graphql/ids.rs`).
+        &[
+            "crate::graphql",
+            "crate::http",
+            "crate::metrics",
+            "from_global(",
+        ],
     ),
     ("src/graphql", &["crate::http", "crate::store"]),
     ("src/http", &["crate::store"]),

@@ -6,6 +6,7 @@ use super::{Actor, AppError, AppResult, service};
 use crate::domain::UserId;
 use crate::domain::audit::AuditRecord;
 use crate::domain::audit::{ChainBreak, ChainVerifier};
+use crate::domain::id::ClientId;
 use crate::store::AuditQuery;
 
 /// Events read per page while verifying, to bound memory on long chains.
@@ -23,9 +24,10 @@ pub struct VerifyReport {
 /// What `auditEvents` filters on.
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {
-    pub actor_id: Option<String>,
-    pub subject_id: Option<String>,
-    pub request_id: Option<String>,
+    /// Each ID filter: absent is no filter; `Some(None)` names nothing (no event matches).
+    pub actor_id: Option<ClientId<UserId>>,
+    pub subject_id: Option<ClientId<UserId>>,
+    pub request_id: Option<ClientId<crate::domain::RequestId>>,
     pub action: Option<String>,
     pub since: Option<crate::domain::Timestamp>,
     pub until: Option<crate::domain::Timestamp>,
@@ -55,15 +57,13 @@ impl Audit {
             None => None,
         };
         // An ID of the wrong kind or another organization matches nothing.
-        let user =
-            |id: &Option<String>| present(id).map(|id| UserId::from_global(id).map_or(-1, |u| u.0));
+        let number = |id: Option<Option<i64>>| id.map(|id| id.unwrap_or(-1));
         let action = present(&filter.action).map(str::to_owned);
         let query = AuditQuery {
             org_id: actor.org_id(),
-            actor_id: user(&filter.actor_id),
-            subject_id: user(&filter.subject_id),
-            request_id: present(&filter.request_id)
-                .map(|id| crate::domain::RequestId::from_global(id).map_or(-1, |r| r.0)),
+            actor_id: number(filter.actor_id.map(|id| id.map(|u| u.0))),
+            subject_id: number(filter.subject_id.map(|id| id.map(|u| u.0))),
+            request_id: number(filter.request_id.map(|id| id.map(|r| r.0))),
             action_prefix: action.as_ref().filter(|a| a.ends_with('.')).cloned(),
             action: action.filter(|a| !a.ends_with('.')),
             since: filter.since,

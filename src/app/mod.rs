@@ -158,6 +158,11 @@ impl App {
         &self.directory.config
     }
 
+    /// The current time, by the app's clock (what "locked" and "expired" are judged by).
+    pub fn now(&self) -> crate::domain::Timestamp {
+        self.directory.now()
+    }
+
     /// Whether the database answers, for the health endpoint.
     pub async fn database_ready(&self) -> AppResult<()> {
         Ok(self.directory.store.ping().await?)
@@ -170,6 +175,11 @@ impl App {
 }
 
 impl Shared {
+    /// The current time, by the configured clock.
+    pub(in crate::app) fn now(&self) -> crate::domain::Timestamp {
+        self.config.clock.now()
+    }
+
     /// A user of the caller's organization, for an operation on it; anything else is
     /// NOT_FOUND on `userId`.
     pub(in crate::app) async fn target(

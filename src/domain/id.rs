@@ -27,12 +27,30 @@ macro_rules! id_type {
             }
         }
 
+        impl GlobalId for $name {
+            fn from_global(id: &str) -> Option<Self> {
+                $name::from_global(id)
+            }
+        }
+
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 write!(f, "{}", self.0)
             }
         }
     };
+}
+
+/// An ID a client sent, once parsed: `Some` when it names an object of its kind, `None`
+/// when it names nothing (malformed, or another kind of object). Use cases answer `None`
+/// as they answer an unknown object, after their own authorization checks, so that what
+/// a caller sent never changes the order of refusals.
+pub type ClientId<T> = Option<T>;
+
+/// An ID type with a global form.
+pub trait GlobalId: Sized {
+    /// Parses a global ID of this type; anything else is `None`.
+    fn from_global(id: &str) -> Option<Self>;
 }
 
 id_type!(OrgId, "Organization");

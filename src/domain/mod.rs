@@ -1,6 +1,7 @@
 //! Pure types and rules of Gatehouse: identifiers, account values, enums, audit chaining, errors.
 
 pub mod audit;
+pub mod clock;
 pub mod enums;
 pub mod error;
 pub mod id;

@@ -1,12 +1,13 @@
 //! The audit log, newest first (owners and admins).
 
+use super::ids::id_filter;
 use super::loaders::{RequestIn, UserIn};
 use super::objects::User;
-use super::types::{PageInfo, actor, app, loader};
+use super::types::{actor, app, loader};
 use super::{GqlResult, wants_total};
 use crate::app::audit::AuditFilter as AppAuditFilter;
 use crate::domain::{self, Timestamp, UserId};
-use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
+use async_graphql::{Context, ID, InputObject, Object};
 
 #[derive(Default)]
 pub struct AuditQuery;
@@ -24,9 +25,9 @@ impl AuditQuery {
     ) -> async_graphql::Result<AuditEventConnection> {
         let f = filter.unwrap_or_default();
         let filter = AppAuditFilter {
-            actor_id: f.actor_id.map(|id| id.0),
-            subject_id: f.subject_id.map(|id| id.0),
-            request_id: f.request_id.map(|id| id.0),
+            actor_id: id_filter(f.actor_id.as_ref()),
+            subject_id: id_filter(f.subject_id.as_ref()),
+            request_id: id_filter(f.request_id.as_ref()),
             action: f.action,
             since: f.since,
             until: f.until,
@@ -46,19 +47,9 @@ impl AuditQuery {
             .map(|id| UserIn(actor.org_id(), UserId(id)))
             .collect();
         loader(ctx)?.load_many(people).await?;
-        let page_info = PageInfo::of(&page, had_cursor);
-        Ok(AuditEventConnection {
-            page_info,
-            total_count: page.total.unwrap_or_default(),
-            edges: page
-                .items
-                .into_iter()
-                .map(|(cursor, event)| AuditEventEdge {
-                    cursor,
-                    node: AuditEvent(event),
-                })
-                .collect(),
-        })
+        Ok(AuditEventConnection::from_page(
+            page, had_cursor, AuditEvent,
+        ))
     }
 }
 
@@ -143,15 +134,4 @@ impl AuditEvent {
     }
 }
 
-#[derive(SimpleObject)]
-pub struct AuditEventEdge {
-    pub cursor: String,
-    pub node: AuditEvent,
-}
-
-#[derive(SimpleObject)]
-pub struct AuditEventConnection {
-    pub edges: Vec<AuditEventEdge>,
-    pub page_info: PageInfo,
-    pub total_count: i64,
-}
+super::types::connection!(AuditEventConnection, AuditEventEdge, AuditEvent);

@@ -3,13 +3,12 @@
 
 use super::UserError;
 use super::audit::AuditEvent;
+use super::ids::{client_id, client_ids, id_filter, user_id};
 use super::loaders::{OrgById, PermissionsOf, PracticesOf, ProductsOf};
 use super::node::Node;
-use super::objects::{
-    Organization, Practice, User, UserConnection, UserEdge, UserPayload, user_id,
-};
+use super::objects::{Organization, Practice, User, UserConnection, UserPayload};
 use super::request::AccountRequest;
-use super::types::{PageInfo, Permission, Product, Role, UserKind, UserStatus, actor, app, loader};
+use super::types::{Permission, Product, Role, UserKind, UserStatus, actor, app, loader};
 use super::{GqlResult, RequestContext, user_errors, wants_total};
 use crate::app::directory::{Invitation, ProfileUpdate, UserFilter as AppUserFilter};
 use crate::domain::id::{AuditEventId, decode_global};
@@ -44,43 +43,30 @@ impl DirectoryQuery {
     /// Any object of the caller's organization by its ID; null when unknown.
     async fn node(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<Node>> {
         let (app, actor) = (app(ctx)?, actor(ctx)?);
-        let Some((tag, _)) = decode_global(&id) else {
+        let Some((tag, n)) = decode_global(&id) else {
             return Ok(None);
         };
         Ok(match tag {
             UserId::TAG => {
-                let user = app
-                    .directory()
-                    .user(actor, UserId::from_global(&id).expect("tag checked"))
-                    .await
-                    .gql()?;
+                let user = app.directory().user(actor, UserId(n)).await.gql()?;
                 user.map(|u| Node::User(User::new(u)))
             }
             PracticeId::TAG => {
-                let id = PracticeId::from_global(&id).expect("tag checked");
-                let practice = app.directory().practice(actor, id).await.gql()?;
-                practice.map(|p| Node::Practice(Practice(p)))
+                let practice = app.directory().practice(actor, PracticeId(n)).await;
+                practice.gql()?.map(|p| Node::Practice(Practice(p)))
             }
-            OrgId::TAG if OrgId::from_global(&id) == Some(actor.org_id()) => {
-                Some(Node::Organization(Organization(
-                    app.directory().organization(actor).await.gql()?,
-                )))
-            }
+            OrgId::TAG if OrgId(n) == actor.org_id() => Some(Node::Organization(Organization(
+                app.directory().organization(actor).await.gql()?,
+            ))),
             RequestId::TAG => {
-                let request_id = RequestId::from_global(&id).expect("tag checked");
-                app.requests()
-                    .request(actor, request_id)
-                    .await
+                let request = app.requests().request(actor, RequestId(n)).await;
+                request
                     .gql()?
                     .map(|r| Node::AccountRequest(AccountRequest::new(r)))
             }
             AuditEventId::TAG => {
-                let event_id = AuditEventId::from_global(&id).expect("tag checked").0;
-                app.audit()
-                    .event(actor, event_id)
-                    .await
-                    .gql()?
-                    .map(|e| Node::AuditEvent(AuditEvent(e)))
+                let event = app.audit().event(actor, n).await;
+                event.gql()?.map(|e| Node::AuditEvent(AuditEvent(e)))
             }
             _ => None,
         })
@@ -88,7 +74,7 @@ impl DirectoryQuery {
 
     /// A user of the caller's organization; null when unknown.
     async fn user(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<User>> {
-        let Some(id) = UserId::from_global(&id) else {
+        let Some(id) = client_id::<UserId>(&id) else {
             return Ok(None);
         };
         Ok(app(ctx)?
@@ -118,7 +104,7 @@ impl DirectoryQuery {
             status: f.status.map(Into::into),
             kind: f.kind.map(Into::into),
             locked: f.locked,
-            practice_id: f.practice_id.map(|id| id.0),
+            practice_id: id_filter(f.practice_id.as_ref()),
         };
         let had_cursor = after.is_some();
         let page = app(ctx)?
@@ -127,19 +113,7 @@ impl DirectoryQuery {
             .await
             .gql()?;
         prime_user_details(ctx, page.items.iter().map(|(_, u)| u.id).collect()).await?;
-        let page_info = PageInfo::of(&page, had_cursor);
-        Ok(UserConnection {
-            page_info,
-            total_count: page.total.unwrap_or_default(),
-            edges: page
-                .items
-                .into_iter()
-                .map(|(cursor, user)| UserEdge {
-                    cursor,
-                    node: User::new(user),
-                })
-                .collect(),
-        })
+        Ok(UserConnection::from_page(page, had_cursor, User::new))
     }
 }
 
@@ -170,12 +144,7 @@ impl DirectoryMutation {
             products: input
                 .products
                 .map(|p| p.into_iter().map(Into::into).collect()),
-            practice_ids: input
-                .practice_ids
-                .unwrap_or_default()
-                .into_iter()
-                .map(|id| id.0)
-                .collect(),
+            practice_ids: client_ids(&input.practice_ids.unwrap_or_default()),
         };
         UserPayload::from(
             app(ctx)?
@@ -198,9 +167,7 @@ impl DirectoryMutation {
                     first_name: input.first_name,
                     last_name: input.last_name,
                     mobile: input.mobile,
-                    practice_ids: input
-                        .practice_ids
-                        .map(|ids| ids.into_iter().map(|id| id.0).collect()),
+                    practice_ids: input.practice_ids.as_deref().map(client_ids),
                 };
                 app.directory().update_user(actor, update).await
             }
@@ -230,7 +197,7 @@ impl DirectoryMutation {
         ctx: &Context<'_>,
         input: ReactivateUsersInput,
     ) -> async_graphql::Result<ReactivateUsersPayload> {
-        let ids: Vec<String> = input.user_ids.into_iter().map(|id| id.0).collect();
+        let ids = client_ids(&input.user_ids);
         let products = input
             .products
             .map(|p| p.into_iter().map(Into::into).collect());

@@ -2,8 +2,9 @@
 //! link, locks, temporary passwords, encryption keys.
 
 use super::UserError;
+use super::ids::user_id;
 use super::objects::User;
-use super::objects::{UserIdInput, UserPayload, user_id};
+use super::objects::{UserIdInput, UserPayload};
 use super::types::{actor, app, viewer};
 use super::{GqlResult, RequestContext, user_errors};
 use crate::app::identity::setup::AccountSetup;

@@ -5,6 +5,7 @@ mod audit;
 mod directory;
 mod error;
 mod identity;
+mod ids;
 pub mod limits;
 pub mod loaders;
 mod node;

@@ -7,21 +7,9 @@ use super::types::*;
 use super::{UserError, user_errors};
 use crate::app::identity::credentials::Viewer;
 use crate::domain::{self, Timestamp};
-use crate::domain::{DomainError, ErrorCode, UserId};
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 
-#[derive(SimpleObject)]
-pub struct UserEdge {
-    pub cursor: String,
-    pub node: User,
-}
-
-#[derive(SimpleObject)]
-pub struct UserConnection {
-    pub edges: Vec<UserEdge>,
-    pub page_info: PageInfo,
-    pub total_count: i64,
-}
+super::types::connection!(UserConnection, UserEdge, User);
 
 pub struct Organization(pub domain::Organization);
 
@@ -239,14 +227,13 @@ impl User {
         self.user.status.into()
     }
 
-    async fn locked(&self) -> bool {
-        self.user.is_locked(domain::now())
+    async fn locked(&self, ctx: &Context<'_>) -> async_graphql::Result<bool> {
+        Ok(self.user.is_locked(app(ctx)?.now()))
     }
 
-    async fn locked_until(&self) -> Option<Timestamp> {
-        self.user
-            .locked_until
-            .filter(|until| *until > domain::now())
+    async fn locked_until(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Timestamp>> {
+        let now = app(ctx)?.now();
+        Ok(self.user.locked_until.filter(|until| *until > now))
     }
 
     async fn password_change_required(&self) -> bool {
@@ -360,13 +347,4 @@ impl UserPayload {
             user_errors,
         })
     }
-}
-
-/// Parses a user ID argument; a malformed one is as unknown as any other.
-pub(in crate::graphql) fn user_id(id: &ID) -> Result<UserId, crate::app::AppError> {
-    UserId::from_global(id).ok_or_else(|| {
-        DomainError::new(ErrorCode::NotFound, "No such user.")
-            .on("userId")
-            .into()
-    })
 }

@@ -1,5 +1,6 @@
 //! Subscription root: request status changes, pushed over `/graphql/ws`.
 
+use super::ids::client_id;
 use super::request::AccountRequest;
 use super::types::{actor, app};
 use super::{GqlResult, RequestContext, SessionToken, gql};
@@ -25,7 +26,7 @@ impl Subscription {
         let wanted = match request_id {
             Some(id) => {
                 let unknown = || gql(AppError::BadUserInput("No such request.".into()));
-                let id = RequestId::from_global(&id).ok_or_else(unknown)?;
+                let id = client_id::<RequestId>(&id).ok_or_else(unknown)?;
                 app.requests()
                     .request(&actor, id)
                     .await

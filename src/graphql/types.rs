@@ -94,3 +94,44 @@ pub(super) fn viewer<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a crate::
         .as_ref()
         .ok_or_else(|| super::gql(crate::app::AppError::Unauthenticated))
 }
+
+/// Declares a connection (`XConnection` with `XEdge`s of `node`) and builds it from an app
+/// page: the one shape of every paged list.
+macro_rules! connection {
+    ($connection:ident, $edge:ident, $node:ty) => {
+        #[derive(async_graphql::SimpleObject)]
+        pub struct $edge {
+            pub cursor: String,
+            pub node: $node,
+        }
+
+        #[derive(async_graphql::SimpleObject)]
+        pub struct $connection {
+            pub edges: Vec<$edge>,
+            pub page_info: $crate::graphql::types::PageInfo,
+            pub total_count: i64,
+        }
+
+        impl $connection {
+            pub fn from_page<T>(
+                page: $crate::app::page::Page<T>,
+                had_cursor: bool,
+                node: impl Fn(T) -> $node,
+            ) -> Self {
+                Self {
+                    page_info: $crate::graphql::types::PageInfo::of(&page, had_cursor),
+                    total_count: page.total.unwrap_or_default(),
+                    edges: page
+                        .items
+                        .into_iter()
+                        .map(|(cursor, item)| $edge {
+                            cursor,
+                            node: node(item),
+                        })
+                        .collect(),
+                }
+            }
+        }
+    };
+}
+pub(crate) use connection;

@@ -12,12 +12,13 @@ pub use view::OrgView;
 use super::policy::Action;
 use super::{Actor, AppError, AppResult, service};
 use crate::app::page::{Page, decode_cursor, encode_cursor, page_size, present};
+use crate::domain::id::ClientId;
 use crate::domain::search::{digits, fold};
 use crate::domain::values::parse_title;
 use crate::domain::{Change, PermissionChange};
 use crate::domain::{
     DomainError, EmailAddress, ErrorCode, Mobile, Permission, PersonName, Practice, PracticeId,
-    Product, Role, User, UserId, UserKind, UserStatus, Username, now,
+    Product, Role, User, UserId, UserKind, UserStatus, Username,
 };
 use crate::store::{AnyMatch, NewUser, StoreError, UserCreation, UserSearch, UserUpdate};
 
@@ -32,7 +33,8 @@ pub struct UserFilter {
     pub status: Option<UserStatus>,
     pub kind: Option<UserKind>,
     pub locked: Option<bool>,
-    pub practice_id: Option<String>,
+    /// `None` inside: an ID that names no practice (so no user matches).
+    pub practice_id: Option<ClientId<PracticeId>>,
 }
 
 /// What `inviteUser` receives.
@@ -47,7 +49,7 @@ pub struct Invitation {
     pub role: Option<Role>,
     pub permissions: Vec<Permission>,
     pub products: Option<Vec<Product>>,
-    pub practice_ids: Vec<String>,
+    pub practice_ids: Vec<ClientId<PracticeId>>,
 }
 
 /// What `updateUser` receives; `None` leaves a field unchanged.
@@ -58,7 +60,7 @@ pub struct ProfileUpdate {
     pub last_name: Option<String>,
     /// An empty string clears the mobile.
     pub mobile: Option<String>,
-    pub practice_ids: Option<Vec<String>>,
+    pub practice_ids: Option<Vec<ClientId<PracticeId>>>,
 }
 
 /// The longest text a search filter takes (SPEC "Bad input and limits").
@@ -71,15 +73,19 @@ fn phone_like(text: &str) -> bool {
         && digits(text).len() >= 3
 }
 
-fn parse_practice_ids(ids: &[String], known: &[Practice]) -> Result<Vec<PracticeId>, DomainError> {
+/// The practices asked for, each of the caller's organization.
+fn known_practices(
+    ids: &[ClientId<PracticeId>],
+    known: &[Practice],
+) -> Result<Vec<PracticeId>, DomainError> {
     ids.iter()
-        .map(|id| {
-            PracticeId::from_global(id)
-                .filter(|p| known.iter().any(|k| k.id == *p))
+        .enumerate()
+        .map(|(i, id)| {
+            id.filter(|p| known.iter().any(|k| k.id == *p))
                 .ok_or_else(|| {
                     DomainError::new(
                         ErrorCode::NotFound,
-                        format!("No practice {id} in this organization."),
+                        format!("practiceIds[{i}] is not a practice of this organization."),
                     )
                     .on("practiceIds")
                 })
@@ -111,7 +117,6 @@ impl Directory {
             ("username", &filter.username),
             ("email", &filter.email),
             ("mobile", &filter.mobile),
-            ("practiceId", &filter.practice_id),
         ] {
             if text
                 .as_deref()
@@ -122,18 +127,16 @@ impl Directory {
                 )));
             }
         }
-        let practice_id = match present(&filter.practice_id) {
-            Some(id) => match PracticeId::from_global(id) {
-                Some(id) => Some(id),
-                // An unknown practice has no users.
-                None => {
-                    return Ok(Page {
-                        items: Vec::new(),
-                        has_next: false,
-                        total: with_total.then_some(0),
-                    });
-                }
-            },
+        let practice_id = match filter.practice_id {
+            Some(Some(id)) => Some(id),
+            // An unknown practice has no users.
+            Some(None) => {
+                return Ok(Page {
+                    items: Vec::new(),
+                    has_next: false,
+                    total: with_total.then_some(0),
+                });
+            }
             None => None,
         };
         let search = UserSearch {
@@ -152,7 +155,7 @@ impl Directory {
             kind: filter.kind,
             locked: filter.locked,
             practice_id,
-            now: now(),
+            now: self.now(),
             after,
             limit: size as i64 + 1,
             with_total,
@@ -193,7 +196,7 @@ impl Directory {
             return Err(DomainError::invalid("products", "Give at least one product.").into());
         }
         let practices = self.store.practices(actor.org_id()).await?;
-        let practice_ids = parse_practice_ids(&input.practice_ids, &practices)?;
+        let practice_ids = known_practices(&input.practice_ids, &practices)?;
         // Nobody gains more than an owner approved: from anyone but an owner, a higher
         // role or permissions become a request to the owners about the new member.
         let (role, permissions, asked) = if actor.grants_directly() {
@@ -210,7 +213,7 @@ impl Directory {
             });
             (Role::Member, Vec::new(), asked)
         };
-        let at = now();
+        let at = self.now();
         let audit = actor.audit("user.invited").details(serde_json::json!({
             "username": username.as_str(),
             "role": role.as_str(),
@@ -287,7 +290,7 @@ impl Directory {
             Some(typed) => Some(Some(Mobile::parse(typed)?.as_str().to_owned())),
         };
         let practice_ids = match &input.practice_ids {
-            Some(ids) => Some(parse_practice_ids(
+            Some(ids) => Some(known_practices(
                 ids,
                 &self.store.practices(actor.org_id()).await?,
             )?),

@@ -7,7 +7,7 @@ use crate::domain::password::Password;
 use crate::domain::values::parse_title;
 use crate::domain::{
     DomainError, EmailAddress, ErrorCode, Organization, PersonName, Product, Role, User, UserKind,
-    Username, now,
+    Username,
 };
 use crate::store::{AuditEntry, NewOrganization, NewUser, StoreError, UserCreation};
 
@@ -74,7 +74,7 @@ impl Directory {
             }
             None => None,
         };
-        let at = now();
+        let at = self.now();
         let invited = password_hash.is_none();
         let owner = NewUser {
             org_id: Default::default(),

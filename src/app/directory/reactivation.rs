@@ -4,7 +4,10 @@
 use super::Directory;
 use crate::app::policy::Action;
 use crate::app::{Actor, AppError, AppResult};
-use crate::domain::{DomainError, ErrorCode, Product, User, UserId, UserKind, UserStatus, now};
+use crate::domain::id::ClientId;
+use crate::domain::{
+    DomainError, ErrorCode, Product, Timestamp, User, UserId, UserKind, UserStatus,
+};
 use crate::store::StoreError;
 
 /// The outcome of reactivating several users: who came back, and why others did not
@@ -28,12 +31,12 @@ const BILLING_REVIEW_WINDOW: chrono::TimeDelta = chrono::TimeDelta::days(30);
 
 /// A provider getting BILLING back within 30 days of deactivation needs the owner's
 /// review (REACTIVATE_PROVIDER), as the vendors handle it.
-fn needs_review(user: &User, products: &[Product]) -> bool {
+fn needs_review(user: &User, products: &[Product], at: Timestamp) -> bool {
     user.kind == UserKind::Provider
         && products.contains(&Product::Billing)
         && user
             .deactivated_at
-            .is_some_and(|at| now() - at < BILLING_REVIEW_WINDOW)
+            .is_some_and(|deactivated| at - deactivated < BILLING_REVIEW_WINDOW)
 }
 
 impl Directory {
@@ -41,7 +44,7 @@ impl Directory {
     pub async fn reactivate_users(
         &self,
         actor: &Actor,
-        ids: &[String],
+        ids: &[ClientId<UserId>],
         products: Option<Vec<Product>>,
     ) -> AppResult<Reactivated> {
         actor.require(Action::AdministerUser)?;
@@ -51,7 +54,7 @@ impl Directory {
         }
         let mut done = Reactivated::default();
         for (index, id) in ids.iter().enumerate() {
-            match self.reactivate_one(actor, id, &products).await {
+            match self.reactivate_one(actor, index, *id, &products).await {
                 Ok(Reactivation::Now(user)) => done.users.push(user),
                 Ok(Reactivation::Requested(request)) => done.requests.push(request),
                 Err(AppError::Domain(refusal)) => done.refused.push((index, refusal)),
@@ -64,12 +67,18 @@ impl Directory {
     async fn reactivate_one(
         &self,
         actor: &Actor,
-        id: &str,
+        index: usize,
+        id: ClientId<UserId>,
         products: &[Product],
     ) -> AppResult<Reactivation> {
-        let not_found =
-            || DomainError::new(ErrorCode::NotFound, format!("No user {id}.")).on("userIds");
-        let user_id = UserId::from_global(id).ok_or_else(not_found)?;
+        let not_found = || {
+            DomainError::new(
+                ErrorCode::NotFound,
+                format!("userIds[{index}] is not a user of this organization."),
+            )
+            .on("userIds")
+        };
+        let user_id = id.ok_or_else(not_found)?;
         let user = match self.store.user(actor.org_id(), user_id).await {
             Err(StoreError::NotFound) => return Err(not_found().into()),
             other => other?,
@@ -82,7 +91,7 @@ impl Directory {
             .on("userIds")
             .into());
         }
-        if needs_review(&user, products) {
+        if needs_review(&user, products, self.now()) {
             let request = self
                 .area::<crate::app::Requests>()
                 .request_reactivation(actor, &user, products)

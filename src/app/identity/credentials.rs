@@ -7,7 +7,7 @@ use super::session::{Caller, ClientInfo, invalid_credentials};
 use crate::app::policy::Action;
 use crate::app::{Actor, AppResult};
 use crate::domain::password::Password;
-use crate::domain::{DomainError, User, UserId, now};
+use crate::domain::{DomainError, User, UserId};
 use crate::store::{KeyReset, PasswordChange, SessionRecord, StoreError};
 use gatehouse_workers::{Email, Job};
 
@@ -219,7 +219,7 @@ impl Identity {
         let audit = actor
             .audit("user.unlocked")
             .subject(user.id)
-            .details(serde_json::json!({ "wasLocked": user.is_locked(now()) }));
+            .details(serde_json::json!({ "wasLocked": user.is_locked(self.now()) }));
         Ok(self.store.unlock_user(user.id, audit).await?)
     }
 
@@ -232,7 +232,7 @@ impl Identity {
         viewer.may_see_private(user)?;
         Ok(self
             .store
-            .user_sessions(user.id, now(), self.config.session_idle)
+            .user_sessions(user.id, self.now(), self.config.session_idle)
             .await?)
     }
 

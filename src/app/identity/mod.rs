@@ -18,7 +18,8 @@ service!(
 impl Identity {
     /// Watches a session for a long-lived connection: `ended` turns true when it ends.
     pub fn watch_session(&self, session: crate::domain::SessionId) -> watch::Watching {
+        let clock = self.config.clock.clone();
         self.sessions
-            .watch(session, &self.store, self.config.session_idle)
+            .watch(session, &self.store, self.config.session_idle, clock)
     }
 }

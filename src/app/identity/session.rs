@@ -4,7 +4,7 @@ use super::Identity;
 use super::crypto::{Verified, new_token, token_hash};
 use crate::app::{AppError, AppResult};
 use crate::domain::{
-    DomainError, ErrorCode, OrgId, SessionId, Timestamp, User, UserId, UserStatus, now,
+    DomainError, ErrorCode, OrgId, SessionId, Timestamp, User, UserId, UserStatus,
 };
 use crate::store::{
     AuditEntry, FailedCheck, LockNotice, NewSession, SecretCheck, SignInGuard, StoreError,
@@ -17,6 +17,8 @@ pub struct Actor {
     pub user: User,
     pub session_id: SessionId,
     pub ip: Option<String>,
+    /// When the operation started, by the app's clock.
+    pub at: Timestamp,
 }
 
 impl Actor {
@@ -26,7 +28,7 @@ impl Actor {
 
     /// An audit event with this caller as actor, from their IP.
     pub fn audit(&self, action: &'static str) -> AuditEntry {
-        AuditEntry::new(self.org_id(), now(), action)
+        AuditEntry::new(self.org_id(), self.at, action)
             .actor(Some(self.user.id))
             .ip(self.ip.clone())
     }
@@ -97,8 +99,8 @@ pub(crate) fn invalid_credentials() -> DomainError {
     )
 }
 
-fn refused_sign_in(user: &User, client: &ClientInfo, reason: &str) -> AuditEntry {
-    AuditEntry::new(user.org_id, now(), "session.login_failed")
+fn refused_sign_in(user: &User, client: &ClientInfo, reason: &str, at: Timestamp) -> AuditEntry {
+    AuditEntry::new(user.org_id, at, "session.login_failed")
         .subject(user.id)
         .ip(client.ip.clone())
         .details(serde_json::json!({ "reason": reason }))
@@ -135,14 +137,19 @@ impl Identity {
                 self.claim_check(UserId(0)).await?;
                 self.hasher.verify(password, None).await?;
                 if let Some((user, _)) = other {
-                    self.record_later(refused_sign_in(&user, client, "account not active"));
+                    self.record_later(refused_sign_in(
+                        &user,
+                        client,
+                        "account not active",
+                        self.now(),
+                    ));
                 }
                 return Err(invalid_credentials().into());
             }
         };
         let Some(check) = self.claim_check(user.id).await? else {
             self.hasher.verify(password, None).await?;
-            self.record_later(refused_sign_in(&user, client, "account locked"));
+            self.record_later(refused_sign_in(&user, client, "account locked", self.now()));
             return Err(invalid_credentials().into());
         };
         let verified = self
@@ -163,7 +170,7 @@ impl Identity {
             Verified::Yes => None,
             Verified::YesRehashed(new_hash) => Some(new_hash),
         };
-        let at = now();
+        let at = self.now();
         let (token, token_hash) = new_token();
         let session = NewSession {
             user_id: user.id,
@@ -191,6 +198,7 @@ impl Identity {
                     &user,
                     client,
                     "changed or locked meanwhile",
+                    self.now(),
                 ));
                 return Err(invalid_credentials().into());
             }
@@ -203,7 +211,7 @@ impl Identity {
     /// Claims a check of the user's secret: `None` when they are locked (or not active),
     /// and then nothing may be verified.
     pub(crate) async fn claim_check(&self, user_id: UserId) -> AppResult<Option<SecretCheck>> {
-        let at = now();
+        let at = self.now();
         let threshold = i32::try_from(self.config.lockout_threshold).unwrap_or(i32::MAX);
         Ok(self
             .store
@@ -225,7 +233,7 @@ impl Identity {
     ) -> AppResult<bool> {
         Ok(self
             .store
-            .secret_check_passed(user_id, check.check_lock, now())
+            .secret_check_passed(user_id, check.check_lock, self.now())
             .await?)
     }
 
@@ -238,7 +246,7 @@ impl Identity {
         ip: Option<String>,
         reason: &str,
     ) -> AppResult<()> {
-        let at = now();
+        let at = self.now();
         let lock_until = check.check_lock.unwrap_or(at);
         let audit = AuditEntry::new(user.org_id, at, "session.login_failed")
             .subject(user.id)
@@ -298,9 +306,10 @@ impl Identity {
         if token.is_empty() || token.len() > 256 {
             return Ok(None);
         }
+        let at = self.now();
         let found = self
             .store
-            .session_by_token(&token_hash(token), now(), self.config.session_idle)
+            .session_by_token(&token_hash(token), at, self.config.session_idle)
             .await?;
         Ok(found.map(|s| {
             let restricted = s.user.password_change_required;
@@ -308,6 +317,7 @@ impl Identity {
                 user: s.user,
                 session_id: s.session_id,
                 ip: client.ip.clone(),
+                at,
             };
             if restricted {
                 Caller::MustChangePassword(actor)

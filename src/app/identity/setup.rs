@@ -8,7 +8,7 @@ use super::session::ClientInfo;
 use crate::app::policy::Action;
 use crate::app::{Actor, AppResult};
 use crate::domain::password::Password;
-use crate::domain::{DomainError, ErrorCode, User, UserId, UserStatus, now};
+use crate::domain::{DomainError, ErrorCode, User, UserId, UserStatus};
 use crate::store::{CompleteSetup, SecurityAnswer, StoreError};
 use gatehouse_workers::{Job, SetupPurpose};
 
@@ -97,7 +97,7 @@ impl Identity {
             purpose,
             self_requested: false,
         };
-        self.store.enqueue(job.into(), now()).await?;
+        self.store.enqueue(job.into(), self.now()).await?;
         Ok(user)
     }
 
@@ -124,7 +124,7 @@ impl Identity {
             UserStatus::Active => SetupPurpose::Reset,
             UserStatus::Inactive => return Ok(()),
         };
-        let at = now();
+        let at = self.now();
         let job = Job::AccountSetupEmail {
             user_id: user.id.0,
             purpose,
@@ -166,7 +166,7 @@ impl Identity {
         let Some(record) = record else {
             return Err(invalid().into());
         };
-        let at = now();
+        let at = self.now();
         if record.used_at.is_some() || record.voided_at.is_some() {
             return Err(invalid().into());
         }

@@ -3,7 +3,8 @@
 //! the connections whose session ended (logout, revocation, a password change, an
 //! inactivation, idle or absolute expiry, on any node) so that they close.
 
-use crate::domain::{SessionId, now};
+use crate::domain::SessionId;
+use crate::domain::clock::Clock;
 use crate::store::Store;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
@@ -58,9 +59,10 @@ impl SessionWatch {
         session: SessionId,
         store: &Arc<dyn Store>,
         idle: Duration,
+        clock: Clock,
     ) -> Watching {
         self.started.get_or_init(|| {
-            tokio::spawn(check_loop(Arc::downgrade(self), store.clone(), idle));
+            tokio::spawn(check_loop(Arc::downgrade(self), store.clone(), idle, clock));
         });
         let mut watched = self.lock();
         let entry = watched.entry(session).or_insert_with(|| Watched {
@@ -83,13 +85,18 @@ impl SessionWatch {
     }
 }
 
-async fn check_loop(watch: Weak<SessionWatch>, store: Arc<dyn Store>, idle: Duration) {
+async fn check_loop(
+    watch: Weak<SessionWatch>,
+    store: Arc<dyn Store>,
+    idle: Duration,
+    clock: Clock,
+) {
     loop {
         tokio::time::sleep(CHECK_EVERY).await;
         let Some(watch) = watch.upgrade() else { return };
         let ids: Vec<SessionId> = watch.lock().keys().copied().collect();
         for chunk in ids.chunks(BATCH) {
-            match store.live_sessions(chunk, now(), idle).await {
+            match store.live_sessions(chunk, clock.now(), idle).await {
                 Ok(live) => {
                     for id in chunk.iter().filter(|id| !live.contains(id)) {
                         watch.ended(*id);

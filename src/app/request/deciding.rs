@@ -8,7 +8,7 @@ impl Requests {
     pub async fn approve(
         &self,
         actor: &Actor,
-        id: &str,
+        id: ClientId<RequestId>,
         comment: Option<String>,
         accept_terms: Option<bool>,
     ) -> AppResult<AccountRequest> {
@@ -44,7 +44,7 @@ impl Requests {
     pub async fn reject(
         &self,
         actor: &Actor,
-        id: &str,
+        id: ClientId<RequestId>,
         reason: String,
     ) -> AppResult<AccountRequest> {
         let request = self.decidable(actor, id).await?;
@@ -63,14 +63,14 @@ impl Requests {
     }
 
     /// A request the caller may decide now.
-    async fn decidable(&self, actor: &Actor, id: &str) -> AppResult<AccountRequest> {
+    async fn decidable(&self, actor: &Actor, id: ClientId<RequestId>) -> AppResult<AccountRequest> {
         actor.require(Action::DecideRequest)?;
         // A session opened before a lock does not let a locked owner decide.
-        if actor.user.is_locked(now()) {
+        if actor.user.is_locked(self.now()) {
             return Err(AppError::Forbidden);
         }
         let request = self.request_for(actor, id).await?;
-        match may_decide(&request, actor.user.id, now()) {
+        match may_decide(&request, actor.user.id, self.now()) {
             Ok(()) => Ok(request),
             Err(NotDecidable::Involved) => Err(DomainError::new(
                 ErrorCode::SelfApprovalNotAllowed,
@@ -124,7 +124,11 @@ impl Requests {
         }
     }
 
-    pub async fn cancel(&self, actor: &Actor, id: &str) -> AppResult<AccountRequest> {
+    pub async fn cancel(
+        &self,
+        actor: &Actor,
+        id: ClientId<RequestId>,
+    ) -> AppResult<AccountRequest> {
         let request = self.request_for(actor, id).await?;
         if request.requested_by != actor.user.id {
             actor.require(Action::CancelAnyRequest)?;

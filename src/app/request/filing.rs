@@ -162,7 +162,7 @@ impl Requests {
         justification: Option<String>,
         idempotency_key: Option<String>,
     ) -> NewRequest {
-        let at = now();
+        let at = self.now();
         let mut audit = actor
             .audit(audit_action(RequestStatus::Submitted))
             .details(serde_json::json!({ "kind": change.kind().as_str() }));

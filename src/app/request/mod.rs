@@ -12,10 +12,11 @@ use super::identity::session::later;
 use super::page::{Page, decode_cursor, encode_cursor, page_size};
 use super::policy::Action;
 use super::{Actor, AppError, AppResult, service};
+use crate::domain::id::ClientId;
 use crate::domain::request::{NotDecidable, Step, audit_action, may_decide, needs_terms};
 use crate::domain::{
     AccountRequest, Change, DomainError, ErrorCode, LicenseChange, Permission, PermissionChange,
-    Product, RequestId, RequestKind, RequestStatus, Role, User, UserId, UserKind, UserStatus, now,
+    Product, RequestId, RequestKind, RequestStatus, Role, User, UserId, UserKind, UserStatus,
 };
 use crate::store::{Filing, NewDecision, NewRequest, RequestQuery, StoreError, Transition};
 use gatehouse_workers::{Job, Outcome};
@@ -60,7 +61,8 @@ pub struct InactivationRequest {
 pub struct RequestFilter {
     pub status: Option<RequestStatus>,
     pub kind: Option<RequestKind>,
-    pub subject_id: Option<String>,
+    /// Absent is no filter; `Some(None)` names nothing (no request matches).
+    pub subject_id: Option<ClientId<UserId>>,
     pub awaiting_my_decision: Option<bool>,
 }
 
@@ -134,8 +136,12 @@ impl Requests {
         Ok(request.filter(|r| Self::may_see(actor, r)))
     }
 
-    async fn request_for(&self, actor: &Actor, id: &str) -> AppResult<AccountRequest> {
-        let id = RequestId::from_global(id).ok_or_else(|| not_found("requestId"))?;
+    async fn request_for(
+        &self,
+        actor: &Actor,
+        id: ClientId<RequestId>,
+    ) -> AppResult<AccountRequest> {
+        let id = id.ok_or_else(|| not_found("requestId"))?;
         self.request(actor, id)
             .await?
             .ok_or_else(|| not_found("requestId"))
@@ -170,10 +176,7 @@ impl Requests {
             org_id: actor.org_id(),
             status: filter.status,
             kind: filter.kind,
-            subject_id: filter
-                .subject_id
-                .as_deref()
-                .map(|id| UserId::from_global(id).map_or(-1, |u| u.0)),
+            subject_id: filter.subject_id.map(|id| id.map_or(-1, |u| u.0)),
             involving: (!actor.may(Action::SeeAllRequests)).then_some(actor.user.id),
             awaiting: awaiting.then_some(actor.user.id),
             before_id,
@@ -200,11 +203,11 @@ impl Requests {
 
     /// Users who may decide the request now: active, unlocked owners who neither filed it
     /// nor are its subject.
-    pub fn current_approvers(request: &AccountRequest, owners: &[User]) -> Vec<User> {
+    pub fn current_approvers(&self, request: &AccountRequest, owners: &[User]) -> Vec<User> {
         if request.status != RequestStatus::PendingApproval {
             return Vec::new();
         }
-        parties::eligible_approvers(request, owners)
+        parties::eligible_approvers(request, owners, self.now())
     }
 }
 

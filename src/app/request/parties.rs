@@ -2,7 +2,7 @@
 //! them its outcome; shared by deciding and by the workers' side.
 
 use crate::app::{AppError, AppResult, Shared};
-use crate::domain::{AccountRequest, User, UserId, UserStatus, now};
+use crate::domain::{AccountRequest, Timestamp, User, UserId, UserStatus};
 use gatehouse_workers::{Email, Job, Outcome, RequestSummary};
 
 /// Everyone a request concerns, for its emails.
@@ -44,8 +44,11 @@ pub(in crate::app) fn email_to(user: &User, email: Email) -> Job {
 }
 
 /// Owners who could decide the request: active, unlocked, neither requester nor subject.
-pub(in crate::app) fn eligible_approvers(request: &AccountRequest, owners: &[User]) -> Vec<User> {
-    let at = now();
+pub(in crate::app) fn eligible_approvers(
+    request: &AccountRequest,
+    owners: &[User],
+    at: Timestamp,
+) -> Vec<User> {
     owners
         .iter()
         .filter(|o| o.status == UserStatus::Active && !o.is_locked(at) && !request.involves(o.id))

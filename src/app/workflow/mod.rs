@@ -7,7 +7,7 @@ mod ports;
 use super::request::parties::{self, email_to};
 use super::{AppResult, service};
 use crate::domain::request::{NotApplicable, Step};
-use crate::domain::{AccountRequest, RequestId, Timestamp, UserId, now};
+use crate::domain::{AccountRequest, RequestId, Timestamp, UserId};
 use crate::store::{Application, AuditEntry, NewDecision, StoreError, Transition};
 use gatehouse_workers::{Email, Job, Outcome};
 
@@ -41,6 +41,7 @@ impl Workflow {
     /// audit event and jobs.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn system_transition(
+        &self,
         request: &AccountRequest,
         step: Step,
         note: Option<String>,
@@ -48,7 +49,7 @@ impl Workflow {
         approvers: Vec<UserId>,
         jobs: Vec<Job>,
     ) -> Transition {
-        let at = now();
+        let at = self.now();
         let mut audit =
             AuditEntry::new(request.org_id, at, step.audit_action()).details(serde_json::json!({
                 "kind": request.kind().as_str(),
@@ -94,7 +95,7 @@ impl Workflow {
         let requester = &parties.requester;
         // By the role the requester had when filing: the filing was their decision.
         if request.filed_by_owner {
-            let mut transition = Self::system_transition(
+            let mut transition = self.system_transition(
                 &request,
                 Step::ApproveAsFiler,
                 Some("Filed by an owner: the filing is their approval.".into()),
@@ -115,11 +116,11 @@ impl Workflow {
             return self.move_request(transition).await;
         }
         let owners = self.store.owners(request.org_id).await?;
-        let approvers = parties::eligible_approvers(&request, &owners);
+        let approvers = parties::eligible_approvers(&request, &owners, self.now());
         if approvers.is_empty() {
             let reason = "No active owner other than the requester and the subject can approve this request.".to_owned();
             let jobs = parties::outcome_emails(&request, &parties, Outcome::Failed, Some(&reason));
-            let transition = Self::system_transition(
+            let transition = self.system_transition(
                 &request,
                 Step::FailUnroutable,
                 Some(reason.clone()),
@@ -142,7 +143,7 @@ impl Workflow {
                 )
             })
             .collect();
-        let transition = Self::system_transition(
+        let transition = self.system_transition(
             &request,
             Step::Route,
             None,
@@ -165,7 +166,7 @@ impl Workflow {
         let parties = self.parties(&request).await?;
         let application = Application {
             request_id: request.id,
-            at: now(),
+            at: self.now(),
             jobs: crate::app::jobs::outbox(parties::outcome_emails(
                 &request,
                 &parties,
@@ -181,7 +182,7 @@ impl Workflow {
             return Err(err.into());
         };
         let jobs = parties::outcome_emails(&request, &parties, Outcome::Failed, Some(&reason));
-        let transition = Self::system_transition(
+        let transition = self.system_transition(
             &request,
             Step::FailToApply,
             Some(reason.clone()),
@@ -195,7 +196,7 @@ impl Workflow {
     /// Sends the one reminder of requests pending for the reminder time, and expires
     /// those pending past their expiry. Returns how many of each.
     pub async fn sweep_requests(&self) -> AppResult<(usize, usize)> {
-        let at = now();
+        let at = self.now();
         let reminder = chrono::TimeDelta::from_std(self.config.request_reminder)
             .unwrap_or(chrono::TimeDelta::MAX);
         let created_before = at
@@ -236,14 +237,8 @@ impl Workflow {
             let parties = self.parties(request).await?;
             let reason = "No owner decided the request in time.".to_owned();
             let jobs = parties::outcome_emails(request, &parties, Outcome::Expired, Some(&reason));
-            let transition = Self::system_transition(
-                request,
-                Step::Expire,
-                Some(reason),
-                None,
-                Vec::new(),
-                jobs,
-            );
+            let transition =
+                self.system_transition(request, Step::Expire, Some(reason), None, Vec::new(), jobs);
             self.move_request(transition).await?;
         }
         Ok((reminded, expire.len()))

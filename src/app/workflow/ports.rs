@@ -4,14 +4,16 @@
 use super::Workflow;
 use crate::app::crypto::new_token;
 use crate::app::jobs::domain_purpose;
-use crate::domain::{RequestId, UserId, now};
+use crate::domain::{RequestId, UserId};
 use crate::store::{AuditEntry, EmailDelivery, NewSetupToken};
 use async_trait::async_trait;
 use gatehouse_workers::{Email, OutboxItem, PortError, Ports, Recipient, SetupPurpose};
 use std::time::Duration;
 
-fn later(by: Duration) -> crate::domain::Timestamp {
-    now() + chrono::TimeDelta::from_std(by).unwrap_or(chrono::TimeDelta::MAX)
+impl Workflow {
+    fn later(&self, by: Duration) -> crate::domain::Timestamp {
+        crate::app::identity::session::later(self.now(), by)
+    }
 }
 
 #[async_trait]
@@ -21,7 +23,10 @@ impl Ports for Workflow {
         limit: i64,
         lease: Duration,
     ) -> Result<Vec<OutboxItem>, PortError> {
-        let jobs = self.store.claim_jobs(now(), later(lease), limit).await?;
+        let jobs = self
+            .store
+            .claim_jobs(self.now(), self.later(lease), limit)
+            .await?;
         Ok(jobs
             .into_iter()
             .map(|j| {
@@ -37,7 +42,7 @@ impl Ports for Workflow {
     }
 
     async fn mark_relayed(&self, id: i64) -> Result<(), PortError> {
-        Ok(self.store.mark_job_relayed(id, now()).await?)
+        Ok(self.store.mark_job_relayed(id, self.now()).await?)
     }
 
     async fn relay_failed(
@@ -48,7 +53,7 @@ impl Ports for Workflow {
     ) -> Result<(), PortError> {
         Ok(self
             .store
-            .job_relay_failed(id, error, later(retry_in))
+            .job_relay_failed(id, error, self.later(retry_in))
             .await?)
     }
 
@@ -59,7 +64,7 @@ impl Ports for Workflow {
         self_requested: bool,
     ) -> Result<Option<(Recipient, Email)>, PortError> {
         let (token, token_hash) = new_token();
-        let at = now();
+        let at = self.now();
         let ttl = self.config.setup_token_ttl;
         let new = NewSetupToken {
             user_id: UserId(user_id),
@@ -67,7 +72,7 @@ impl Ports for Workflow {
             purpose: domain_purpose(purpose),
             self_requested,
             created_at: at,
-            expires_at: later(ttl),
+            expires_at: self.later(ttl),
         };
         let audit = AuditEntry::new(Default::default(), at, "user.setup_email_sent").details(
             serde_json::json!({
@@ -109,13 +114,13 @@ impl Ports for Workflow {
     }
 
     async fn claim_email(&self, key: &str, lease: Duration) -> Result<bool, PortError> {
-        let at = now();
+        let at = self.now();
         let stale_before = at - chrono::TimeDelta::from_std(lease).unwrap_or_default();
         Ok(self.store.claim_email(key, at, stale_before).await?)
     }
 
     async fn renew_email_claim(&self, key: &str) -> Result<(), PortError> {
-        Ok(self.store.renew_email_claim(key, now()).await?)
+        Ok(self.store.renew_email_claim(key, self.now()).await?)
     }
 
     async fn release_email_claim(&self, key: &str) -> Result<(), PortError> {
@@ -134,7 +139,7 @@ impl Ports for Workflow {
             recipient: recipient.to_owned(),
             template: template.to_owned(),
             failure: failure.map(str::to_owned),
-            at: now(),
+            at: self.now(),
         };
         Ok(self.store.record_email(delivery).await?)
     }
@@ -150,7 +155,7 @@ impl Ports for Workflow {
     async fn sweep(&self) -> Result<(), PortError> {
         let (sessions, tokens) = self
             .store
-            .expire_credentials(now(), self.config.session_idle)
+            .expire_credentials(self.now(), self.config.session_idle)
             .await?;
         if sessions + tokens > 0 {
             tracing::info!(sessions, tokens, "expired sessions and setup tokens");

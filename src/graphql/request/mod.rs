@@ -4,9 +4,9 @@ mod types;
 
 pub use types::*;
 
+use super::ids::{client_id, id_filter, user_id};
 use super::loaders::UserIn;
-use super::objects::user_id;
-use super::types::{PageInfo, Permission, actor, app, loader};
+use super::types::{Permission, actor, app, loader};
 use super::{GqlResult, wants_total};
 use crate::app::request::{
     InactivationRequest, LicenseRequest, PermissionRequest, RequestFilter as AppRequestFilter,
@@ -25,7 +25,7 @@ impl RequestQuery {
         ctx: &Context<'_>,
         id: ID,
     ) -> async_graphql::Result<Option<AccountRequest>> {
-        let Some(id) = RequestId::from_global(&id) else {
+        let Some(id) = client_id::<RequestId>(&id) else {
             return Ok(None);
         };
         Ok(app(ctx)?
@@ -49,7 +49,7 @@ impl RequestQuery {
         let filter = AppRequestFilter {
             status: f.status.map(Into::into),
             kind: f.kind.map(Into::into),
-            subject_id: f.subject_id.map(|id| id.0),
+            subject_id: id_filter(f.subject_id.as_ref()),
             awaiting_my_decision: f.awaiting_my_decision,
         };
         let had_cursor = after.is_some();
@@ -67,19 +67,11 @@ impl RequestQuery {
             .map(|id| UserIn(actor.org_id(), id))
             .collect();
         loader(ctx)?.load_many(people).await?;
-        let page_info = PageInfo::of(&page, had_cursor);
-        Ok(AccountRequestConnection {
-            page_info,
-            total_count: page.total.unwrap_or_default(),
-            edges: page
-                .items
-                .into_iter()
-                .map(|(cursor, request)| AccountRequestEdge {
-                    cursor,
-                    node: AccountRequest::new(request),
-                })
-                .collect(),
-        })
+        Ok(AccountRequestConnection::from_page(
+            page,
+            had_cursor,
+            AccountRequest::new,
+        ))
     }
 }
 
@@ -168,7 +160,7 @@ impl RequestMutation {
                 .requests()
                 .approve(
                     actor(ctx)?,
-                    &input.request_id,
+                    client_id(&input.request_id),
                     input.comment,
                     input.accept_terms,
                 )
@@ -184,7 +176,7 @@ impl RequestMutation {
         AccountRequestPayload::decided(
             app(ctx)?
                 .requests()
-                .reject(actor(ctx)?, &input.request_id, input.reason)
+                .reject(actor(ctx)?, client_id(&input.request_id), input.reason)
                 .await,
         )
     }
@@ -197,7 +189,7 @@ impl RequestMutation {
         AccountRequestPayload::decided(
             app(ctx)?
                 .requests()
-                .cancel(actor(ctx)?, &input.request_id)
+                .cancel(actor(ctx)?, client_id(&input.request_id))
                 .await,
         )
     }

@@ -8,7 +8,7 @@ use crate::graphql::UserError;
 use crate::graphql::loaders::{DecisionsOf, EventsOf, OwnersOf, UserIn};
 use crate::graphql::objects::User;
 use crate::graphql::types::viewer;
-use crate::graphql::types::{PageInfo, Permission, Product, Role, UserKind, app, loader};
+use crate::graphql::types::{Permission, Product, Role, UserKind, app, loader};
 use crate::graphql::user_errors;
 use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
 
@@ -202,12 +202,12 @@ impl AccountRequest {
                 .await?
                 .unwrap_or_default()
         };
-        Ok(
-            crate::app::Requests::current_approvers(&self.request, &owners)
-                .into_iter()
-                .map(User::new)
-                .collect(),
-        )
+        Ok(app(ctx)?
+            .requests()
+            .current_approvers(&self.request, &owners)
+            .into_iter()
+            .map(User::new)
+            .collect())
     }
 
     async fn decisions(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<RequestDecision>> {
@@ -271,18 +271,7 @@ impl AccountRequest {
     }
 }
 
-#[derive(SimpleObject)]
-pub struct AccountRequestEdge {
-    pub cursor: String,
-    pub node: AccountRequest,
-}
-
-#[derive(SimpleObject)]
-pub struct AccountRequestConnection {
-    pub edges: Vec<AccountRequestEdge>,
-    pub page_info: PageInfo,
-    pub total_count: i64,
-}
+crate::graphql::types::connection!(AccountRequestConnection, AccountRequestEdge, AccountRequest);
 
 #[derive(InputObject, Default)]
 pub struct RequestFilter {

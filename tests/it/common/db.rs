@@ -1,0 +1,110 @@
+//! Fresh databases for one test, on each backend, and the settings that use them.
+
+use super::*;
+use gatehouse::config::Config;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use tempfile::TempDir;
+
+/// A fresh, empty database for one test.
+pub struct TestDb {
+    pub url: String,
+    _dir: Option<TempDir>,
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+fn unique_name() -> String {
+    format!(
+        "gh_test_{}_{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+impl TestDb {
+    pub async fn sqlite() -> TestDb {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", dir.path().join("gatehouse.db").display());
+        TestDb {
+            url,
+            _dir: Some(dir),
+        }
+    }
+
+    /// A new database on the server named by GATEHOUSE_TEST_POSTGRES_URL. Without that
+    /// server the test is skipped, loudly; in CI (CI=true) it fails instead.
+    pub async fn postgres() -> Option<TestDb> {
+        let Ok(admin_url) = std::env::var("GATEHOUSE_TEST_POSTGRES_URL") else {
+            if in_ci() {
+                panic!(
+                    "CI=true but GATEHOUSE_TEST_POSTGRES_URL is not set: the PostgreSQL suite must run in CI"
+                );
+            }
+            skipped("PostgreSQL test (set GATEHOUSE_TEST_POSTGRES_URL or run scripts/test)");
+            return None;
+        };
+        let name = unique_name();
+        let pool = sqlx::PgPool::connect(&admin_url)
+            .await
+            .expect("connect to the test PostgreSQL server");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&pool)
+            .await
+            .expect("create test database");
+        pool.close().await;
+        let (base, _) = admin_url
+            .rsplit_once('/')
+            .expect("URL with a database name");
+        Some(TestDb {
+            url: format!("{base}/{name}"),
+            _dir: None,
+        })
+    }
+
+    /// A single number from a query, such as a COUNT(*).
+    pub async fn count(&self, sql: &str) -> i64 {
+        let sql = sqlx::AssertSqlSafe(sql.to_owned());
+        if self.url.starts_with("sqlite:") {
+            let pool = sqlx::SqlitePool::connect(&self.url).await.unwrap();
+            sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap()
+        } else {
+            let pool = sqlx::PgPool::connect(&self.url).await.unwrap();
+            sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap()
+        }
+    }
+
+    /// Runs raw SQL against the database, as an attacker with database access would.
+    pub async fn execute(&self, sql: &str) -> u64 {
+        let sql = sqlx::AssertSqlSafe(sql.to_owned());
+        if self.url.starts_with("sqlite:") {
+            let pool = sqlx::SqlitePool::connect(&self.url).await.unwrap();
+            sqlx::query(sql)
+                .execute(&pool)
+                .await
+                .unwrap()
+                .rows_affected()
+        } else {
+            let pool = sqlx::PgPool::connect(&self.url).await.unwrap();
+            sqlx::query(sql)
+                .execute(&pool)
+                .await
+                .unwrap()
+                .rows_affected()
+        }
+    }
+}
+
+/// Settings for tests: cheap argon2 (from config, as in production), a fresh database.
+pub fn test_config(db: &TestDb, extra: &[(&str, &str)]) -> Config {
+    let mut vars: HashMap<String, String> = HashMap::from([
+        ("GATEHOUSE_DATABASE_URL".into(), db.url.clone()),
+        ("GATEHOUSE_ARGON2_M_KIB".into(), "64".into()),
+        ("GATEHOUSE_ARGON2_T".into(), "1".into()),
+        ("GATEHOUSE_LISTEN".into(), "127.0.0.1:0".into()),
+    ]);
+    for (k, v) in extra {
+        vars.insert((*k).into(), (*v).into());
+    }
+    Config::from_lookup(|k| vars.get(k).cloned()).expect("valid test config")
+}

@@ -1,0 +1,185 @@
+//! WebSockets: sessions ending, per-operation authentication, timeouts, caps.
+
+use super::*;
+
+crate::on_both_databases!(
+    a_socket_closes_when_its_session_ends,
+    every_socket_operation_is_authenticated_afresh,
+);
+
+async fn a_socket_closes_when_its_session_ends(db: TestDb) {
+    let o = Practice::start(&db, vec![]).await;
+    let admin = o.login("adam").await;
+    let mia = o.user_id("mia").await;
+    let subscribe = json!({ "id": "s", "type": "subscribe", "payload": { "query": "subscription { requestUpdated { id status } }" } });
+    for what in [
+        "logout",
+        "revokeSessions",
+        "changePassword",
+        "inactivation",
+        "idle",
+    ] {
+        let token = o.login("mia").await;
+        let mut socket = Subscriber::connect(&o.server, Some(&token)).await.unwrap();
+        socket.send(subscribe.clone()).await;
+        let started = Instant::now();
+        match what {
+            "logout" => {
+                o.send(Some(&token), "mutation { logout }", json!({})).await;
+            }
+            "revokeSessions" => {
+                o.send(
+                    Some(&admin),
+                    "mutation($u: ID!) { revokeSessions(input: {userId: $u}) { user { id } } }",
+                    json!({ "u": mia }),
+                )
+                .await;
+            }
+            "changePassword" => {
+                let body = o
+                    .send(
+                        Some(&token),
+                        "mutation($p: String!) { changePassword(input: {currentPassword: $p, newPassword: $p}) { userErrors { code } } }",
+                        json!({ "p": PASSWORD }),
+                    )
+                    .await;
+                assert_eq!(
+                    body["data"]["changePassword"]["userErrors"],
+                    json!([]),
+                    "{body}"
+                );
+            }
+            "inactivation" => {
+                // Written by another node: this one learns of it only by looking.
+                db.execute("UPDATE users SET status = 'INACTIVE' WHERE username = 'mia'")
+                    .await;
+            }
+            _ => {
+                // Idle for longer than the idle timeout, as far as the database knows.
+                let old = if o.server.store.backend() == gatehouse::store::Backend::Sqlite {
+                    "UPDATE sessions SET last_seen_at = '2000-01-01 00:00:00+00:00'"
+                } else {
+                    "UPDATE sessions SET last_seen_at = '2000-01-01 00:00:00+00'"
+                };
+                db.execute(old).await;
+            }
+        }
+        let code = socket.closed_within(Duration::from_secs(5)).await;
+        assert_eq!(code, Some(4401), "{what}: closed within 5 s");
+        assert!(started.elapsed() < Duration::from_secs(5), "{what}");
+        if what == "inactivation" {
+            db.execute("UPDATE users SET status = 'ACTIVE' WHERE username = 'mia'")
+                .await;
+        }
+    }
+}
+
+async fn every_socket_operation_is_authenticated_afresh(db: TestDb) {
+    let o = Practice::start(&db, vec![]).await;
+    let mia_token = o.login("mia").await;
+    let mut socket = Subscriber::connect(&o.server, Some(&mia_token))
+        .await
+        .unwrap();
+    let first = socket.run("1", "{ me { firstName } }").await;
+    assert_eq!(first["payload"]["data"]["me"]["firstName"], "Sam");
+    // A rename over HTTP is seen by the next operation on the socket: no loader outlives
+    // its operation.
+    let mia = o.user_id("mia").await;
+    o.send(
+        Some(&mia_token),
+        "mutation($i: UpdateUserInput!) { updateUser(input: $i) { userErrors { code } } }",
+        json!({ "i": { "userId": mia, "firstName": "Mila" } }),
+    )
+    .await;
+    let second = socket.run("2", "{ me { firstName } }").await;
+    assert_eq!(
+        second["payload"]["data"]["me"]["firstName"], "Mila",
+        "{second}"
+    );
+    // The limits hold for every message.
+    let aliases: String = (0..60).map(|i| format!("a{i}: me {{ id }} ")).collect();
+    let answer = socket.run("3", &format!("{{ {aliases} }}")).await;
+    assert_eq!(
+        answer["payload"]["errors"][0]["extensions"]["code"], "QUERY_TOO_COMPLEX",
+        "{answer}"
+    );
+    let deep = format!(
+        "{{ me {} id {} }}",
+        "{ organization { owners ".repeat(6),
+        "} } ".repeat(6)
+    );
+    let answer = socket.run("4", &deep).await;
+    assert_eq!(
+        answer["payload"]["errors"][0]["extensions"]["code"], "QUERY_TOO_COMPLEX",
+        "{answer}"
+    );
+    // The moment the session ends, the socket's next operation is refused.
+    o.send(Some(&mia_token), "mutation { logout }", json!({}))
+        .await;
+    socket
+        .send(json!({ "id": "5", "type": "subscribe", "payload": { "query": "mutation { updateUser(input: {userId: \"x\", firstName: \"Evil\"}) { user { id } } }" } }))
+        .await;
+    assert_eq!(
+        socket.closed_within(Duration::from_secs(5)).await,
+        Some(4401)
+    );
+    // Refused if it was answered at all (the socket may have closed first).
+    for answer in socket.skipped.iter().filter(|m| m["id"] == "5") {
+        if answer["type"] != "complete" {
+            assert_eq!(answer["payload"]["data"], Value::Null, "{answer}");
+            assert_eq!(
+                answer["payload"]["errors"][0]["extensions"]["code"], "UNAUTHENTICATED",
+                "{answer}"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_socket_without_connection_init_closes_after_ten_seconds() {
+    let db = TestDb::sqlite().await;
+    let server = TestServer::start(&db).await;
+    let mut socket = Subscriber::open(&server).await;
+    let started = Instant::now();
+    assert_eq!(
+        socket.closed_within(Duration::from_secs(15)).await,
+        Some(4408)
+    );
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_secs(9) && waited < Duration::from_secs(12),
+        "{waited:?}"
+    );
+    // A bad token is refused at once.
+    let refused = Subscriber::connect(&server, Some("not a token")).await;
+    assert!(refused.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_socket_message_closes_the_connection_and_operations_are_capped() {
+    let db = TestDb::sqlite().await;
+    let server = TestServer::start(&db).await;
+    seed_org(&server.app, "Sunrise", "olivia").await;
+    let token = server.login("olivia", OWNER_PASSWORD).await;
+    let mut socket = Subscriber::connect(&server, Some(&token)).await.unwrap();
+    for i in 0..100 {
+        socket
+            .send(json!({ "id": i.to_string(), "type": "subscribe", "payload": { "query": "subscription { requestUpdated { id } }" } }))
+            .await;
+    }
+    let answer = socket
+        .run("one too many", "subscription { requestUpdated { id } }")
+        .await;
+    assert_eq!(
+        answer["payload"]["errors"][0]["extensions"]["code"], "QUERY_TOO_COMPLEX",
+        "{answer}"
+    );
+    let mut socket = Subscriber::connect(&server, Some(&token)).await.unwrap();
+    let huge = format!("{{ me {{ id }} }} # {}", "x".repeat(4 * 1024 * 1024));
+    socket
+        .send(json!({ "id": "huge", "type": "subscribe", "payload": { "query": huge } }))
+        .await;
+    assert_eq!(socket.next().await, None, "the connection closed");
+    let health = reqwest::get(server.url("/healthz")).await.unwrap();
+    assert_eq!(health.status(), 200);
+}

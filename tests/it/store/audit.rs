@@ -1,0 +1,127 @@
+//! The audit chain and compaction, on both databases.
+
+use super::*;
+
+crate::on_both_databases!(
+    audit_chain_verifies_and_names_altered_event,
+    audit_chain_names_removed_event,
+    audit_chain_names_reordered_events,
+    audit_chain_catches_removal_at_the_end,
+    compacting_keeps_every_row,
+);
+
+/// Appends a few events and returns the app and the organization.
+async fn chain_of_five(db: &TestDb) -> (crate::common::TestApp, gatehouse::domain::OrgId) {
+    let app = test_app(db).await;
+    let (org, owner) = seed_org(&app, "Alpha", "alpha.owner").await;
+    for i in 0..5 {
+        let entry = AuditEntry::new(org.id, now(), "user.updated")
+            .actor(Some(owner.id))
+            .subject(owner.id)
+            .ip(Some("192.0.2.7".into()))
+            .details(serde_json::json!({ "n": i }));
+        let record = app.store.append_audit(entry).await.unwrap();
+        assert_eq!(record.hash.len(), 32);
+    }
+    let report = app.audit().verify().await.unwrap();
+    assert!(report.broken.is_none(), "{:?}", report.broken);
+    assert!(report.events >= 5);
+    (app, org.id)
+}
+
+async fn audit_chain_verifies_and_names_altered_event(db: TestDb) {
+    let (app, org) = chain_of_five(&db).await;
+    let target: i64 = app.store.audit_chain_page(org, 0, 100).await.unwrap()[4].id;
+    db.execute(&format!(
+        "UPDATE audit_events SET details = '{{\"n\":42}}' WHERE id = {target}"
+    ))
+    .await;
+    let broken = app
+        .audit()
+        .verify()
+        .await
+        .unwrap()
+        .broken
+        .expect("alteration found");
+    assert_eq!(broken.event_id, target);
+    assert!(broken.problem.contains("altered"), "{broken}");
+}
+
+async fn audit_chain_names_removed_event(db: TestDb) {
+    let (app, org) = chain_of_five(&db).await;
+    let events = app.store.audit_chain_page(org, 0, 100).await.unwrap();
+    db.execute(&format!(
+        "DELETE FROM audit_events WHERE id = {}",
+        events[3].id
+    ))
+    .await;
+    let broken = app
+        .audit()
+        .verify()
+        .await
+        .unwrap()
+        .broken
+        .expect("removal found");
+    assert_eq!(
+        broken.event_id, events[4].id,
+        "the event after the gap is named"
+    );
+    assert!(broken.problem.contains("removed"), "{broken}");
+}
+
+async fn audit_chain_names_reordered_events(db: TestDb) {
+    let (app, org) = chain_of_five(&db).await;
+    let events = app.store.audit_chain_page(org, 0, 100).await.unwrap();
+    let (x, y) = (&events[2], &events[3]);
+    // Swap the two events' places in the sequence.
+    db.execute(&format!(
+        "UPDATE audit_events SET seq = -1 WHERE id = {}",
+        x.id
+    ))
+    .await;
+    db.execute(&format!(
+        "UPDATE audit_events SET seq = {} WHERE id = {}",
+        x.seq, y.id
+    ))
+    .await;
+    db.execute(&format!(
+        "UPDATE audit_events SET seq = {} WHERE id = {}",
+        y.seq, x.id
+    ))
+    .await;
+    let broken = app
+        .audit()
+        .verify()
+        .await
+        .unwrap()
+        .broken
+        .expect("reordering found");
+    assert_eq!(broken.event_id, y.id);
+}
+
+async fn audit_chain_catches_removal_at_the_end(db: TestDb) {
+    let (app, org) = chain_of_five(&db).await;
+    let events = app.store.audit_chain_page(org, 0, 100).await.unwrap();
+    db.execute(&format!(
+        "DELETE FROM audit_events WHERE id = {}",
+        events.last().unwrap().id
+    ))
+    .await;
+    let broken = app
+        .audit()
+        .verify()
+        .await
+        .unwrap()
+        .broken
+        .expect("truncation found");
+    assert!(broken.problem.contains("removed from the end"), "{broken}");
+}
+
+async fn compacting_keeps_every_row(db: TestDb) {
+    let app = test_app(&db).await;
+    seed_org(&app, "Compact", "compact.owner").await;
+    for _ in 0..3 {
+        app.store.compact().await.expect("compacting works");
+    }
+    assert_eq!(db.count("SELECT COUNT(*) FROM users").await, 1);
+}

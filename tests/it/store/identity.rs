@@ -1,0 +1,244 @@
+//! Sessions, secret checks under concurrency and email claims, on both databases.
+
+use super::*;
+
+crate::on_both_databases!(
+    sessions_are_found_by_token_until_ended,
+    simultaneous_secret_checks_claim_at_most_the_threshold,
+    a_sign_in_verified_before_a_password_change_starts_no_session,
+    a_right_secret_after_others_locked_the_account_is_refused,
+    an_email_is_claimed_by_one_run_at_a_time,
+);
+
+async fn sessions_are_found_by_token_until_ended(db: TestDb) {
+    use std::time::Duration;
+    let app = test_app(&db).await;
+    let (org, owner) = seed_org(&app, "Alpha", "alpha.owner").await;
+    let at = now();
+    let session = gatehouse::store::NewSession {
+        user_id: owner.id,
+        token_hash: vec![1; 32],
+        created_at: at,
+        expires_at: at + chrono::TimeDelta::hours(12),
+        user_agent: Some("test".into()),
+        ip: Some("192.0.2.1".into()),
+        guard: None,
+    };
+    let id = app
+        .store
+        .start_session(session, AuditEntry::new(org.id, at, "session.login"))
+        .await
+        .unwrap();
+    let found = app
+        .store
+        .session_by_token(&[1; 32], now(), Duration::from_secs(1800))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((found.session_id, found.user.id), (id, owner.id));
+    assert!(found.user.last_login_at.is_some());
+    assert!(
+        app.store
+            .session_by_token(&[2; 32], now(), Duration::from_secs(1800))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let later = now() + chrono::TimeDelta::minutes(31);
+    assert!(
+        app.store
+            .session_by_token(&[1; 32], later, Duration::from_secs(1800))
+            .await
+            .unwrap()
+            .is_none(),
+        "idle"
+    );
+    let past_max = now() + chrono::TimeDelta::hours(13);
+    assert!(
+        app.store
+            .session_by_token(&[1; 32], past_max, Duration::from_secs(86400))
+            .await
+            .unwrap()
+            .is_none(),
+        "max"
+    );
+    app.store
+        .end_session(id, AuditEntry::new(org.id, now(), "session.logout"))
+        .await
+        .unwrap();
+    assert!(
+        app.store
+            .session_by_token(&[1; 32], now(), Duration::from_secs(1800))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(matches!(
+        app.store
+            .end_session(id, AuditEntry::new(org.id, now(), "session.logout"))
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+}
+
+async fn simultaneous_secret_checks_claim_at_most_the_threshold(db: TestDb) {
+    let app = test_app(&db).await;
+    let (_, owner) = seed_org(&app, "Claims", "claimer").await;
+    let lock_until = now() + chrono::TimeDelta::hours(1);
+    let claims = (0..25).map(|_| {
+        let store = app.store.clone();
+        tokio::spawn(async move {
+            store
+                .claim_secret_check(owner.id, now(), 5, lock_until)
+                .await
+                .unwrap()
+        })
+    });
+    let mut granted = Vec::new();
+    for claim in claims {
+        if let Some(check) = claim.await.unwrap() {
+            granted.push(check);
+        }
+    }
+    assert_eq!(granted.len(), 5, "exactly the threshold may be verified");
+    assert_eq!(
+        granted.iter().filter(|c| c.check_lock.is_some()).count(),
+        1,
+        "the fifth locked the account provisionally"
+    );
+    assert!(granted.iter().all(|c| c.password_hash.is_some()));
+    let user = app.store.user(owner.org_id, owner.id).await.unwrap();
+    assert!(user.is_locked(now()));
+    // Once the lock has run out, counting starts over.
+    let later = lock_until + chrono::TimeDelta::seconds(1);
+    let again = app
+        .store
+        .claim_secret_check(owner.id, later, 5, later + chrono::TimeDelta::hours(1))
+        .await
+        .unwrap()
+        .expect("claimable after the lock");
+    assert_eq!(again.check_lock, None);
+}
+
+async fn a_sign_in_verified_before_a_password_change_starts_no_session(db: TestDb) {
+    use gatehouse::store::{NewSession, PasswordChange, SignInGuard};
+    let app = test_app(&db).await;
+    let (org, owner) = seed_org(&app, "Race", "racer").await;
+    let at = now();
+    let check = app
+        .store
+        .claim_secret_check(owner.id, at, 5, at + chrono::TimeDelta::hours(1))
+        .await
+        .unwrap()
+        .unwrap();
+    let verified = check.password_hash.clone().unwrap();
+    // Meanwhile the password is changed.
+    app.store
+        .set_password(PasswordChange {
+            user_id: owner.id,
+            replaces: None,
+            hash: "$argon2id$v=19$m=64,t=1,p=1$bmV3c2FsdA$bmV3aGFzaA".into(),
+            change_required: false,
+            audit: AuditEntry::new(org.id, now(), "user.password_changed"),
+            email: None,
+        })
+        .await
+        .unwrap();
+    let session = NewSession {
+        user_id: owner.id,
+        token_hash: vec![9; 32],
+        created_at: now(),
+        expires_at: now() + chrono::TimeDelta::hours(12),
+        user_agent: None,
+        ip: None,
+        guard: Some(SignInGuard {
+            verified_hash: verified,
+            check_lock: None,
+            rehash: Some("$argon2id$v=19$m=19456,t=2,p=1$cmVoYXNo$cmVoYXNo".into()),
+        }),
+    };
+    let started = app
+        .store
+        .start_session(session, AuditEntry::new(org.id, now(), "session.login"))
+        .await;
+    assert!(
+        matches!(started, Err(StoreError::Conflict(_))),
+        "{started:?}"
+    );
+    let (_, hash) = app
+        .store
+        .credentials_by_username("racer")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        hash.as_deref(),
+        Some("$argon2id$v=19$m=64,t=1,p=1$bmV3c2FsdA$bmV3aGFzaA"),
+        "the rehash did not overwrite the new password"
+    );
+    assert!(
+        app.store
+            .session_by_token(&[9; 32], now(), std::time::Duration::from_secs(1800))
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+async fn a_right_secret_after_others_locked_the_account_is_refused(db: TestDb) {
+    let app = test_app(&db).await;
+    let (_, owner) = seed_org(&app, "Late", "latecomer").await;
+    let lock_until = now() + chrono::TimeDelta::hours(1);
+    let first = app
+        .store
+        .claim_secret_check(owner.id, now(), 5, lock_until)
+        .await
+        .unwrap()
+        .unwrap();
+    for _ in 0..4 {
+        app.store
+            .claim_secret_check(owner.id, now(), 5, lock_until)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    // The first check turns out right, but the others locked the account meanwhile.
+    assert!(
+        !app.store
+            .secret_check_passed(owner.id, first.check_lock, now())
+            .await
+            .unwrap()
+    );
+    let user = app.store.user(owner.org_id, owner.id).await.unwrap();
+    assert!(user.is_locked(now()), "the lock stands");
+}
+
+async fn an_email_is_claimed_by_one_run_at_a_time(db: TestDb) {
+    let app = test_app(&db).await;
+    let at = now();
+    let stale = at - chrono::TimeDelta::seconds(15);
+    let claims = (0..10).map(|_| {
+        let store = app.store.clone();
+        tokio::spawn(async move { store.claim_email("email-1", at, stale).await.unwrap() })
+    });
+    let mut won = 0;
+    for claim in claims {
+        won += usize::from(claim.await.unwrap());
+    }
+    assert_eq!(won, 1);
+    // A claim left unrenewed past its lease is taken over.
+    let later = at + chrono::TimeDelta::seconds(20);
+    assert!(
+        app.store
+            .claim_email("email-1", later, later - chrono::TimeDelta::seconds(15))
+            .await
+            .unwrap()
+    );
+    app.store.release_email_claim("email-1").await.unwrap();
+    assert!(
+        app.store
+            .claim_email("email-1", later, stale)
+            .await
+            .unwrap()
+    );
+}

@@ -1,0 +1,172 @@
+//! Deciding requests under concurrency, on both databases.
+
+use super::*;
+
+crate::on_both_databases!(
+    twenty_simultaneous_decisions_record_exactly_one,
+    a_locked_owners_decision_is_refused,
+);
+
+/// Files a license request as `requester` and moves it to PENDING_APPROVAL.
+async fn pending_request(
+    app: &crate::common::TestApp,
+    org: gatehouse::domain::OrgId,
+    requester: gatehouse::domain::UserId,
+) -> gatehouse::domain::RequestId {
+    use gatehouse::domain::{Change, LicenseChange};
+    use gatehouse::store::{Filing, NewRequest, Transition};
+    let at = now();
+    let new = NewRequest {
+        route: gatehouse::app::jobs::route_job,
+        org_id: org,
+        requested_by: requester,
+        subject_id: None,
+        justification: None,
+        change: Change::Licenses(LicenseChange {
+            product: Product::Ehr,
+            kind: UserKind::Staff,
+            quantity: 2,
+        }),
+        terms_accepted: false,
+        filed_by_owner: false,
+        at,
+        expires_at: at + chrono::TimeDelta::days(14),
+        idempotency_key: None,
+        idempotency_since: at,
+        audit: AuditEntry::new(org, at, "request.submitted"),
+    };
+    let Filing::New(request) = app.store.file_request(new).await.unwrap() else {
+        panic!("a new request");
+    };
+    let mut audit = AuditEntry::new(org, at, "request.pending_approval");
+    audit.request_id = Some(request.id.0);
+    app.store
+        .transition_request(Transition {
+            request_id: request.id,
+            step: gatehouse::domain::request::Step::Route,
+            at,
+            actor_id: None,
+            note: None,
+            failure_reason: None,
+            decision: None,
+            approver_must_be_owner: None,
+            approvers: vec![],
+            audit,
+            jobs: vec![],
+        })
+        .await
+        .unwrap();
+    request.id
+}
+
+async fn twenty_simultaneous_decisions_record_exactly_one(db: TestDb) {
+    use gatehouse::store::{NewDecision, Transition};
+    let app = test_app(&db).await;
+    let (org, owner) = seed_org(&app, "Deciders", "decider").await;
+    let admin = app
+        .store
+        .create_user(new_user(
+            org.id,
+            "filer",
+            "filer@deciders.example",
+            UserKind::Staff,
+        ))
+        .await
+        .unwrap();
+    let id = pending_request(&app, org.id, admin.id).await;
+    let attempts = (0..20).map(|i| {
+        let store = app.store.clone();
+        let approved = i % 2 == 0;
+        let mut audit = AuditEntry::new(org.id, now(), "request.approved");
+        audit.request_id = Some(id.0);
+        tokio::spawn(async move {
+            store
+                .transition_request(Transition {
+                    request_id: id,
+                    step: if approved {
+                        gatehouse::domain::request::Step::Approve
+                    } else {
+                        gatehouse::domain::request::Step::Reject
+                    },
+                    at: now(),
+                    actor_id: Some(owner.id),
+                    note: None,
+                    failure_reason: None,
+                    decision: Some(NewDecision {
+                        approver_id: owner.id,
+                        approved,
+                        comment: None,
+                        terms_accepted: true,
+                    }),
+                    approver_must_be_owner: Some(owner.id),
+                    approvers: vec![],
+                    audit,
+                    jobs: vec![],
+                })
+                .await
+        })
+    });
+    let results = futures_util::future::join_all(attempts).await;
+    let (won, lost): (Vec<_>, Vec<_>) = results
+        .into_iter()
+        .map(|r| r.unwrap())
+        .partition(Result::is_ok);
+    assert_eq!(won.len(), 1, "exactly one decision wins");
+    for err in lost {
+        assert!(matches!(err, Err(StoreError::Conflict(_))), "{err:?}");
+    }
+    assert_eq!(app.store.decisions_of(&[id]).await.unwrap().len(), 1);
+    let events = app.store.events_of(&[id]).await.unwrap();
+    assert_eq!(events.len(), 3, "submitted, pending, and one decision");
+}
+
+async fn a_locked_owners_decision_is_refused(db: TestDb) {
+    use gatehouse::domain::RequestStatus;
+    use gatehouse::store::{NewDecision, Transition};
+    let app = test_app(&db).await;
+    let (org, owner) = seed_org(&app, "Locked", "lockedowner").await;
+    let admin = app
+        .store
+        .create_user(new_user(
+            org.id,
+            "filer2",
+            "filer2@locked.example",
+            UserKind::Staff,
+        ))
+        .await
+        .unwrap();
+    let id = pending_request(&app, org.id, admin.id).await;
+    let lock_until = now() + chrono::TimeDelta::hours(1);
+    for _ in 0..5 {
+        app.store
+            .claim_secret_check(owner.id, now(), 5, lock_until)
+            .await
+            .unwrap();
+    }
+    let mut audit = AuditEntry::new(org.id, now(), "request.approved");
+    audit.request_id = Some(id.0);
+    let decided = app
+        .store
+        .transition_request(Transition {
+            request_id: id,
+            step: gatehouse::domain::request::Step::Approve,
+            at: now(),
+            actor_id: Some(owner.id),
+            note: None,
+            failure_reason: None,
+            decision: Some(NewDecision {
+                approver_id: owner.id,
+                approved: true,
+                comment: None,
+                terms_accepted: true,
+            }),
+            approver_must_be_owner: Some(owner.id),
+            approvers: vec![],
+            audit,
+            jobs: vec![],
+        })
+        .await;
+    assert!(matches!(decided, Err(StoreError::Forbidden)), "{decided:?}");
+    let request = app.store.request(org.id, id).await.unwrap().unwrap();
+    assert_eq!(request.status, RequestStatus::PendingApproval);
+}

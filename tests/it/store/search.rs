@@ -1,0 +1,297 @@
+//! Users search: totals, trigram counts and prefix ranges, on both databases.
+
+use super::*;
+
+crate::on_both_databases!(
+    search_totals_follow_every_change,
+    trigram_counts_match_the_postings,
+    prefix_searches_agree_whichever_index_they_read,
+);
+
+/// `n` staff users named "Test User", usernames `prefix0`, `prefix1`, ...
+async fn staff(
+    app: &crate::common::TestApp,
+    org: gatehouse::domain::OrgId,
+    prefix: &str,
+    n: usize,
+) -> Vec<gatehouse::domain::UserId> {
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let username = format!("{prefix}{i}");
+        let email = format!("{username}@a.example");
+        let creation = new_user(org, &username, &email, UserKind::Staff);
+        ids.push(app.store.create_user(creation).await.unwrap().id);
+    }
+    ids
+}
+
+/// The total of a search for users named "Test", asked with a one-user page so that
+/// it has to be counted (or remembered).
+async fn total(app: &crate::common::TestApp, search: UserSearch) -> i64 {
+    let page = app
+        .store
+        .search_users(UserSearch {
+            limit: 1,
+            with_total: true,
+            now: now(),
+            ..search
+        })
+        .await
+        .unwrap();
+    page.total.expect("a total")
+}
+
+async fn search_totals_follow_every_change(db: TestDb) {
+    let app = test_app(&db).await;
+    let (org, _) = seed_org(&app, "Alpha", "alpha.owner").await;
+    let named = || UserSearch {
+        org_id: org.id,
+        name: Some("test".into()),
+        ..Default::default()
+    };
+    let ids = staff(&app, org.id, "t", 3).await;
+    assert_eq!(total(&app, named()).await, 3);
+    assert_eq!(total(&app, named()).await, 3, "asked again");
+
+    // A new user.
+    app.store
+        .create_user(new_user(org.id, "t3", "t3@a.example", UserKind::Staff))
+        .await
+        .unwrap();
+    assert_eq!(total(&app, named()).await, 4, "after an invitation");
+
+    // A new name, and a practice.
+    let practice = app
+        .store
+        .create_practice(
+            org.id,
+            "North",
+            AuditEntry::new(org.id, now(), "practice.created"),
+        )
+        .await
+        .unwrap();
+    let in_practice = || UserSearch {
+        practice_id: Some(practice.id),
+        ..named()
+    };
+    assert_eq!(total(&app, in_practice()).await, 0);
+    app.store
+        .update_user(UserUpdate {
+            org_id: org.id,
+            user_id: ids[0],
+            first_name: Some("Other".into()),
+            last_name: Some("Person".into()),
+            mobile: None,
+            practice_ids: None,
+            audit: AuditEntry::new(org.id, now(), "user.updated"),
+        })
+        .await
+        .unwrap();
+    assert_eq!(total(&app, named()).await, 3, "after a rename");
+    app.store
+        .update_user(UserUpdate {
+            org_id: org.id,
+            user_id: ids[1],
+            first_name: None,
+            last_name: None,
+            mobile: None,
+            practice_ids: Some(vec![practice.id]),
+            audit: AuditEntry::new(org.id, now(), "user.updated"),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        total(&app, in_practice()).await,
+        1,
+        "after joining a practice"
+    );
+
+    // A status, changed behind the application's back: still seen.
+    let invited = || UserSearch {
+        status: Some(UserStatus::Invited),
+        ..named()
+    };
+    assert_eq!(total(&app, invited()).await, 3);
+    db.execute(&format!(
+        "UPDATE users SET status = 'INACTIVE' WHERE id = {}",
+        ids[2].0
+    ))
+    .await;
+    assert_eq!(total(&app, invited()).await, 2, "after an inactivation");
+
+    // Another organization's changes are its own.
+    let (other, _) = seed_org(&app, "Beta", "beta.owner").await;
+    app.store
+        .create_user(new_user(other.id, "b0", "b0@b.example", UserKind::Staff))
+        .await
+        .unwrap();
+    assert_eq!(total(&app, named()).await, 3);
+    assert_eq!(
+        total(
+            &app,
+            UserSearch {
+                org_id: other.id,
+                ..named()
+            }
+        )
+        .await,
+        1
+    );
+}
+
+async fn trigram_counts_match_the_postings(db: TestDb) {
+    let app = test_app(&db).await;
+    let (org, _) = seed_org(&app, "Alpha", "alpha.owner").await;
+    let ids = staff(&app, org.id, "u", 5).await;
+    app.store
+        .update_user(UserUpdate {
+            org_id: org.id,
+            user_id: ids[0],
+            first_name: Some("Zygmunt".into()),
+            last_name: Some("Quorra".into()),
+            mobile: Some(Some("+15035550199".into())),
+            practice_ids: None,
+            audit: AuditEntry::new(org.id, now(), "user.updated"),
+        })
+        .await
+        .unwrap();
+    let wrong = db
+        .count(
+            "SELECT COUNT(*) FROM (SELECT org_id, gram, COUNT(*) AS n FROM user_search_grams \
+             GROUP BY org_id, gram) p LEFT JOIN user_search_gram_counts c \
+             ON c.org_id = p.org_id AND c.gram = p.gram WHERE COALESCE(c.users, -1) <> p.n",
+        )
+        .await;
+    assert_eq!(wrong, 0, "every trigram counted as often as it is posted");
+    let stale = db
+        .count(
+            "SELECT COUNT(*) FROM user_search_gram_counts c WHERE c.users <> 0 AND NOT EXISTS \
+             (SELECT 1 FROM user_search_grams p WHERE p.org_id = c.org_id AND p.gram = c.gram)",
+        )
+        .await;
+    assert_eq!(stale, 0, "no trigram counted that is no longer posted");
+    // "tes" (of "Test") lost one user; "zyg" gained one; a trigram nobody has finds nobody.
+    let page = app
+        .store
+        .search_users(UserSearch {
+            org_id: org.id,
+            name: Some("zygmunt q".into()),
+            limit: 10,
+            with_total: true,
+            now: now(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!((page.users.len(), page.total), (1, Some(1)));
+    let none = app
+        .store
+        .search_users(UserSearch {
+            org_id: org.id,
+            name: Some("xxq".into()),
+            limit: 10,
+            with_total: true,
+            now: now(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!((none.users.len(), none.total), (0, Some(0)));
+}
+
+/// Username and email starts and mobile ends are read from their own index when few
+/// users share them and from the trigram postings when many do: the answers agree.
+async fn prefix_searches_agree_whichever_index_they_read(db: TestDb) {
+    let app = test_app(&db).await;
+    let (org, _) = app
+        .directory()
+        .create_organization(
+            gatehouse::app::directory::organization::CreateOrganization {
+                name: "Large".into(),
+                owner_username: "large.owner".into(),
+                owner_email: "owner@large.example".into(),
+                owner_first_name: "Olivia".into(),
+                owner_last_name: "Owner".into(),
+                owner_kind: UserKind::Staff,
+                licenses: vec![(Product::Ehr, UserKind::Staff, 1100)],
+                owner_password: None,
+            },
+        )
+        .await
+        .unwrap();
+    for i in 0..1050 {
+        let mut creation = new_user(
+            org.id,
+            &format!("pat{i:04}"),
+            &format!("Pat{i:04}@a.example"),
+            UserKind::Staff,
+        );
+        creation.user.last_name = format!("Family {}", (i * 7) % 1050);
+        creation.user.mobile = Some(format!("+1503555{i:04}"));
+        app.store.create_user(creation).await.unwrap();
+    }
+    // Every match, page by page, in directory order.
+    async fn all(app: &crate::common::TestApp, search: UserSearch) -> (Vec<String>, i64) {
+        let (mut names, mut after, mut total) = (Vec::new(), None, None);
+        loop {
+            let page = app
+                .store
+                .search_users(UserSearch {
+                    after: after.clone(),
+                    limit: 100,
+                    with_total: true,
+                    now: now(),
+                    ..search.clone()
+                })
+                .await
+                .unwrap();
+            total = total.or(page.total);
+            assert_eq!(page.total, total, "the same total on every page");
+            let Some((key, _)) = page.users.last() else {
+                break;
+            };
+            after = Some(key.clone());
+            let keys: Vec<_> = page.users.iter().map(|(k, _)| k.clone()).collect();
+            assert!(keys.windows(2).all(|w| w[0] < w[1]), "in order");
+            names.extend(page.users.into_iter().map(|(_, u)| u.username));
+        }
+        (names, total.unwrap())
+    }
+    let search = |f: fn(&mut UserSearch)| {
+        let mut s = UserSearch {
+            org_id: org.id,
+            ..Default::default()
+        };
+        f(&mut s);
+        s
+    };
+    // Many share "pat" (postings), a thousand "pat0" (the field's index).
+    let (many, total) = all(&app, search(|s| s.username = Some("pat".into()))).await;
+    assert_eq!((many.len(), total), (1050, 1050));
+    let (few, total) = all(&app, search(|s| s.username = Some("pat0".into()))).await;
+    assert_eq!((few.len(), total), (1000, 1000));
+    let expected: Vec<_> = many
+        .iter()
+        .filter(|u| u.starts_with("pat0"))
+        .cloned()
+        .collect();
+    assert_eq!(few, expected, "the same users in the same order");
+    let (emails, total) = all(&app, search(|s| s.email = Some("pat10".into()))).await;
+    assert_eq!((emails.len(), total), (50, 50));
+    let (by_mobile, total) = all(&app, search(|s| s.mobile = Some("5551049".into()))).await;
+    assert_eq!((by_mobile, total), (vec!["pat1049".to_owned()], 1));
+    let (none, total) = all(&app, search(|s| s.username = Some("pax".into()))).await;
+    assert_eq!((none.len(), total), (0, 0));
+    // Other conditions still apply to a field range.
+    db.execute("UPDATE users SET status = 'INACTIVE' WHERE username = 'pat0007'")
+        .await;
+    let (inactive, total) = all(
+        &app,
+        search(|s| {
+            s.username = Some("pat00".into());
+            s.status = Some(UserStatus::Inactive);
+        }),
+    )
+    .await;
+    assert_eq!((inactive, total), (vec!["pat0007".to_owned()], 1));
+}
