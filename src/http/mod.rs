@@ -1,5 +1,6 @@
 //! The HTTP surface: `/graphql` (POST, and GET for GraphiQL), `/healthz`, `/readyz`, `/metrics`.
 
+mod pages;
 mod socket;
 
 use crate::app::App;
@@ -43,6 +44,7 @@ pub fn router(app: App, queue: Queue, metrics: Metrics) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(render_metrics))
+        .merge(pages::routes())
         .layer(middleware::from_fn_with_state(metrics, track))
         // The last layer is the outermost: every request gets an id (or keeps the one its
         // proxy set), every log line inside it carries the id, and the response tells it.

@@ -10,6 +10,7 @@ mod http;
 mod identity;
 mod jobs;
 mod migrations;
+mod pages;
 mod redis;
 mod requests;
 mod schema;

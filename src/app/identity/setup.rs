@@ -9,13 +9,31 @@ use crate::app::policy::Action;
 use crate::app::{Actor, AppResult};
 use crate::domain::password::Password;
 use crate::domain::{DomainError, ErrorCode, User, UserId, UserStatus};
-use crate::store::{CompleteSetup, SecurityAnswer, StoreError};
+use crate::store::{CompleteSetup, SecurityAnswer, SetupTokenRecord, StoreError};
 use gatehouse_workers::{Job, SetupPurpose};
 
 /// Self-requested setup emails allowed per account and hour.
 const SETUP_EMAILS_PER_HOUR: i64 = 3;
 const MIN_QUESTIONS: usize = 3;
 const MAX_QUESTIONS: usize = 10;
+
+/// What the page of a setup link shows before it is used.
+#[derive(Debug, Clone)]
+pub struct SetupLink {
+    pub user: User,
+    pub organization: String,
+    pub purpose: crate::domain::SetupPurpose,
+    /// For a self-requested reset: the user's questions, one of which must be answered.
+    pub current_questions: Vec<String>,
+}
+
+fn invalid_link() -> DomainError {
+    DomainError::new(
+        ErrorCode::TokenInvalid,
+        "This setup link is not valid; ask for a new one.",
+    )
+    .on("token")
+}
 
 /// What `completeAccountSetup` receives.
 #[derive(Debug, Clone)]
@@ -151,36 +169,8 @@ impl Identity {
         client: &ClientInfo,
     ) -> AppResult<User> {
         self.limit_public_operation(client).await?;
-        let invalid = || {
-            DomainError::new(
-                ErrorCode::TokenInvalid,
-                "This setup link is not valid; ask for a new one.",
-            )
-            .on("token")
-        };
-        let record = if setup.token.is_empty() || setup.token.len() > 256 {
-            None
-        } else {
-            self.store.setup_token(&token_hash(&setup.token)).await?
-        };
-        let Some(record) = record else {
-            return Err(invalid().into());
-        };
+        let (record, user) = self.valid_link(&setup.token).await?;
         let at = self.now();
-        if record.used_at.is_some() || record.voided_at.is_some() {
-            return Err(invalid().into());
-        }
-        if record.expires_at <= at {
-            return Err(DomainError::new(
-                ErrorCode::TokenExpired,
-                "This setup link has expired; ask for a new one.",
-            )
-            .on("token")
-            .into());
-        }
-        let Some(user) = self.store.user_by_id(record.user_id).await? else {
-            return Err(invalid().into());
-        };
         let password =
             Password::parse(&setup.new_password, &user.username, local_part(&user.email))
                 .map_err(|e| e.on("newPassword"))?;
@@ -197,7 +187,7 @@ impl Identity {
                 .claim_answer_attempt(record.id, threshold)
                 .await?
             {
-                return Err(invalid().into());
+                return Err(invalid_link().into());
             }
             self.check_security_answer(&user, &existing, setup.current_answer.as_ref(), client)
                 .await?;
@@ -231,8 +221,55 @@ impl Identity {
             }),
         };
         match self.store.complete_setup(complete).await {
-            Err(StoreError::Conflict(_)) => Err(invalid().into()),
+            Err(StoreError::Conflict(_)) => Err(invalid_link().into()),
             other => Ok(other?),
+        }
+    }
+
+    /// Whose account a setup link is for and what completing it asks, without using it:
+    /// for the page the emailed link opens.
+    pub async fn setup_link(&self, token: &str) -> AppResult<SetupLink> {
+        let (record, user) = self.valid_link(token).await?;
+        let organization = self.store.organization(user.org_id).await?.name;
+        let questions: Vec<String> =
+            if record.purpose == crate::domain::SetupPurpose::Reset && record.self_requested {
+                let answers = self.store.security_answers(user.id).await?;
+                answers.into_iter().map(|a| a.question).collect()
+            } else {
+                Vec::new()
+            };
+        Ok(SetupLink {
+            user,
+            organization,
+            purpose: record.purpose,
+            current_questions: questions,
+        })
+    }
+
+    /// The link's stored record and its user, while the link may still be used.
+    async fn valid_link(&self, token: &str) -> AppResult<(SetupTokenRecord, User)> {
+        let record = if token.is_empty() || token.len() > 256 {
+            None
+        } else {
+            self.store.setup_token(&token_hash(token)).await?
+        };
+        let Some(record) = record else {
+            return Err(invalid_link().into());
+        };
+        if record.used_at.is_some() || record.voided_at.is_some() {
+            return Err(invalid_link().into());
+        }
+        if record.expires_at <= self.now() {
+            return Err(DomainError::new(
+                ErrorCode::TokenExpired,
+                "This setup link has expired; ask for a new one.",
+            )
+            .on("token")
+            .into());
+        }
+        match self.store.user_by_id(record.user_id).await? {
+            Some(user) => Ok((record, user)),
+            None => Err(invalid_link().into()),
         }
     }
 
