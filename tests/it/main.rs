@@ -1,6 +1,7 @@
 //! Gatehouse's integration tests, one binary: the store conformance suite on SQLite and
 //! PostgreSQL, the HTTP API end to end, the command line, and the schema and migrations.
 
+mod browser;
 mod cli;
 mod common;
 mod contract;

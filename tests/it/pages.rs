@@ -96,6 +96,15 @@ impl Browser {
     }
 }
 
+/// The CSRF token of a page, or nothing when it has no form.
+fn csrf_or_empty(page: &str) -> String {
+    if page.contains("name=\"csrf\"") {
+        csrf(page)
+    } else {
+        String::new()
+    }
+}
+
 /// The CSRF token a page's forms carry.
 fn csrf(page: &str) -> String {
     let start = page.find("name=\"csrf\" value=\"").expect("a form") + 19;
@@ -378,6 +387,17 @@ async fn a_rejection_needs_a_reason_that_reaches_the_requester(db: TestDb) {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // Another organization's request is the same 404 as an unknown one.
+    crate::common::seed_org(&p.server.app, "Other Clinic", "otto").await;
+    let mut otto = Browser::new(&p);
+    sign_in_from(&mut otto, &link, "otto", OWNER_PASSWORD).await;
+    let foreign = otto.get(&link).await;
+    let unknown = otto.get("/requests/QWNjb3VudFJlcXVlc3Q6OTk5").await;
+    assert_eq!(foreign.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        foreign.body.replace(&csrf_or_empty(&foreign.body), ""),
+        unknown.body.replace(&csrf_or_empty(&unknown.body), "")
+    );
     // An unknown request is a 404, and so is one the caller may not see.
     let unknown = browser.get("/requests/QWNjb3VudFJlcXVlc3Q6OTk5").await;
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
