@@ -158,16 +158,11 @@ fn password_form(state: &AppState, headers: &HeaderMap, name: &str, errors: &Err
             button type="submit" { "Change password" }
         }
     };
-    let status = if errors.is_empty() {
-        StatusCode::OK
-    } else {
-        StatusCode::UNPROCESSABLE_ENTITY
-    };
     let signed_in = SignedIn { name, csrf: &token };
-    Page {
-        status,
-        cookies: cookie.into_iter().collect(),
-        markup: page("Change your password", Some(signed_in), body),
-    }
+    Page::form(
+        errors,
+        cookie,
+        page("Change your password", Some(signed_in), body),
+    )
     .into_response()
 }

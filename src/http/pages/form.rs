@@ -14,6 +14,22 @@ pub(super) struct Page {
     pub markup: Markup,
 }
 
+impl Page {
+    /// A form page: 200, or 422 when it shows errors; with the CSRF cookie when new.
+    pub fn form(errors: &Errors, csrf_cookie: Option<HeaderValue>, markup: Markup) -> Page {
+        let status = if errors.is_empty() {
+            StatusCode::OK
+        } else {
+            StatusCode::UNPROCESSABLE_ENTITY
+        };
+        Page {
+            status,
+            cookies: csrf_cookie.into_iter().collect(),
+            markup,
+        }
+    }
+}
+
 impl IntoResponse for Page {
     fn into_response(self) -> Response {
         let mut response = (self.status, self.markup).into_response();

@@ -37,7 +37,6 @@ pub(super) struct LinkQuery {
 /// once, so that it never stays in history, logs or a Referer.
 pub(super) async fn setup_page(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Query(query): Query<LinkQuery>,
 ) -> Response {
@@ -55,7 +54,6 @@ pub(super) async fn setup_page(
             .append(axum::http::header::SET_COOKIE, cookie);
         return response;
     }
-    let _ = client(&state, &headers, peer);
     let Some(token) = cookies.get(&headers, SETUP) else {
         return link_problem(&state, &headers, "no link");
     };
@@ -104,18 +102,10 @@ pub(super) async fn setup_submit(
     let Some(token) = cookies.get(&headers, SETUP) else {
         return link_problem(&state, &headers, "no link");
     };
-    let link = match state.app.identity().setup_link(&token).await {
-        Ok(link) => link,
-        Err(AppError::Domain(refusal)) if refusal.code == ErrorCode::TokenExpired => {
-            return link_problem(&state, &headers, "expired");
-        }
-        Err(AppError::Domain(_)) => return link_problem(&state, &headers, "invalid"),
-        Err(other) => return failure(other),
-    };
     let mut errors = Errors::default();
     if form.new_password != form.confirm_password {
         errors.add("confirm_password", "The two passwords are not the same.");
-        return setup_form(&state, &headers, &link, &form, &errors);
+        return refill(&state, &headers, &token, &form, &errors).await;
     }
     let questions = [
         (&form.question1, &form.answer1),
@@ -127,10 +117,11 @@ pub(super) async fn setup_submit(
     .map(|(q, a)| (q.clone(), a.clone()))
     .collect();
     let setup = AccountSetup {
-        token,
+        token: token.clone(),
         new_password: form.new_password.clone(),
         questions,
-        current_answer: (!link.current_questions.is_empty())
+        // Checked only for a self-requested reset of a user who has questions.
+        current_answer: (!form.current_question.is_empty())
             .then(|| (form.current_question.clone(), form.current_answer.clone())),
     };
     let client = client(&state, &headers, peer);
@@ -157,8 +148,27 @@ pub(super) async fn setup_submit(
                 Some("securityQuestions") => errors.add("question1", refusal.message),
                 _ => errors.add("form", refusal.message),
             }
-            setup_form(&state, &headers, &link, &form, &errors)
+            refill(&state, &headers, &token, &form, &errors).await
         }
+        Err(other) => failure(other),
+    }
+}
+
+/// The form again with what was typed and its errors; the link is read again for whose
+/// account it is (only when something must be corrected).
+async fn refill(
+    state: &AppState,
+    headers: &HeaderMap,
+    token: &str,
+    form: &SetupForm,
+    errors: &Errors,
+) -> Response {
+    match state.app.identity().setup_link(token).await {
+        Ok(link) => setup_form(state, headers, &link, form, errors),
+        Err(AppError::Domain(refusal)) if refusal.code == ErrorCode::TokenExpired => {
+            link_problem(state, headers, "expired")
+        }
+        Err(AppError::Domain(_)) => link_problem(state, headers, "invalid"),
         Err(other) => failure(other),
     }
 }
@@ -228,17 +238,7 @@ fn setup_form(
             button type="submit" { "Save and activate" }
         }
     };
-    let status = if errors.is_empty() {
-        StatusCode::OK
-    } else {
-        StatusCode::UNPROCESSABLE_ENTITY
-    };
-    Page {
-        status,
-        cookies: cookie.into_iter().collect(),
-        markup: page(title, None, body),
-    }
-    .into_response()
+    Page::form(errors, cookie, page(title, None, body)).into_response()
 }
 
 /// A link that cannot be used: none in this browser, expired, used or replaced.

@@ -8,7 +8,7 @@ use crate::app::AppError;
 use crate::http::AppState;
 use axum::Form;
 use axum::extract::{ConnectInfo, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::html;
 use serde::Deserialize;
@@ -63,17 +63,7 @@ fn signin_form(
         }
         p { a href="/account/reset" { "Forgot your password?" } }
     };
-    let status = if errors.is_empty() {
-        StatusCode::OK
-    } else {
-        StatusCode::UNPROCESSABLE_ENTITY
-    };
-    Page {
-        status,
-        cookies: cookie.into_iter().collect(),
-        markup: page("Sign in", None, body),
-    }
-    .into_response()
+    Page::form(errors, cookie, page("Sign in", None, body)).into_response()
 }
 
 #[derive(Deserialize, Default)]
