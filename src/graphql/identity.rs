@@ -7,7 +7,7 @@ use super::objects::User;
 use super::objects::{UserIdInput, UserPayload};
 use super::types::{actor, app, viewer};
 use super::{GqlResult, RequestContext, user_errors};
-use crate::app::identity::setup::AccountSetup;
+use crate::app::identity::setup::{AccountSetup, SetupKey};
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 
 #[derive(Default)]
@@ -88,7 +88,7 @@ impl IdentityMutation {
     ) -> async_graphql::Result<CompleteAccountSetupPayload> {
         let client = &ctx.data::<RequestContext>()?.client;
         let setup = AccountSetup {
-            token: input.token,
+            key: SetupKey::Link(input.token),
             new_password: input.new_password,
             questions: input
                 .security_questions

@@ -18,10 +18,19 @@ pub trait SetupStore: Send + Sync {
     /// voided, or has had `threshold` answers checked already.
     async fn claim_answer_attempt(&self, token_id: i64, threshold: i32) -> StoreResult<bool>;
     async fn setup_token(&self, token_hash: &[u8]) -> StoreResult<Option<SetupTokenRecord>>;
+    /// Keeps an opened link's form state (with at most four older ones of the same link;
+    /// every expired one is dropped).
+    async fn open_setup_form(&self, form: NewSetupForm) -> StoreResult<()>;
+    /// The token behind a form state that has not expired.
+    async fn setup_form_token(
+        &self,
+        form_hash: &[u8],
+        at: Timestamp,
+    ) -> StoreResult<Option<SetupTokenRecord>>;
     async fn security_answers(&self, user_id: UserId) -> StoreResult<Vec<SecurityAnswer>>;
     /// Uses the token (once: a token used or voided meanwhile is a `Conflict`), sets the
     /// password and security questions, activates an INVITED user, clears any lock and
-    /// ends every session.
+    /// ends every session; the link's form states go with it.
     async fn complete_setup(&self, setup: CompleteSetup) -> StoreResult<User>;
     /// Files a self-requested setup email unless `max` were filed since `since`; returns
     /// whether it was filed.
@@ -70,6 +79,16 @@ pub struct NewSetupToken {
     pub token_hash: Vec<u8>,
     pub purpose: SetupPurpose,
     pub self_requested: bool,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+/// The server-side state of an opened setup link: the browser holds only the handle whose
+/// hash is stored here.
+#[derive(Debug, Clone)]
+pub struct NewSetupForm {
+    pub form_hash: Vec<u8>,
+    pub token_id: i64,
     pub created_at: Timestamp,
     pub expires_at: Timestamp,
 }

@@ -138,6 +138,12 @@ async fn a_new_hire_activates_their_account_from_the_emailed_link(db: TestDb) {
         Some("/account/setup"),
         "the token leaves the URL"
     );
+    // The browser keeps only the handle of a server-side form state, never the token.
+    let handle = browser.cookies["__Host-gh_setup"].clone();
+    assert!(handle.len() >= 40 && handle != token, "{handle}");
+    for header in first.headers.values() {
+        assert!(!header.to_str().unwrap_or("").contains(&token));
+    }
     let form = browser.open("/account/setup").await;
     assert_eq!(form.status, StatusCode::OK, "{}", form.body);
     for shown in ["Nina Novak", "nina", "Sunrise", "At least 12 characters"] {
@@ -186,6 +192,14 @@ async fn a_new_hire_activates_their_account_from_the_emailed_link(db: TestDb) {
     assert!(
         !browser.cookies.contains_key("__Host-gh_setup"),
         "the link's cookie is gone"
+    );
+    // The form state went with the used link: replaying the handle finds nothing.
+    browser.cookies.insert("__Host-gh_setup".into(), handle);
+    let replay = browser.open("/account/setup").await;
+    assert!(
+        replay.body.contains("Open the link from your email again"),
+        "{}",
+        replay.body
     );
     p.server.login("nina", "a quiet harbor at dawn").await;
     // The used link is refused, with a way to ask for a new one.
@@ -447,9 +461,26 @@ async fn expired_links_resets_and_temporary_passwords(db: TestDb) {
     let page = browser.open("/account/setup").await;
     assert!(page.body.contains("Reset your password"), "{}", page.body);
     assert!(!page.body.contains("current_answer"));
-    // 72 hours later (the default) the link has expired.
-    p.server.clock.advance(Duration::from_secs(72 * 3600 + 60));
-    let expired = browser.open("/account/setup").await;
+    // The page opened from the link lasts 15 minutes; the link itself still works.
+    p.server.clock.advance(Duration::from_secs(14 * 60));
+    let page = browser.open("/account/setup").await;
+    assert!(page.body.contains("Reset your password"), "{}", page.body);
+    p.server.clock.advance(Duration::from_secs(2 * 60));
+    let stale = browser.open("/account/setup").await;
+    assert!(
+        stale.body.contains("Open the link from your email again"),
+        "{}",
+        stale.body
+    );
+    let reopened = browser.open(&format!("/account/setup?token={link}")).await;
+    assert!(
+        reopened.body.contains("Reset your password"),
+        "{}",
+        reopened.body
+    );
+    // 72 hours after it was sent (the default) the link has expired.
+    p.server.clock.advance(Duration::from_secs(72 * 3600));
+    let expired = browser.open(&format!("/account/setup?token={link}")).await;
     assert!(
         expired.body.contains("This link has expired"),
         "{}",

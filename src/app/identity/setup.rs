@@ -3,19 +3,40 @@
 
 use super::Identity;
 use super::credentials::{local_part, password_changed_email};
-use super::crypto::{Verified, token_hash};
+use super::crypto::{Verified, new_token, token_hash};
 use super::session::ClientInfo;
+use super::session::later;
 use crate::app::policy::Action;
 use crate::app::{Actor, AppResult};
 use crate::domain::password::Password;
 use crate::domain::{DomainError, ErrorCode, User, UserId, UserStatus};
-use crate::store::{CompleteSetup, SecurityAnswer, SetupTokenRecord, StoreError};
+use crate::store::{CompleteSetup, NewSetupForm, SecurityAnswer, SetupTokenRecord, StoreError};
 use gatehouse_workers::{Job, SetupPurpose};
 
 /// Self-requested setup emails allowed per account and hour.
 const SETUP_EMAILS_PER_HOUR: i64 = 3;
 const MIN_QUESTIONS: usize = 3;
 const MAX_QUESTIONS: usize = 10;
+/// How long an opened setup link's form state lasts (never past the link itself).
+pub const SETUP_FORM_LIFETIME: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
+/// What names the setup being completed: the emailed token itself (the API), or the
+/// handle of a form state opened from it (the pages, so the token leaves the URL at once).
+#[derive(Clone)]
+pub enum SetupKey {
+    Link(String),
+    Form(String),
+}
+
+impl std::fmt::Debug for SetupKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Both are secrets: never in a log line.
+        f.write_str(match self {
+            SetupKey::Link(_) => "SetupKey::Link(..)",
+            SetupKey::Form(_) => "SetupKey::Form(..)",
+        })
+    }
+}
 
 /// What the page of a setup link shows before it is used.
 #[derive(Debug, Clone)]
@@ -38,7 +59,7 @@ fn invalid_link() -> DomainError {
 /// What `completeAccountSetup` receives.
 #[derive(Debug, Clone)]
 pub struct AccountSetup {
-    pub token: String,
+    pub key: SetupKey,
     pub new_password: String,
     pub questions: Vec<(String, String)>,
     pub current_answer: Option<(String, String)>,
@@ -169,7 +190,7 @@ impl Identity {
         client: &ClientInfo,
     ) -> AppResult<User> {
         self.limit_public_operation(client).await?;
-        let (record, user) = self.valid_link(&setup.token).await?;
+        let (record, user) = self.valid_link(&setup.key).await?;
         let at = self.now();
         let password =
             Password::parse(&setup.new_password, &user.username, local_part(&user.email))
@@ -228,8 +249,8 @@ impl Identity {
 
     /// Whose account a setup link is for and what completing it asks, without using it:
     /// for the page the emailed link opens.
-    pub async fn setup_link(&self, token: &str) -> AppResult<SetupLink> {
-        let (record, user) = self.valid_link(token).await?;
+    pub async fn setup_link(&self, key: &SetupKey) -> AppResult<SetupLink> {
+        let (record, user) = self.valid_link(key).await?;
         let organization = self.store.organization(user.org_id).await?.name;
         let questions: Vec<String> =
             if record.purpose == crate::domain::SetupPurpose::Reset && record.self_requested {
@@ -246,12 +267,47 @@ impl Identity {
         })
     }
 
+    /// Opens a form state for an emailed link that may still be used and returns its
+    /// handle, which names the setup from then on (for `SETUP_FORM_LIFETIME` at most).
+    pub async fn open_setup_form(&self, token: &str) -> AppResult<String> {
+        let (record, _) = self.valid_link(&SetupKey::Link(token.to_owned())).await?;
+        let (handle, form_hash) = new_token();
+        let at = self.now();
+        self.store
+            .open_setup_form(NewSetupForm {
+                form_hash,
+                token_id: record.id,
+                created_at: at,
+                expires_at: later(at, SETUP_FORM_LIFETIME).min(record.expires_at),
+            })
+            .await?;
+        Ok(handle)
+    }
+
     /// The link's stored record and its user, while the link may still be used.
-    async fn valid_link(&self, token: &str) -> AppResult<(SetupTokenRecord, User)> {
-        let record = if token.is_empty() || token.len() > 256 {
-            None
-        } else {
-            self.store.setup_token(&token_hash(token)).await?
+    async fn valid_link(&self, key: &SetupKey) -> AppResult<(SetupTokenRecord, User)> {
+        let record = match key {
+            SetupKey::Link(secret) | SetupKey::Form(secret)
+                if secret.is_empty() || secret.len() > 256 =>
+            {
+                None
+            }
+            SetupKey::Link(token) => self.store.setup_token(&token_hash(token)).await?,
+            SetupKey::Form(handle) => {
+                let record = self
+                    .store
+                    .setup_form_token(&token_hash(handle), self.now())
+                    .await?;
+                if record.is_none() {
+                    return Err(DomainError::new(
+                        ErrorCode::TokenInvalid,
+                        "This page was open too long; open the link from your email again.",
+                    )
+                    .on("form")
+                    .into());
+                }
+                record
+            }
         };
         let Some(record) = record else {
             return Err(invalid_link().into());

@@ -4,7 +4,7 @@ use super::form::{Errors, Input, Page, csrf, csrf_field, csrf_ok};
 use super::layout::page;
 use super::{Cookies, SETUP, client, failure};
 use crate::app::AppError;
-use crate::app::identity::setup::{AccountSetup, SetupLink};
+use crate::app::identity::setup::{AccountSetup, SETUP_FORM_LIFETIME, SetupKey, SetupLink};
 use crate::domain::ErrorCode;
 use crate::domain::password::{MAX_CHARS, MIN_CHARS};
 use crate::http::AppState;
@@ -15,9 +15,6 @@ use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 use serde::Deserialize;
 use std::net::SocketAddr;
-
-/// How long a setup link, once opened, waits in the browser for its form.
-const SETUP_FORM_SECONDS: u64 = 15 * 60;
 
 pub(super) fn password_rules() -> String {
     format!(
@@ -33,8 +30,9 @@ pub(super) struct LinkQuery {
     token: Option<String>,
 }
 
-/// The emailed link: its token moves into a short-lived cookie and leaves the URL at
-/// once, so that it never stays in history, logs or a Referer.
+/// The emailed link: its token is exchanged at once for a short-lived server-side form
+/// state whose handle the browser keeps in a cookie, and the token leaves the URL, so it
+/// never stays in history, a log or a Referer.
 pub(super) async fn setup_page(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -42,35 +40,29 @@ pub(super) async fn setup_page(
 ) -> Response {
     let cookies = Cookies::of(&state);
     if let Some(token) = query.token {
-        let token: String = token
-            .chars()
-            .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
-            .take(256)
-            .collect();
-        let cookie = cookies.set(SETUP, &token, SETUP_FORM_SECONDS, "Lax");
-        let mut response = Redirect::to("/account/setup").into_response();
-        response
-            .headers_mut()
-            .append(axum::http::header::SET_COOKIE, cookie);
-        return response;
+        return match state.app.identity().open_setup_form(&token).await {
+            Ok(handle) => {
+                let cookie = cookies.set(SETUP, &handle, SETUP_FORM_LIFETIME.as_secs(), "Lax");
+                let mut response = Redirect::to("/account/setup").into_response();
+                response
+                    .headers_mut()
+                    .append(axum::http::header::SET_COOKIE, cookie);
+                response
+            }
+            Err(error) => link_refused(&state, &headers, error),
+        };
     }
-    let Some(token) = cookies.get(&headers, SETUP) else {
+    let Some(handle) = cookies.get(&headers, SETUP) else {
         return link_problem(&state, &headers, "no link");
     };
-    match state.app.identity().setup_link(&token).await {
-        Ok(link) => setup_form(
-            &state,
-            &headers,
-            &link,
-            &SetupForm::default(),
-            &Errors::default(),
-        ),
-        Err(AppError::Domain(refusal)) if refusal.code == ErrorCode::TokenExpired => {
-            link_problem(&state, &headers, "expired")
-        }
-        Err(AppError::Domain(_)) => link_problem(&state, &headers, "invalid"),
-        Err(other) => failure(other),
-    }
+    refill(
+        &state,
+        &headers,
+        handle,
+        &SetupForm::default(),
+        &Errors::default(),
+    )
+    .await
 }
 
 #[derive(Deserialize, Default)]
@@ -99,13 +91,13 @@ pub(super) async fn setup_submit(
         return expired_form();
     }
     let cookies = Cookies::of(&state);
-    let Some(token) = cookies.get(&headers, SETUP) else {
+    let Some(handle) = cookies.get(&headers, SETUP) else {
         return link_problem(&state, &headers, "no link");
     };
     let mut errors = Errors::default();
     if form.new_password != form.confirm_password {
         errors.add("confirm_password", "The two passwords are not the same.");
-        return refill(&state, &headers, &token, &form, &errors).await;
+        return refill(&state, &headers, handle, &form, &errors).await;
     }
     let questions = [
         (&form.question1, &form.answer1),
@@ -117,7 +109,7 @@ pub(super) async fn setup_submit(
     .map(|(q, a)| (q.clone(), a.clone()))
     .collect();
     let setup = AccountSetup {
-        token: token.clone(),
+        key: SetupKey::Form(handle.clone()),
         new_password: form.new_password.clone(),
         questions,
         // Checked only for a self-requested reset of a user who has questions.
@@ -142,34 +134,51 @@ pub(super) async fn setup_submit(
         }
         Err(AppError::Domain(refusal)) => {
             match refusal.field {
-                Some("token") => return link_problem(&state, &headers, "invalid"),
+                Some("token" | "form") => {
+                    return link_refused(&state, &headers, AppError::Domain(refusal));
+                }
                 Some("newPassword") => errors.add("new_password", refusal.message),
                 Some("currentSecurityAnswer") => errors.add("current_answer", refusal.message),
                 Some("securityQuestions") => errors.add("question1", refusal.message),
                 _ => errors.add("form", refusal.message),
             }
-            refill(&state, &headers, &token, &form, &errors).await
+            refill(&state, &headers, handle, &form, &errors).await
         }
         Err(other) => failure(other),
     }
 }
 
-/// The form again with what was typed and its errors; the link is read again for whose
-/// account it is (only when something must be corrected).
+/// The form (again, with what was typed and its errors): the link is read for whose
+/// account it is.
 async fn refill(
     state: &AppState,
     headers: &HeaderMap,
-    token: &str,
+    handle: String,
     form: &SetupForm,
     errors: &Errors,
 ) -> Response {
-    match state.app.identity().setup_link(token).await {
+    match state
+        .app
+        .identity()
+        .setup_link(&SetupKey::Form(handle))
+        .await
+    {
         Ok(link) => setup_form(state, headers, &link, form, errors),
-        Err(AppError::Domain(refusal)) if refusal.code == ErrorCode::TokenExpired => {
+        Err(error) => link_refused(state, headers, error),
+    }
+}
+
+/// The page for a link the app refused: expired, used or replaced.
+fn link_refused(state: &AppState, headers: &HeaderMap, error: AppError) -> Response {
+    match error {
+        AppError::Domain(refusal) if refusal.code == ErrorCode::TokenExpired => {
             link_problem(state, headers, "expired")
         }
-        Err(AppError::Domain(_)) => link_problem(state, headers, "invalid"),
-        Err(other) => failure(other),
+        AppError::Domain(refusal) if refusal.field == Some("form") => {
+            link_problem(state, headers, "form expired")
+        }
+        AppError::Domain(_) => link_problem(state, headers, "invalid"),
+        other => failure(other),
     }
 }
 
@@ -252,6 +261,11 @@ fn link_problem(state: &AppState, headers: &HeaderMap, why: &str) -> Response {
         "invalid" => (
             "This link cannot be used",
             "It was already used, or a newer email replaced it. Ask for a new email below.",
+        ),
+        "form expired" => (
+            "Open the link from your email again",
+            "A page opened from the link lasts 15 minutes. Open the link from your email \
+             again, or ask for a new email below.",
         ),
         _ => (
             "Open the link from your email",

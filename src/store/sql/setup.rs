@@ -64,40 +64,51 @@ macro_rules! setup_impl {
             }
 
             async fn setup_token(&self, token_hash: &[u8]) -> StoreResult<Option<$crate::store::SetupTokenRecord>> {
-                #[derive(sqlx::FromRow)]
-                struct Row {
-                    id: i64,
-                    user_id: i64,
-                    purpose: String,
-                    self_requested: bool,
-                    expires_at: Timestamp,
-                    used_at: Option<Timestamp>,
-                    voided_at: Option<Timestamp>,
-                }
-                let row: Option<Row> = sqlx::query_as(
+                let row: Option<$crate::store::sql::setup::TokenRow> = sqlx::query_as(
                     "SELECT id, user_id, purpose, self_requested, expires_at, used_at, voided_at \
                      FROM setup_tokens WHERE token_hash = $1",
                 )
                 .bind(token_hash)
                 .fetch_optional(&self.pool)
                 .await?;
-                row.map(|r| {
-                    let purpose = match r.purpose.as_str() {
-                        "INVITATION" => SetupPurpose::Invitation,
-                        "RESET" => SetupPurpose::Reset,
-                        other => return Err(StoreError::Corrupt(format!("setup token purpose {other:?}"))),
-                    };
-                    Ok($crate::store::SetupTokenRecord {
-                        id: r.id,
-                        user_id: UserId(r.user_id),
-                        purpose,
-                        self_requested: r.self_requested,
-                        expires_at: r.expires_at,
-                        used_at: r.used_at,
-                        voided_at: r.voided_at,
-                    })
-                })
-                .transpose()
+                row.map($crate::store::sql::setup::TokenRow::record).transpose()
+            }
+
+            async fn open_setup_form(&self, form: $crate::store::NewSetupForm) -> StoreResult<()> {
+                let mut tx = self.begin_write().await?;
+                sqlx::query("DELETE FROM setup_forms WHERE expires_at <= $1")
+                    .bind(form.created_at)
+                    .execute(&mut *tx)
+                    .await?;
+                // A link opened again and again keeps its newest few forms (tabs), no more.
+                sqlx::query(
+                    "DELETE FROM setup_forms WHERE token_id = $1 AND form_hash NOT IN \
+                     (SELECT form_hash FROM setup_forms WHERE token_id = $1 ORDER BY expires_at DESC LIMIT 4)",
+                )
+                .bind(form.token_id)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query("INSERT INTO setup_forms (form_hash, token_id, expires_at) VALUES ($1, $2, $3)")
+                    .bind(&form.form_hash)
+                    .bind(form.token_id)
+                    .bind(form.expires_at)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn setup_form_token(&self, form_hash: &[u8], at: Timestamp) -> StoreResult<Option<$crate::store::SetupTokenRecord>> {
+                let row: Option<$crate::store::sql::setup::TokenRow> = sqlx::query_as(
+                    "SELECT t.id, t.user_id, t.purpose, t.self_requested, t.expires_at, t.used_at, t.voided_at \
+                     FROM setup_forms f JOIN setup_tokens t ON t.id = f.token_id \
+                     WHERE f.form_hash = $1 AND f.expires_at > $2",
+                )
+                .bind(form_hash)
+                .bind(at)
+                .fetch_optional(&self.pool)
+                .await?;
+                row.map($crate::store::sql::setup::TokenRow::record).transpose()
             }
 
             async fn security_answers(&self, user_id: UserId) -> StoreResult<Vec<$crate::store::SecurityAnswer>> {
@@ -128,6 +139,10 @@ macro_rules! setup_impl {
                 if used == 0 {
                     return Err(StoreError::Conflict("the setup link was used or replaced meanwhile".into()));
                 }
+                sqlx::query("DELETE FROM setup_forms WHERE token_id = $1")
+                    .bind(setup.token_id)
+                    .execute(&mut *tx)
+                    .await?;
                 let activated = sqlx::query(
                     "UPDATE users SET password_hash = $2, status = 'ACTIVE', password_change_required = $3, \
                      failed_logins = 0, locked_until = NULL, updated_at = $4 \
@@ -207,3 +222,39 @@ macro_rules! setup_impl {
 }
 
 pub(crate) use setup_impl;
+
+/// A `setup_tokens` row as read by both databases.
+#[derive(sqlx::FromRow)]
+pub(crate) struct TokenRow {
+    id: i64,
+    user_id: i64,
+    purpose: String,
+    self_requested: bool,
+    expires_at: crate::domain::Timestamp,
+    used_at: Option<crate::domain::Timestamp>,
+    voided_at: Option<crate::domain::Timestamp>,
+}
+
+impl TokenRow {
+    pub(crate) fn record(self) -> super::super::StoreResult<crate::store::SetupTokenRecord> {
+        use crate::domain::SetupPurpose;
+        let purpose = match self.purpose.as_str() {
+            "INVITATION" => SetupPurpose::Invitation,
+            "RESET" => SetupPurpose::Reset,
+            other => {
+                return Err(super::super::StoreError::Corrupt(format!(
+                    "setup token purpose {other:?}"
+                )));
+            }
+        };
+        Ok(crate::store::SetupTokenRecord {
+            id: self.id,
+            user_id: crate::domain::UserId(self.user_id),
+            purpose,
+            self_requested: self.self_requested,
+            expires_at: self.expires_at,
+            used_at: self.used_at,
+            voided_at: self.voided_at,
+        })
+    }
+}

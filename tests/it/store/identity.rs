@@ -8,6 +8,7 @@ crate::on_both_databases!(
     a_sign_in_verified_before_a_password_change_starts_no_session,
     a_right_secret_after_others_locked_the_account_is_refused,
     an_email_is_claimed_by_one_run_at_a_time,
+    a_setup_form_names_its_link_until_it_expires_or_the_link_is_used,
 );
 
 async fn sessions_are_found_by_token_until_ended(db: TestDb) {
@@ -241,4 +242,58 @@ async fn an_email_is_claimed_by_one_run_at_a_time(db: TestDb) {
             .await
             .unwrap()
     );
+}
+
+async fn a_setup_form_names_its_link_until_it_expires_or_the_link_is_used(db: TestDb) {
+    use gatehouse::store::{NewSetupForm, NewSetupToken};
+    let app = test_app(&db).await;
+    let (org, owner) = seed_org(&app, "Alpha", "alpha.owner").await;
+    let at = now();
+    let minutes = |m: i64| at + chrono::TimeDelta::minutes(m);
+    let token = NewSetupToken {
+        user_id: owner.id,
+        token_hash: vec![9; 32],
+        purpose: gatehouse::domain::SetupPurpose::Reset,
+        self_requested: false,
+        created_at: at,
+        expires_at: minutes(72 * 60),
+    };
+    app.store
+        .issue_setup_token(token, AuditEntry::new(org.id, at, "user.setup_email_sent"))
+        .await
+        .unwrap()
+        .expect("issued");
+    let record = app.store.setup_token(&[9; 32]).await.unwrap().unwrap();
+    // Six tabs opened from one link: the newest five are kept.
+    for n in 0..6u8 {
+        let form = NewSetupForm {
+            form_hash: vec![n; 32],
+            token_id: record.id,
+            created_at: minutes(i64::from(n)),
+            expires_at: minutes(15 + i64::from(n)),
+        };
+        app.store.open_setup_form(form).await.unwrap();
+    }
+    let found = |hash: u8, at| {
+        let store = app.store.clone();
+        async move { store.setup_form_token(&[hash; 32], at).await.unwrap() }
+    };
+    assert_eq!(
+        found(0, minutes(6)).await,
+        None,
+        "the oldest tab was dropped"
+    );
+    assert_eq!(found(5, minutes(6)).await, Some(record.clone()));
+    assert_eq!(found(1, minutes(16)).await, None, "expired");
+    assert_eq!(found(7, minutes(6)).await, None, "unknown");
+    let used = gatehouse::store::CompleteSetup {
+        token_id: record.id,
+        user_id: owner.id,
+        password_hash: "$argon2id$unused".into(),
+        answers: vec![],
+        audit: AuditEntry::new(org.id, minutes(7), "user.setup_completed"),
+        email: None,
+    };
+    app.store.complete_setup(used).await.unwrap();
+    assert_eq!(found(5, minutes(8)).await, None, "used with its link");
 }
