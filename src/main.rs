@@ -1,6 +1,8 @@
 //! The `gatehouse` command: serve the API, migrate, print the schema, create organizations,
 //! verify the audit log.
 
+mod cli;
+
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use gatehouse::app::directory::organization::{CreateOrganization, parse_licenses};
@@ -46,6 +48,16 @@ enum Command {
     /// Audit log tools.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Manage users in bulk.
+    #[command(subcommand)]
+    Users(UsersCommand),
+}
+
+#[derive(Subcommand)]
+enum UsersCommand {
+    /// Invite the users of a CSV file into an organization: every row checked by the
+    /// rules of inviteUser, all written or (with a bad row) none.
+    Import(cli::users::Import),
 }
 
 #[derive(Subcommand)]
@@ -169,6 +181,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Org(OrgCommand::Create(args)) => org_create(args, config).await,
+        Command::Users(UsersCommand::Import(args)) => cli::users::import(args, config).await,
         Command::Audit(AuditCommand::Verify) => {
             let app = gatehouse::build_app(config).await?;
             let report = app.audit().verify().await?;

@@ -4,6 +4,7 @@
 mod audit;
 mod directory;
 mod identity;
+mod import;
 mod jobs;
 mod migrations;
 mod postgres;
@@ -17,6 +18,7 @@ mod sqlite;
 pub use audit::*;
 pub use directory::*;
 pub use identity::*;
+pub use import::*;
 pub use jobs::*;
 pub use migrations::{Migrations, migrations_for};
 pub use postgres::PostgresStore;
@@ -79,6 +81,7 @@ pub trait Store:
     DirectoryStore
     + SearchStore
     + IdentityStore
+    + ImportStore
     + SetupStore
     + AuditStore
     + JobStore

@@ -9,6 +9,7 @@ mod directory;
 mod hardening;
 mod http;
 mod identity;
+mod import;
 mod jobs;
 mod migrations;
 mod pages;

@@ -1,11 +1,14 @@
 //! The directory: finding users, inviting them within licenses, profiles, practices,
 //! reactivation, and reading the audit log.
 
+pub mod import;
+mod invitee;
 pub mod organization;
 mod reactivation;
 mod user;
 mod view;
 
+use invitee::Invitee;
 pub use reactivation::Reactivated;
 pub use view::OrgView;
 
@@ -17,8 +20,8 @@ use crate::domain::search::{digits, fold};
 use crate::domain::values::parse_title;
 use crate::domain::{Change, PermissionChange};
 use crate::domain::{
-    DomainError, EmailAddress, ErrorCode, Mobile, Permission, PersonName, Practice, PracticeId,
-    Product, Role, User, UserId, UserKind, UserStatus, Username,
+    DomainError, ErrorCode, Mobile, Permission, PersonName, Practice, PracticeId, Product, Role,
+    User, UserId, UserKind, UserStatus,
 };
 use crate::store::{AnyMatch, NewUser, StoreError, UserCreation, UserSearch, UserUpdate};
 
@@ -178,23 +181,15 @@ impl Directory {
     /// Invites a user: validated, within the licenses, with the setup email on its way.
     pub async fn invite_user(&self, actor: &Actor, input: Invitation) -> AppResult<User> {
         actor.require(Action::InviteUser)?;
-        let username = Username::parse(&input.username)?;
-        let first = PersonName::parse("firstName", &input.first_name)?;
-        let last = PersonName::parse("lastName", &input.last_name)?;
-        let email = EmailAddress::parse(&input.email)?;
-        let mobile = present(&input.mobile).map(Mobile::parse).transpose()?;
-        let role = input.role.unwrap_or(Role::Member);
-        if role == Role::Owner {
-            return Err(DomainError::invalid(
-                "role",
-                "OWNER cannot be given with an invitation; file a permission change request for it.",
-            )
-            .into());
-        }
-        let products = input.products.unwrap_or_else(|| vec![Product::Ehr]);
-        if products.is_empty() {
-            return Err(DomainError::invalid("products", "Give at least one product.").into());
-        }
+        let Invitee {
+            username,
+            first,
+            last,
+            email,
+            mobile,
+            role,
+            products,
+        } = Invitee::parse(&input)?;
         let practices = self.store.practices(actor.org_id()).await?;
         let practice_ids = known_practices(&input.practice_ids, &practices)?;
         // Nobody gains more than an owner approved: from anyone but an owner, a higher

@@ -4,6 +4,7 @@
 //! backend's own module.
 
 pub(super) mod audit;
+pub(super) mod bulk;
 pub(super) mod directory;
 pub(super) mod identity;
 pub(super) mod jobs;
@@ -91,22 +92,9 @@ macro_rules! store_impl {
                 .bind(entry.org_id.0)
                 .fetch_one(&mut **tx)
                 .await?;
-                let details = entry.details.to_string();
+                let (details, hash) = Self::chained(entry, seq, &prev);
                 let actor = entry.actor_id.map(|u| u.0);
                 let subject = entry.subject_id.map(|u| u.0);
-                let canonical = audit::EventContent {
-                    org_id: entry.org_id.0,
-                    seq,
-                    at: &entry.at,
-                    action: entry.action,
-                    actor_id: actor,
-                    subject_id: subject,
-                    request_id: entry.request_id,
-                    ip: entry.ip.as_deref(),
-                    details: &details,
-                }
-                .canonical();
-                let hash = audit::chain_hash(&prev, &canonical).to_vec();
                 let row: AuditRow = sqlx::query_as(
                     "INSERT INTO audit_events (org_id, seq, at, action, actor_id, subject_id, \
                      request_id, ip, details, prev_hash, hash) \
@@ -250,66 +238,8 @@ macro_rules! store_impl {
             }
 
             async fn create_user_in(tx: &mut Tx, creation: &UserCreation) -> StoreResult<User> {
-                let new = &creation.user;
-                let status = if new.password_hash.is_some() { UserStatus::Active } else { UserStatus::Invited };
-                let id: i64 = sqlx::query_scalar(
-                    "INSERT INTO users (org_id, username, email, first_name, last_name, mobile, kind, \
-                     role, status, password_hash, encryption_key, created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12) RETURNING id",
-                )
-                .bind(new.org_id.0)
-                .bind(&new.username)
-                .bind(&new.email)
-                .bind(&new.first_name)
-                .bind(&new.last_name)
-                .bind(new.mobile.as_deref())
-                .bind(new.kind.as_str())
-                .bind(new.role.as_str())
-                .bind(status.as_str())
-                .bind(new.password_hash.as_deref())
-                .bind(&new.encryption_key)
-                .bind(new.created_at)
-                .fetch_one(&mut **tx)
-                .await?;
-                Self::take_licenses_in(tx, new.org_id, UserId(id), new.kind, &new.products).await?;
-                for permission in &new.permissions {
-                    sqlx::query(
-                        "INSERT INTO user_permissions (user_id, permission) VALUES ($1, $2) \
-                         ON CONFLICT DO NOTHING",
-                    )
-                    .bind(id)
-                    .bind(permission.as_str())
-                    .execute(&mut **tx)
-                    .await?;
-                }
-                let mut practice_ids = new.practice_ids.clone();
-                practice_ids.sort();
-                practice_ids.dedup();
-                for practice in &practice_ids {
-                    // Only a practice of the same organization can be attached.
-                    let attached = sqlx::query(
-                        "INSERT INTO user_practices (user_id, practice_id) \
-                         SELECT $1, p.id FROM practices p WHERE p.id = $2 AND p.org_id = $3",
-                    )
-                    .bind(id)
-                    .bind(practice.0)
-                    .bind(new.org_id.0)
-                    .execute(&mut **tx)
-                    .await?
-                    .rows_affected();
-                    if attached == 0 {
-                        return Err(StoreError::NotFound);
-                    }
-                }
-                Self::index_user_in(tx, UserId(id)).await?;
-                let mut audit = creation.audit.clone();
-                audit.org_id = new.org_id;
-                audit.subject_id = Some(UserId(id));
-                Self::append_audit_in(tx, &audit).await?;
-                if let Some(setup_email) = creation.setup_email {
-                    Self::enqueue_in(tx, &setup_email(UserId(id)), new.created_at).await?;
-                }
-                Self::user_in(tx, UserId(id)).await
+                let ids = Self::create_users_in(tx, creation.user.org_id, std::slice::from_ref(creation)).await?;
+                Self::user_in(tx, ids[0]).await
             }
         }
 
@@ -361,6 +291,10 @@ macro_rules! store_impl {
         mod setup_sql {
             use super::*;
             $crate::store::sql::setup::setup_impl!($store);
+        }
+        mod bulk_sql {
+            use super::*;
+            $crate::store::sql::bulk::bulk_impl!($store);
         }
         mod search_sql {
             use super::*;

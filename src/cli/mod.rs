@@ -1,0 +1,4 @@
+//! The operator's commands beside `serve`: each reads its arguments, calls the app, and
+//! reports in plain lines.
+
+pub mod users;

@@ -1,0 +1,372 @@
+//! Creating users in batches: the one path by which every user is created, one at a time
+//! (`inviteUser`, an organization's owner) or thousands at once (an import). Licenses are
+//! taken per product and kind for the whole batch, rows go in as multi-row statements,
+//! trigram counts move once per batch, and the audit chain is extended in memory and
+//! written in one pass.
+
+macro_rules! bulk_impl {
+    ($store:ty) => {
+        impl $store {
+            /// Creates users of `org_id` (each `creation.user.org_id` is ignored) with their
+            /// licenses, permissions, practices, search postings, audit events and setup
+            /// emails; returns their IDs in the order given. `NoLicense` or a practice of
+            /// another organization (`NotFound`) fails the whole batch.
+            pub(super) async fn create_users_in(
+                tx: &mut Tx,
+                org_id: OrgId,
+                creations: &[UserCreation],
+            ) -> StoreResult<Vec<UserId>> {
+                use std::collections::{BTreeMap, HashMap};
+                Self::take_licenses_for(tx, org_id, creations).await?;
+                Self::check_practices(tx, org_id, creations).await?;
+                let mut ids = Vec::with_capacity(creations.len());
+                let mut gram_counts = BTreeMap::<String, i64>::new();
+                for chunk in creations.chunks(200) {
+                    let keys: Vec<_> = chunk
+                        .iter()
+                        .map(|c| $crate::domain::search::SearchKeys::new(&c.user.first_name, &c.user.last_name, &c.user.email, c.user.mobile.as_deref()))
+                        .collect();
+                    let mut insert = sqlx::QueryBuilder::<Db>::new(
+                        "INSERT INTO users (org_id, username, email, first_name, last_name, mobile, kind, role, status, \
+                         password_hash, encryption_key, created_at, updated_at, name_key, mobile_digits, mobile_reversed) ",
+                    );
+                    insert.push_values(chunk.iter().zip(&keys), |mut row, (c, keys)| {
+                        let new = &c.user;
+                        let status = if new.password_hash.is_some() { UserStatus::Active } else { UserStatus::Invited };
+                        row.push_bind(org_id.0)
+                            .push_bind(new.username.clone())
+                            .push_bind(new.email.clone())
+                            .push_bind(new.first_name.clone())
+                            .push_bind(new.last_name.clone())
+                            .push_bind(new.mobile.clone())
+                            .push_bind(new.kind.as_str())
+                            .push_bind(new.role.as_str())
+                            .push_bind(status.as_str())
+                            .push_bind(new.password_hash.clone())
+                            .push_bind(new.encryption_key.clone())
+                            .push_bind(new.created_at)
+                            .push_bind(new.created_at)
+                            .push_bind(keys.name.clone())
+                            .push_bind(keys.mobile_digits.clone())
+                            .push_bind(keys.mobile_digits.as_deref().map(|d| d.chars().rev().collect::<String>()));
+                    });
+                    insert.push(" RETURNING id, username");
+                    // Multi-row RETURNING promises no order: match by the unique username.
+                    let made: HashMap<String, i64> = insert.build_query_as::<(i64, String)>().fetch_all(&mut **tx).await?
+                        .into_iter()
+                        .map(|(id, username)| (username, id))
+                        .collect();
+                    let chunk_ids: Vec<i64> = chunk
+                        .iter()
+                        .map(|c| made.get(&c.user.username).copied().ok_or_else(|| StoreError::Corrupt("an inserted user was not returned".into())))
+                        .collect::<StoreResult<_>>()?;
+
+                    let mut postings = Vec::new();
+                    for ((c, keys), id) in chunk.iter().zip(&keys).zip(&chunk_ids) {
+                        let sort_key = $crate::domain::search::sort_key(&c.user.first_name, &c.user.last_name, *id);
+                        sqlx::query("UPDATE users SET sort_key = $2 WHERE id = $1")
+                            .bind(id)
+                            .bind(&sort_key)
+                            .execute(&mut **tx)
+                            .await?;
+                        for gram in keys.grams(&c.user.username) {
+                            *gram_counts.entry(gram.clone()).or_default() += 1;
+                            postings.push((gram, sort_key.clone(), *id));
+                        }
+                    }
+                    // In index order: each statement touches neighbouring pages.
+                    postings.sort_unstable();
+                    for part in postings.chunks(500) {
+                        let mut insert = sqlx::QueryBuilder::<Db>::new("INSERT INTO user_search_grams (org_id, gram, sort_key, user_id) ");
+                        insert.push_values(part, |mut row, (gram, sort_key, id)| {
+                            row.push_bind(org_id.0).push_bind(gram.clone()).push_bind(sort_key.clone()).push_bind(*id);
+                        });
+                        insert.build().execute(&mut **tx).await?;
+                    }
+
+                    let pairs = |of: &dyn Fn(&UserCreation) -> Vec<String>| -> Vec<(i64, String)> {
+                        let mut pairs: Vec<(i64, String)> = chunk.iter().zip(&chunk_ids).flat_map(|(c, id)| of(c).into_iter().map(move |v| (*id, v))).collect();
+                        pairs.sort();
+                        pairs.dedup();
+                        pairs
+                    };
+                    let products = pairs(&|c| c.user.products.iter().map(|p| p.as_str().to_owned()).collect());
+                    let permissions = pairs(&|c| c.user.permissions.iter().map(|p| p.as_str().to_owned()).collect());
+                    Self::insert_pairs(tx, "INSERT INTO user_products (user_id, product) ", &products).await?;
+                    Self::insert_pairs(tx, "INSERT INTO user_permissions (user_id, permission) ", &permissions).await?;
+                    let mut practices: Vec<(i64, i64)> = chunk
+                        .iter()
+                        .zip(&chunk_ids)
+                        .flat_map(|(c, id)| c.user.practice_ids.iter().map(move |p| (*id, p.0)))
+                        .collect();
+                    practices.sort();
+                    practices.dedup();
+                    for part in practices.chunks(500) {
+                        let mut insert = sqlx::QueryBuilder::<Db>::new("INSERT INTO user_practices (user_id, practice_id) ");
+                        insert.push_values(part, |mut row, (user, practice)| {
+                            row.push_bind(*user).push_bind(*practice);
+                        });
+                        insert.build().execute(&mut **tx).await?;
+                    }
+
+                    let audits: Vec<AuditEntry> = chunk
+                        .iter()
+                        .zip(&chunk_ids)
+                        .map(|(c, id)| {
+                            let mut audit = c.audit.clone();
+                            audit.org_id = org_id;
+                            audit.subject_id = Some(UserId(*id));
+                            audit
+                        })
+                        .collect();
+                    Self::append_audits_in(tx, org_id, &audits).await?;
+                    let emails: Vec<(OutboxMessage, Timestamp)> = chunk
+                        .iter()
+                        .zip(&chunk_ids)
+                        .filter_map(|(c, id)| c.setup_email.map(|email| (email(UserId(*id)), c.user.created_at)))
+                        .collect();
+                    for part in emails.chunks(500) {
+                        let mut insert = sqlx::QueryBuilder::<Db>::new("INSERT INTO job_outbox (kind, payload, created_at, available_at) ");
+                        insert.push_values(part, |mut row, (job, at)| {
+                            row.push_bind(job.kind.clone()).push_bind(job.payload.clone()).push_bind(*at).push_bind(*at);
+                        });
+                        insert.build().execute(&mut **tx).await?;
+                    }
+                    ids.extend(chunk_ids.into_iter().map(UserId));
+                }
+                // How many users carry each trigram, in trigram order so that concurrent
+                // writers lock the count rows in the same order.
+                let counts: Vec<_> = gram_counts.into_iter().collect();
+                for part in counts.chunks(300) {
+                    let mut upsert = sqlx::QueryBuilder::<Db>::new("INSERT INTO user_search_gram_counts (org_id, gram, users) ");
+                    upsert.push_values(part, |mut row, (gram, by)| {
+                        row.push_bind(org_id.0).push_bind(gram.clone()).push_bind(*by);
+                    });
+                    upsert.push(
+                        " ON CONFLICT (org_id, gram) DO UPDATE \
+                         SET users = user_search_gram_counts.users + excluded.users",
+                    );
+                    upsert.build().execute(&mut **tx).await?;
+                }
+                Ok(ids)
+            }
+
+            /// One license per product for each user, taken per product and kind for the
+            /// whole batch: all or none.
+            async fn take_licenses_for(tx: &mut Tx, org_id: OrgId, creations: &[UserCreation]) -> StoreResult<()> {
+                let mut needed = std::collections::BTreeMap::<(&str, &str), (Product, $crate::domain::UserKind, i64)>::new();
+                for c in creations {
+                    let mut products = c.user.products.clone();
+                    products.sort();
+                    products.dedup();
+                    for product in products {
+                        needed
+                            .entry((product.as_str(), c.user.kind.as_str()))
+                            .or_insert((product, c.user.kind, 0))
+                            .2 += 1;
+                    }
+                }
+                for (product, kind, count) in needed.into_values() {
+                    let taken = sqlx::query(
+                        "UPDATE license_pools SET used = used + $4 \
+                         WHERE org_id = $1 AND product = $2 AND kind = $3 AND used + $4 <= total",
+                    )
+                    .bind(org_id.0)
+                    .bind(product.as_str())
+                    .bind(kind.as_str())
+                    .bind(count)
+                    .execute(&mut **tx)
+                    .await?
+                    .rows_affected();
+                    if taken == 0 {
+                        return Err(StoreError::NoLicense { product, kind });
+                    }
+                }
+                Ok(())
+            }
+
+            /// Every practice named in the batch must be one of the organization's.
+            async fn check_practices(tx: &mut Tx, org_id: OrgId, creations: &[UserCreation]) -> StoreResult<()> {
+                let mut named: Vec<i64> = creations.iter().flat_map(|c| c.user.practice_ids.iter().map(|p| p.0)).collect();
+                named.sort();
+                named.dedup();
+                for part in named.chunks(500) {
+                    let mut b = sqlx::QueryBuilder::<Db>::new("SELECT COUNT(*) FROM practices WHERE org_id = ");
+                    b.push_bind(org_id.0).push(" AND id IN (");
+                    let mut list = b.separated(", ");
+                    for id in part {
+                        list.push_bind(*id);
+                    }
+                    b.push(")");
+                    let found: i64 = b.build_query_scalar().fetch_one(&mut **tx).await?;
+                    if found != part.len() as i64 {
+                        return Err(StoreError::NotFound);
+                    }
+                }
+                Ok(())
+            }
+
+            async fn insert_pairs(tx: &mut Tx, sql: &str, pairs: &[(i64, String)]) -> StoreResult<()> {
+                for part in pairs.chunks(500) {
+                    let mut insert = sqlx::QueryBuilder::<Db>::new(sql);
+                    insert.push_values(part, |mut row, (id, value)| {
+                        row.push_bind(*id).push_bind(value.clone());
+                    });
+                    insert.build().execute(&mut **tx).await?;
+                }
+                Ok(())
+            }
+
+            /// Appends events to one organization's audit chain: the sequence moves once,
+            /// the hashes are chained in memory, the rows go in as multi-row statements.
+            async fn append_audits_in(tx: &mut Tx, org_id: OrgId, entries: &[AuditEntry]) -> StoreResult<()> {
+                if entries.is_empty() {
+                    return Ok(());
+                }
+                let (last, mut prev): (i64, Vec<u8>) = sqlx::query_as(
+                    "UPDATE organizations SET audit_seq = audit_seq + $2 WHERE id = $1 \
+                     RETURNING audit_seq, audit_head",
+                )
+                .bind(org_id.0)
+                .bind(entries.len() as i64)
+                .fetch_one(&mut **tx)
+                .await?;
+                let mut seq = last - entries.len() as i64;
+                let mut rows = Vec::with_capacity(entries.len());
+                for entry in entries {
+                    seq += 1;
+                    let (details, hash) = Self::chained(entry, seq, &prev);
+                    rows.push((entry, seq, details, std::mem::replace(&mut prev, hash.clone()), hash));
+                }
+                for part in rows.chunks(400) {
+                    let mut insert = sqlx::QueryBuilder::<Db>::new(
+                        "INSERT INTO audit_events (org_id, seq, at, action, actor_id, subject_id, \
+                         request_id, ip, details, prev_hash, hash) ",
+                    );
+                    insert.push_values(part, |mut row, (entry, seq, details, prev, hash)| {
+                        row.push_bind(entry.org_id.0)
+                            .push_bind(*seq)
+                            .push_bind(entry.at)
+                            .push_bind(entry.action)
+                            .push_bind(entry.actor_id.map(|u| u.0))
+                            .push_bind(entry.subject_id.map(|u| u.0))
+                            .push_bind(entry.request_id)
+                            .push_bind(entry.ip.clone())
+                            .push_bind(details.clone())
+                            .push_bind(prev.clone())
+                            .push_bind(hash.clone());
+                    });
+                    insert.build().execute(&mut **tx).await?;
+                }
+                sqlx::query("UPDATE organizations SET audit_head = $2 WHERE id = $1")
+                    .bind(org_id.0)
+                    .bind(&prev)
+                    .execute(&mut **tx)
+                    .await?;
+                Ok(())
+            }
+
+            /// An event's details as stored and its hash after `prev` in the chain.
+            pub(super) fn chained(entry: &AuditEntry, seq: i64, prev: &[u8]) -> (String, Vec<u8>) {
+                let details = entry.details.to_string();
+                let canonical = audit::EventContent {
+                    org_id: entry.org_id.0,
+                    seq,
+                    at: &entry.at,
+                    action: entry.action,
+                    actor_id: entry.actor_id.map(|u| u.0),
+                    subject_id: entry.subject_id.map(|u| u.0),
+                    request_id: entry.request_id,
+                    ip: entry.ip.as_deref(),
+                    details: &details,
+                }
+                .canonical();
+                let hash = audit::chain_hash(prev, &canonical).to_vec();
+                (details, hash)
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::store::ImportStore for $store {
+            async fn taken_identities(&self, usernames: &[String], emails: &[String]) -> StoreResult<(Vec<String>, Vec<String>)> {
+                let mut taken = (Vec::new(), Vec::new());
+                for (names, sql, found) in [
+                    (usernames, "SELECT username FROM users WHERE username IN (", &mut taken.0),
+                    (emails, "SELECT lower(email) FROM users WHERE lower(email) IN (", &mut taken.1),
+                ] {
+                    for part in names.chunks(500) {
+                        let mut b = sqlx::QueryBuilder::<Db>::new(sql);
+                        let mut list = b.separated(", ");
+                        for name in part {
+                            list.push_bind(name.clone());
+                        }
+                        b.push(")");
+                        found.extend(b.build_query_scalar::<String>().fetch_all(&self.pool).await?);
+                    }
+                }
+                Ok(taken)
+            }
+
+            async fn import_users(
+                &self,
+                import: $crate::store::UserImport,
+                progress: &(dyn Fn(usize) + Send + Sync),
+            ) -> StoreResult<Vec<UserId>> {
+                let org_id = import.org_id;
+                let mut tx = self.begin_write().await?;
+                if BACKEND == $crate::store::Backend::Sqlite {
+                    // The postings of thousands of users land all over the index: keep it
+                    // in memory while this transaction writes (set back before commit).
+                    sqlx::query("PRAGMA cache_size = -262144").execute(&mut *tx).await?;
+                }
+                for (name, audit) in &import.new_practices {
+                    let id: i64 = sqlx::query_scalar("INSERT INTO practices (org_id, name, created_at) VALUES ($1, $2, $3) RETURNING id")
+                        .bind(org_id.0)
+                        .bind(name)
+                        .bind(audit.at)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                    let mut audit = audit.clone();
+                    audit.org_id = org_id;
+                    if let serde_json::Value::Object(map) = &mut audit.details {
+                        map.insert("practiceId".into(), $crate::domain::PracticeId(id).to_global().into());
+                        map.insert("name".into(), name.clone().into());
+                    }
+                    Self::append_audit_in(&mut tx, &audit).await?;
+                }
+                let practices: std::collections::HashMap<String, i64> =
+                    sqlx::query_as::<_, (i64, String)>("SELECT id, name FROM practices WHERE org_id = $1")
+                        .bind(org_id.0)
+                        .fetch_all(&mut *tx)
+                        .await?
+                        .into_iter()
+                        .map(|(id, name)| (name.to_lowercase(), id))
+                        .collect();
+                let mut ids = Vec::with_capacity(import.users.len());
+                let mut users = import.users.into_iter().peekable();
+                while users.peek().is_some() {
+                    let chunk: Vec<UserCreation> = users
+                        .by_ref()
+                        .take(1000)
+                        .map(|(mut creation, names)| {
+                            for name in names {
+                                let id = practices.get(&name.to_lowercase()).ok_or(StoreError::NotFound)?;
+                                creation.user.practice_ids.push($crate::domain::PracticeId(*id));
+                            }
+                            Ok(creation)
+                        })
+                        .collect::<StoreResult<_>>()?;
+                    ids.extend(Self::create_users_in(&mut tx, org_id, &chunk).await?);
+                    progress(ids.len());
+                }
+                if BACKEND == $crate::store::Backend::Sqlite {
+                    sqlx::query("PRAGMA cache_size = -16384").execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+                Ok(ids)
+            }
+        }
+    };
+}
+
+pub(crate) use bulk_impl;
