@@ -48,6 +48,11 @@ enum Command {
     /// Audit log tools.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Write every table as JSON lines from one consistent snapshot (`-` for standard
+    /// output); secrets stay hashed.
+    Export { file: std::path::PathBuf },
+    /// Load an export into an empty database of either kind (`-` for standard input).
+    Import { file: std::path::PathBuf },
     /// Manage users in bulk.
     #[command(subcommand)]
     Users(UsersCommand),
@@ -182,6 +187,8 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
         }
         Command::Org(OrgCommand::Create(args)) => org_create(args, config).await,
         Command::Users(UsersCommand::Import(args)) => cli::users::import(args, config).await,
+        Command::Export { file } => cli::data::export(file, config).await,
+        Command::Import { file } => cli::data::import(file, config).await,
         Command::Audit(AuditCommand::Verify) => {
             let app = gatehouse::build_app(config).await?;
             let report = app.audit().verify().await?;

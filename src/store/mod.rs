@@ -7,6 +7,7 @@ mod identity;
 mod import;
 mod jobs;
 mod migrations;
+pub mod portable;
 mod postgres;
 mod requests;
 mod rows;
@@ -21,6 +22,7 @@ pub use identity::*;
 pub use import::*;
 pub use jobs::*;
 pub use migrations::{Migrations, migrations_for};
+pub use portable::PortableStore;
 pub use postgres::PostgresStore;
 pub use requests::*;
 pub use search::{AnyMatch, SearchStore, UserPage, UserSearch};
@@ -66,6 +68,9 @@ pub enum StoreError {
     /// Stored data that does not decode into the domain (a bug or a manual edit).
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    /// An export that cannot be written or loaded: the message says why.
+    #[error("{0}")]
+    Portable(String),
     #[error(transparent)]
     Database(sqlx::Error),
 }
@@ -82,6 +87,7 @@ pub trait Store:
     + SearchStore
     + IdentityStore
     + ImportStore
+    + PortableStore
     + SetupStore
     + AuditStore
     + JobStore

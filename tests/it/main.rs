@@ -13,6 +13,7 @@ mod import;
 mod jobs;
 mod migrations;
 mod pages;
+mod portable;
 mod redis;
 mod requests;
 mod schema;

@@ -8,6 +8,7 @@ pub(super) mod bulk;
 pub(super) mod directory;
 pub(super) mod identity;
 pub(super) mod jobs;
+pub(super) mod portable;
 pub(super) mod request_changes;
 pub(super) mod requests;
 pub(super) mod search;
@@ -295,6 +296,10 @@ macro_rules! store_impl {
         mod bulk_sql {
             use super::*;
             $crate::store::sql::bulk::bulk_impl!($store);
+        }
+        mod portable_sql {
+            use super::*;
+            $crate::store::sql::portable::portable_impl!($store);
         }
         mod search_sql {
             use super::*;
