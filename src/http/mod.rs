@@ -1,21 +1,21 @@
 //! The HTTP surface: `/graphql` (POST, and GET for GraphiQL), `/healthz`, `/readyz`, `/metrics`.
 
+mod apq;
+mod graphql;
 mod pages;
 mod socket;
 
 use crate::app::App;
 use crate::app::ClientInfo;
-use crate::graphql::{Endpoint, RequestContext, is_rejected};
+use crate::graphql::Endpoint;
 use crate::metrics::Metrics;
-use async_graphql::http::GraphiQLSource;
-use axum::body::Body;
+use axum::Router;
 use axum::extract::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
 use gatehouse_workers::Queue;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
@@ -28,6 +28,7 @@ struct AppState {
     queue: Queue,
     endpoint: Endpoint,
     metrics: Metrics,
+    persisted: std::sync::Arc<apq::PersistedQueries>,
 }
 
 /// The router with every route and layer.
@@ -37,9 +38,10 @@ pub fn router(app: App, queue: Queue, metrics: Metrics) -> Router {
         app,
         queue,
         metrics: metrics.clone(),
+        persisted: Default::default(),
     };
     Router::new()
-        .route("/graphql", get(graphiql).post(graphql))
+        .route("/graphql", get(graphql::get).post(graphql::post))
         .route("/graphql/ws", get(graphql_ws))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
@@ -148,29 +150,6 @@ async fn graphql_ws(
         .on_upgrade(move |ws| socket::serve(ws, state.endpoint, protocol, client))
 }
 
-async fn graphiql() -> Html<String> {
-    Html(GraphiQLSource::build().endpoint("/graphql").finish())
-}
-
-const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
-
-/// A GraphQL-shaped error body with a code, for requests that never reach execution.
-fn request_error(
-    status: StatusCode,
-    code: &str,
-    message: &str,
-    content_type: &'static str,
-) -> Response {
-    let body =
-        serde_json::json!({ "errors": [{ "message": message, "extensions": { "code": code } }] });
-    (
-        status,
-        [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
-        Json(body),
-    )
-        .into_response()
-}
-
 /// The client's address: the connection's peer, or, when the peer is a trusted proxy, the
 /// address that the nearest untrusted hop in X-Forwarded-For connected from (the entries
 /// to its left could be written by anyone).
@@ -207,94 +186,4 @@ pub fn client_info(headers: &HeaderMap, peer: SocketAddr, trusted: &[ipnet::IpNe
             .and_then(|v| v.to_str().ok())
             .map(|ua| ua.chars().take(256).collect()),
     }
-}
-
-async fn graphql(
-    State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    let wants_graphql_response = headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|accept| accept.contains(GRAPHQL_RESPONSE));
-    let content_type = if wants_graphql_response {
-        GRAPHQL_RESPONSE
-    } else {
-        "application/json"
-    };
-    let limit = state.app.config().limits.max_body_bytes;
-    let Ok(body) = axum::body::to_bytes(body, limit).await else {
-        let message = format!("The request body is larger than {limit} bytes.");
-        return request_error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "BAD_REQUEST",
-            &message,
-            content_type,
-        );
-    };
-    let mut request: async_graphql::Request = match serde_json::from_slice(&body) {
-        Ok(request) => request,
-        Err(err) => {
-            let message = format!("The request body is not a GraphQL request in JSON: {err}");
-            return request_error(
-                StatusCode::BAD_REQUEST,
-                "BAD_REQUEST",
-                &message,
-                content_type,
-            );
-        }
-    };
-    // Limits first: a refused document costs no database work.
-    let schema = match state.endpoint.admit(&mut request) {
-        Ok(schema) => schema.clone(),
-        Err(refusal) => {
-            return request_error(
-                StatusCode::BAD_REQUEST,
-                refusal.code,
-                &refusal.message,
-                content_type,
-            );
-        }
-    };
-    let client = client_info(&headers, peer, &state.app.config().trusted_proxies);
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    // A stale or unknown token is treated as no token: public operations still work and
-    // protected ones answer UNAUTHENTICATED.
-    let caller = match bearer {
-        Some(token) => match state.app.identity().authenticate(token, &client).await {
-            Ok(caller) => caller,
-            Err(err) => {
-                tracing::error!(error = ?err, "authentication failed");
-                return request_error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "INTERNAL",
-                    "Something went wrong on our side; it has been logged.",
-                    content_type,
-                );
-            }
-        },
-        None => None,
-    };
-    let context = RequestContext { caller, client };
-    let response = state
-        .endpoint
-        .execute(&schema, request, context, bearer.map(str::to_owned))
-        .await;
-    let status = if is_rejected(&response) {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::OK
-    };
-    (
-        status,
-        [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
-        Json(response),
-    )
-        .into_response()
 }

@@ -6,6 +6,7 @@ mod cli;
 mod common;
 mod contract;
 mod directory;
+mod graphql_http;
 mod hardening;
 mod http;
 mod identity;

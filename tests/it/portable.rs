@@ -40,9 +40,21 @@ async fn an_installation_moves_to_the_other_database(from: TestDb) {
     let file = file.to_str().unwrap();
 
     let p = Practice::start(&from, vec![]).await;
-    let adam = p.login("adam").await;
-    let body = p
-        .send(
+    let before = p.server.store.license_pools(p.org).await.unwrap();
+    drop(p);
+    // The API without workers: the request is filed and stays SUBMITTED; then its job is
+    // marked handed to the queue, which an export does not carry (a job in flight).
+    let api = TestServer::start_with(
+        &from,
+        ServerOptions {
+            no_workers: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    let adam = api.login("adam", STAFF_PASSWORD).await;
+    let (_, body) = api
+        .graphql(
             Some(&adam),
             LICENSES,
             json!({ "i": { "product": "TELEHEALTH", "kind": "STAFF", "quantity": 2, "justification": "new nurses" } }),
@@ -52,6 +64,11 @@ async fn an_installation_moves_to_the_other_database(from: TestDb) {
         .as_str()
         .expect("filed")
         .to_owned();
+    assert_eq!(
+        from.execute("UPDATE job_outbox SET relayed_at = created_at WHERE relayed_at IS NULL")
+            .await,
+        1
+    );
     // Exported while the server runs: one consistent snapshot.
     let out = gatehouse(&from, &["export", file]);
     assert!(
@@ -69,8 +86,7 @@ async fn an_installation_moves_to_the_other_database(from: TestDb) {
         .filter(|line| line.starts_with('['))
         .count();
     assert!(exported.ends_with(&format!("{{\"end\":true,\"rows\":{rows}}}\n")));
-    let before = p.server.store.license_pools(p.org).await.unwrap();
-    drop(p);
+    drop(api);
 
     let out = gatehouse(&to, &["import", file]);
     assert!(
@@ -100,6 +116,12 @@ async fn an_installation_moves_to_the_other_database(from: TestDb) {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(fresh.count("SELECT COUNT(*) FROM users").await, 0);
+    // The job that was in the queue is back in the outbox; the finished ones are not.
+    assert_eq!(
+        to.count("SELECT COUNT(*) FROM job_outbox WHERE relayed_at IS NULL")
+            .await,
+        1
+    );
 
     // The moved installation: same people, same passwords, intact audit chains.
     let smtp = SmtpReceiver::start().await;
@@ -125,7 +147,8 @@ async fn an_installation_moves_to_the_other_database(from: TestDb) {
         .0
         .org_id;
     assert_eq!(server.store.license_pools(org).await.unwrap(), before);
-    // The pending request goes on: approved, applied by the workers.
+    // The request goes on: routed to the owners, approved, applied by the workers.
+    wait_for_status(&server, &olivia, &request, "PENDING_APPROVAL").await;
     let (_, body) = server
         .graphql(
             Some(&olivia),
@@ -138,17 +161,7 @@ async fn an_installation_moves_to_the_other_database(from: TestDb) {
         json!([]),
         "{body}"
     );
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let (_, body) = server
-            .graphql(Some(&olivia), STATUS, json!({ "id": request }))
-            .await;
-        if body["data"]["request"]["status"] == "APPLIED" {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{body}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_for_status(&server, &olivia, &request, "APPLIED").await;
     // New rows continue after the moved ones.
     let (_, body) = server
         .graphql(
@@ -163,6 +176,20 @@ async fn an_installation_moves_to_the_other_database(from: TestDb) {
         "{body}"
     );
     smtp.wait_for(1, Duration::from_secs(20)).await;
+}
+
+async fn wait_for_status(server: &TestServer, token: &str, request: &str, status: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, body) = server
+            .graphql(Some(token), STATUS, json!({ "id": request }))
+            .await;
+        if body["data"]["request"]["status"] == status {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 fn redacted(url: &str) -> String {

@@ -45,6 +45,30 @@ macro_rules! portable_impl {
                 };
                 Ok(sqlx::query_scalar(sql).fetch_all(&mut *conn).await?)
             }
+
+            /// The queue is not part of an export: a job handed to it before the snapshot
+            /// but not yet done would be lost. Every job acts once however often it runs
+            /// (a request moves on only from its status; an email is sent once by its key),
+            /// so each one whose effect the data does not show goes back to the outbox.
+            async fn reopen_unfinished_jobs(conn: &mut <Db as sqlx::Database>::Connection) -> StoreResult<u64> {
+                let request_id = match BACKEND {
+                    $crate::store::Backend::Sqlite => "CAST(json_extract(o.payload, '$.request_id') AS INTEGER)",
+                    $crate::store::Backend::Postgres => "((o.payload::jsonb) ->> 'request_id')::bigint",
+                };
+                let sql = format!(
+                    "UPDATE job_outbox SET relayed_at = NULL, attempts = 0, last_error = NULL \
+                     WHERE relayed_at IS NOT NULL AND id IN ( \
+                       SELECT o.id FROM job_outbox o WHERE o.relayed_at IS NOT NULL AND ( \
+                         (o.kind IN ('email', 'account_setup_email') \
+                          AND NOT EXISTS (SELECT 1 FROM email_deliveries d WHERE d.email_key = 'outbox-' || o.id)) \
+                         OR (o.kind = 'route_request' AND EXISTS ( \
+                          SELECT 1 FROM requests r WHERE r.id = {request_id} AND r.status = 'SUBMITTED')) \
+                         OR (o.kind = 'apply_request' AND EXISTS ( \
+                          SELECT 1 FROM requests r WHERE r.id = {request_id} AND r.status = 'APPROVED'))))"
+                );
+                let done = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut *conn).await?;
+                Ok(done.rows_affected())
+            }
         }
 
         #[async_trait::async_trait]
@@ -271,6 +295,7 @@ macro_rules! portable_impl {
                     flush(&mut tx, &mut done).await?;
                     progress(&done.table, done.count);
                 }
+                Self::reopen_unfinished_jobs(&mut tx).await?;
                 if BACKEND == $crate::store::Backend::Postgres {
                     // Identities continue after the loaded rows.
                     for table in TABLES {
