@@ -23,6 +23,10 @@ pub struct Config {
     pub smtp_url: Option<String>,
     pub outbox_dir: PathBuf,
     pub mail_from: String,
+    /// Files that replace built-in email templates (GATEHOUSE_TEMPLATE_DIR).
+    pub template_dir: Option<PathBuf>,
+    /// Whom emails tell people to ask for help (GATEHOUSE_SUPPORT_CONTACT).
+    pub support_contact: Option<String>,
     pub listen: SocketAddr,
     pub public_url: Url,
     pub lockout_threshold: u32,
@@ -39,6 +43,14 @@ pub struct Config {
     pub limits: Limits,
     pub jobs: JobTiming,
     pub log: String,
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written: for people, or one JSON object per line for a collector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 /// Timing of the background workers.
@@ -130,6 +142,16 @@ impl Config {
                     }
                 },
             )?,
+            template_dir: env.get("GATEHOUSE_TEMPLATE_DIR").map(PathBuf::from),
+            support_contact: match env.get("GATEHOUSE_SUPPORT_CONTACT") {
+                Some(v) if v.chars().any(char::is_control) || v.chars().count() > 200 => {
+                    return Err(ConfigError {
+                        variable: "GATEHOUSE_SUPPORT_CONTACT",
+                        message: "must be one line of at most 200 characters".into(),
+                    });
+                }
+                v => v,
+            },
             listen: env.parse_with("GATEHOUSE_LISTEN", "127.0.0.1:8080", |v| {
                 v.parse()
                     .map_err(|_| "must be an address:port like 127.0.0.1:8080".to_owned())
@@ -176,6 +198,13 @@ impl Config {
                 .get("GATEHOUSE_LOG")
                 .or_else(|| lookup("RUST_LOG").filter(|v| !v.trim().is_empty()))
                 .unwrap_or_else(|| "info".into()),
+            log_format: env.parse_with("GATEHOUSE_LOG_FORMAT", "text", |v| {
+                match v.to_ascii_lowercase().as_str() {
+                    "text" => Ok(LogFormat::Text),
+                    "json" => Ok(LogFormat::Json),
+                    _ => Err(format!("must be text or json, not {v:?}")),
+                }
+            })?,
         };
         if config.argon2.m_kib < 8 * config.argon2.p {
             return Err(ConfigError {
@@ -304,6 +333,8 @@ impl fmt::Debug for Config {
             .field("smtp_url", &self.smtp_url.as_deref().map(redact_url))
             .field("outbox_dir", &self.outbox_dir)
             .field("mail_from", &self.mail_from)
+            .field("template_dir", &self.template_dir)
+            .field("support_contact", &self.support_contact)
             .field("listen", &self.listen)
             .field("public_url", &self.public_url.as_str())
             .field("lockout_threshold", &self.lockout_threshold)
@@ -319,6 +350,7 @@ impl fmt::Debug for Config {
             .field("limits", &self.limits)
             .field("jobs", &self.jobs)
             .field("log", &self.log)
+            .field("log_format", &self.log_format)
             .finish()
     }
 }
@@ -406,6 +438,7 @@ mod tests {
             ("GATEHOUSE_SMTP_URL", "http://mail"),
             ("GATEHOUSE_PUBLIC_URL", "not a url"),
             ("GATEHOUSE_ARGON2_T", "0"),
+            ("GATEHOUSE_LOG_FORMAT", "xml"),
         ] {
             let err = config(&[(key, value)]).unwrap_err();
             assert_eq!(err.variable, key);

@@ -13,6 +13,7 @@ pub mod store;
 use anyhow::Context as _;
 use app::App;
 use config::{Config, redact_url};
+use gatehouse_workers::templates::Templates;
 use gatehouse_workers::{JobMetrics, Mailer, Queue, Workers};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -51,12 +52,16 @@ pub struct Gatehouse {
     pub store: Arc<dyn store::Store>,
     pub queue: Queue,
     pub metrics: metrics::Metrics,
+    /// The email templates, built in or overridden from GATEHOUSE_TEMPLATE_DIR.
+    pub templates: Arc<Templates>,
 }
 
 impl Gatehouse {
     /// Opens (and migrates) the database and connects to the queue; any failure names the
     /// setting at fault.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let templates = Templates::load(config.template_dir.as_deref(), config.public_url.as_str())
+            .context("GATEHOUSE_TEMPLATE_DIR")?;
         let queue = Queue::connect(&config.queue_url, config.jobs.heartbeat)
             .await
             .with_context(|| format!("GATEHOUSE_QUEUE_URL: {}", redact_url(&config.queue_url)))?;
@@ -71,6 +76,7 @@ impl Gatehouse {
             store,
             queue,
             metrics: metrics::Metrics::new(),
+            templates: Arc::new(templates),
         })
     }
 
@@ -114,11 +120,13 @@ impl Gatehouse {
                 relay_interval: config.jobs.relay_interval,
                 sweep_interval: config.jobs.sweep_interval,
                 concurrency: 8,
+                support_contact: config.support_contact.clone().unwrap_or_default(),
             };
             let ports = Arc::new(self.app.workflow().clone());
             let workers = Workers::new(
                 ports,
                 Arc::new(mailer),
+                self.templates.clone(),
                 self.queue.clone(),
                 job_metrics,
                 settings,

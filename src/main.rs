@@ -6,7 +6,7 @@ mod cli;
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use gatehouse::app::directory::organization::{CreateOrganization, parse_licenses};
-use gatehouse::config::{Config, redact_url};
+use gatehouse::config::{Config, LogFormat, redact_url};
 use gatehouse::domain::UserKind;
 use gatehouse::{Gatehouse, Mode};
 use std::io::Read as _;
@@ -56,6 +56,15 @@ enum Command {
     /// Manage users in bulk.
     #[command(subcommand)]
     Users(UsersCommand),
+    /// Email tools.
+    #[command(subcommand)]
+    Email(EmailCommand),
+}
+
+#[derive(Subcommand)]
+enum EmailCommand {
+    /// Render one email with sample data through the configured templates.
+    Preview(cli::email::Preview),
 }
 
 #[derive(Subcommand)]
@@ -117,7 +126,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_tracing(&config.log);
+    init_tracing(&config.log, config.log_format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(err) => {
@@ -138,15 +147,25 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_tracing(filter: &str) {
+fn init_tracing(filter: &str, format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| {
         eprintln!("gatehouse: GATEHOUSE_LOG: {filter:?} is not a valid filter; using info");
         tracing_subscriber::EnvFilter::new("info")
     });
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => logs.init(),
+        // One object per line: its fields, and those of every span it is in (the
+        // request id of the HTTP request or job among them).
+        LogFormat::Json => logs
+            .json()
+            .with_current_span(false)
+            .with_span_list(true)
+            .flatten_event(true)
+            .init(),
+    }
 }
 
 async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
@@ -187,6 +206,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
         }
         Command::Org(OrgCommand::Create(args)) => org_create(args, config).await,
         Command::Users(UsersCommand::Import(args)) => cli::users::import(args, config).await,
+        Command::Email(EmailCommand::Preview(args)) => cli::email::preview(args, config),
         Command::Export { file } => cli::data::export(file, config).await,
         Command::Import { file } => cli::data::import(file, config).await,
         Command::Audit(AuditCommand::Verify) => {

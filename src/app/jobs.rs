@@ -2,14 +2,15 @@
 //! decoded here.
 
 use crate::domain::{OutboxMessage, RequestId, UserId};
-use gatehouse_workers::{Job, SetupPurpose};
+use gatehouse_workers::{Job, SetupPurpose, Traced};
 
-/// A job as the outbox keeps it.
+/// A job as the outbox keeps it, with the id of the HTTP request (or of the job) that
+/// caused it.
 impl From<Job> for OutboxMessage {
     fn from(job: Job) -> Self {
         OutboxMessage {
             kind: job.kind().to_owned(),
-            payload: job.to_json(),
+            payload: Traced::current(job).to_json(),
         }
     }
 }

@@ -18,6 +18,7 @@ pub mod jobs;
 pub mod page;
 pub mod policy;
 pub mod request;
+pub mod stats;
 pub mod workflow;
 
 pub use audit::Audit;
@@ -45,6 +46,8 @@ pub struct Shared {
     feed: Arc<feed::RequestFeed>,
     /// Sessions that open WebSocket connections depend on.
     sessions: Arc<identity::watch::SessionWatch>,
+    /// Counts of sign-ins and lockouts, for the metrics.
+    stats: stats::Stats,
 }
 
 /// Declares an area service: a cheap handle on the shared parts.
@@ -123,6 +126,7 @@ impl App {
                 250,
             ))),
             sessions: Arc::default(),
+            stats: stats::Stats::default(),
         });
         Self {
             directory: shared.clone().into(),
@@ -161,6 +165,17 @@ impl App {
     /// The current time, by the app's clock (what "locked" and "expired" are judged by).
     pub fn now(&self) -> crate::domain::Timestamp {
         self.directory.now()
+    }
+
+    /// Counts of sign-ins and lockouts since start.
+    pub fn stats(&self) -> &stats::Stats {
+        &self.directory.stats
+    }
+
+    /// What the database holds now that an operator watches (requests by kind and
+    /// status, the outbox backlog, locked accounts, the connection pool).
+    pub async fn gauges(&self) -> AppResult<crate::store::Gauges> {
+        Ok(self.directory.store.gauges(self.now()).await?)
     }
 
     /// Whether the database answers, for the health endpoint.

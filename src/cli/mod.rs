@@ -2,4 +2,5 @@
 //! reports in plain lines.
 
 pub mod data;
+pub mod email;
 pub mod users;

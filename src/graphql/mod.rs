@@ -10,6 +10,7 @@ pub mod limits;
 pub mod loaders;
 mod node;
 mod objects;
+mod observe;
 mod request;
 mod subscription;
 mod types;
@@ -18,6 +19,7 @@ pub use error::{GqlResult, UserError, gql, user_errors};
 
 use crate::app::ClientInfo;
 use crate::app::{App, Caller};
+use crate::metrics::Metrics;
 use async_graphql::{ErrorExtensions as _, Response, Schema, ServerError};
 use futures_util::stream::BoxStream;
 use futures_util::{FutureExt as _, StreamExt as _};
@@ -63,11 +65,19 @@ const INTROSPECTION_COMPLEXITY: usize = 5_000;
 
 /// Builds the schema with the configured document limits.
 pub fn schema(app: Option<App>) -> GatehouseSchema {
-    let builder = Schema::build(
+    served(app, None)
+}
+
+/// The schema as served: with the app, and timing its root fields into `metrics`.
+fn served(app: Option<App>, metrics: Option<Metrics>) -> GatehouseSchema {
+    let mut builder = Schema::build(
         Query::default(),
         Mutation::default(),
         subscription::Subscription,
     );
+    if let Some(metrics) = metrics {
+        builder = builder.extension(observe::Observe(metrics));
+    }
     match app {
         Some(app) => {
             let limits = app.config().limits;
@@ -128,7 +138,7 @@ fn without_location(error: async_graphql::Error) -> Response {
 }
 
 impl Endpoint {
-    pub fn new(app: App) -> Self {
+    pub fn new(app: App, metrics: Option<Metrics>) -> Self {
         let limits = app.config().limits;
         let introspection = Schema::build(
             Query::default(),
@@ -139,7 +149,7 @@ impl Endpoint {
         .limit_complexity(INTROSPECTION_COMPLEXITY.max(limits.max_complexity))
         .finish();
         Self {
-            regular: schema(Some(app.clone())),
+            regular: served(Some(app.clone()), metrics),
             introspection,
             limits: DocumentLimits {
                 max_bytes: limits.max_body_bytes,

@@ -117,10 +117,12 @@ pub(super) async fn get(
             .map(|(_, v)| v.as_str())
     };
     if param("query").is_none() && param("extensions").is_none() {
-        let browser = headers
+        // A browser (or anything that does not ask for JSON) gets the GraphiQL page.
+        let html = headers
             .get(header::ACCEPT)
             .and_then(|v| v.to_str().ok())
-            .is_none_or(|a| a.contains("text/html") || a.is_empty());
+            .is_some_and(|a| a.contains("text/html"));
+        let browser = html || accepts == Accepts::Either;
         if browser {
             return Html(GraphiQLSource::build().endpoint("/graphql").finish()).into_response();
         }

@@ -12,14 +12,16 @@ use crate::metrics::Metrics;
 use axum::Router;
 use axum::extract::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use gatehouse_workers::Queue;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tracing::Instrument as _;
+
+const X_REQUEST_ID: &str = "x-request-id";
 use tower_http::trace::TraceLayer;
 
 #[derive(Clone)]
@@ -34,7 +36,7 @@ struct AppState {
 /// The router with every route and layer.
 pub fn router(app: App, queue: Queue, metrics: Metrics) -> Router {
     let state = AppState {
-        endpoint: Endpoint::new(app.clone()),
+        endpoint: Endpoint::new(app.clone(), Some(metrics.clone())),
         app,
         queue,
         metrics: metrics.clone(),
@@ -49,18 +51,62 @@ pub fn router(app: App, queue: Queue, metrics: Metrics) -> Router {
         .merge(pages::routes())
         .layer(middleware::from_fn_with_state(metrics, track))
         // The last layer is the outermost: every request gets an id (or keeps the one its
-        // proxy set), every log line inside it carries the id, and the response tells it.
-        .layer(PropagateRequestIdLayer::x_request_id())
+        // proxy set), every log line inside it and every job it causes carries the id,
+        // and the response tells it.
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
-        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(middleware::from_fn(request_id))
         .with_state(state)
+}
+
+/// The longest request id taken from a client; a longer or odd one is replaced.
+const MAX_REQUEST_ID: usize = 128;
+
+/// Gives the request an id: the `X-Request-Id` its proxy or client set when it is a
+/// plain token (letters, digits, `-`, `_`, `.`, `:`; at most 128), else a new UUID. The
+/// id is the current request id while the request runs, and answered in the response.
+async fn request_id(mut request: Request, next: Next) -> Response {
+    let given = request
+        .headers()
+        .get(X_REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|id| plain_id(id))
+        .map(str::to_owned);
+    let id = given.unwrap_or_else(new_request_id);
+    let value = HeaderValue::from_str(&id).expect("a plain id is a valid header value");
+    request.headers_mut().insert(X_REQUEST_ID, value.clone());
+    let mut response = gatehouse_workers::with_request_id(Some(id), next.run(request)).await;
+    response.headers_mut().insert(X_REQUEST_ID, value);
+    response
+}
+
+fn plain_id(id: &str) -> bool {
+    (1..=MAX_REQUEST_ID).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+}
+
+/// A random (version 4) UUID.
+fn new_request_id() -> String {
+    let mut bytes: [u8; 16] = rand::random();
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let hex = hex::encode(bytes);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
 }
 
 /// The span of one request: its id, method and route (never the query string).
 fn request_span(request: &Request) -> tracing::Span {
     let id = request
         .headers()
-        .get("x-request-id")
+        .get(X_REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
     tracing::info_span!(
@@ -115,7 +161,22 @@ async fn readyz(State(state): State<AppState>) -> Response {
     (status, body).into_response()
 }
 
+/// The metrics, with what the database and the queue hold read now (a part that does not
+/// answer keeps its last figures, and the scrape still succeeds).
 async fn render_metrics(State(state): State<AppState>) -> Response {
+    let (gauges, depth) = tokio::join!(state.app.gauges(), state.queue.depth());
+    if let Err(err) = &gauges {
+        tracing::warn!(error = %err, "metrics: cannot read the database's figures");
+    }
+    if let Err(err) = &depth {
+        tracing::warn!(error = %err, "metrics: cannot read the queue's figures");
+    }
+    state.metrics.refresh(
+        state.app.stats(),
+        gauges.as_ref().ok(),
+        depth.ok(),
+        state.app.now(),
+    );
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),
@@ -140,6 +201,9 @@ async fn graphql_ws(
     };
     let client = client_info(&headers, peer, &state.app.config().trusted_proxies);
     let limit = state.app.config().limits.max_body_bytes;
+    // The connection outlives the upgrade request: its operations, and the jobs they
+    // cause, keep the upgrade's request id.
+    let request_id = gatehouse_workers::current_request_id();
     upgrade
         .protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)
         // A message larger than a request body would be closes the connection; small
@@ -147,7 +211,14 @@ async fn graphql_ws(
         .max_message_size(limit + 1024)
         .max_frame_size(limit + 1024)
         .write_buffer_size(8 * 1024)
-        .on_upgrade(move |ws| socket::serve(ws, state.endpoint, protocol, client))
+        .on_upgrade(move |ws| {
+            let span = tracing::info_span!("socket", request_id = request_id.as_deref());
+            gatehouse_workers::with_request_id(
+                request_id,
+                socket::serve(ws, state.endpoint, protocol, client),
+            )
+            .instrument(span)
+        })
 }
 
 /// The client's address: the connection's peer, or, when the peer is a trusted proxy, the

@@ -108,6 +108,25 @@ pub trait Store:
     /// Notified when a job was written to the outbox (by this process; on PostgreSQL by
     /// any process, through LISTEN/NOTIFY), so that the relay need not poll.
     fn outbox_signal(&self) -> Arc<tokio::sync::Notify>;
+
+    /// What an operator watches, read now: each a count on an index or a small table.
+    async fn gauges(&self, now: Timestamp) -> StoreResult<Gauges>;
+}
+
+/// The database's state as the metrics show it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Gauges {
+    /// Requests by kind and status (`REQUEST_LICENSES`, `PENDING_APPROVAL`, count).
+    pub requests: Vec<(String, String, i64)>,
+    /// Outbox jobs not yet handed to the queue, and when the oldest of them was written.
+    pub outbox_backlog: i64,
+    pub outbox_oldest: Option<Timestamp>,
+    /// Accounts locked now.
+    pub users_locked: i64,
+    /// Connections of the pool: open, idle, and the most it opens.
+    pub pool_open: u32,
+    pub pool_idle: u32,
+    pub pool_max: u32,
 }
 
 /// Opens the store named by a database URL (`sqlite://…` or `postgres://…`) and migrates it.

@@ -336,4 +336,20 @@ async fn every_response_carries_a_request_id() {
         .await
         .unwrap();
     assert_eq!(response.headers()["x-request-id"], "from-the-proxy-42");
+    // An id that is too long or not a plain token is not copied into logs and jobs.
+    for odd in [
+        "a".repeat(129),
+        "two words".to_owned(),
+        "quote\"d".to_owned(),
+    ] {
+        let response = server
+            .client
+            .get(server.url("/healthz"))
+            .header("x-request-id", &odd)
+            .send()
+            .await
+            .unwrap();
+        let id = response.headers()["x-request-id"].to_str().unwrap();
+        assert_eq!(id.len(), 36, "{odd:?} replaced by a UUID: {id}");
+    }
 }

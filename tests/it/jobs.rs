@@ -470,6 +470,7 @@ async fn an_email_job_run_twice_at_once_sends_once() {
     };
     let server = TestServer::start_with(&db, options).await;
     let job = Job::Email {
+        org_id: None,
         to_name: "Twice".into(),
         to_address: "twice@example.com".into(),
         email: Email::PasswordChanged {
@@ -482,7 +483,7 @@ async fn an_email_job_run_twice_at_once_sends_once() {
     for _ in 0..2 {
         server
             .queue
-            .push(Envelope::new(4242, job.clone()), None)
+            .push(Envelope::new(4242, job.clone(), None), None)
             .await
             .unwrap();
     }

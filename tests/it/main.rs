@@ -1,6 +1,7 @@
 //! Gatehouse's integration tests, one binary: the store conformance suite on SQLite and
 //! PostgreSQL, the HTTP API end to end, the command line, and the schema and migrations.
 
+mod branding;
 mod browser;
 mod cli;
 mod common;
@@ -13,6 +14,7 @@ mod identity;
 mod import;
 mod jobs;
 mod migrations;
+mod observability;
 mod pages;
 mod portable;
 mod redis;

@@ -21,6 +21,9 @@ impl SetupPurpose {
 }
 
 /// One unit of background work.
+// A job lives only between its outbox row and its handler (as JSON in between): the size
+// of its largest variant costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Job {
@@ -39,6 +42,10 @@ pub enum Job {
     ApplyRequest { request_id: i64 },
     /// A notification whose content is fully known when it is filed (never a secret).
     Email {
+        /// The recipient's organization, named in the email (absent in jobs written
+        /// before it was recorded).
+        #[serde(default)]
+        org_id: Option<i64>,
         to_name: String,
         to_address: String,
         email: Email,
@@ -46,6 +53,14 @@ pub enum Job {
 }
 
 impl Job {
+    /// Every job kind, as [`Job::kind`] names it.
+    pub const KINDS: [&str; 4] = [
+        "account_setup_email",
+        "route_request",
+        "apply_request",
+        "email",
+    ];
+
     /// The job kind, as used in metrics and logs.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -75,15 +90,19 @@ pub struct Envelope {
     /// Unix seconds of the first attempt, to bound retries in time.
     pub first_attempt_at: Option<i64>,
     pub job: Job,
+    /// The HTTP request that caused the job, named in its log lines.
+    #[serde(default)]
+    pub request_id: Option<String>,
 }
 
 impl Envelope {
-    pub fn new(outbox_id: i64, job: Job) -> Self {
+    pub fn new(outbox_id: i64, job: Job, request_id: Option<String>) -> Self {
         Self {
             outbox_id,
             attempt: 1,
             first_attempt_at: None,
             job,
+            request_id,
         }
     }
 

@@ -9,11 +9,13 @@ pub mod ports;
 pub mod queue;
 pub mod runner;
 pub mod templates;
+pub mod trace;
 
 pub use job::{Envelope, Job, SetupPurpose};
 pub use mailer::{Mailer, SendError};
 pub use metrics::JobMetrics;
 pub use ports::{OutboxItem, PortError, Ports, Recipient};
-pub use queue::Queue;
+pub use queue::{Queue, QueueDepth};
 pub use runner::{Settings, Workers};
 pub use templates::{Email, Outcome, RequestSummary};
+pub use trace::{Traced, current_request_id, with_request_id};

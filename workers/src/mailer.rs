@@ -64,8 +64,9 @@ impl Mailer {
         }
     }
 
-    /// Sends one email. `key` identifies it: it becomes the Message-ID and, for the
-    /// folder, the file name, so a repeat of the same email is recognisable.
+    /// Sends one email. `key` identifies it: it becomes the Message-ID (on the sender's
+    /// domain) and, for the folder, the file name, so a repeat of the same email is
+    /// recognisable. Every message carries its Date.
     pub async fn send(
         &self,
         key: &str,
@@ -83,7 +84,11 @@ impl Mailer {
             .from(self.from.clone())
             .to(to)
             .subject(email.subject.clone())
-            .message_id(Some(format!("<{key}@gatehouse>")))
+            .message_id(Some(format!(
+                "<{key}.gatehouse@{}>",
+                self.from.email.domain()
+            )))
+            .date_now()
             .multipart(MultiPart::alternative_plain_html(
                 email.text.clone(),
                 email.html.clone(),
@@ -193,7 +198,11 @@ mod tests {
                 || eml.contains("To: Ana <ana@example.com>"),
             "{eml}"
         );
-        assert!(eml.contains("Message-ID: <outbox-1@gatehouse>"), "{eml}");
+        assert!(
+            eml.contains("Message-ID: <outbox-1.gatehouse@localhost>"),
+            "{eml}"
+        );
+        assert!(eml.contains("\r\nDate: "), "{eml}");
         assert!(
             eml.contains("multipart/alternative")
                 && eml.contains("plain body")

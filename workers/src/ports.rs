@@ -12,6 +12,8 @@ pub type PortError = Box<dyn std::error::Error + Send + Sync>;
 pub struct OutboxItem {
     pub id: i64,
     pub job: Job,
+    /// The HTTP request that caused the job.
+    pub request_id: Option<String>,
 }
 
 /// Who receives an email.
@@ -19,6 +21,8 @@ pub struct OutboxItem {
 pub struct Recipient {
     pub name: String,
     pub address: String,
+    /// Their organization's name, which the email speaks for.
+    pub organization: String,
 }
 
 #[async_trait]
@@ -44,6 +48,9 @@ pub trait Ports: Send + Sync + 'static {
         self_requested: bool,
     ) -> Result<Option<(Recipient, Email)>, PortError>;
 
+    /// The name of an organization, for the emails sent to its people.
+    async fn organization_name(&self, org_id: i64) -> Result<Option<String>, PortError>;
+
     /// Whether the email with this key has already been handled (sent or given up).
     async fn email_handled(&self, key: &str) -> Result<bool, PortError>;
     /// Claims the sending of an email so that two runs of its job never both send it:
@@ -66,8 +73,9 @@ pub trait Ports: Send + Sync + 'static {
     /// it is.
     async fn route_request(&self, request_id: i64) -> Result<(), PortError>;
     /// Applies an approved request (or records why it cannot be); a request no longer
-    /// approved is left as it is.
-    async fn apply_request(&self, request_id: i64) -> Result<(), PortError>;
+    /// approved is left as it is. Returns how long ago the request was filed when this
+    /// call applied it.
+    async fn apply_request(&self, request_id: i64) -> Result<Option<Duration>, PortError>;
 
     /// Periodic housekeeping: expired setup tokens and sessions, request reminders and
     /// expiry. Safe to run from several processes at once.

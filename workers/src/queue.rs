@@ -1,7 +1,7 @@
 //! The job queue: apalis on SQLite (its own file) or on Redis, chosen by URL.
 
 use crate::job::Envelope;
-use apalis::prelude::{TaskBuilder, TaskSink};
+use apalis::prelude::{Metrics as _, TaskBuilder, TaskSink};
 use apalis_redis::{ConnectionManager, RedisStorage};
 use apalis_sqlite::SqliteStorage;
 use futures_channel::mpsc;
@@ -12,6 +12,13 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
+
+/// How many jobs the queue holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueDepth {
+    pub pending: u64,
+    pub running: u64,
+}
 
 /// The queue every Gatehouse job goes through.
 pub const QUEUE_NAME: &str = "gatehouse-jobs";
@@ -163,6 +170,39 @@ impl Queue {
             Ok(Err(e)) => Err(QueueError(format!("the queue refused the job: {e}"))),
             Err(_) => Err(QueueError("the queue did not answer in time".into())),
         }
+    }
+
+    /// Jobs waiting on the queue (due or scheduled for a retry) and jobs running, as
+    /// the queue backend counts them.
+    pub async fn depth(&self) -> Result<QueueDepth, QueueError> {
+        let stats = match self {
+            Queue::Sqlite(storage, _) => {
+                tokio::time::timeout(CALL_TIMEOUT, storage.fetch_by_queue())
+                    .await
+                    .map(|r| r.map_err(|e| e.to_string()))
+            }
+            Queue::Redis(storage, _) => {
+                tokio::time::timeout(CALL_TIMEOUT, storage.fetch_by_queue())
+                    .await
+                    .map(|r| r.map_err(|e| e.to_string()))
+            }
+        };
+        let stats = match stats {
+            Ok(Ok(stats)) => stats,
+            Ok(Err(e)) => return Err(QueueError(format!("cannot count the queue: {e}"))),
+            Err(_) => return Err(QueueError("the queue did not answer in time".into())),
+        };
+        let count = |title: &str| {
+            stats
+                .iter()
+                .find(|s| s.title == title)
+                .and_then(|s| s.value.parse::<f64>().ok())
+                .map_or(0, |v| v.max(0.0) as u64)
+        };
+        Ok(QueueDepth {
+            pending: count("PENDING_JOBS"),
+            running: count("RUNNING_JOBS"),
+        })
     }
 
     /// A connection to the queue's Redis, for other shared state (rate limits).

@@ -33,6 +33,7 @@ impl Viewer<'_> {
 
 pub(super) fn password_changed_email(user: &User, how: &str) -> Job {
     Job::Email {
+        org_id: Some(user.org_id.0),
         to_name: user.display_name(),
         to_address: user.email.clone(),
         email: Email::PasswordChanged {
@@ -192,6 +193,7 @@ impl Identity {
                 .subject(user.id)
                 .details(serde_json::json!({ "before": user.encryption_key_version, "after": new_version })),
             email: Job::Email {
+                org_id: Some(user.org_id.0),
                 to_name: user.display_name(),
                 to_address: user.email.clone(),
                 email: Email::EncryptionKeyReset { name: user.display_name(), username: user.username.clone(), new_version },

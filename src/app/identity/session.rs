@@ -2,6 +2,7 @@
 
 use super::Identity;
 use super::crypto::{Verified, new_token, token_hash};
+use crate::app::stats::LoginOutcome;
 use crate::app::{AppError, AppResult};
 use crate::domain::{
     DomainError, ErrorCode, OrgId, SessionId, Timestamp, User, UserId, UserStatus,
@@ -118,6 +119,24 @@ impl Identity {
     /// account's password is not even looked at). What only a failure records (its audit
     /// event, a lock's email) is written after the answer, so that it cannot be timed.
     pub async fn login(
+        &self,
+        username: &str,
+        password: &str,
+        client: &ClientInfo,
+    ) -> AppResult<LoggedIn> {
+        let result = self.sign_in(username, password, client).await;
+        self.stats.login(match &result {
+            Ok(_) => LoginOutcome::Success,
+            Err(AppError::RateLimited) => LoginOutcome::RateLimited,
+            Err(AppError::Domain(e)) if e.code == ErrorCode::InvalidCredentials => {
+                LoginOutcome::InvalidCredentials
+            }
+            Err(_) => LoginOutcome::Error,
+        });
+        result
+    }
+
+    async fn sign_in(
         &self,
         username: &str,
         password: &str,
@@ -259,6 +278,7 @@ impl Identity {
                 serde_json::json!({ "until": lock_until, "after": self.config.lockout_threshold }),
             );
         let email = Job::Email {
+            org_id: Some(user.org_id.0),
             to_name: user.display_name(),
             to_address: user.email.clone(),
             email: Email::AccountLocked {
@@ -279,6 +299,7 @@ impl Identity {
             },
         };
         if self.store.secret_check_failed(failure).await? {
+            self.stats.lockout();
             tracing::info!(
                 user_id = user.id.0,
                 "account locked after repeated failures"

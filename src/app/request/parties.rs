@@ -37,6 +37,7 @@ impl Parties {
 
 pub(in crate::app) fn email_to(user: &User, email: Email) -> Job {
     Job::Email {
+        org_id: Some(user.org_id.0),
         to_name: user.display_name(),
         to_address: user.email.clone(),
         email,

@@ -156,12 +156,13 @@ impl Workflow {
 
     /// The apply job: re-checks and applies an approved request, or fails it with the
     /// reason; either way its parties are emailed. Applying twice changes nothing.
-    pub async fn apply_request(&self, id: RequestId) -> AppResult<()> {
+    /// Returns how long ago the request was filed when this call applied it.
+    pub async fn apply_request(&self, id: RequestId) -> AppResult<Option<std::time::Duration>> {
         let Some(request) = self.store.request_anywhere(id).await? else {
-            return Ok(());
+            return Ok(None);
         };
         if !Step::Apply.allows(request.status) {
-            return Ok(());
+            return Ok(None);
         }
         let parties = self.parties(&request).await?;
         let application = Application {
@@ -174,8 +175,10 @@ impl Workflow {
                 None,
             )),
         };
+        let applied_at = application.at;
         let err = match self.store.apply_request(application).await {
-            Ok(_) | Err(StoreError::NotFound) => return Ok(()),
+            Ok(_) => return Ok((applied_at - request.created_at).to_std().ok()),
+            Err(StoreError::NotFound) => return Ok(None),
             Err(err) => err,
         };
         let Some(reason) = failure_reason(&err) else {
@@ -190,7 +193,8 @@ impl Workflow {
             Vec::new(),
             jobs,
         );
-        self.move_request(transition).await
+        self.move_request(transition).await?;
+        Ok(None)
     }
 
     /// Sends the one reminder of requests pending for the reminder time, and expires

@@ -4,10 +4,10 @@
 use super::Workflow;
 use crate::app::crypto::new_token;
 use crate::app::jobs::domain_purpose;
-use crate::domain::{RequestId, UserId};
-use crate::store::{AuditEntry, EmailDelivery, NewSetupToken};
+use crate::domain::{OrgId, RequestId, UserId};
+use crate::store::{AuditEntry, EmailDelivery, NewSetupToken, StoreError};
 use async_trait::async_trait;
-use gatehouse_workers::{Email, OutboxItem, PortError, Ports, Recipient, SetupPurpose};
+use gatehouse_workers::{Email, OutboxItem, PortError, Ports, Recipient, SetupPurpose, Traced};
 use std::time::Duration;
 
 impl Workflow {
@@ -30,9 +30,13 @@ impl Ports for Workflow {
         Ok(jobs
             .into_iter()
             .map(|j| {
-                let job = serde_json::from_str(&j.message.payload)
+                let traced: Traced = serde_json::from_str(&j.message.payload)
                     .map_err(|e| format!("outbox row {} holds no job: {e}", j.id))?;
-                Ok(OutboxItem { id: j.id, job })
+                Ok(OutboxItem {
+                    id: j.id,
+                    job: traced.job,
+                    request_id: traced.request_id,
+                })
             })
             .collect::<Result<_, String>>()?)
     }
@@ -89,7 +93,7 @@ impl Ports for Workflow {
             SetupPurpose::Invitation => Email::AccountSetupInvitation {
                 name,
                 username: user.username.clone(),
-                organization,
+                organization: organization.clone(),
                 token,
                 valid_hours,
             },
@@ -104,9 +108,18 @@ impl Ports for Workflow {
             Recipient {
                 name: user.display_name(),
                 address: user.email,
+                organization,
             },
             email,
         )))
+    }
+
+    async fn organization_name(&self, org_id: i64) -> Result<Option<String>, PortError> {
+        match self.store.organization(OrgId(org_id)).await {
+            Ok(org) => Ok(Some(org.name)),
+            Err(StoreError::NotFound) => Ok(None),
+            Err(err) => Err(err.into()),
+        }
     }
 
     async fn email_handled(&self, key: &str) -> Result<bool, PortError> {
@@ -148,7 +161,7 @@ impl Ports for Workflow {
         Ok(Workflow::route_request(self, RequestId(request_id)).await?)
     }
 
-    async fn apply_request(&self, request_id: i64) -> Result<(), PortError> {
+    async fn apply_request(&self, request_id: i64) -> Result<Option<Duration>, PortError> {
         Ok(Workflow::apply_request(self, RequestId(request_id)).await?)
     }
 

@@ -263,6 +263,34 @@ macro_rules! store_impl {
                 self.outbox_signal_impl()
             }
 
+            async fn gauges(&self, now: Timestamp) -> StoreResult<$crate::store::Gauges> {
+                let requests: Vec<(String, String, i64)> = sqlx::query_as(
+                    "SELECT kind, status, COUNT(*) FROM requests GROUP BY kind, status ORDER BY kind, status",
+                )
+                .fetch_all(&self.pool)
+                .await?;
+                let (outbox_backlog, outbox_oldest): (i64, Option<Timestamp>) = sqlx::query_as(
+                    "SELECT COUNT(*), MIN(created_at) FROM job_outbox WHERE relayed_at IS NULL",
+                )
+                .fetch_one(&self.pool)
+                .await?;
+                let (users_locked,): (i64,) = sqlx::query_as(
+                    "SELECT COUNT(*) FROM users WHERE locked_until IS NOT NULL AND locked_until > $1",
+                )
+                .bind(now)
+                .fetch_one(&self.pool)
+                .await?;
+                Ok($crate::store::Gauges {
+                    requests,
+                    outbox_backlog,
+                    outbox_oldest,
+                    users_locked,
+                    pool_open: self.pool.size(),
+                    pool_idle: u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX),
+                    pool_max: self.pool.options().get_max_connections(),
+                })
+            }
+
         }
 
         mod directory_sql {

@@ -3,11 +3,11 @@
 //! checks what was already done before acting.
 
 use crate::job::{Envelope, Job};
-use crate::mailer::{Mailer, SendError};
+use crate::mailer::Mailer;
 use crate::metrics::JobMetrics;
 use crate::ports::{PortError, Ports, Recipient};
 use crate::queue::Queue;
-use crate::templates::Email;
+use crate::templates::Templates;
 use apalis::prelude::BackendExt as _;
 use apalis::prelude::{BoxDynError, Data, Monitor, WorkerBuilder, WorkerBuilderExt};
 use std::future::Future;
@@ -15,6 +15,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 use tracing::Instrument as _;
+
+mod deliver;
 
 /// Timing of the background work.
 #[derive(Debug, Clone)]
@@ -32,10 +34,9 @@ pub struct Settings {
     pub sweep_interval: Duration,
     /// Jobs run at once by this process.
     pub concurrency: usize,
+    /// Whom the emails tell people to ask for help; empty: their practice administrator.
+    pub support_contact: String,
 }
-
-/// How long an email's claim holds without renewal.
-const CLAIM_LEASE: Duration = Duration::from_secs(15);
 
 /// Why a job did not complete.
 #[derive(Debug)]
@@ -53,6 +54,7 @@ fn transient(err: PortError) -> Failure {
 pub struct Workers {
     ports: Arc<dyn Ports>,
     mailer: Arc<Mailer>,
+    templates: Arc<Templates>,
     queue: Queue,
     metrics: JobMetrics,
     settings: Settings,
@@ -62,6 +64,7 @@ impl Workers {
     pub fn new(
         ports: Arc<dyn Ports>,
         mailer: Arc<Mailer>,
+        templates: Arc<Templates>,
         queue: Queue,
         metrics: JobMetrics,
         settings: Settings,
@@ -69,6 +72,7 @@ impl Workers {
         Self {
             ports,
             mailer,
+            templates,
             queue,
             metrics,
             settings,
@@ -166,7 +170,7 @@ impl Workers {
                 let kind = item.job.kind();
                 match self
                     .queue
-                    .push(Envelope::new(item.id, item.job), None)
+                    .push(Envelope::new(item.id, item.job, item.request_id), None)
                     .await
                 {
                     Ok(()) => {
@@ -250,11 +254,15 @@ impl Workers {
                 .route_request(*request_id)
                 .await
                 .map_err(transient),
-            Job::ApplyRequest { request_id } => self
-                .ports
-                .apply_request(*request_id)
-                .await
-                .map_err(transient),
+            Job::ApplyRequest { request_id } => {
+                let applied = self.ports.apply_request(*request_id).await;
+                if let Some(since_filed) = applied.as_ref().ok().copied().flatten() {
+                    self.metrics
+                        .filed_to_applied
+                        .observe(since_filed.as_secs_f64());
+                }
+                applied.map(drop).map_err(transient)
+            }
             _ if self.ports.email_handled(&key).await.map_err(transient)? => {
                 // A job that runs again finds its email handled: each email is sent once.
                 tracing::info!(%key, "email already handled; nothing to do");
@@ -280,71 +288,22 @@ impl Workers {
                 self.deliver(&key, &to, &email).await
             }
             Job::Email {
+                org_id,
                 to_name,
                 to_address,
                 email,
             } => {
+                let organization = match org_id {
+                    Some(id) => self.ports.organization_name(*id).await.map_err(transient)?,
+                    None => None,
+                };
                 let to = Recipient {
                     name: to_name.clone(),
                     address: to_address.clone(),
+                    organization: organization.unwrap_or_default(),
                 };
                 self.deliver(&key, &to, email).await
             }
-        }
-    }
-
-    /// Sends once: the delivery is claimed before sending (and the claim renewed while
-    /// the mail server takes its time), so that two runs of one job at the same moment
-    /// send it once; the other run retries later and finds it handled. A run that died
-    /// mid-send stops renewing, and its claim goes stale for the retry to take over.
-    async fn deliver(&self, key: &str, to: &Recipient, email: &Email) -> Result<(), Failure> {
-        if !self
-            .ports
-            .claim_email(key, CLAIM_LEASE)
-            .await
-            .map_err(transient)?
-        {
-            return Err(Failure::Transient(
-                "another run of this job is sending the email".into(),
-            ));
-        }
-        let rendered = email.render(&self.settings.public_url);
-        let send = self.mailer.send(key, &to.name, &to.address, &rendered);
-        let renew = async {
-            loop {
-                tokio::time::sleep(CLAIM_LEASE / 3).await;
-                if let Err(err) = self.ports.renew_email_claim(key).await {
-                    tracing::warn!(%key, error = %err, "cannot renew the email's claim");
-                }
-            }
-        };
-        let sent = tokio::select! {
-            sent = send => sent,
-            () = renew => unreachable!("renewing never ends"),
-        };
-        if matches!(sent, Err(SendError::Transient(_)))
-            && let Err(err) = self.ports.release_email_claim(key).await
-        {
-            tracing::warn!(%key, error = %err, "cannot release the email's claim; it goes stale");
-        }
-        match sent {
-            Ok(()) => {
-                tracing::info!(%key, template = email.template(), "email sent");
-                // Sent but not recorded (the database is down): a rerun may send it again;
-                // retrying the record is the best that can be done without two-phase commit.
-                self.ports
-                    .record_email(key, &to.address, email.template(), None)
-                    .await
-                    .map_err(transient)
-            }
-            Err(SendError::Permanent(reason)) => {
-                self.ports
-                    .record_email(key, &to.address, email.template(), Some(&reason))
-                    .await
-                    .map_err(transient)?;
-                Err(Failure::Permanent(reason))
-            }
-            Err(SendError::Transient(reason)) => Err(Failure::Transient(reason)),
         }
     }
 }
@@ -355,9 +314,14 @@ async fn handle(envelope: Envelope, workers: Data<Arc<Workers>>) -> Result<(), B
         "job",
         kind = envelope.job.kind(),
         outbox_id = envelope.outbox_id,
-        attempt = envelope.attempt
+        attempt = envelope.attempt,
+        request_id = envelope.request_id.as_deref(),
     );
-    workers.process(envelope).instrument(span).await
+    // The jobs this one writes carry the same request id.
+    let request_id = envelope.request_id.clone();
+    crate::trace::with_request_id(request_id, workers.process(envelope))
+        .instrument(span)
+        .await
 }
 
 /// `retry_base` doubled per attempt, capped at `retry_max`.
@@ -391,6 +355,7 @@ mod tests {
             relay_interval: Duration::from_secs(1),
             sweep_interval: Duration::from_secs(60),
             concurrency: 4,
+            support_contact: String::new(),
         };
         assert_eq!(backoff(&settings, 1), Duration::from_secs(30));
         assert_eq!(backoff(&settings, 2), Duration::from_secs(60));

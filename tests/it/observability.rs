@@ -1,0 +1,301 @@
+//! What an operator sees of one user action: its request id in the log lines of the HTTP
+//! request and of every job it causes (and the jobs those cause), and logs as JSON lines.
+
+use crate::common::{Practice, TestDb, capture_logs, captured_logs};
+use serde_json::{Value, json};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// POSTs a document with its own request id; returns the body.
+async fn traced(p: &Practice, token: &str, id: &str, query: &str, variables: Value) -> Value {
+    let response = p
+        .server
+        .client
+        .post(p.server.url("/graphql"))
+        .bearer_auth(token)
+        .header("x-request-id", id)
+        .json(&json!({ "query": query, "variables": variables }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["x-request-id"], id);
+    response.json().await.unwrap()
+}
+
+/// The captured log lines that name `id`.
+fn lines_with(id: &str) -> Vec<String> {
+    captured_logs()
+        .lines()
+        .filter(|l| l.contains(id))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_request_id_follows_an_action_through_the_jobs_it_causes() {
+    capture_logs();
+    let db = TestDb::sqlite().await;
+    let p = Practice::start(&db, vec![]).await;
+    let adam = p.login("adam").await;
+    // Filing writes a routing job; the routing job writes an email job per owner.
+    let filed = traced(
+        &p,
+        &adam,
+        "file-7f3a0c",
+        "mutation { requestLicenses(input: {product: EHR, kind: STAFF, quantity: 1, justification: \"front desk\"}) { request { id } userErrors { code } } }",
+        json!({}),
+    )
+    .await;
+    let request = filed["data"]["requestLicenses"]["request"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{filed}"))
+        .to_owned();
+    p.smtp.wait_for(2, WAIT).await;
+    let olivia = p.login("olivia").await;
+    let approved = traced(
+        &p,
+        &olivia,
+        "approve-91be22",
+        "mutation($i: ApproveRequestInput!) { approveRequest(input: $i) { userErrors { code } } }",
+        json!({ "i": { "requestId": request, "acceptTerms": true } }),
+    )
+    .await;
+    assert_eq!(approved["data"]["approveRequest"]["userErrors"], json!([]));
+    // The applying job emails the outcome to the parties.
+    p.smtp.wait_for(3, WAIT).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let outcome_emails = p.smtp.received().len() - 2;
+
+    let filing = lines_with("file-7f3a0c");
+    let sent = |lines: &[String]| {
+        lines
+            .iter()
+            .filter(|l| l.contains("job{") && l.contains("email sent"))
+            .count()
+    };
+    assert!(
+        filing.iter().any(|l| l.contains("request{")),
+        "the HTTP request's own lines: {filing:#?}"
+    );
+    assert_eq!(
+        sent(&filing),
+        2,
+        "one approval email per owner: {filing:#?}"
+    );
+    let approving = lines_with("approve-91be22");
+    assert_eq!(
+        sent(&approving),
+        outcome_emails,
+        "the outcome emails: {approving:#?}"
+    );
+    assert_eq!(
+        sent(&lines_with("file-7f3a0c")),
+        2,
+        "nothing else took the id"
+    );
+}
+
+#[tokio::test]
+async fn json_logs_are_one_object_per_line_with_the_request_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        .current_dir(dir.path())
+        .env_clear()
+        .env("GATEHOUSE_LISTEN", format!("127.0.0.1:{port}"))
+        .env(
+            "GATEHOUSE_LOG",
+            "debug,sqlx=warn,apalis=warn,apalis_sqlite=warn",
+        )
+        .env("GATEHOUSE_LOG_FORMAT", "json")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let client = reqwest::Client::new();
+    let mut ready = false;
+    for _ in 0..100 {
+        if let Ok(r) = client
+            .get(format!("http://127.0.0.1:{port}/readyz"))
+            .header("x-request-id", "json-line-5d1e")
+            .send()
+            .await
+        {
+            ready = r.status() == 200;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ready, "server became ready");
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let _ = child.wait();
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut text).unwrap();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert!(lines.len() > 2, "{text}");
+    let in_request = lines
+        .iter()
+        .filter(|l| {
+            l["spans"]
+                .as_array()
+                .is_some_and(|s| s.iter().any(|s| s["request_id"] == "json-line-5d1e"))
+        })
+        .count();
+    assert!(
+        in_request >= 1,
+        "a line inside the request names it: {text}"
+    );
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["level"].is_string() && l["timestamp"].is_string())
+    );
+}
+
+crate::on_both_databases!(metrics_show_what_happened);
+
+/// The value of the one series of `name` having every label of `labels`.
+fn series(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+        .find(|l| {
+            labels
+                .iter()
+                .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
+        })
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+async fn metrics_show_what_happened(db: TestDb) {
+    let p = Practice::start(&db, vec![]).await;
+    let metrics = || async {
+        reqwest::get(p.server.url("/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    // mia fails five times and is locked (the default threshold).
+    for _ in 0..5 {
+        let (_, body) = p
+            .server
+            .graphql(
+                None,
+                "mutation { login(input: {username: \"mia\", password: \"not her password\"}) { token } }",
+                json!({}),
+            )
+            .await;
+        assert!(body["data"]["login"]["token"].is_null());
+    }
+    let adam = p.login("adam").await;
+    let filed = traced(
+        &p,
+        &adam,
+        "metrics-1",
+        "mutation { requestLicenses(input: {product: EHR, kind: STAFF, quantity: 1, justification: \"x\"}) { request { id } } }",
+        json!({}),
+    )
+    .await;
+    let request = filed["data"]["requestLicenses"]["request"]["id"].clone();
+    // Sent to olivia and oscar, and mia's lock notice.
+    p.smtp.wait_for(3, WAIT).await;
+    let olivia = p.login("olivia").await;
+    traced(
+        &p,
+        &olivia,
+        "metrics-2",
+        "mutation($i: ApproveRequestInput!) { approveRequest(input: $i) { userErrors { code } } }",
+        json!({ "i": { "requestId": request, "acceptTerms": true } }),
+    )
+    .await;
+    let mut text = String::new();
+    for _ in 0..100 {
+        text = metrics().await;
+        if series(
+            &text,
+            "gatehouse_request_filed_to_applied_seconds_count",
+            &[],
+        ) == Some(1.0)
+            && series(&text, "gatehouse_lockouts_total", &[]) == Some(1.0)
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let get = |name: &str, labels: &[(&str, &str)]| {
+        series(&text, name, labels).unwrap_or_else(|| panic!("{name} {labels:?} in\n{text}"))
+    };
+    assert_eq!(
+        get("gatehouse_request_filed_to_applied_seconds_count", &[]),
+        1.0
+    );
+    assert_eq!(get("gatehouse_lockouts_total", &[]), 1.0);
+    assert_eq!(get("gatehouse_users_locked", &[]), 1.0);
+    assert_eq!(
+        get(
+            "gatehouse_logins_total",
+            &[("outcome", "invalid_credentials")]
+        ),
+        5.0
+    );
+    assert_eq!(
+        get("gatehouse_logins_total", &[("outcome", "success")]),
+        2.0
+    );
+    assert_eq!(get("gatehouse_requests", &[("status", "APPLIED")]), 1.0);
+    assert!(
+        get(
+            "gatehouse_graphql_field_duration_seconds_count",
+            &[("type", "Mutation"), ("field", "login"), ("outcome", "ok")]
+        ) >= 7.0
+    );
+    assert_eq!(
+        get(
+            "gatehouse_graphql_field_duration_seconds_count",
+            &[("field", "requestLicenses")]
+        ),
+        1.0
+    );
+    assert!(get("gatehouse_emails_total", &[("outcome", "sent")]) >= 3.0);
+    assert!(get("gatehouse_db_pool_connections", &[("state", "max")]) >= 1.0);
+    assert!(get("gatehouse_db_pool_connections", &[("state", "open")]) >= 1.0);
+    get("gatehouse_queue_jobs", &[("state", "pending")]);
+    get("gatehouse_outbox_backlog", &[]);
+    get("gatehouse_outbox_oldest_age_seconds", &[]);
+    assert!(
+        get(
+            "gatehouse_jobs_succeeded_total",
+            &[("kind", "apply_request")]
+        ) >= 1.0
+    );
+    // Every series the dashboard in the repository draws is served.
+    let dashboard = include_str!("../../docs/grafana/gatehouse.json");
+    let mut drawn: Vec<&str> = dashboard
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| w.starts_with("gatehouse_"))
+        .collect();
+    drawn.sort_unstable();
+    drawn.dedup();
+    assert!(drawn.len() >= 12, "{drawn:?}");
+    for name in drawn {
+        assert!(
+            text.lines().any(|l| l.starts_with(name)),
+            "the dashboard draws {name}, which /metrics does not serve"
+        );
+    }
+}
