@@ -44,6 +44,9 @@ pub struct Config {
     pub jobs: JobTiming,
     pub log: String,
     pub log_format: LogFormat,
+    /// Where traces go (OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT,
+    /// the standard variables, read by the exporter itself); none: not exported.
+    pub otlp_endpoint: Option<Url>,
 }
 
 /// How log lines are written: for people, or one JSON object per line for a collector.
@@ -205,6 +208,7 @@ impl Config {
                     _ => Err(format!("must be text or json, not {v:?}")),
                 }
             })?,
+            otlp_endpoint: otlp_endpoint(&env)?,
         };
         if config.argon2.m_kib < 8 * config.argon2.p {
             return Err(ConfigError {
@@ -265,6 +269,28 @@ pub fn redact_url(value: &str) -> String {
             None => value.to_owned(),
         },
     }
+}
+
+/// The collector's URL, checked here so that a bad one stops the start naming the variable.
+fn otlp_endpoint(env: &Env) -> Result<Option<Url>, ConfigError> {
+    for variable in [
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+    ] {
+        if let Some(value) = env.get(variable) {
+            return match Url::parse(&value) {
+                Ok(url) if url.scheme() == "http" => Ok(Some(url)),
+                _ => Err(ConfigError {
+                    variable,
+                    message: format!(
+                        "must be the http:// URL of an OTLP collector (a local agent \
+                         forwards over TLS), not {value:?}"
+                    ),
+                }),
+            };
+        }
+    }
+    Ok(None)
 }
 
 struct Env<'a>(&'a dyn Fn(&str) -> Option<String>);
@@ -351,6 +377,10 @@ impl fmt::Debug for Config {
             .field("jobs", &self.jobs)
             .field("log", &self.log)
             .field("log_format", &self.log_format)
+            .field(
+                "otlp_endpoint",
+                &self.otlp_endpoint.as_ref().map(|u| redact_url(u.as_str())),
+            )
             .finish()
     }
 }
@@ -439,6 +469,7 @@ mod tests {
             ("GATEHOUSE_PUBLIC_URL", "not a url"),
             ("GATEHOUSE_ARGON2_T", "0"),
             ("GATEHOUSE_LOG_FORMAT", "xml"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4318"),
         ] {
             let err = config(&[(key, value)]).unwrap_err();
             assert_eq!(err.variable, key);

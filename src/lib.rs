@@ -9,6 +9,7 @@ pub mod graphql;
 pub mod http;
 pub mod metrics;
 pub mod store;
+pub mod telemetry;
 
 use anyhow::Context as _;
 use app::App;

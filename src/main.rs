@@ -6,7 +6,7 @@ mod cli;
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use gatehouse::app::directory::organization::{CreateOrganization, parse_licenses};
-use gatehouse::config::{Config, LogFormat, redact_url};
+use gatehouse::config::{Config, redact_url};
 use gatehouse::domain::UserKind;
 use gatehouse::{Gatehouse, Mode};
 use std::io::Read as _;
@@ -126,7 +126,6 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_tracing(&config.log, config.log_format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(err) => {
@@ -134,38 +133,26 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(
-        cli.command.unwrap_or(Command::Serve { no_workers: false }),
-        config,
-    )) {
-        Ok(code) => code,
-        Err(err) => {
-            // One line: the error and its causes, no backtrace.
-            eprintln!("gatehouse: {}", format!("{err:#}").replace('\n', " "));
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn init_tracing(filter: &str, format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| {
-        eprintln!("gatehouse: GATEHOUSE_LOG: {filter:?} is not a valid filter; using info");
-        tracing_subscriber::EnvFilter::new("info")
-    });
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => logs.init(),
-        // One object per line: its fields, and those of every span it is in (the
-        // request id of the HTTP request or job among them).
-        LogFormat::Json => logs
-            .json()
-            .with_current_span(false)
-            .with_span_list(true)
-            .flatten_event(true)
-            .init(),
-    }
+    let command = cli.command.unwrap_or(Command::Serve { no_workers: false });
+    runtime.block_on(async move {
+        let telemetry = match gatehouse::telemetry::init(&config) {
+            Ok(telemetry) => telemetry,
+            Err(err) => {
+                eprintln!("gatehouse: {err:#}");
+                return ExitCode::from(2);
+            }
+        };
+        let code = match run(command, config).await {
+            Ok(code) => code,
+            Err(err) => {
+                // One line: the error and its causes, no backtrace.
+                eprintln!("gatehouse: {}", format!("{err:#}").replace('\n', " "));
+                ExitCode::FAILURE
+            }
+        };
+        telemetry.shutdown().await;
+        code
+    })
 }
 
 async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {

@@ -140,14 +140,18 @@ fn without_location(error: async_graphql::Error) -> Response {
 impl Endpoint {
     pub fn new(app: App, metrics: Option<Metrics>) -> Self {
         let limits = app.config().limits;
-        let introspection = Schema::build(
+        let mut introspection = Schema::build(
             Query::default(),
             Mutation::default(),
             subscription::Subscription,
-        )
-        .data(app.clone())
-        .limit_complexity(INTROSPECTION_COMPLEXITY.max(limits.max_complexity))
-        .finish();
+        );
+        if let Some(metrics) = &metrics {
+            introspection = introspection.extension(observe::Observe(metrics.clone()));
+        }
+        let introspection = introspection
+            .data(app.clone())
+            .limit_complexity(INTROSPECTION_COMPLEXITY.max(limits.max_complexity))
+            .finish();
         Self {
             regular: served(Some(app.clone()), metrics),
             introspection,

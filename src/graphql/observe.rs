@@ -1,11 +1,12 @@
-//! Times each root field of an operation into the metrics: a label per field of the
-//! schema (never the client's operation name, which would let clients mint label values).
+//! Each operation in a span of its own, and each root field timed into the metrics: a
+//! label per field of the schema (never the client's operation name, which would let
+//! clients mint label values).
 
 use crate::metrics::Metrics;
 use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextResolve, ResolveInfo,
+    Extension, ExtensionContext, ExtensionFactory, NextExecute, NextResolve, ResolveInfo,
 };
-use async_graphql::{ServerResult, Value};
+use async_graphql::{Response, ServerResult, Value};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -21,6 +22,21 @@ struct Observer(Metrics);
 
 #[async_trait::async_trait]
 impl Extension for Observer {
+    async fn execute(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        operation_name: Option<&str>,
+        next: NextExecute<'_>,
+    ) -> Response {
+        let name = operation_name.map(|n| n.chars().take(100).collect::<String>());
+        let span = tracing::info_span!(
+            "graphql",
+            otel.name = %format_args!("graphql {}", name.as_deref().unwrap_or("anonymous")),
+            operation = name.as_deref(),
+        );
+        tracing::Instrument::instrument(next.run(ctx, operation_name), span).await
+    }
+
     async fn resolve(
         &self,
         ctx: &ExtensionContext<'_>,

@@ -109,8 +109,14 @@ fn request_span(request: &Request) -> tracing::Span {
         .get(X_REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |p| p.as_str());
     tracing::info_span!(
         "request",
+        otel.name = %format_args!("{} {route}", request.method()),
+        otel.kind = "server",
         request_id = %id,
         method = %request.method(),
         path = %request.uri().path(),

@@ -299,3 +299,162 @@ async fn metrics_show_what_happened(db: TestDb) {
         );
     }
 }
+
+/// An OTLP/HTTP collector on 127.0.0.1: keeps every span it is sent.
+struct Collector {
+    url: String,
+    spans: std::sync::Arc<std::sync::Mutex<Vec<Span>>>,
+}
+
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::trace::v1::Span;
+
+impl Collector {
+    async fn start() -> Collector {
+        let spans = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = spans.clone();
+        let app = axum::Router::new().route(
+            "/v1/traces",
+            axum::routing::post(move |body: axum::body::Bytes| {
+                let kept = kept.clone();
+                async move {
+                    let request = <ExportTraceServiceRequest as prost::Message>::decode(body)
+                        .expect("an OTLP trace export");
+                    let mut kept = kept.lock().unwrap();
+                    for resource in request.resource_spans {
+                        for scope in resource.scope_spans {
+                            kept.extend(scope.spans);
+                        }
+                    }
+                    axum::http::StatusCode::OK
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Collector { url, spans }
+    }
+
+    fn spans(&self) -> Vec<Span> {
+        self.spans.lock().unwrap().clone()
+    }
+}
+
+fn attribute(span: &Span, key: &str) -> Option<String> {
+    use opentelemetry_proto::tonic::common::v1::any_value::Value;
+    span.attributes.iter().find(|a| a.key == key).and_then(|a| {
+        match a.value.as_ref()?.value.as_ref()? {
+            Value::StringValue(s) => Some(s.clone()),
+            Value::IntValue(i) => Some(i.to_string()),
+            _ => None,
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traces_reach_an_otlp_collector() {
+    let collector = Collector::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let gatehouse = || {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_gatehouse"));
+        cmd.current_dir(dir.path())
+            .env_clear()
+            .env("GATEHOUSE_LISTEN", format!("127.0.0.1:{port}"))
+            .env("GATEHOUSE_LOG", "warn")
+            .env("GATEHOUSE_ARGON2_M_KIB", "64")
+            .env("GATEHOUSE_ARGON2_T", "1")
+            .env("OTEL_EXPORTER_OTLP_ENDPOINT", &collector.url)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        cmd
+    };
+    // An invited owner: a setup email waits in the outbox for the server's workers.
+    let created = gatehouse()
+        .args([
+            "org",
+            "create",
+            "--name",
+            "Sunrise Clinic",
+            "--owner-username",
+            "olivia",
+            "--owner-email",
+            "olivia@sunrise.example",
+            "--owner-first-name",
+            "Olivia",
+            "--owner-last-name",
+            "Owner",
+        ])
+        .output()
+        .unwrap();
+    assert!(created.status.success(), "{created:?}");
+    let mut server = gatehouse().spawn().unwrap();
+    let client = reqwest::Client::new();
+    let mut answered = None;
+    for _ in 0..100 {
+        if let Ok(r) = client
+            .post(format!("http://127.0.0.1:{port}/graphql"))
+            .header("x-request-id", "otel-b8e1")
+            .json(&json!({ "query": "query Probe { me { username } }" }))
+            .send()
+            .await
+        {
+            answered = Some(r.status());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(answered.map(|s| s.as_u16()), Some(200));
+    let outbox = dir.path().join("data/outbox");
+    for _ in 0..200 {
+        if std::fs::read_dir(&outbox).is_ok_and(|mut d| d.next().is_some()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Stopping sends what is still buffered.
+    let killed = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    assert!(server.wait().unwrap().success());
+    let spans = collector.spans();
+    let named = |name: &str| -> Vec<&Span> { spans.iter().filter(|s| s.name == name).collect() };
+    let request = *named("POST /graphql")
+        .iter()
+        .find(|s| attribute(s, "request_id").as_deref() == Some("otel-b8e1"))
+        .unwrap_or_else(|| panic!("the HTTP request's span: {spans:#?}"));
+    let operation = named("graphql Probe");
+    assert_eq!(operation.len(), 1, "the GraphQL operation's span");
+    assert_eq!(operation[0].trace_id, request.trace_id);
+    assert_eq!(operation[0].parent_span_id, request.span_id);
+    let job = named("job");
+    assert!(
+        job.iter()
+            .any(|s| attribute(s, "kind").as_deref() == Some("account_setup_email")),
+        "the job's span: {job:#?}"
+    );
+    let email = named("email");
+    assert_eq!(email.len(), 1, "the email's span");
+    assert_eq!(
+        attribute(email[0], "template").as_deref(),
+        Some("account_setup_invitation")
+    );
+    assert!(
+        job.iter().any(|j| j.span_id == email[0].parent_span_id),
+        "the email is sent inside its job"
+    );
+    // The database statements of the job are events of its span.
+    assert!(
+        job.iter()
+            .flat_map(|s| &s.events)
+            .any(|e| e.attributes.iter().any(|a| a.key == "db.statement")),
+        "statements recorded: {job:#?}"
+    );
+}

@@ -48,7 +48,11 @@ impl Workers {
                 "another run of this job is sending the email".into(),
             ));
         }
-        let send = self.mailer.send(key, &to.name, &to.address, &rendered);
+        let span = tracing::info_span!("email", template = email.template());
+        let send = tracing::Instrument::instrument(
+            self.mailer.send(key, &to.name, &to.address, &rendered),
+            span,
+        );
         let renew = async {
             loop {
                 tokio::time::sleep(CLAIM_LEASE / 3).await;
