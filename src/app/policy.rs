@@ -28,6 +28,9 @@ pub enum Action {
     ReadAuditEvents,
     /// Sessions and security questions of another user.
     SeePrivateDetailsOfOthers,
+    /// importUsers: a file's roles and permissions are granted as written, which only an
+    /// OWNER may do without a request.
+    ImportUsers,
 }
 
 /// Whether `role` may perform `action`.
@@ -48,7 +51,7 @@ pub fn permits(role: Role, action: Action) -> bool {
         | RequestPermissionChange
         | ReadAuditEvents
         | SeePrivateDetailsOfOthers => matches!(role, Owner | Admin),
-        DecideRequest | CancelAnyRequest => role == Owner,
+        DecideRequest | CancelAnyRequest | ImportUsers => role == Owner,
         RevokeOwnSessions | UpdateSelf | RequestOwnInactivation | CancelOwnRequest => true,
     }
 }
@@ -117,6 +120,7 @@ mod tests {
             (SeeAllRequests, true, true, true, false),
             (ReadAuditEvents, true, false, true, false),
             (SeePrivateDetailsOfOthers, true, false, true, false),
+            (ImportUsers, true, false, false, false),
         ];
         for (action, owner, champion, admin, member) in table {
             assert_eq!(permits(Role::Owner, action), owner, "OWNER {action:?}");

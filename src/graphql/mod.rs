@@ -6,6 +6,7 @@ mod directory;
 mod error;
 mod identity;
 mod ids;
+mod import;
 pub mod limits;
 pub mod loaders;
 mod node;
@@ -39,6 +40,7 @@ pub struct Query(
 pub struct Mutation(
     identity::IdentityMutation,
     directory::DirectoryMutation,
+    import::ImportMutation,
     request::RequestMutation,
 );
 

@@ -1,6 +1,6 @@
 //! Bulk onboarding: `gatehouse users import` run as an operator would, against the
 //! database of a running server whose workers send the setup emails to a real SMTP
-//! receiver.
+//! receiver; and `importUsers`, the same for an owner through GraphQL.
 
 use crate::common::{Practice, TestDb, setup_token};
 use std::process::{Command, Output};
@@ -10,6 +10,7 @@ crate::on_both_databases!(
     an_import_with_a_bad_row_writes_nothing_and_reports_each,
     skip_invalid_imports_the_good_rows_who_get_their_setup_emails,
     a_bad_header_or_unknown_organization_is_refused,
+    owners_import_through_graphql,
 );
 
 fn import(db: &TestDb, dir: &std::path::Path, csv: &[u8], args: &[&str]) -> Output {
@@ -239,6 +240,112 @@ async fn a_bad_header_or_unknown_organization_is_refused(db: TestDb) {
             .credentials_by_username("ann")
             .await
             .unwrap()
+            .is_none()
+    );
+}
+
+const IMPORT_USERS: &str = "mutation($i: ImportUsersInput!) { importUsers(input: $i) { imported skipped emailsQueued practicesCreated written rowErrors { row field message } userErrors { code } } }";
+
+async fn owners_import_through_graphql(db: TestDb) {
+    let p = Practice::start(&db, vec![]).await;
+    let olivia = p.login("olivia").await;
+    let adam = p.login("adam").await;
+    let run = |token: String, csv: &'static str, dry_run: bool, skip_invalid: bool| {
+        let p = &p;
+        async move {
+            p.send(
+                Some(&token),
+                IMPORT_USERS,
+                serde_json::json!({ "i": { "csv": csv, "dryRun": dry_run, "skipInvalid": skip_invalid } }),
+            )
+            .await
+        }
+    };
+    // An admin may invite, but not grant what a file says: only an owner imports.
+    let refused = run(adam.clone(), FILE, false, false).await;
+    assert_eq!(
+        refused["errors"][0]["extensions"]["code"], "FORBIDDEN",
+        "{refused}"
+    );
+    assert!(refused["data"].is_null() || refused["data"]["importUsers"].is_null());
+    // The same report as the command line, row by row; nothing written.
+    for dry_run in [false, true] {
+        let body = run(olivia.clone(), FILE, dry_run, false).await;
+        let done = &body["data"]["importUsers"];
+        let lines: Vec<String> = done["rowErrors"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{body}"))
+            .iter()
+            .map(|e| {
+                format!(
+                    "row {}: {}: {}",
+                    e["row"],
+                    e["field"].as_str().unwrap(),
+                    e["message"].as_str().unwrap()
+                )
+            })
+            .collect();
+        assert_eq!(lines, REPORT, "{body}");
+        assert_eq!(done["written"], false);
+        assert_eq!(done["imported"], 0);
+        assert_eq!(done["skipped"], 14);
+    }
+    assert!(
+        p.server
+            .store
+            .credentials_by_username("nina")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // With skipInvalid the good rows are imported, audited as the owner's doing, and
+    // emailed.
+    let body = run(olivia.clone(), FILE, false, true).await;
+    let done = &body["data"]["importUsers"];
+    assert_eq!(
+        (
+            done["imported"].as_u64(),
+            done["skipped"].as_u64(),
+            done["emailsQueued"].as_u64(),
+            done["practicesCreated"].as_u64(),
+            done["written"].as_bool()
+        ),
+        (Some(6), Some(8), Some(6), Some(2), Some(true)),
+        "{body}"
+    );
+    p.smtp.wait_for(6, Duration::from_secs(30)).await;
+    let events = p
+        .server
+        .store
+        .audit_chain_page(p.org, 0, 10_000)
+        .await
+        .unwrap();
+    let olivia_id = p
+        .server
+        .store
+        .credentials_by_username("olivia")
+        .await
+        .unwrap()
+        .unwrap()
+        .0
+        .id;
+    let invited: Vec<_> = events
+        .iter()
+        .filter(|e| e.action == "user.invited" && e.details.contains("import"))
+        .collect();
+    assert_eq!(invited.len(), 6);
+    assert!(
+        invited.iter().all(|e| e.actor_id == Some(olivia_id.0)),
+        "{invited:?}"
+    );
+    assert!(
+        p.server
+            .app
+            .audit()
+            .verify()
+            .await
+            .unwrap()
+            .broken
             .is_none()
     );
 }

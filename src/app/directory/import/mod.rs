@@ -6,7 +6,8 @@ mod checks;
 mod row;
 
 use super::invitee::Invitee;
-use crate::app::AppResult;
+use crate::app::policy::Action;
+use crate::app::{Actor, AppResult};
 use crate::domain::{OrgId, Organization, Permission, UserKind};
 use crate::store::{AuditEntry, UserCreation, UserImport};
 use row::{Fields, csv_problem, parse_row};
@@ -115,6 +116,30 @@ impl super::Directory {
         options: ImportOptions,
         progress: &(dyn Fn(ImportProgress) + Send + Sync),
     ) -> AppResult<ImportReport> {
+        self.import(org_id, None, file, options, progress).await
+    }
+
+    /// The same import into the caller's organization, by an OWNER (who may grant what
+    /// the file asks for); its audit events name the caller.
+    pub async fn import_users_as(
+        &self,
+        actor: &Actor,
+        file: &[u8],
+        options: ImportOptions,
+    ) -> AppResult<ImportReport> {
+        actor.require(Action::ImportUsers)?;
+        self.import(actor.org_id(), Some(actor), file, options, &|_| {})
+            .await
+    }
+
+    async fn import(
+        &self,
+        org_id: OrgId,
+        by: Option<&Actor>,
+        file: &[u8],
+        options: ImportOptions,
+        progress: &(dyn Fn(ImportProgress) + Send + Sync),
+    ) -> AppResult<ImportReport> {
         let mut report = ImportReport::default();
         let good = self.check_rows(org_id, file, &mut report, progress).await?;
         let bad_rows = report
@@ -149,9 +174,11 @@ impl super::Directory {
             return Ok(report);
         }
         let at = self.now();
-        let audit = |action| {
-            AuditEntry::new(org_id, at, action).details(serde_json::json!({ "via": "import" }))
+        let event = |action| match by {
+            Some(actor) => actor.audit(action),
+            None => AuditEntry::new(org_id, at, action),
         };
+        let audit = |action| event(action).details(serde_json::json!({ "via": "import" }));
         let users = good
             .into_iter()
             .map(|g| {
@@ -173,7 +200,7 @@ impl super::Directory {
                             .to_vec(),
                         created_at: at,
                     },
-                    audit: AuditEntry::new(org_id, at, "user.invited").details(
+                    audit: event("user.invited").details(
                         serde_json::json!({
                             "via": "import",
                             "row": g.row,
