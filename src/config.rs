@@ -27,6 +27,9 @@ pub struct Config {
     pub template_dir: Option<PathBuf>,
     /// Whom emails tell people to ask for help (GATEHOUSE_SUPPORT_CONTACT).
     pub support_contact: Option<String>,
+    /// A private CA trusted beside the public roots by the connections to PostgreSQL,
+    /// Redis and the mail server (GATEHOUSE_TLS_CA_FILE).
+    pub tls_ca: Option<gatehouse_workers::TrustedCa>,
     pub listen: SocketAddr,
     pub public_url: Url,
     pub lockout_threshold: u32,
@@ -146,6 +149,17 @@ impl Config {
                 },
             )?,
             template_dir: env.get("GATEHOUSE_TEMPLATE_DIR").map(PathBuf::from),
+            tls_ca: match env.get("GATEHOUSE_TLS_CA_FILE") {
+                None => None,
+                Some(path) => Some(
+                    gatehouse_workers::TrustedCa::load(std::path::Path::new(&path)).map_err(
+                        |message| ConfigError {
+                            variable: "GATEHOUSE_TLS_CA_FILE",
+                            message,
+                        },
+                    )?,
+                ),
+            },
             support_contact: match env.get("GATEHOUSE_SUPPORT_CONTACT") {
                 Some(v) if v.chars().any(char::is_control) || v.chars().count() > 200 => {
                     return Err(ConfigError {
@@ -361,6 +375,7 @@ impl fmt::Debug for Config {
             .field("mail_from", &self.mail_from)
             .field("template_dir", &self.template_dir)
             .field("support_contact", &self.support_contact)
+            .field("tls_ca", &self.tls_ca)
             .field("listen", &self.listen)
             .field("public_url", &self.public_url.as_str())
             .field("lockout_threshold", &self.lockout_threshold)
@@ -470,6 +485,7 @@ mod tests {
             ("GATEHOUSE_ARGON2_T", "0"),
             ("GATEHOUSE_LOG_FORMAT", "xml"),
             ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4318"),
+            ("GATEHOUSE_TLS_CA_FILE", "/nonexistent/ca.pem"),
         ] {
             let err = config(&[(key, value)]).unwrap_err();
             assert_eq!(err.variable, key);

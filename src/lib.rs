@@ -22,17 +22,23 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+/// Opens (and migrates) the configured database, trusting GATEHOUSE_TLS_CA_FILE.
+pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn store::Store>> {
+    let ca = config.tls_ca.as_ref().map(|ca| ca.pem());
+    store::connect_trusting(&config.database_url, true, ca).await
+}
+
 /// Opens (and migrates) the configured database and builds the application, for
 /// commands that need no queue.
 pub async fn build_app(config: Config) -> anyhow::Result<App> {
-    let store = store::connect(&config.database_url, true).await?;
+    let store = open_store(&config).await?;
     Ok(App::new(store, Arc::new(config)))
 }
 
 /// The application and the store beneath it, for tools that load data in bulk (the
 /// benchmark's seeding, the store's conformance tests).
 pub async fn build_app_and_store(config: Config) -> anyhow::Result<(App, Arc<dyn store::Store>)> {
-    let store = store::connect(&config.database_url, true).await?;
+    let store = open_store(&config).await?;
     Ok((App::new(store.clone(), Arc::new(config)), store))
 }
 
@@ -63,10 +69,14 @@ impl Gatehouse {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let templates = Templates::load(config.template_dir.as_deref(), config.public_url.as_str())
             .context("GATEHOUSE_TEMPLATE_DIR")?;
-        let queue = Queue::connect(&config.queue_url, config.jobs.heartbeat)
-            .await
-            .with_context(|| format!("GATEHOUSE_QUEUE_URL: {}", redact_url(&config.queue_url)))?;
-        let store = store::connect(&config.database_url, true).await?;
+        let queue = Queue::connect(
+            &config.queue_url,
+            config.jobs.heartbeat,
+            config.tls_ca.as_ref(),
+        )
+        .await
+        .with_context(|| format!("GATEHOUSE_QUEUE_URL: {}", redact_url(&config.queue_url)))?;
+        let store = open_store(&config).await?;
         let config = Arc::new(config);
         let app = match queue.redis() {
             Some(redis) => App::with_shared_limits(store.clone(), config, redis),
@@ -108,6 +118,7 @@ impl Gatehouse {
                 config.smtp_url.as_deref(),
                 config.outbox_dir.clone(),
                 &config.mail_from,
+                config.tls_ca.as_ref(),
             )
             .context("mail settings")?;
             let job_metrics =

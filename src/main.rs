@@ -162,7 +162,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Migrate => {
-            gatehouse::store::connect(&config.database_url, true).await?;
+            gatehouse::open_store(&config).await?;
             eprintln!(
                 "gatehouse: {} is migrated",
                 redact_url(&config.database_url)

@@ -22,7 +22,7 @@ fn reporter(verb: &'static str) -> impl for<'t> Fn(&'t str, u64) + Send + Sync {
 }
 
 pub async fn export(file: PathBuf, config: Config) -> anyhow::Result<ExitCode> {
-    let store = gatehouse::store::connect(&config.database_url, true).await?;
+    let store = gatehouse::open_store(&config).await?;
     let progress = reporter("exported");
     let rows = if file == Path::new("-") {
         let mut out = BufWriter::new(std::io::stdout());
@@ -60,7 +60,7 @@ pub async fn import(file: PathBuf, config: Config) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("cannot open {}", file.display()))?;
         Box::new(BufReader::with_capacity(1 << 20, handle))
     };
-    let store = gatehouse::store::connect(&config.database_url, true).await?;
+    let store = gatehouse::open_store(&config).await?;
     let progress = reporter("imported");
     match store.import(&mut input, &progress).await {
         Ok(rows) => {

@@ -131,10 +131,20 @@ pub struct Gauges {
 
 /// Opens the store named by a database URL (`sqlite://…` or `postgres://…`) and migrates it.
 pub async fn connect(url: &str, migrate: bool) -> anyhow::Result<Arc<dyn Store>> {
+    connect_trusting(url, migrate, None).await
+}
+
+/// [`connect`], a PostgreSQL server's certificate verified (with `sslmode=verify-ca` or
+/// `verify-full`) against the public roots and the PEM certificates of `ca`.
+pub async fn connect_trusting(
+    url: &str,
+    migrate: bool,
+    ca: Option<&[u8]>,
+) -> anyhow::Result<Arc<dyn Store>> {
     let backend = crate::config::database_scheme(url).map_err(anyhow::Error::msg)?;
     Ok(match backend {
         Backend::Sqlite => Arc::new(SqliteStore::connect(url, migrate).await?),
-        Backend::Postgres => Arc::new(PostgresStore::connect(url, migrate).await?),
+        Backend::Postgres => Arc::new(PostgresStore::connect(url, migrate, ca).await?),
     })
 }
 

@@ -21,13 +21,17 @@ pub struct PostgresStore {
 const OUTBOX_CHANNEL: &str = "gatehouse_outbox";
 
 impl PostgresStore {
-    pub async fn connect(url: &str, migrate: bool) -> anyhow::Result<Self> {
+    pub async fn connect(url: &str, migrate: bool, ca: Option<&[u8]>) -> anyhow::Result<Self> {
         let shown = crate::config::redact_url(url);
-        let options = PgConnectOptions::from_str(url)
+        let mut options = PgConnectOptions::from_str(url)
             .with_context(|| format!("invalid PostgreSQL URL {shown}"))?
             // Statements are prepared once per connection; planning a search's joins
             // afresh for each execution costs more than running them.
             .options([("plan_cache_mode", "force_generic_plan")]);
+        // A root certificate named in the URL (`sslrootcert=`) is the one it means.
+        if let Some(ca) = ca.filter(|_| !url.contains("sslrootcert=")) {
+            options = options.ssl_root_cert_from_pem(ca.to_vec());
+        }
         let pool = PgPoolOptions::new()
             .max_connections(32)
             .acquire_timeout(Duration::from_secs(10))

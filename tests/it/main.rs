@@ -22,3 +22,4 @@ mod requests;
 mod schema;
 mod smtp;
 mod store;
+mod tls;

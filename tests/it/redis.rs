@@ -9,12 +9,28 @@ pub struct TestRedis {
     binary: String,
     dir: tempfile::TempDir,
     child: Option<Child>,
+    /// Only TLS on `port`: the certificate, its key and the CA.
+    tls: Option<[std::path::PathBuf; 3]>,
 }
 
 impl TestRedis {
     /// Starts one, or returns `None` (skipping loudly; failing in CI) when no redis-server
     /// was provided by the test command (GATEHOUSE_TEST_REDIS_SERVER).
     pub async fn start() -> Option<TestRedis> {
+        Self::start_with(None).await
+    }
+
+    /// One that speaks only TLS, with this certificate and key (clients not asked for
+    /// certificates).
+    pub async fn start_tls(
+        cert: &std::path::Path,
+        key: &std::path::Path,
+        ca: &std::path::Path,
+    ) -> Option<TestRedis> {
+        Self::start_with(Some([cert.into(), key.into(), ca.into()])).await
+    }
+
+    async fn start_with(tls: Option<[std::path::PathBuf; 3]>) -> Option<TestRedis> {
         let Some(binary) = std::env::var("GATEHOUSE_TEST_REDIS_SERVER")
             .ok()
             .filter(|b| !b.is_empty())
@@ -39,6 +55,7 @@ impl TestRedis {
             binary,
             dir: tempfile::tempdir().unwrap(),
             child: None,
+            tls,
         };
         redis.resume().await;
         Some(redis)
@@ -58,15 +75,21 @@ impl TestRedis {
 
     /// Starts the server again on the same port with the same data.
     pub async fn resume(&mut self) {
-        let child = Command::new(&self.binary)
-            .args([
-                "--port",
-                &self.port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-            ])
+        let mut command = Command::new(&self.binary);
+        match &self.tls {
+            None => command.args(["--port", &self.port.to_string()]),
+            Some([cert, key, ca]) => command
+                .args(["--port", "0", "--tls-port", &self.port.to_string()])
+                .arg("--tls-cert-file")
+                .arg(cert)
+                .arg("--tls-key-file")
+                .arg(key)
+                .arg("--tls-ca-cert-file")
+                .arg(ca)
+                .args(["--tls-auth-clients", "no"]),
+        };
+        let child = command
+            .args(["--bind", "127.0.0.1", "--save", ""])
             .args([
                 "--appendonly",
                 "yes",

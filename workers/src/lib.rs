@@ -9,6 +9,7 @@ pub mod ports;
 pub mod queue;
 pub mod runner;
 pub mod templates;
+pub mod tls;
 pub mod trace;
 
 pub use job::{Envelope, Job, SetupPurpose};
@@ -18,4 +19,5 @@ pub use ports::{OutboxItem, PortError, Ports, Recipient};
 pub use queue::{Queue, QueueDepth};
 pub use runner::{Settings, Workers};
 pub use templates::{Email, Outcome, RequestSummary};
+pub use tls::TrustedCa;
 pub use trace::{Traced, current_request_id, with_request_id};

@@ -2,10 +2,11 @@
 //! start-up, or, with no SMTP configured, a folder that receives each email as a `.eml` file.
 
 use crate::templates::Rendered;
+use crate::tls::TrustedCa;
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::PoolConfig;
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -43,6 +44,7 @@ impl Mailer {
         smtp_url: Option<&str>,
         outbox_dir: PathBuf,
         from: &str,
+        ca: Option<&TrustedCa>,
     ) -> Result<Self, MailerError> {
         let from: Mailbox = from
             .parse()
@@ -50,7 +52,8 @@ impl Mailer {
         let transport = match smtp_url {
             None => Transport::Folder(outbox_dir),
             Some(url) => Transport::Smtp(
-                smtp_transport(url).map_err(|e| MailerError(format!("GATEHOUSE_SMTP_URL: {e}")))?,
+                smtp_transport(url, ca)
+                    .map_err(|e| MailerError(format!("GATEHOUSE_SMTP_URL: {e}")))?,
             ),
         };
         Ok(Self { transport, from })
@@ -96,10 +99,14 @@ impl Mailer {
             .map_err(|e| SendError::Permanent(format!("cannot build the message: {e}")))?;
         match &self.transport {
             Transport::Smtp(smtp) => smtp.send(message).await.map(|_| ()).map_err(|e| {
-                if e.is_permanent() || e.is_client() {
-                    SendError::Permanent(e.to_string())
+                let text = e.to_string();
+                // A relay that no longer offers STARTTLS may be one whose offer is being
+                // stripped on the way: never plain text, try again later.
+                let tls_withheld = text.contains("STARTTLS");
+                if (e.is_permanent() || e.is_client()) && !tls_withheld {
+                    SendError::Permanent(text)
                 } else {
-                    SendError::Transient(e.to_string())
+                    SendError::Transient(text)
                 }
             }),
             Transport::Folder(dir) => write_eml(dir, key, &message.formatted()).await,
@@ -129,14 +136,27 @@ async fn write_eml(dir: &std::path::Path, key: &str, bytes: &[u8]) -> Result<(),
         .map_err(transient)
 }
 
-fn smtp_transport(url: &str) -> Result<AsyncSmtpTransport<Tokio1Executor>, String> {
+/// The transport of an SMTP URL: `smtps://` (implicit TLS), `smtp://…?tls=starttls`
+/// (STARTTLS required, never plain text), or `smtp://` (plain, for a relay on the host).
+/// TLS verifies the server against the public roots and the private CA when given.
+fn smtp_transport(
+    url: &str,
+    ca: Option<&TrustedCa>,
+) -> Result<AsyncSmtpTransport<Tokio1Executor>, String> {
     let parsed = Url::parse(url).map_err(|e| e.to_string())?;
     let host = parsed.host_str().ok_or("needs a host")?.to_owned();
     let tls_mode = parsed
         .query_pairs()
         .find(|(k, _)| k == "tls")
         .map(|(_, v)| v.into_owned());
-    let tls_params = || TlsParameters::new(host.clone()).map_err(|e| e.to_string());
+    let tls_params = || {
+        let mut params = TlsParameters::builder(host.clone());
+        if let Some(ca) = ca {
+            let certificate = Certificate::from_pem(ca.pem()).map_err(|e| e.to_string())?;
+            params = params.add_root_certificate(certificate);
+        }
+        params.build_rustls().map_err(|e| e.to_string())
+    };
     let (tls, default_port) = match (parsed.scheme(), tls_mode.as_deref()) {
         ("smtps", _) => (Tls::Wrapper(tls_params()?), 465),
         ("smtp", Some("starttls" | "required")) => (Tls::Required(tls_params()?), 587),
@@ -174,15 +194,16 @@ mod tests {
             "smtp://mail.example.com:587?tls=starttls",
             "smtps://user:p%40ss@mail.example.com",
         ] {
-            assert!(smtp_transport(url).is_ok(), "{url}");
+            assert!(smtp_transport(url, None).is_ok(), "{url}");
         }
-        assert!(smtp_transport("smtp://mail.example.com?tls=sometimes").is_err());
+        assert!(smtp_transport("smtp://mail.example.com?tls=sometimes", None).is_err());
     }
 
     #[tokio::test]
     async fn without_smtp_each_email_is_a_complete_eml_file() {
         let dir = std::env::temp_dir().join(format!("gatehouse-mailer-{}", std::process::id()));
-        let mailer = Mailer::new(None, dir.clone(), "Gatehouse <no-reply@localhost>").unwrap();
+        let mailer =
+            Mailer::new(None, dir.clone(), "Gatehouse <no-reply@localhost>", None).unwrap();
         let email = Rendered {
             subject: "Hi".into(),
             text: "plain body".into(),
@@ -213,8 +234,13 @@ mod tests {
 
     #[tokio::test]
     async fn invalid_addresses_are_permanent_failures() {
-        let mailer =
-            Mailer::new(None, std::env::temp_dir(), "Gatehouse <no-reply@localhost>").unwrap();
+        let mailer = Mailer::new(
+            None,
+            std::env::temp_dir(),
+            "Gatehouse <no-reply@localhost>",
+            None,
+        )
+        .unwrap();
         let email = Rendered {
             subject: "Hi".into(),
             text: "t".into(),

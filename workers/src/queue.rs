@@ -1,6 +1,7 @@
 //! The job queue: apalis on SQLite (its own file) or on Redis, chosen by URL.
 
 use crate::job::Envelope;
+use crate::tls::TrustedCa;
 use apalis::prelude::{Metrics as _, TaskBuilder, TaskSink};
 use apalis_redis::{ConnectionManager, RedisStorage};
 use apalis_sqlite::SqliteStorage;
@@ -91,7 +92,11 @@ impl Stream for Wakeups {
 impl Queue {
     /// Connects to `sqlite://…` (created, migrated) or `redis://…`. `heartbeat` is how often
     /// workers report alive; a worker silent for two beats has its jobs taken over.
-    pub async fn connect(url: &str, heartbeat: Duration) -> Result<Self, QueueError> {
+    pub async fn connect(
+        url: &str,
+        heartbeat: Duration,
+        ca: Option<&TrustedCa>,
+    ) -> Result<Self, QueueError> {
         if url.starts_with("sqlite:") {
             let options = SqliteConnectOptions::from_str(url)
                 .map_err(|e| QueueError(format!("invalid queue URL: {e}")))?
@@ -121,7 +126,27 @@ impl Queue {
                 Wakers::default(),
             ))
         } else {
-            let conn = tokio::time::timeout(CALL_TIMEOUT, apalis_redis::connect(url))
+            // rediss:// is verified against the system's roots, and the private CA's when
+            // one is configured.
+            let client = match ca {
+                Some(ca) if url.starts_with("rediss:") => redis::Client::build_with_tls(
+                    url,
+                    redis::TlsCertificates {
+                        client_tls: None,
+                        root_cert: Some(ca.with_system_roots()),
+                    },
+                ),
+                _ => redis::Client::open(url),
+            }
+            .map_err(|e| QueueError(format!("invalid queue URL: {e}")))?;
+            // One plain attempt first, so that a refusal (a certificate that does not
+            // verify, a password) is reported as itself rather than as a timeout of the
+            // manager's retries.
+            tokio::time::timeout(CALL_TIMEOUT, client.get_multiplexed_async_connection())
+                .await
+                .map_err(|_| QueueError("Redis did not answer in time".into()))?
+                .map_err(|e| QueueError(format!("cannot connect to Redis: {e}")))?;
+            let conn = tokio::time::timeout(CALL_TIMEOUT, client.get_connection_manager())
                 .await
                 .map_err(|_| QueueError("Redis did not answer in time".into()))?
                 .map_err(|e| QueueError(format!("cannot connect to Redis: {e}")))?;
