@@ -22,7 +22,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         ],
     ),
     (
-        "src/config.rs",
+        "src/config",
         &[
             "crate::store",
             "crate::app",

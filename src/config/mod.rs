@@ -6,6 +6,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 use url::Url;
 
+mod env;
+use env::{Env, otlp_endpoint};
+
 /// A setting that cannot be used, named so the operator can fix it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{variable}: {message}")]
@@ -282,86 +285,6 @@ pub fn redact_url(value: &str) -> String {
             Some((_, host)) => format!("***@{host}"),
             None => value.to_owned(),
         },
-    }
-}
-
-/// The collector's URL, checked here so that a bad one stops the start naming the variable.
-fn otlp_endpoint(env: &Env) -> Result<Option<Url>, ConfigError> {
-    for variable in [
-        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-        "OTEL_EXPORTER_OTLP_ENDPOINT",
-    ] {
-        if let Some(value) = env.get(variable) {
-            return match Url::parse(&value) {
-                Ok(url) if url.scheme() == "http" => Ok(Some(url)),
-                _ => Err(ConfigError {
-                    variable,
-                    message: format!(
-                        "must be the http:// URL of an OTLP collector (a local agent \
-                         forwards over TLS), not {value:?}"
-                    ),
-                }),
-            };
-        }
-    }
-    Ok(None)
-}
-
-struct Env<'a>(&'a dyn Fn(&str) -> Option<String>);
-
-impl Env<'_> {
-    /// A set, non-blank value; blank counts as unset.
-    fn get(&self, key: &str) -> Option<String> {
-        (self.0)(key)
-            .map(|v| v.trim().to_owned())
-            .filter(|v| !v.is_empty())
-    }
-
-    fn parse_with<T>(
-        &self,
-        key: &'static str,
-        default: &str,
-        parse: impl Fn(&str) -> Result<T, String>,
-    ) -> Result<T, ConfigError> {
-        let value = self.get(key).unwrap_or_else(|| default.to_owned());
-        parse(&value).map_err(|message| ConfigError {
-            variable: key,
-            message,
-        })
-    }
-
-    fn number<T>(
-        &self,
-        key: &'static str,
-        default: T,
-        range: std::ops::RangeInclusive<T>,
-    ) -> Result<T, ConfigError>
-    where
-        T: std::str::FromStr + PartialOrd + fmt::Display + Copy,
-    {
-        let Some(value) = self.get(key) else {
-            return Ok(default);
-        };
-        match value.parse::<T>() {
-            Ok(n) if range.contains(&n) => Ok(n),
-            _ => Err(ConfigError {
-                variable: key,
-                message: format!(
-                    "must be a whole number from {} to {}, not {value:?}",
-                    range.start(),
-                    range.end()
-                ),
-            }),
-        }
-    }
-
-    fn duration(&self, key: &'static str, default: &str) -> Result<Duration, ConfigError> {
-        self.parse_with(key, default, |v| match humantime::parse_duration(v) {
-            Ok(d) if !d.is_zero() => Ok(d),
-            _ => Err(format!(
-                "must be a duration like 90s, 60m, 72h or 14d, not {v:?}"
-            )),
-        })
     }
 }
 
