@@ -69,6 +69,11 @@ impl Gatehouse {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let templates = Templates::load(config.template_dir.as_deref(), config.public_url.as_str())
             .context("GATEHOUSE_TEMPLATE_DIR")?;
+        if let Some(files) = &config.tls {
+            http::tls::check(files)
+                .map_err(anyhow::Error::msg)
+                .context("GATEHOUSE_TLS_CERT_FILE, GATEHOUSE_TLS_KEY_FILE")?;
+        }
         let queue = Queue::connect(
             &config.queue_url,
             config.jobs.heartbeat,
@@ -150,16 +155,25 @@ impl Gatehouse {
         let api = if serve_api {
             let listener = listener.context("serving the API needs a listener")?;
             let router = http::router(self.app.clone(), self.queue.clone(), self.metrics.clone());
-            let server = axum::serve(
-                listener,
-                router.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(when_stopped());
-            Some(tokio::spawn(async move {
-                server
-                    .await
-                    .context("the HTTP server stopped with an error")
-            }))
+            Some(match self.app.config().tls.clone() {
+                Some(files) => tokio::spawn(async move {
+                    http::tls::serve(listener, router, files, when_stopped())
+                        .await
+                        .context("the HTTPS server stopped with an error")
+                }),
+                None => {
+                    let server = axum::serve(
+                        listener,
+                        router.into_make_service_with_connect_info::<SocketAddr>(),
+                    )
+                    .with_graceful_shutdown(when_stopped());
+                    tokio::spawn(async move {
+                        server
+                            .await
+                            .context("the HTTP server stopped with an error")
+                    })
+                }
+            })
         } else {
             None
         };

@@ -28,6 +28,26 @@ pub(super) fn otlp_endpoint(env: &Env) -> Result<Option<Url>, ConfigError> {
     Ok(None)
 }
 
+/// The HTTPS certificate and key: both or neither.
+pub(super) fn tls_files(env: &Env) -> Result<Option<super::TlsFiles>, ConfigError> {
+    let missing = |variable, other| ConfigError {
+        variable,
+        message: format!("must be set with {other}"),
+    };
+    match (
+        env.get("GATEHOUSE_TLS_CERT_FILE"),
+        env.get("GATEHOUSE_TLS_KEY_FILE"),
+    ) {
+        (None, None) => Ok(None),
+        (Some(cert), Some(key)) => Ok(Some(super::TlsFiles {
+            cert: cert.into(),
+            key: key.into(),
+        })),
+        (Some(_), None) => Err(missing("GATEHOUSE_TLS_KEY_FILE", "GATEHOUSE_TLS_CERT_FILE")),
+        (None, Some(_)) => Err(missing("GATEHOUSE_TLS_CERT_FILE", "GATEHOUSE_TLS_KEY_FILE")),
+    }
+}
+
 pub(super) struct Env<'a>(pub(super) &'a dyn Fn(&str) -> Option<String>);
 
 impl Env<'_> {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use url::Url;
 
 mod env;
-use env::{Env, otlp_endpoint};
+use env::{Env, otlp_endpoint, tls_files};
 
 /// A setting that cannot be used, named so the operator can fix it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -33,6 +33,8 @@ pub struct Config {
     /// A private CA trusted beside the public roots by the connections to PostgreSQL,
     /// Redis and the mail server (GATEHOUSE_TLS_CA_FILE).
     pub tls_ca: Option<gatehouse_workers::TrustedCa>,
+    /// Serve HTTPS with this certificate (GATEHOUSE_TLS_CERT_FILE, GATEHOUSE_TLS_KEY_FILE).
+    pub tls: Option<TlsFiles>,
     pub listen: SocketAddr,
     pub public_url: Url,
     pub lockout_threshold: u32,
@@ -60,6 +62,13 @@ pub struct Config {
 pub enum LogFormat {
     Text,
     Json,
+}
+
+/// The HTTPS listener's certificate chain and private key (PEM files).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 /// Timing of the background workers.
@@ -96,6 +105,12 @@ pub struct Limits {
 }
 
 impl Config {
+    /// Whether browsers reach Gatehouse over HTTPS (served here, or by a proxy in front
+    /// of it): cookies are then `Secure` and HSTS is sent.
+    pub fn https(&self) -> bool {
+        self.tls.is_some() || self.public_url.scheme() == "https"
+    }
+
     /// Reads the process environment (after loading `.env` when present).
     pub fn from_env() -> Result<Self, ConfigError> {
         let _ = dotenvy::dotenv();
@@ -152,6 +167,7 @@ impl Config {
                 },
             )?,
             template_dir: env.get("GATEHOUSE_TEMPLATE_DIR").map(PathBuf::from),
+            tls: tls_files(&env)?,
             tls_ca: match env.get("GATEHOUSE_TLS_CA_FILE") {
                 None => None,
                 Some(path) => Some(
@@ -299,6 +315,7 @@ impl fmt::Debug for Config {
             .field("template_dir", &self.template_dir)
             .field("support_contact", &self.support_contact)
             .field("tls_ca", &self.tls_ca)
+            .field("tls", &self.tls)
             .field("listen", &self.listen)
             .field("public_url", &self.public_url.as_str())
             .field("lockout_threshold", &self.lockout_threshold)
@@ -393,6 +410,21 @@ mod tests {
         .unwrap();
         assert_eq!(c.lockout_duration, Duration::from_secs(90));
         assert_eq!(c.request_expiry, Duration::from_secs(2 * 86400));
+    }
+
+    #[test]
+    fn the_https_certificate_and_key_come_together() {
+        let err = config(&[("GATEHOUSE_TLS_CERT_FILE", "/etc/tls.crt")]).unwrap_err();
+        assert_eq!(err.variable, "GATEHOUSE_TLS_KEY_FILE");
+        let err = config(&[("GATEHOUSE_TLS_KEY_FILE", "/etc/tls.key")]).unwrap_err();
+        assert_eq!(err.variable, "GATEHOUSE_TLS_CERT_FILE");
+        let both = config(&[
+            ("GATEHOUSE_TLS_CERT_FILE", "/etc/tls.crt"),
+            ("GATEHOUSE_TLS_KEY_FILE", "/etc/tls.key"),
+        ])
+        .unwrap();
+        assert!(both.https());
+        assert!(!config(&[]).unwrap().https());
     }
 
     #[test]

@@ -4,6 +4,7 @@ mod apq;
 mod graphql;
 mod pages;
 mod socket;
+pub mod tls;
 
 use crate::app::App;
 use crate::app::ClientInfo;
@@ -50,12 +51,28 @@ pub fn router(app: App, queue: Queue, metrics: Metrics) -> Router {
         .route("/metrics", get(render_metrics))
         .merge(pages::routes())
         .layer(middleware::from_fn_with_state(metrics, track))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            strict_transport,
+        ))
         // The last layer is the outermost: every request gets an id (or keeps the one its
         // proxy set), every log line inside it and every job it causes carries the id,
         // and the response tells it.
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .layer(middleware::from_fn(request_id))
         .with_state(state)
+}
+
+/// Over HTTPS, browsers are told to use nothing else for a year.
+async fn strict_transport(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    if state.app.config().https() {
+        response.headers_mut().insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        );
+    }
+    response
 }
 
 /// The longest request id taken from a client; a longer or odd one is replaced.

@@ -341,3 +341,166 @@ async fn mail_goes_over_verified_tls_or_waits() {
         assert!(smtp.received().is_empty(), "{url}: nothing sent");
     }
 }
+
+/// A client that trusts exactly the CAs given, speaking HTTP/2 when the server offers it.
+fn https_client(cas: &[&Path]) -> reqwest::Client {
+    let mut builder = reqwest::Client::builder()
+        .use_rustls_tls()
+        .tls_built_in_root_certs(false);
+    for ca in cas {
+        let pem = std::fs::read(ca).unwrap();
+        builder = builder.add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap());
+    }
+    builder.build().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_is_served_and_a_renewed_certificate_is_taken_up() {
+    let (Some(first), Some(renewed)) = (Certificates::make(), Certificates::make()) else {
+        return;
+    };
+    // The served files, replaced in place as a renewal would.
+    let live = tempfile::tempdir().unwrap();
+    let (cert, key) = (live.path().join("tls.crt"), live.path().join("tls.key"));
+    std::fs::copy(&first.cert, &cert).unwrap();
+    std::fs::copy(&first.key, &key).unwrap();
+    let db = TestDb::sqlite().await;
+    let server = TestServer::start_with(
+        &db,
+        ServerOptions {
+            env: vec![
+                ("GATEHOUSE_TLS_CERT_FILE", text(&cert)),
+                ("GATEHOUSE_TLS_KEY_FILE", text(&key)),
+                ("GATEHOUSE_PUBLIC_URL", "https://127.0.0.1".into()),
+            ],
+            ..Default::default()
+        },
+    )
+    .await;
+    let url = format!("https://127.0.0.1:{}/healthz", server.addr.port());
+    let old_ca = https_client(&[&first.ca]);
+    let new_ca = https_client(&[&renewed.ca]);
+    let response = old_ca.get(&url).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.version(),
+        reqwest::Version::HTTP_2,
+        "HTTP/2 by ALPN"
+    );
+    assert_eq!(
+        response.headers()["strict-transport-security"],
+        "max-age=31536000"
+    );
+    let h1 = reqwest::Client::builder()
+        .use_rustls_tls()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(&std::fs::read(&first.ca).unwrap()).unwrap(),
+        )
+        .http1_only()
+        .build()
+        .unwrap();
+    let response = h1.get(&url).send().await.unwrap();
+    assert_eq!(response.version(), reqwest::Version::HTTP_11);
+    // A client that does not trust the CA, and plain HTTP, get nothing.
+    assert!(new_ca.get(&url).send().await.is_err());
+    let plain = reqwest::get(server.url("/healthz")).await;
+    assert!(plain.is_err() || plain.unwrap().status() != 200);
+    // The renewed certificate is served without a restart: on SIGHUP (here the files'
+    // times are kept, so that only the signal can tell)...
+    let served_by = |ca: PathBuf| {
+        let url = url.clone();
+        async move {
+            for _ in 0..150 {
+                if https_client(&[&ca]).get(&url).send().await.is_ok() {
+                    return true;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            false
+        }
+    };
+    let times: Vec<_> = [&cert, &key]
+        .iter()
+        .map(|p| std::fs::metadata(p).unwrap().modified().unwrap())
+        .collect();
+    std::fs::copy(&renewed.key, &key).unwrap();
+    std::fs::copy(&renewed.cert, &cert).unwrap();
+    for (path, time) in [&cert, &key].iter().zip(&times) {
+        std::fs::File::options()
+            .write(true)
+            .open(path)
+            .unwrap()
+            .set_modified(*time)
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert!(
+        https_client(&[&first.ca]).get(&url).send().await.is_ok(),
+        "unchanged files are not read again"
+    );
+    let hup = Command::new("kill")
+        .args(["-HUP", &std::process::id().to_string()])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    assert!(
+        served_by(renewed.ca.clone()).await,
+        "SIGHUP loads the renewed pair"
+    );
+    // ... and when the files change (checked every 5 s).
+    std::fs::copy(&first.key, &key).unwrap();
+    std::fs::copy(&first.cert, &cert).unwrap();
+    assert!(
+        served_by(first.ca.clone()).await,
+        "changed files are loaded within 15 s"
+    );
+    std::fs::copy(&renewed.key, &key).unwrap();
+    std::fs::copy(&renewed.cert, &cert).unwrap();
+    assert!(served_by(renewed.ca.clone()).await);
+    assert!(https_client(&[&first.ca]).get(&url).send().await.is_err());
+    // A session cookie over HTTPS is Secure, with the __Host- prefix.
+    let page = https_client(&[&renewed.ca])
+        .get(format!("https://127.0.0.1:{}/signin", server.addr.port()))
+        .send()
+        .await
+        .unwrap();
+    let cookies: Vec<_> = page
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    assert!(!cookies.is_empty());
+    assert!(
+        cookies
+            .iter()
+            .all(|c| c.starts_with("__Host-") && c.contains("; Secure")),
+        "{cookies:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_certificate_that_does_not_load_stops_the_start() {
+    let Some(certs) = Certificates::make() else {
+        return;
+    };
+    let db = TestDb::sqlite().await;
+    for (cert, key) in [
+        (text(&certs.cert), "/nonexistent/tls.key".to_owned()),
+        (text(&certs.ca), text(&certs.key)),
+    ] {
+        let config = test_config(
+            &db,
+            &[
+                ("GATEHOUSE_TLS_CERT_FILE", cert.as_str()),
+                ("GATEHOUSE_TLS_KEY_FILE", key.as_str()),
+            ],
+        );
+        let err = match gatehouse::Gatehouse::build(config).await {
+            Err(err) => format!("{err:#}"),
+            Ok(_) => panic!("{cert} with {key} was accepted"),
+        };
+        assert!(err.starts_with("GATEHOUSE_TLS_CERT_FILE"), "{err}");
+    }
+}

@@ -76,7 +76,7 @@ async fn security_headers(mut response: Response) -> Response {
 }
 
 /// The cookies of one browser, named for how the site is served: with the `__Host-`
-/// prefix (and `Secure`) when the public URL is https.
+/// prefix (and `Secure`) when browsers come over https.
 #[derive(Clone, Copy)]
 pub(super) struct Cookies {
     secure: bool,
@@ -92,7 +92,7 @@ pub(super) const SETUP: &str = "gh_setup";
 impl Cookies {
     pub(super) fn of(state: &AppState) -> Self {
         Cookies {
-            secure: state.app.config().public_url.scheme() == "https",
+            secure: state.app.config().https(),
         }
     }
 
