@@ -1,8 +1,9 @@
 //! The change feed of request statuses. One poller per process reads the request events
 //! that any process recorded (API nodes and workers alike) and broadcasts them to this
-//! process's subscribers; it starts with the first subscriber.
+//! process's subscribers; it starts with the first subscriber, from the newest event that
+//! subscriber saw recorded, so that nothing after it is missed.
 
-use crate::store::{RequestChange, Store};
+use crate::store::{RequestChange, Store, StoreResult};
 use std::collections::BTreeSet;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -29,26 +30,32 @@ impl RequestFeed {
         }
     }
 
-    /// Changes from now on, starting the poller on first use.
-    pub fn subscribe(&self, store: &Arc<dyn Store>) -> broadcast::Receiver<RequestChange> {
+    /// Changes from now on, and the newest event already recorded: every event after it
+    /// reaches the receiver. The poller starts on first use, from that event.
+    pub async fn subscribe(
+        &self,
+        store: &Arc<dyn Store>,
+    ) -> StoreResult<(broadcast::Receiver<RequestChange>, i64)> {
         let receiver = self.sender.subscribe();
+        let newest = store.last_request_event().await?;
         self.started.get_or_init(|| {
-            tokio::spawn(poll(store.clone(), self.sender.clone(), self.interval));
+            tokio::spawn(poll(
+                store.clone(),
+                self.sender.clone(),
+                self.interval,
+                newest,
+            ));
         });
-        receiver
+        Ok((receiver, newest))
     }
 }
 
-async fn poll(store: Arc<dyn Store>, sender: broadcast::Sender<RequestChange>, interval: Duration) {
-    let start = loop {
-        match store.last_request_event().await {
-            Ok(id) => break id,
-            Err(err) => {
-                tracing::warn!(error = %err, "request feed cannot start; retrying");
-                tokio::time::sleep(interval * 4).await;
-            }
-        }
-    };
+async fn poll(
+    store: Arc<dyn Store>,
+    sender: broadcast::Sender<RequestChange>,
+    interval: Duration,
+    start: i64,
+) {
     // Only events recorded after the feed started are news.
     let mut newest = start;
     let mut seen: BTreeSet<i64> = BTreeSet::new();

@@ -1,25 +1,34 @@
-//! Subscription root: request status changes, pushed over `/graphql/ws`.
+//! Subscription root: request status changes, pushed over `/graphql/ws`; a client that
+//! reconnects names the last event it saw and gets every change after it, once, in order.
 
 use super::ids::client_id;
 use super::request::AccountRequest;
 use super::types::{actor, app};
 use super::{GqlResult, RequestContext, SessionToken, gql};
-use crate::app::AppError;
+use crate::app::{Actor, App, AppError, ClientInfo};
 use crate::domain::RequestId;
+use crate::store::RequestChange;
 use async_graphql::{Context, ID, Subscription as SubscriptionRoot};
 use futures_util::Stream;
-use tokio::sync::broadcast::error::RecvError;
+use std::collections::VecDeque;
+use tokio::sync::broadcast::{self, error::RecvError};
+
+/// Events read per step of catching up.
+const REPLAY_PAGE: i64 = 500;
 
 #[derive(Default)]
 pub struct Subscription;
 
 #[SubscriptionRoot]
 impl Subscription {
-    /// Every status change of a request the caller may see; one request when requestId is given.
+    /// Every status change of a request the caller may see; one request when requestId is
+    /// given. With afterEventId (the `eventId` of the last update a client saw), the
+    /// changes recorded since are sent first, each once and in order, then live ones.
     async fn request_updated(
         &self,
         ctx: &Context<'_>,
         request_id: Option<ID>,
+        after_event_id: Option<ID>,
     ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<AccountRequest>> + use<>>
     {
         let (app, actor) = (app(ctx)?.clone(), actor(ctx)?.clone());
@@ -36,53 +45,130 @@ impl Subscription {
             }
             None => None,
         };
-        let session = ctx.data_opt::<SessionToken>().cloned();
-        let client = ctx.data::<RequestContext>()?.client.clone();
-        let changes = app.requests().changes();
+        let after = match after_event_id {
+            None => None,
+            Some(id) => Some(id.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+                gql(AppError::BadUserInput(
+                    "afterEventId must be the eventId of an update.".into(),
+                ))
+            })?),
+        };
+        let (changes, newest) = app.requests().changes().await.gql()?;
+        let feed = Feed {
+            session: ctx.data_opt::<SessionToken>().cloned(),
+            client: ctx.data::<RequestContext>()?.client.clone(),
+            changes,
+            app,
+            actor,
+            wanted,
+            backlog: VecDeque::new(),
+            // Catching up on (after, newest]; everything later comes live.
+            replay_from: after.filter(|a| *a < newest),
+            until: newest,
+            floor: after.unwrap_or(newest).max(newest),
+        };
         Ok(futures_util::stream::unfold(
-            Some((changes, app, actor)),
-            move |state| {
-                let (session, client) = (session.clone(), client.clone());
-                async move {
-                    let (mut changes, app, mut actor) = state?;
-                    loop {
-                        let change = match changes.recv().await {
-                            Ok(change) => change,
-                            Err(RecvError::Lagged(missed)) => {
-                                tracing::warn!(missed, "a slow subscriber missed request changes");
-                                continue;
-                            }
-                            Err(RecvError::Closed) => return None,
-                        };
-                        if change.org_id != actor.org_id()
-                            || wanted.is_some_and(|w| w != change.request_id)
-                        {
-                            continue;
-                        }
-                        // The session may have ended (logout, revoked, expired) or the role
-                        // changed since the subscription started.
-                        if let Some(SessionToken(token)) = &session {
-                            match app.identity().authenticate(token, &client).await {
-                                Ok(Some(current)) => match current.actor() {
-                                    Ok(current) => actor = current.clone(),
-                                    Err(err) => return Some((Err(gql(err)), None)),
-                                },
-                                Ok(None) => {
-                                    return Some((Err(gql(AppError::Unauthenticated)), None));
-                                }
-                                Err(err) => return Some((Err(gql(err)), None)),
-                            }
-                        }
-                        let item = match app.requests().request(&actor, change.request_id).await {
-                            // Shown as of this change, even when it has moved on since.
-                            Ok(Some(request)) => Ok(AccountRequest::live(request, change.status)),
-                            Ok(None) => continue,
-                            Err(err) => Err(gql(err)),
-                        };
-                        return Some((item, Some((changes, app, actor))));
-                    }
-                }
+            Some(feed),
+            |feed| async move {
+                let mut feed = feed?;
+                let item = feed.next().await?;
+                let ended = item.is_err();
+                Some((item, (!ended).then_some(feed)))
             },
         ))
+    }
+}
+
+/// One subscriber's position in the changes.
+struct Feed {
+    session: Option<SessionToken>,
+    client: ClientInfo,
+    changes: broadcast::Receiver<RequestChange>,
+    app: App,
+    actor: Actor,
+    wanted: Option<RequestId>,
+    backlog: VecDeque<RequestChange>,
+    /// The event to read on from while catching up.
+    replay_from: Option<i64>,
+    /// The newest event when the subscription started: the end of catching up.
+    until: i64,
+    /// Live changes at or before this event were sent already (or came before).
+    floor: i64,
+}
+
+impl Feed {
+    async fn next(&mut self) -> Option<async_graphql::Result<AccountRequest>> {
+        loop {
+            let change = match self.next_change().await? {
+                Ok(change) => change,
+                Err(err) => return Some(Err(err)),
+            };
+            if change.org_id != self.actor.org_id()
+                || self.wanted.is_some_and(|w| w != change.request_id)
+            {
+                continue;
+            }
+            // The session may have ended (logout, revoked, expired) or the role changed
+            // since the subscription started.
+            if let Some(SessionToken(token)) = &self.session {
+                match self.app.identity().authenticate(token, &self.client).await {
+                    Ok(Some(current)) => match current.actor() {
+                        Ok(current) => self.actor = current.clone(),
+                        Err(err) => return Some(Err(gql(err))),
+                    },
+                    Ok(None) => return Some(Err(gql(AppError::Unauthenticated))),
+                    Err(err) => return Some(Err(gql(err))),
+                }
+            }
+            return match self
+                .app
+                .requests()
+                .request(&self.actor, change.request_id)
+                .await
+            {
+                // Shown as of this change, even when it has moved on since.
+                Ok(Some(request)) => Some(Ok(AccountRequest::live(
+                    request,
+                    change.status,
+                    change.event_id,
+                ))),
+                Ok(None) => continue,
+                Err(err) => Some(Err(gql(err))),
+            };
+        }
+    }
+
+    /// The next change: from the backlog while catching up, then live.
+    async fn next_change(&mut self) -> Option<async_graphql::Result<RequestChange>> {
+        loop {
+            if let Some(change) = self.backlog.pop_front() {
+                return Some(Ok(change));
+            }
+            if let Some(from) = self.replay_from {
+                let page = self
+                    .app
+                    .requests()
+                    .changes_between(from, self.until, REPLAY_PAGE)
+                    .await;
+                let page = match page {
+                    Ok(page) => page,
+                    Err(err) => return Some(Err(gql(err))),
+                };
+                self.replay_from = match page.last() {
+                    Some(last) if last.event_id < self.until => Some(last.event_id),
+                    _ => None,
+                };
+                self.backlog.extend(page);
+                continue;
+            }
+            match self.changes.recv().await {
+                Ok(change) if change.event_id > self.floor => return Some(Ok(change)),
+                Ok(_) => continue,
+                Err(RecvError::Lagged(missed)) => {
+                    tracing::warn!(missed, "a slow subscriber missed request changes");
+                }
+                Err(RecvError::Closed) => return None,
+            }
+        }
     }
 }

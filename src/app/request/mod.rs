@@ -196,9 +196,29 @@ impl Requests {
         })
     }
 
-    /// Every request's status changes, as they happen (for subscriptions).
-    pub fn changes(&self) -> tokio::sync::broadcast::Receiver<crate::store::RequestChange> {
-        self.feed.subscribe(&self.store)
+    /// Every request's status changes, as they happen (for subscriptions), and the
+    /// newest event recorded before: every change after it arrives on the receiver.
+    pub async fn changes(
+        &self,
+    ) -> AppResult<(
+        tokio::sync::broadcast::Receiver<crate::store::RequestChange>,
+        i64,
+    )> {
+        Ok(self.feed.subscribe(&self.store).await?)
+    }
+
+    /// The status changes recorded after event `after` up to event `until`, oldest first
+    /// (at most `limit`), for a subscriber catching up on what it missed. The caller
+    /// filters them by what the subscriber may see.
+    pub async fn changes_between(
+        &self,
+        after: i64,
+        until: i64,
+        limit: i64,
+    ) -> AppResult<Vec<crate::store::RequestChange>> {
+        let mut changes = self.store.request_changes(after, limit).await?;
+        changes.retain(|c| c.event_id <= until);
+        Ok(changes)
     }
 
     /// Users who may decide the request now: active, unlocked owners who neither filed it

@@ -110,6 +110,8 @@ impl RequestEvent {
 pub struct AccountRequest {
     request: domain::AccountRequest,
     live: bool,
+    /// The event a subscription update reports.
+    event_id: Option<i64>,
 }
 
 impl AccountRequest {
@@ -117,14 +119,20 @@ impl AccountRequest {
         Self {
             request,
             live: false,
+            event_id: None,
         }
     }
 
     /// The request as of a change to `status`.
-    pub fn live(request: domain::AccountRequest, status: domain::RequestStatus) -> Self {
+    pub fn live(
+        request: domain::AccountRequest,
+        status: domain::RequestStatus,
+        event_id: i64,
+    ) -> Self {
         Self {
             request: domain::AccountRequest { status, ..request },
             live: true,
+            event_id: Some(event_id),
         }
     }
 }
@@ -133,6 +141,12 @@ impl AccountRequest {
 impl AccountRequest {
     pub async fn id(&self) -> ID {
         ID(self.request.id.to_global())
+    }
+
+    /// In a requestUpdated update: the event it reports, to resume after with
+    /// `requestUpdated(afterEventId:)` when reconnecting. Null elsewhere.
+    async fn event_id(&self) -> Option<ID> {
+        self.event_id.map(|id| ID(id.to_string()))
     }
 
     async fn kind(&self) -> RequestKind {

@@ -8,6 +8,7 @@ crate::on_both_databases!(
     members_see_only_their_own_requests_and_other_organizations_nothing,
     pending_requests_are_reminded_once_then_expire,
     subscribers_see_each_status_change,
+    a_reconnecting_subscriber_gets_what_it_missed_once_in_order,
 );
 
 async fn idempotency_keys_and_open_requests_return_the_first_request(db: TestDb) {
@@ -239,5 +240,91 @@ async fn subscribers_see_each_status_change(db: TestDb) {
     assert_eq!(
         member.closed_within(Duration::from_secs(5)).await,
         Some(4401)
+    );
+}
+
+/// The next `next` message of operation `op`: (status, eventId, request id).
+async fn update(subscriber: &mut Subscriber, op: &str) -> (String, String, String) {
+    loop {
+        let message = subscriber.next().await.expect("subscription message");
+        if message["id"] != op {
+            continue;
+        }
+        assert_eq!(message["type"], "next", "{message}");
+        let request = &message["payload"]["data"]["requestUpdated"];
+        let text = |v: &Value| v.as_str().unwrap_or_else(|| panic!("{message}")).to_owned();
+        return (
+            text(&request["status"]),
+            text(&request["eventId"]),
+            text(&request["id"]),
+        );
+    }
+}
+
+async fn a_reconnecting_subscriber_gets_what_it_missed_once_in_order(db: TestDb) {
+    let p = practice(&db, vec![]).await;
+    let subscribe = |op: &str, after: &str| {
+        json!({ "id": op, "type": "subscribe", "payload": {
+            "query": "subscription($a: ID) { requestUpdated(afterEventId: $a) { id status eventId } }",
+            "variables": { "a": after },
+        } })
+    };
+    // From the first event on ("0"): nothing is missed however soon the filing follows.
+    let mut owner = Subscriber::connect(&p.server, Some(&p.oscar))
+        .await
+        .unwrap();
+    owner.send(subscribe("s", "0")).await;
+    let filed = p
+        .request_licenses(
+            &p.adam,
+            json!({ "product": "EHR", "kind": "STAFF", "quantity": 1 }),
+        )
+        .await;
+    let request_id = id(&filed);
+    let submitted = update(&mut owner, "s").await;
+    let pending = update(&mut owner, "s").await;
+    assert_eq!(
+        (submitted.0.as_str(), pending.0.as_str()),
+        ("SUBMITTED", "PENDING_APPROVAL")
+    );
+    assert_eq!(pending.2, request_id);
+    // The phone loses its network; meanwhile the request is approved and applied.
+    drop(owner);
+    p.approve(&p.olivia, &request_id, true).await;
+    p.wait_status(&request_id, "APPLIED").await;
+    // Back, from the last event it saw: what it missed, once, in order, then live.
+    let mut owner = Subscriber::connect(&p.server, Some(&p.oscar))
+        .await
+        .unwrap();
+    owner.send(subscribe("r", &pending.1)).await;
+    let approved = update(&mut owner, "r").await;
+    let applied = update(&mut owner, "r").await;
+    assert_eq!(
+        (approved.0.as_str(), applied.0.as_str()),
+        ("APPROVED", "APPLIED")
+    );
+    assert!(pending.1.parse::<i64>().unwrap() < approved.1.parse::<i64>().unwrap());
+    let next = p
+        .request_licenses(
+            &p.adam,
+            json!({ "product": "EHR", "kind": "STAFF", "quantity": 2 }),
+        )
+        .await;
+    let (status, _, request) = update(&mut owner, "r").await;
+    assert_eq!(
+        (status.as_str(), request),
+        ("SUBMITTED", id(&next)),
+        "no repeat"
+    );
+    // A cursor that is not an event's is refused.
+    let bad = owner
+        .run(
+            "b",
+            "subscription { requestUpdated(afterEventId: \"soon\") { id } }",
+        )
+        .await;
+    assert_eq!(
+        bad["payload"]["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
+        "{bad}"
     );
 }
