@@ -21,6 +21,8 @@ pub mod request;
 pub mod stats;
 pub mod workflow;
 
+/// A request's status change, as subscriptions receive it.
+pub use crate::store::RequestChange;
 pub use audit::Audit;
 pub use directory::{Directory, OrgView};
 pub use error::{AppError, AppResult};
