@@ -23,6 +23,8 @@ pub struct Metrics {
     pub http_duration: HistogramVec,
     /// Per root field of an operation (`Query.users` is the search), by outcome.
     pub graphql_duration: HistogramVec,
+    /// Open WebSocket connections of this node.
+    pub ws_connections: IntGauge,
     scraped: Arc<Scraped>,
 }
 
@@ -109,8 +111,10 @@ impl Metrics {
                 &["state"],
             ),
         };
+        let ws_connections = gauge("ws_connections", "Open WebSocket connections");
         for collector in [
             Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(ws_connections.clone()),
             Box::new(http_duration.clone()),
             Box::new(graphql_duration.clone()),
             Box::new(scraped.logins.clone()),
@@ -129,6 +133,7 @@ impl Metrics {
             http_requests,
             http_duration,
             graphql_duration,
+            ws_connections,
             scraped: Arc::new(scraped),
         }
     }

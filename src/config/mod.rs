@@ -102,6 +102,11 @@ pub struct Limits {
     pub max_aliases: usize,
     pub max_body_bytes: usize,
     pub max_page_size: usize,
+    /// Live (WebSocket) connections one node holds, and one user may hold.
+    pub ws_max_connections: usize,
+    pub ws_max_per_user: usize,
+    /// How often an idle connection is pinged; one silent for two pings is dropped.
+    pub ws_ping: Duration,
 }
 
 impl Config {
@@ -221,6 +226,13 @@ impl Config {
                     1024..=64 * 1024 * 1024,
                 )?,
                 max_page_size: env.number("GATEHOUSE_MAX_PAGE_SIZE", 100, 1..=10_000)?,
+                ws_max_connections: env.number(
+                    "GATEHOUSE_WS_MAX_CONNECTIONS",
+                    10_000,
+                    1..=1_000_000,
+                )?,
+                ws_max_per_user: env.number("GATEHOUSE_WS_MAX_PER_USER", 20, 1..=10_000)?,
+                ws_ping: env.duration("GATEHOUSE_WS_PING", "30s")?,
             },
             jobs: JobTiming {
                 heartbeat: env.duration("GATEHOUSE_WORKER_HEARTBEAT", "30s")?,
@@ -410,6 +422,14 @@ mod tests {
         .unwrap();
         assert_eq!(c.lockout_duration, Duration::from_secs(90));
         assert_eq!(c.request_expiry, Duration::from_secs(2 * 86400));
+    }
+
+    #[test]
+    fn live_connections_default_to_the_spec() {
+        let limits = config(&[]).unwrap().limits;
+        assert_eq!(limits.ws_max_connections, 10_000);
+        assert_eq!(limits.ws_max_per_user, 20);
+        assert_eq!(limits.ws_ping, Duration::from_secs(30));
     }
 
     #[test]

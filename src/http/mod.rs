@@ -32,6 +32,7 @@ struct AppState {
     endpoint: Endpoint,
     metrics: Metrics,
     persisted: std::sync::Arc<apq::PersistedQueries>,
+    sockets: std::sync::Arc<socket::Sockets>,
 }
 
 /// The router with every route and layer.
@@ -42,6 +43,7 @@ pub fn router(app: App, queue: Queue, metrics: Metrics) -> Router {
         queue,
         metrics: metrics.clone(),
         persisted: Default::default(),
+        sockets: std::sync::Arc::new(socket::Sockets::new(metrics.ws_connections.clone())),
     };
     Router::new()
         .route("/graphql", get(graphql::get).post(graphql::post))
@@ -238,7 +240,7 @@ async fn graphql_ws(
             let span = tracing::info_span!("socket", request_id = request_id.as_deref());
             gatehouse_workers::with_request_id(
                 request_id,
-                socket::serve(ws, state.endpoint, protocol, client),
+                socket::serve(ws, state.endpoint, protocol, client, state.sockets),
             )
             .instrument(span)
         })

@@ -2,11 +2,12 @@
 //! operation on it is checked against the document limits and authenticated like an HTTP
 //! request, with a fresh context and fresh loaders. The connection closes when its session
 //! ends (on any node), when no valid `connection_init` comes within 10 seconds, or when
-//! the client goes away.
+//! the client goes away; an idle one is pinged, and one that stays silent for two pings
+//! is dropped. A node holds at most so many connections, and a user at most so many.
 
 use crate::app::AppError;
 use crate::app::ClientInfo;
-use crate::domain::SessionId;
+use crate::domain::{SessionId, UserId};
 use crate::graphql::limits::Refusal;
 use crate::graphql::{Endpoint, RequestContext, error_response, refused};
 use async_graphql::http::{WebSocket, WebSocketProtocols, WsMessage};
@@ -26,9 +27,85 @@ pub const INIT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Operations one connection may run at once.
 pub const MAX_OPERATIONS: usize = 100;
 
-/// Close codes of graphql-transport-ws.
+/// Close codes of graphql-transport-ws, and ours.
 const UNAUTHORIZED: u16 = 4401;
 const INIT_TIMED_OUT: u16 = 4408;
+const TOO_MANY_FOR_USER: u16 = 4429;
+/// WebSocket's "try again later".
+const NODE_FULL: u16 = 1013;
+
+/// The live connections of this node, in all and per user.
+pub struct Sockets {
+    open: AtomicUsize,
+    per_user: std::sync::Mutex<std::collections::HashMap<UserId, usize>>,
+    gauge: prometheus::IntGauge,
+}
+
+impl Sockets {
+    pub fn new(gauge: prometheus::IntGauge) -> Self {
+        Self {
+            open: AtomicUsize::new(0),
+            per_user: Default::default(),
+            gauge,
+        }
+    }
+
+    fn users(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<UserId, usize>> {
+        self.per_user.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// One connection's place among the node's and its user's; given back when dropped.
+struct Seat {
+    sockets: Arc<Sockets>,
+    user: OnceLock<UserId>,
+}
+
+impl Seat {
+    /// A place on the node, or `None` when it holds `max` already.
+    fn take(sockets: &Arc<Sockets>, max: usize) -> Option<Seat> {
+        let taken = sockets
+            .open
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .is_ok();
+        taken.then(|| {
+            sockets.gauge.inc();
+            Seat {
+                sockets: sockets.clone(),
+                user: OnceLock::new(),
+            }
+        })
+    }
+
+    /// Counts the connection as `user`'s, unless they hold `max` already.
+    fn of_user(&self, user: UserId, max: usize) -> bool {
+        let mut users = self.sockets.users();
+        let held = users.entry(user).or_default();
+        if *held >= max || self.user.set(user).is_err() {
+            return false;
+        }
+        *held += 1;
+        true
+    }
+}
+
+impl Drop for Seat {
+    fn drop(&mut self) {
+        self.sockets.open.fetch_sub(1, Ordering::AcqRel);
+        self.sockets.gauge.dec();
+        if let Some(user) = self.user.get() {
+            let mut users = self.sockets.users();
+            if let Some(held) = users.get_mut(user) {
+                *held -= 1;
+                if *held == 0 {
+                    users.remove(user);
+                }
+            }
+        }
+    }
+}
 
 /// The subprotocol the client asked for.
 pub fn protocol(headers: &HeaderMap) -> Option<WebSocketProtocols> {
@@ -42,6 +119,7 @@ pub fn protocol(headers: &HeaderMap) -> Option<WebSocketProtocols> {
 
 /// What one connection knows: the token it was initialised with and why it must close.
 struct Connection {
+    seat: Seat,
     client: ClientInfo,
     token: OnceLock<String>,
     operations: AtomicUsize,
@@ -156,8 +234,22 @@ pub async fn serve(
     endpoint: Endpoint,
     protocol: WebSocketProtocols,
     client: ClientInfo,
+    sockets: Arc<Sockets>,
 ) {
+    let limits = endpoint.app().config().limits;
+    let Some(seat) = Seat::take(&sockets, limits.ws_max_connections) else {
+        let mut socket = socket;
+        let _ = socket
+            .send(Message::Close(Some(CloseFrame {
+                code: NODE_FULL,
+                reason: "This server holds as many live connections as it may; try again later."
+                    .into(),
+            })))
+            .await;
+        return;
+    };
     let connection = Arc::new(Connection {
+        seat,
         client,
         token: OnceLock::new(),
         operations: AtomicUsize::new(0),
@@ -165,7 +257,15 @@ pub async fn serve(
     });
     let mut close = connection.close.subscribe();
     let (mut sink, stream) = socket.split();
+    // When the client was last heard from (any frame, a pong included), in ms from start.
+    let started = tokio::time::Instant::now();
+    let heard = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let heard_in = heard.clone();
     let incoming = stream
+        .inspect(move |_| {
+            let ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+            heard_in.store(ms, Ordering::Relaxed);
+        })
         .take_while(|message| {
             std::future::ready(matches!(
                 message,
@@ -190,6 +290,15 @@ pub async fn serve(
                 .await
                 .map_err(crate::graphql::gql)?
                 .ok_or_else(|| crate::graphql::gql(AppError::Unauthenticated))?;
+            let max = app.config().limits.ws_max_per_user;
+            if !connection.seat.of_user(caller.me().user.id, max) {
+                connection.close(
+                    TOO_MANY_FOR_USER,
+                    "Too many live connections for this user; close one first.",
+                );
+                // The close above ends the connection; no acknowledgement goes out.
+                std::future::pending::<()>().await;
+            }
             let _ = connection.token.set(token);
             watch_session(app, caller.session_id(), &connection);
             Ok(Data::default())
@@ -204,6 +313,7 @@ pub async fn serve(
         .keepalive_timeout(None);
     let init_deadline = tokio::time::sleep(INIT_TIMEOUT);
     tokio::pin!(init_deadline);
+    let mut ping = tokio::time::interval_at(started + limits.ws_ping, limits.ws_ping);
     let frame = |code: u16, reason: String| {
         Message::Close(Some(CloseFrame {
             code,
@@ -224,6 +334,18 @@ pub async fn serve(
                 }
                 None => break,
             },
+            _ = ping.tick() => {
+                let silent = started.elapsed()
+                    .saturating_sub(Duration::from_millis(heard.load(Ordering::Relaxed)));
+                if silent > limits.ws_ping * 2 {
+                    // Gone without a word (a phone out of coverage): free its place.
+                    tracing::debug!(?silent, "dropping a silent WebSocket connection");
+                    break;
+                }
+                if sink.send(Message::Ping(Default::default())).await.is_err() {
+                    break;
+                }
+            }
             () = &mut init_deadline, if connection.token.get().is_none() => {
                 let _ = sink.send(frame(INIT_TIMED_OUT, "Connection initialisation timeout".into())).await;
                 break;

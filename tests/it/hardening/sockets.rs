@@ -183,3 +183,78 @@ async fn a_huge_socket_message_closes_the_connection_and_operations_are_capped()
     let health = reqwest::get(server.url("/healthz")).await.unwrap();
     assert_eq!(health.status(), 200);
 }
+
+/// The number of open WebSocket connections the server reports.
+fn open_sockets(server: &TestServer) -> f64 {
+    server
+        .metrics
+        .render()
+        .lines()
+        .find(|l| l.starts_with("gatehouse_ws_connections "))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(-1.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_connections_are_capped_per_user_and_per_node() {
+    let db = TestDb::sqlite().await;
+    let o = Practice::start(
+        &db,
+        vec![
+            ("GATEHOUSE_WS_MAX_PER_USER", "2".into()),
+            ("GATEHOUSE_WS_MAX_CONNECTIONS", "3".into()),
+        ],
+    )
+    .await;
+    let (mia, adam) = (o.login("mia").await, o.login("adam").await);
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        held.push(Subscriber::connect(&o.server, Some(&mia)).await.unwrap());
+    }
+    // A third for the same user is refused with a reason; the others stay.
+    let mut third = Subscriber::open(&o.server).await;
+    third
+        .send(json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {mia}") } }))
+        .await;
+    assert_eq!(
+        third.closed_within(Duration::from_secs(5)).await,
+        Some(4429)
+    );
+    held.push(Subscriber::connect(&o.server, Some(&adam)).await.unwrap());
+    assert_eq!(open_sockets(&o.server), 3.0);
+    // The node is full: the next one is told to try again later.
+    let mut full = Subscriber::open(&o.server).await;
+    assert_eq!(full.closed_within(Duration::from_secs(5)).await, Some(1013));
+    // A place is given back when a connection closes.
+    drop(held.pop());
+    let mut freed = false;
+    for _ in 0..50 {
+        if open_sockets(&o.server) == 2.0 {
+            freed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(freed, "the closed connection's place is free");
+    Subscriber::connect(&o.server, Some(&adam)).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_connection_is_dropped_and_a_live_one_kept() {
+    // One ping a second here (30 s by default: see the configuration's test); a silent
+    // connection goes after two missed pings.
+    let db = TestDb::sqlite().await;
+    let o = Practice::start(&db, vec![("GATEHOUSE_WS_PING", "1s".into())]).await;
+    let token = o.login("mia").await;
+    let silent = Subscriber::connect(&o.server, Some(&token)).await.unwrap();
+    let mut live = Subscriber::connect(&o.server, Some(&token)).await.unwrap();
+    assert_eq!(open_sockets(&o.server), 2.0);
+    // The live one reads (and so answers pings); the silent one never reads again.
+    assert_eq!(live.closed_within(Duration::from_secs(5)).await, None);
+    assert_eq!(
+        open_sockets(&o.server),
+        1.0,
+        "the silent connection was dropped"
+    );
+    drop(silent);
+}
