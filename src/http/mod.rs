@@ -90,7 +90,7 @@ async fn request_id(mut request: Request, next: Next) -> Response {
         .and_then(|v| v.to_str().ok())
         .filter(|id| plain_id(id))
         .map(str::to_owned);
-    let id = given.unwrap_or_else(new_request_id);
+    let id = given.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let value = HeaderValue::from_str(&id).expect("a plain id is a valid header value");
     request.headers_mut().insert(X_REQUEST_ID, value.clone());
     let mut response = gatehouse_workers::with_request_id(Some(id), next.run(request)).await;
@@ -103,22 +103,6 @@ fn plain_id(id: &str) -> bool {
         && id
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
-}
-
-/// A random (version 4) UUID.
-fn new_request_id() -> String {
-    let mut bytes: [u8; 16] = rand::random();
-    bytes[6] = (bytes[6] & 0x0f) | 0x40;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    let hex = hex::encode(bytes);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..]
-    )
 }
 
 /// The span of one request: its id, method and route (never the query string).

@@ -1,7 +1,7 @@
 //! What an operator sees of one user action: its request id in the log lines of the HTTP
 //! request and of every job it causes (and the jobs those cause), and logs as JSON lines.
 
-use crate::common::{Practice, TestDb, capture_logs, captured_logs};
+use crate::common::{Practice, TestDb, capture_logs, captured_logs, series};
 use serde_json::{Value, json};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -166,19 +166,6 @@ async fn json_logs_are_one_object_per_line_with_the_request_id() {
 }
 
 crate::on_both_databases!(metrics_show_what_happened);
-
-/// The value of the one series of `name` having every label of `labels`.
-fn series(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
-        .find(|l| {
-            labels
-                .iter()
-                .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
-        })
-        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-}
 
 async fn metrics_show_what_happened(db: TestDb) {
     let p = Practice::start(&db, vec![]).await;

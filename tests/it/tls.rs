@@ -324,11 +324,9 @@ async fn mail_goes_over_verified_tls_or_waits() {
         let mut retried = 0.0;
         for _ in 0..200 {
             let text = server.metrics.render();
-            retried = text
-                .lines()
-                .find(|l| l.starts_with("gatehouse_emails_total{outcome=\"retrying\"}"))
-                .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-                .unwrap_or(0.0);
+            retried =
+                crate::common::series(&text, "gatehouse_emails_total", &[("outcome", "retrying")])
+                    .unwrap_or(0.0);
             if retried >= 2.0 {
                 break;
             }

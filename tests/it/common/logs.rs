@@ -1,4 +1,5 @@
-//! The logs of the test process, captured to check what never reaches them.
+//! The logs of the test process, captured to check what never reaches them, and the
+//! figures a server reports at /metrics.
 
 static LOGS: std::sync::OnceLock<std::sync::Arc<std::sync::Mutex<Vec<u8>>>> =
     std::sync::OnceLock::new();
@@ -35,4 +36,18 @@ impl std::io::Write for LogWriter {
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
+}
+
+/// The value of the one series of `name` having every label of `labels`, in the
+/// Prometheus text `text`.
+pub fn series(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+        .find(|l| {
+            labels
+                .iter()
+                .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
+        })
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
 }

@@ -186,13 +186,7 @@ async fn a_huge_socket_message_closes_the_connection_and_operations_are_capped()
 
 /// The number of open WebSocket connections the server reports.
 fn open_sockets(server: &TestServer) -> f64 {
-    server
-        .metrics
-        .render()
-        .lines()
-        .find(|l| l.starts_with("gatehouse_ws_connections "))
-        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-        .unwrap_or(-1.0)
+    crate::common::series(&server.metrics.render(), "gatehouse_ws_connections", &[]).unwrap_or(-1.0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
