@@ -41,25 +41,111 @@ impl SearchKeys {
         }
     }
 
-    /// The distinct trigrams of every field, never spanning two fields.
-    pub fn grams(&self, username: &str) -> Vec<String> {
-        let mut grams: Vec<String> = self
+    /// The keys of the user's postings in organization `org_id`: every trigram of the
+    /// name (either order), the first characters of the username and of the email, and
+    /// the last digits of the mobile.
+    pub fn posting_keys(&self, org_id: i64, username: &str) -> Vec<i64> {
+        let mut keys: Vec<i64> = self
             .name
             .lines()
-            .chain([username, self.email.as_str()])
-            .chain(self.mobile_digits.as_deref())
             .flat_map(trigrams)
+            .map(|gram| posting_key(org_id, Posting::NameGram, &gram))
+            .chain(start(username).map(|s| posting_key(org_id, Posting::UsernameStart, &s)))
+            .chain(start(&self.email).map(|s| posting_key(org_id, Posting::EmailStart, &s)))
+            .chain(
+                self.mobile_digits
+                    .as_deref()
+                    .and_then(end)
+                    .map(|e| posting_key(org_id, Posting::MobileEnd, &e)),
+            )
             .collect();
-        grams.sort();
-        grams.dedup();
-        grams
+        keys.sort_unstable();
+        keys.dedup();
+        keys
     }
+}
+
+/// What a posting says of its users: a trigram of their name, or how a prefix-matched
+/// field starts (a mobile, how its digits end).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Posting {
+    NameGram,
+    UsernameStart,
+    EmailStart,
+    MobileEnd,
+}
+
+/// How many characters a field's start (or a mobile's end) posting holds: a prefix
+/// query at least this long walks the users whose field starts the same way.
+pub const POSTED_CHARS: usize = 3;
+
+/// The first [`POSTED_CHARS`] characters of `text`, when it has that many.
+pub fn start(text: &str) -> Option<String> {
+    let start: String = text.chars().take(POSTED_CHARS).collect();
+    (start.chars().count() == POSTED_CHARS).then_some(start)
+}
+
+/// The last [`POSTED_CHARS`] characters of `text`, when it has that many.
+pub fn end(text: &str) -> Option<String> {
+    let chars: Vec<char> = text.chars().collect();
+    (chars.len() >= POSTED_CHARS).then(|| chars[chars.len() - POSTED_CHARS..].iter().collect())
+}
+
+/// The key of a posting: 64 bits of FNV-1a over the organization, the kind of posting
+/// and its text. One integer instead of three columns keeps each posting small; a
+/// collision could only add candidates, and every candidate is checked on the user row
+/// (organization included), so it never changes a result.
+pub fn posting_key(org_id: i64, posting: Posting, text: &str) -> i64 {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    let tag = match posting {
+        Posting::NameGram => b'n',
+        Posting::UsernameStart => b'u',
+        Posting::EmailStart => b'e',
+        Posting::MobileEnd => b'm',
+    };
+    let bytes = org_id
+        .to_le_bytes()
+        .into_iter()
+        .chain([tag])
+        .chain(text.bytes());
+    let hash = bytes.fold(OFFSET, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(PRIME)
+    });
+    hash as i64
 }
 
 /// The directory's order: last name, first name, then ID, folded so that case and accents
 /// do not reorder anyone; unique, so it doubles as a pagination cursor.
 pub fn sort_key(first: &str, last: &str, id: i64) -> String {
     format!("{}\u{1}{}\u{1}{id:020}", fold(last), fold(first))
+}
+
+/// The room left between neighbours when users are ranked in directory order: a user
+/// ranked between two others takes the middle, so a gap this wide takes 32 users
+/// squeezed into one spot before their neighbourhood is spread out again.
+pub const RANK_GAP: i64 = 1 << 32;
+
+/// `count` ranks evenly spaced strictly between `prev` and `next` (either open, leaving
+/// [`RANK_GAP`] between each), at least `min_step` apart; `None` when they do not fit.
+pub fn spread(
+    prev: Option<i64>,
+    next: Option<i64>,
+    count: usize,
+    min_step: i64,
+) -> Option<Vec<i64>> {
+    let (k, gap) = (count as i128, i128::from(RANK_GAP));
+    let (lo, hi) = match (prev.map(i128::from), next.map(i128::from)) {
+        (None, None) => (-gap, k * gap),
+        (Some(p), None) => (p, p + (k + 1) * gap),
+        (None, Some(n)) => (n - (k + 1) * gap, n),
+        (Some(p), Some(n)) => (p, n),
+    };
+    let step = (hi - lo) / (k + 1);
+    if step < i128::from(min_step.max(1)) {
+        return None;
+    }
+    (1..=k).map(|i| i64::try_from(lo + i * step).ok()).collect()
 }
 
 /// The overlapping three-character windows of `text`.
@@ -80,7 +166,7 @@ mod tests {
     }
 
     #[test]
-    fn documents_have_grams_of_each_field_only() {
+    fn postings_hold_name_trigrams_and_field_starts() {
         let keys = SearchKeys::new(
             "Ana",
             "García",
@@ -88,15 +174,81 @@ mod tests {
             Some("+15035550123"),
         );
         assert_eq!(keys.name, "ana garcia\ngarcia ana");
-        let grams = keys.grams("agarcia");
-        for expected in ["gar", "arc", "ana", "a.g", "123", "agr"] {
+        let posted = keys.posting_keys(7, "agarcia");
+        let key = |posting, text| posting_key(7, posting, text);
+        for (posting, text, expected) in [
+            (Posting::NameGram, "gar", true),
+            (Posting::NameGram, "a g", true),
+            (Posting::NameGram, "a a", true),
+            (Posting::UsernameStart, "aga", true),
+            (Posting::UsernameStart, "gar", false),
+            (Posting::EmailStart, "ana", true),
+            (Posting::EmailStart, "a.g", false),
+            (Posting::MobileEnd, "123", true),
+            (Posting::MobileEnd, "150", false),
+        ] {
             assert_eq!(
-                grams.contains(&expected.to_owned()),
-                expected != "agr",
-                "{expected}"
+                posted.contains(&key(posting, text)),
+                expected,
+                "{posting:?} {text}"
             );
         }
-        assert!(!grams.iter().any(|g| g.contains('\n')));
+        assert_ne!(
+            posting_key(7, Posting::NameGram, "gar"),
+            posting_key(8, Posting::NameGram, "gar")
+        );
+        assert_eq!(
+            posted.len(),
+            14,
+            "9 name trigrams and 4 crossing the space, 3 starts... deduplicated"
+        );
+    }
+
+    #[test]
+    fn posting_keys_are_stable() {
+        // Stored in databases: the function must never change.
+        assert_eq!(
+            posting_key(1, Posting::NameGram, "abc"),
+            4247666817664021242
+        );
+    }
+
+    #[test]
+    fn ranks_spread_between_neighbours_until_there_is_no_room() {
+        assert_eq!(
+            spread(None, None, 3, 1),
+            Some(vec![0, RANK_GAP, 2 * RANK_GAP])
+        );
+        assert_eq!(spread(Some(10), None, 1, 1), Some(vec![10 + RANK_GAP]));
+        assert_eq!(
+            spread(None, Some(10), 2, 1),
+            Some(vec![10 - 2 * RANK_GAP, 10 - RANK_GAP])
+        );
+        assert_eq!(spread(Some(10), Some(20), 1, 1), Some(vec![15]));
+        assert_eq!(spread(Some(10), Some(13), 2, 1), Some(vec![11, 12]));
+        assert_eq!(spread(Some(10), Some(12), 2, 1), None);
+        assert_eq!(spread(Some(0), Some(1000), 1, 1000), None);
+        assert_eq!(
+            spread(Some(i64::MAX - 5), None, 1, 1),
+            None,
+            "past the end of the range"
+        );
+        let mut prev = 0;
+        let next = RANK_GAP;
+        let mut squeezed = 0;
+        while let Some(rank) = spread(Some(prev), Some(next), 1, 1) {
+            prev = rank[0];
+            squeezed += 1;
+        }
+        assert_eq!(squeezed, 32);
+    }
+
+    #[test]
+    fn starts_and_ends_count_characters() {
+        assert_eq!(start("zoë.x").as_deref(), Some("zoë"));
+        assert_eq!(start("zo"), None);
+        assert_eq!(end("5550123").as_deref(), Some("123"));
+        assert_eq!(end("12"), None);
     }
 
     #[test]

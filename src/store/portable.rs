@@ -34,8 +34,8 @@ pub const TABLES: &[&str] = &[
     "job_outbox",
     "email_deliveries",
     "email_claims",
-    "user_search_grams",
-    "user_search_gram_counts",
+    "user_search_postings",
+    "user_search_counts",
 ];
 
 /// Tables the database keeps by itself: the migrations' bookkeeping, and each

@@ -4,7 +4,7 @@
 //! the SQL that reads the statistics and runs the plan is in `sql/search.rs`.
 
 use super::StoreResult;
-use crate::domain::{OrgId, PracticeId, Timestamp, User, UserKind};
+use crate::domain::{OrgId, PracticeId, Timestamp, User, UserKind, UserStatus};
 
 /// The users search, as the store answers it.
 #[async_trait::async_trait]
@@ -29,7 +29,7 @@ pub struct UserSearch {
     pub mobile: Option<String>,
     /// Any of the above at once.
     pub any: Option<AnyMatch>,
-    pub status: Option<crate::domain::UserStatus>,
+    pub status: Option<UserStatus>,
     pub kind: Option<UserKind>,
     pub locked: Option<bool>,
     pub practice_id: Option<PracticeId>,
@@ -65,19 +65,25 @@ impl UserPage {
     }
 }
 
-/// Trigrams a search walks: the rarest leads, the others are checked against it.
-pub const MAX_GRAMS: usize = 4;
+/// Postings looked up beside the one a search walks.
+pub const MAX_PROBES: usize = 3;
 /// A field range read whole and sorted when it holds at most this many users.
 pub const FIELD_READ_LIMIT: i64 = 1000;
+/// Users of one status counted up to this many when planning: a status rarer than
+/// that may lead a search.
+pub const STATUS_COUNT_LIMIT: i64 = 2000;
 
 /// Where a users search starts reading.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SearchDriver {
     /// The organization's users in directory order.
     Directory,
-    /// The postings of the first (rarest) trigram in directory order, the others looked
-    /// up beside each.
-    Grams(Vec<String>),
+    /// The users posted under any key of `lead`, in directory order (several keys are
+    /// walked side by side and merged), each checked against every key of `probes`
+    /// before its row is read.
+    Postings { lead: Vec<i64>, probes: Vec<i64> },
+    /// The organization's users of one status, in directory order.
+    Status(UserStatus),
     /// The users whose field starts with `start`, from the field's own index, then sorted.
     Field { field: SearchField, start: String },
 }
@@ -92,7 +98,7 @@ pub enum SearchField {
 }
 
 impl SearchField {
-    /// How the planning statement labels this field's count (never a trigram).
+    /// How the planning statement labels this field's count.
     pub fn label(self) -> &'static str {
         match self {
             Self::Username => "#username",
@@ -105,34 +111,62 @@ impl SearchField {
 /// What a search asks the statistics about.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Questions {
-    /// The distinct trigrams of the longest text to match.
-    pub grams: Vec<String>,
+    /// Posting keys every match carries: the name filter's trigrams and the starts of
+    /// the username, email and mobile filters.
+    pub all_of: Vec<i64>,
+    /// The `search` filter's alternatives (name, username, email, mobile), each as the
+    /// keys a match by it carries; empty when a short query leaves one unposted.
+    pub any_of: Vec<Vec<i64>>,
     /// The prefix-matched fields and the start each must have.
     pub fields: Vec<(SearchField, String)>,
+    /// A status filter, whose users are counted (up to a bound).
+    pub status: Option<UserStatus>,
     /// A total is wanted and may be remembered for the directory's version.
     pub remember: bool,
 }
 
 impl Questions {
     pub fn of(q: &UserSearch) -> Self {
-        // Candidates come from the trigrams of the longest text to match; every condition
-        // is then checked on the user row itself.
-        let source = [
-            q.any
-                .as_ref()
-                .map(|a| a.digits.clone().unwrap_or_else(|| a.text.clone())),
-            q.name.clone(),
-            q.username.clone(),
-            q.email.clone(),
-            q.mobile.clone(),
-        ]
-        .into_iter()
-        .flatten()
-        .max_by_key(|t| t.chars().count())
-        .unwrap_or_default();
-        let mut grams = crate::domain::search::trigrams(&source);
-        grams.sort();
-        grams.dedup();
+        use crate::domain::search::{Posting, end, posting_key, start, trigrams};
+        let org = q.org_id.0;
+        let grams = |text: &str| -> Vec<i64> {
+            trigrams(text)
+                .iter()
+                .map(|g| posting_key(org, Posting::NameGram, g))
+                .collect()
+        };
+        let mut all_of: Vec<i64> = q.name.as_deref().map(grams).unwrap_or_default();
+        let posted = [
+            (
+                q.username.as_deref().and_then(start),
+                Posting::UsernameStart,
+            ),
+            (q.email.as_deref().and_then(start), Posting::EmailStart),
+            (q.mobile.as_deref().and_then(end), Posting::MobileEnd),
+        ];
+        all_of.extend(
+            posted
+                .into_iter()
+                .filter_map(|(text, posting)| Some(posting_key(org, posting, &text?))),
+        );
+        all_of.sort_unstable();
+        all_of.dedup();
+        // Every alternative of `search` must be posted for their union to lead.
+        let any_of = q
+            .any
+            .as_ref()
+            .and_then(|any| {
+                let mut arms = vec![
+                    grams(&any.text),
+                    vec![posting_key(org, Posting::UsernameStart, &start(&any.text)?)],
+                    vec![posting_key(org, Posting::EmailStart, &start(&any.text)?)],
+                ];
+                if let Some(digits) = &any.digits {
+                    arms.push(vec![posting_key(org, Posting::MobileEnd, &end(digits)?)]);
+                }
+                Some(arms)
+            })
+            .unwrap_or_default();
         let fields = [
             q.username.clone().map(|t| (SearchField::Username, t)),
             q.email.clone().map(|t| (SearchField::Email, t)),
@@ -144,19 +178,53 @@ impl Questions {
         .flatten()
         .filter(|(_, start)| !start.is_empty())
         .collect();
-        // Lock states end with time, so totals of the locked filter are always counted.
-        let remember = q.with_total && q.locked.is_none();
+        let remember = Self::remembers(q);
         Self {
-            grams,
+            all_of,
+            any_of,
             fields,
+            status: q.status,
             remember,
         }
     }
 
+    /// Whether the search's total may be remembered until the directory changes: lock
+    /// states end with time, so totals of the locked filter are always counted.
+    pub fn remembers(q: &UserSearch) -> bool {
+        q.with_total && q.locked.is_none()
+    }
+
+    /// Every posting key whose users are counted, each once.
+    pub fn keys(&self) -> Vec<i64> {
+        let mut keys: Vec<i64> = self
+            .all_of
+            .iter()
+            .chain(self.any_of.iter().flatten())
+            .copied()
+            .collect();
+        keys.sort_unstable();
+        keys.dedup();
+        keys
+    }
+
     /// Whether the statistics need reading at all.
     pub fn any(&self) -> bool {
-        !self.grams.is_empty() || !self.fields.is_empty() || self.remember
+        !self.all_of.is_empty()
+            || !self.any_of.is_empty()
+            || !self.fields.is_empty()
+            || self.status.is_some()
+            || self.remember
     }
+}
+
+/// What the statistics answered: the users of each posting key any user carries, the
+/// users (counted up to just past [`FIELD_READ_LIMIT`]) starting each field, and the
+/// users of the status (counted up to [`STATUS_COUNT_LIMIT`]).
+#[derive(Debug, Clone, Default)]
+pub struct Answers {
+    pub postings: std::collections::HashMap<i64, i64>,
+    pub fields: Vec<(SearchField, i64)>,
+    pub status: Option<i64>,
 }
 
 /// The plan: nothing can match, or where to start reading.
@@ -166,142 +234,219 @@ pub enum Plan {
     Read(SearchDriver),
 }
 
-/// Plans from the answers: `grams` the users of each trigram that any user carries,
-/// `fields` the users (counted up to just past [`FIELD_READ_LIMIT`]) starting each field.
-pub fn plan(
-    questions: &Questions,
-    mut grams: Vec<(i64, String)>,
-    fields: &[(SearchField, i64)],
-) -> Plan {
-    let narrowest = fields
+/// Plans from the answers: the narrowest way in leads (a posting key, the union of the
+/// `search` alternatives, a rare status, or a short field range), and the rarest other
+/// keys every match carries are checked beside it.
+pub fn plan(questions: &Questions, answers: &Answers) -> Plan {
+    let users = |key: &i64| answers.postings.get(key).copied().unwrap_or(0);
+    let mut all_of: Vec<(i64, i64)> = questions.all_of.iter().map(|k| (users(k), *k)).collect();
+    all_of.sort_unstable();
+    // The rarest key of each alternative of `search`; an alternative some key of which
+    // nobody carries matches nobody.
+    let arms: Vec<(i64, i64)> = questions
+        .any_of
         .iter()
-        .filter_map(|(field, n)| {
-            let start = questions.fields.iter().find(|(f, _)| f == field)?;
-            Some((*n, *field, start.1.clone()))
-        })
-        .min_by_key(|(n, field, _)| (*n, *field));
-    if grams.len() < questions.grams.len() || narrowest.as_ref().is_some_and(|(n, _, _)| *n == 0) {
-        // A trigram or a field start no user has: nothing can match.
+        .filter_map(|arm| arm.iter().map(|k| (users(k), *k)).min())
+        .filter(|(n, _)| *n > 0)
+        .collect();
+    let fields_empty = answers.fields.iter().any(|(_, n)| *n == 0);
+    if all_of.first().is_some_and(|(n, _)| *n == 0)
+        || (!questions.any_of.is_empty() && arms.is_empty())
+        || fields_empty
+        || answers.status == Some(0)
+    {
         return Plan::Nothing;
     }
-    grams.sort();
-    Plan::Read(match narrowest {
-        Some((n, field, start)) if n <= FIELD_READ_LIMIT => SearchDriver::Field { field, start },
-        _ if !grams.is_empty() => SearchDriver::Grams(
-            grams
-                .into_iter()
-                .take(MAX_GRAMS)
-                .map(|(_, gram)| gram)
-                .collect(),
-        ),
-        _ => SearchDriver::Directory,
-    })
+    let mut ways: Vec<(i64, SearchDriver)> = Vec::new();
+    if let Some((n, key)) = all_of.first() {
+        ways.push((*n, postings(vec![*key], &all_of)));
+    }
+    if !arms.is_empty() {
+        let n = arms.iter().map(|(n, _)| n).sum();
+        ways.push((n, postings(arms.iter().map(|(_, k)| *k).collect(), &all_of)));
+    }
+    if let (Some(status), Some(n)) = (questions.status, answers.status)
+        && n < STATUS_COUNT_LIMIT
+    {
+        ways.push((n, SearchDriver::Status(status)));
+    }
+    for (field, n) in &answers.fields {
+        let start = questions.fields.iter().find(|(f, _)| f == field);
+        if let Some((_, start)) = start
+            && *n <= FIELD_READ_LIMIT
+        {
+            let field = SearchDriver::Field {
+                field: *field,
+                start: start.clone(),
+            };
+            ways.push((*n, field));
+        }
+    }
+    // The fewest users to walk; on a tie, the way listed first.
+    let narrowest = ways
+        .into_iter()
+        .enumerate()
+        .min_by_key(|(i, (n, _))| (*n, *i));
+    Plan::Read(narrowest.map_or(SearchDriver::Directory, |(_, (_, way))| way))
+}
+
+/// Walking `lead`, with the rarest keys of `all_of` that do not lead checked beside it.
+fn postings(lead: Vec<i64>, all_of: &[(i64, i64)]) -> SearchDriver {
+    let probes = all_of
+        .iter()
+        .map(|(_, k)| *k)
+        .filter(|k| !lead.contains(k))
+        .take(MAX_PROBES)
+        .collect();
+    SearchDriver::Postings { lead, probes }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::search::{Posting, posting_key};
 
-    fn questions(grams: &[&str], fields: &[(SearchField, &str)]) -> Questions {
-        Questions {
-            grams: grams.iter().map(|g| g.to_string()).collect(),
-            fields: fields.iter().map(|(f, s)| (*f, s.to_string())).collect(),
-            remember: false,
+    fn search(edit: impl FnOnce(&mut UserSearch)) -> UserSearch {
+        let mut search = UserSearch {
+            org_id: OrgId(1),
+            limit: 20,
+            now: crate::domain::now(),
+            ..Default::default()
+        };
+        edit(&mut search);
+        search
+    }
+
+    fn gram(text: &str) -> i64 {
+        posting_key(1, Posting::NameGram, text)
+    }
+
+    fn answers(postings: &[(&str, i64)]) -> Answers {
+        Answers {
+            postings: postings.iter().map(|(g, n)| (gram(g), *n)).collect(),
+            ..Default::default()
         }
     }
 
-    fn counts(list: &[(i64, &str)]) -> Vec<(i64, String)> {
-        list.iter().map(|(n, g)| (*n, g.to_string())).collect()
-    }
-
     #[test]
-    fn the_rarest_trigrams_lead() {
-        let q = questions(&["gar", "arc", "rci", "cia", "ia$"], &[]);
+    fn the_rarest_key_leads_and_the_next_rarest_are_probed() {
+        let q = Questions::of(&search(|s| s.name = Some("garcia".into())));
         let planned = plan(
             &q,
-            counts(&[
-                (900, "gar"),
-                (40, "arc"),
-                (7, "rci"),
-                (300, "cia"),
-                (50, "ia$"),
-            ]),
-            &[],
+            &answers(&[("gar", 900), ("arc", 40), ("rci", 7), ("cia", 300)]),
         );
         assert_eq!(
             planned,
-            Plan::Read(SearchDriver::Grams(vec![
-                "rci".into(),
-                "arc".into(),
-                "ia$".into(),
-                "cia".into()
-            ]))
-        );
-    }
-
-    #[test]
-    fn a_trigram_or_field_start_nobody_has_matches_nothing() {
-        let q = questions(&["zzq", "abc"], &[]);
-        assert_eq!(plan(&q, counts(&[(3, "abc")]), &[]), Plan::Nothing);
-        let q = questions(&[], &[(SearchField::Username, "zz")]);
-        assert_eq!(
-            plan(&q, vec![], &[(SearchField::Username, 0)]),
-            Plan::Nothing
-        );
-    }
-
-    #[test]
-    fn a_narrow_field_range_is_read_whole_a_broad_one_is_not() {
-        let q = questions(&["ann"], &[(SearchField::Username, "ann")]);
-        assert_eq!(
-            plan(&q, counts(&[(5000, "ann")]), &[(SearchField::Username, 12)]),
-            Plan::Read(SearchDriver::Field {
-                field: SearchField::Username,
-                start: "ann".into()
+            Plan::Read(SearchDriver::Postings {
+                lead: vec![gram("rci")],
+                probes: vec![gram("arc"), gram("cia"), gram("gar")],
             })
         );
-        let broad = plan(
-            &q,
-            counts(&[(5000, "ann")]),
-            &[(SearchField::Username, FIELD_READ_LIMIT + 1)],
-        );
-        assert_eq!(broad, Plan::Read(SearchDriver::Grams(vec!["ann".into()])));
     }
 
     #[test]
-    fn without_text_the_directory_order_is_read() {
+    fn a_key_or_field_start_nobody_has_matches_nothing() {
+        let q = Questions::of(&search(|s| s.name = Some("zzqabc".into())));
+        assert_eq!(plan(&q, &answers(&[("abc", 3)])), Plan::Nothing);
+        let q = Questions::of(&search(|s| s.username = Some("zz".into())));
+        let none = Answers {
+            fields: vec![(SearchField::Username, 0)],
+            ..Default::default()
+        };
+        assert_eq!(plan(&q, &none), Plan::Nothing);
+    }
+
+    #[test]
+    fn search_walks_the_union_of_its_alternatives() {
+        let any = AnyMatch {
+            text: "ann".into(),
+            digits: None,
+        };
+        let q = Questions::of(&search(|s| s.any = Some(any)));
+        let username = posting_key(1, Posting::UsernameStart, "ann");
+        let email = posting_key(1, Posting::EmailStart, "ann");
+        let mut found = answers(&[("ann", 50)]);
+        found.postings.insert(username, 10);
+        let planned = plan(&q, &found);
         assert_eq!(
-            plan(&questions(&[], &[]), vec![], &[]),
+            planned,
+            Plan::Read(SearchDriver::Postings {
+                lead: vec![gram("ann"), username],
+                probes: vec![],
+            }),
+            "the email alternative matches nobody: {email}"
+        );
+        // Too short to be posted: the directory is walked and every row checked.
+        let short = AnyMatch {
+            text: "an".into(),
+            digits: None,
+        };
+        let q = Questions::of(&search(|s| s.any = Some(short)));
+        assert!(q.any_of.is_empty());
+        assert_eq!(
+            plan(&q, &Answers::default()),
             Plan::Read(SearchDriver::Directory)
         );
     }
 
     #[test]
-    fn questions_come_from_the_longest_text_and_the_prefix_fields() {
-        let search = UserSearch {
-            org_id: crate::domain::OrgId(1),
-            name: Some("olivia".into()),
-            username: Some("ol".into()),
-            email: None,
-            mobile: Some("0123".into()),
-            any: None,
-            status: None,
-            kind: None,
-            locked: None,
-            practice_id: None,
-            now: crate::domain::now(),
-            after: None,
-            limit: 20,
-            with_total: false,
-        };
-        let q = Questions::of(&search);
-        assert!(q.grams.contains(&"liv".to_owned()), "{q:?}");
+    fn a_rare_status_or_a_narrow_field_range_leads() {
+        let q = Questions::of(&search(|s| {
+            s.name = Some("mar".into());
+            s.status = Some(UserStatus::Inactive);
+        }));
+        let mut found = answers(&[("mar", 5000)]);
+        found.status = Some(40);
         assert_eq!(
-            q.fields,
-            vec![
-                (SearchField::Username, "ol".to_owned()),
-                (SearchField::Mobile, "3210".to_owned())
-            ]
+            plan(&q, &found),
+            Plan::Read(SearchDriver::Status(UserStatus::Inactive))
         );
+        found.status = Some(STATUS_COUNT_LIMIT);
+        assert!(matches!(
+            plan(&q, &found),
+            Plan::Read(SearchDriver::Postings { .. })
+        ));
+
+        let q = Questions::of(&search(|s| s.username = Some("ann".into())));
+        let start = posting_key(1, Posting::UsernameStart, "ann");
+        let mut found = Answers {
+            fields: vec![(SearchField::Username, 12)],
+            ..Default::default()
+        };
+        found.postings.insert(start, 5000);
+        let field = SearchDriver::Field {
+            field: SearchField::Username,
+            start: "ann".into(),
+        };
+        assert_eq!(plan(&q, &found), Plan::Read(field));
+        found.fields = vec![(SearchField::Username, FIELD_READ_LIMIT + 1)];
+        found.postings.insert(start, FIELD_READ_LIMIT + 1);
+        assert!(matches!(
+            plan(&q, &found),
+            Plan::Read(SearchDriver::Postings { .. })
+        ));
+    }
+
+    #[test]
+    fn without_text_the_directory_order_is_read() {
+        let q = Questions::of(&search(|_| {}));
+        assert_eq!(
+            plan(&q, &Answers::default()),
+            Plan::Read(SearchDriver::Directory)
+        );
+    }
+
+    #[test]
+    fn mobiles_are_posted_by_their_end_and_matched_reversed() {
+        let q = Questions::of(&search(|s| {
+            s.name = Some("olivia".into());
+            s.mobile = Some("0123".into());
+        }));
+        assert!(q.all_of.contains(&gram("liv")), "{q:?}");
+        assert!(
+            q.all_of
+                .contains(&posting_key(1, Posting::MobileEnd, "123"))
+        );
+        assert_eq!(q.fields, vec![(SearchField::Mobile, "3210".to_owned())]);
     }
 }

@@ -1,7 +1,7 @@
 //! Creating users in batches: the one path by which every user is created, one at a time
 //! (`inviteUser`, an organization's owner) or thousands at once (an import). Licenses are
 //! taken per product and kind for the whole batch, rows go in as multi-row statements,
-//! trigram counts move once per batch, and the audit chain is extended in memory and
+//! posting counts move once per batch, and the audit chain is extended in memory and
 //! written in one pass.
 
 macro_rules! bulk_impl {
@@ -16,24 +16,38 @@ macro_rules! bulk_impl {
                 org_id: OrgId,
                 creations: &[UserCreation],
             ) -> StoreResult<Vec<UserId>> {
-                use std::collections::{BTreeMap, HashMap};
+                use std::collections::BTreeMap;
                 Self::take_licenses_for(tx, org_id, creations).await?;
                 Self::check_practices(tx, org_id, creations).await?;
                 let mut ids = Vec::with_capacity(creations.len());
-                let mut gram_counts = BTreeMap::<String, i64>::new();
+                let mut counts = BTreeMap::<i64, i64>::new();
+                Self::lock_directory(tx, org_id).await?;
                 for chunk in creations.chunks(200) {
+                    let chunk_ids = Self::allocate_user_ids(tx, chunk.len()).await?;
                     let keys: Vec<_> = chunk
                         .iter()
                         .map(|c| $crate::domain::search::SearchKeys::new(&c.user.first_name, &c.user.last_name, &c.user.email, c.user.mobile.as_deref()))
                         .collect();
+                    let sort_keys: Vec<String> = chunk
+                        .iter()
+                        .zip(&chunk_ids)
+                        .map(|(c, id)| $crate::domain::search::sort_key(&c.user.first_name, &c.user.last_name, *id))
+                        .collect();
+                    let ranks = Self::ranks_for_batch(tx, org_id, &sort_keys).await?;
                     let mut insert = sqlx::QueryBuilder::<Db>::new(
-                        "INSERT INTO users (org_id, username, email, first_name, last_name, mobile, kind, role, status, \
-                         password_hash, encryption_key, created_at, updated_at, name_key, mobile_digits, mobile_reversed) ",
+                        "INSERT INTO users (id, org_id, username, email, first_name, last_name, mobile, kind, role, status, \
+                         password_hash, encryption_key, created_at, updated_at, name_key, mobile_digits, mobile_reversed, \
+                         sort_key, search_rank) ",
                     );
-                    insert.push_values(chunk.iter().zip(&keys), |mut row, (c, keys)| {
+                    if BACKEND == $crate::store::Backend::Postgres {
+                        insert.push("OVERRIDING SYSTEM VALUE ");
+                    }
+                    let rows = chunk.iter().zip(&keys).zip(&chunk_ids).zip(sort_keys.iter().zip(&ranks));
+                    insert.push_values(rows, |mut row, (((c, keys), id), (sort_key, rank))| {
                         let new = &c.user;
                         let status = if new.password_hash.is_some() { UserStatus::Active } else { UserStatus::Invited };
-                        row.push_bind(org_id.0)
+                        row.push_bind(*id)
+                            .push_bind(org_id.0)
                             .push_bind(new.username.clone())
                             .push_bind(new.email.clone())
                             .push_bind(new.first_name.clone())
@@ -48,40 +62,32 @@ macro_rules! bulk_impl {
                             .push_bind(new.created_at)
                             .push_bind(keys.name.clone())
                             .push_bind(keys.mobile_digits.clone())
-                            .push_bind(keys.mobile_digits.as_deref().map(|d| d.chars().rev().collect::<String>()));
+                            .push_bind(keys.mobile_digits.as_deref().map(|d| d.chars().rev().collect::<String>()))
+                            .push_bind(sort_key.clone())
+                            .push_bind(*rank);
                     });
-                    insert.push(" RETURNING id, username");
-                    // Multi-row RETURNING promises no order: match by the unique username.
-                    let made: HashMap<String, i64> = insert.build_query_as::<(i64, String)>().fetch_all(&mut **tx).await?
-                        .into_iter()
-                        .map(|(id, username)| (username, id))
-                        .collect();
-                    let chunk_ids: Vec<i64> = chunk
-                        .iter()
-                        .map(|c| made.get(&c.user.username).copied().ok_or_else(|| StoreError::Corrupt("an inserted user was not returned".into())))
-                        .collect::<StoreResult<_>>()?;
+                    insert.build().execute(&mut **tx).await?;
 
                     let mut postings = Vec::new();
-                    for ((c, keys), id) in chunk.iter().zip(&keys).zip(&chunk_ids) {
-                        let sort_key = $crate::domain::search::sort_key(&c.user.first_name, &c.user.last_name, *id);
-                        sqlx::query("UPDATE users SET sort_key = $2 WHERE id = $1")
-                            .bind(id)
-                            .bind(&sort_key)
-                            .execute(&mut **tx)
-                            .await?;
-                        for gram in keys.grams(&c.user.username) {
-                            *gram_counts.entry(gram.clone()).or_default() += 1;
-                            postings.push((gram, sort_key.clone(), *id));
+                    let mut unranked = Vec::new();
+                    for (((c, keys), id), (sort_key, rank)) in chunk.iter().zip(&keys).zip(&chunk_ids).zip(sort_keys.iter().zip(&ranks)) {
+                        let keys = keys.posting_keys(org_id.0, &c.user.username);
+                        for key in &keys {
+                            *counts.entry(*key).or_default() += 1;
+                        }
+                        match rank {
+                            Some(rank) => postings.extend(keys.into_iter().map(|key| (key, *rank))),
+                            None => unranked.push((*id, sort_key, keys)),
                         }
                     }
-                    // In index order: each statement touches neighbouring pages.
-                    postings.sort_unstable();
-                    for part in postings.chunks(500) {
-                        let mut insert = sqlx::QueryBuilder::<Db>::new("INSERT INTO user_search_grams (org_id, gram, sort_key, user_id) ");
-                        insert.push_values(part, |mut row, (gram, sort_key, id)| {
-                            row.push_bind(org_id.0).push_bind(gram.clone()).push_bind(sort_key.clone()).push_bind(*id);
-                        });
-                        insert.build().execute(&mut **tx).await?;
+                    Self::insert_postings(tx, &mut postings).await?;
+                    // Squeezed into a used-up gap: ranked one by one, each spreading its
+                    // neighbourhood out (postings and all).
+                    for (id, sort_key, keys) in unranked {
+                        let rank = Self::rank_for(tx, org_id, sort_key).await?;
+                        sqlx::query("UPDATE users SET search_rank = $2 WHERE id = $1").bind(id).bind(rank).execute(&mut **tx).await?;
+                        let mut postings: Vec<(i64, i64)> = keys.into_iter().map(|key| (key, rank)).collect();
+                        Self::insert_postings(tx, &mut postings).await?;
                     }
 
                     let pairs = |of: &dyn Fn(&UserCreation) -> Vec<String>| -> Vec<(i64, String)> {
@@ -132,23 +138,55 @@ macro_rules! bulk_impl {
                         });
                         insert.build().execute(&mut **tx).await?;
                     }
-                    ids.extend(chunk_ids.into_iter().map(UserId));
+                    ids.extend(chunk_ids.iter().copied().map(UserId));
                 }
-                // How many users carry each trigram, in trigram order so that concurrent
-                // writers lock the count rows in the same order.
-                let counts: Vec<_> = gram_counts.into_iter().collect();
-                for part in counts.chunks(300) {
-                    let mut upsert = sqlx::QueryBuilder::<Db>::new("INSERT INTO user_search_gram_counts (org_id, gram, users) ");
-                    upsert.push_values(part, |mut row, (gram, by)| {
-                        row.push_bind(org_id.0).push_bind(gram.clone()).push_bind(*by);
-                    });
-                    upsert.push(
-                        " ON CONFLICT (org_id, gram) DO UPDATE \
-                         SET users = user_search_gram_counts.users + excluded.users",
-                    );
-                    upsert.build().execute(&mut **tx).await?;
-                }
+                Self::count_postings(tx, counts).await?;
                 Ok(ids)
+            }
+
+            /// IDs for `count` new users, taken before they are written so that their sort
+            /// keys (which end with the ID) and ranks go in with them.
+            async fn allocate_user_ids(tx: &mut Tx, count: usize) -> StoreResult<Vec<i64>> {
+                let mut ids: Vec<i64> = match BACKEND {
+                    $crate::store::Backend::Postgres => {
+                        sqlx::query_scalar("SELECT nextval(pg_get_serial_sequence('users', 'id')) FROM generate_series(1, $1)")
+                            .bind(count as i64)
+                            .fetch_all(&mut **tx)
+                            .await?
+                    }
+                    // One writer at a time: the next IDs are free until this one commits.
+                    $crate::store::Backend::Sqlite => {
+                        let last: i64 = sqlx::query_scalar(
+                            "SELECT MAX(COALESCE((SELECT MAX(id) FROM users), 0), \
+                             COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'users'), 0))",
+                        )
+                        .fetch_one(&mut **tx)
+                        .await?;
+                        (last + 1..=last + count as i64).collect()
+                    }
+                };
+                ids.sort_unstable();
+                Ok(ids)
+            }
+
+            /// Ranks for new users at `sort_keys` (not yet written): the users falling into
+            /// one gap between ranked neighbours share it evenly; `None` for those of a gap
+            /// too narrow for them, to be ranked one by one.
+            async fn ranks_for_batch(tx: &mut Tx, org_id: OrgId, sort_keys: &[String]) -> StoreResult<Vec<Option<i64>>> {
+                let keys: Vec<&str> = sort_keys.iter().map(String::as_str).collect();
+                let neighbours = Self::neighbour_ranks(tx, org_id, &keys).await?;
+                let mut order: Vec<usize> = (0..keys.len()).collect();
+                order.sort_unstable_by_key(|i| keys[*i]);
+                let mut ranks = vec![None; keys.len()];
+                for run in order.chunk_by(|a, b| neighbours[*a] == neighbours[*b]) {
+                    let (prev, next) = neighbours[run[0]];
+                    if let Some(spread) = $crate::domain::search::spread(prev, next, run.len(), 1) {
+                        for (i, rank) in run.iter().zip(spread) {
+                            ranks[*i] = Some(rank);
+                        }
+                    }
+                }
+                Ok(ranks)
             }
 
             /// One license per product for each user, taken per product and kind for the

@@ -9,6 +9,7 @@ pub(super) mod directory;
 pub(super) mod identity;
 pub(super) mod jobs;
 pub(super) mod portable;
+pub(super) mod ranks;
 pub(super) mod request_changes;
 pub(super) mod requests;
 pub(super) mod search;
@@ -332,6 +333,10 @@ macro_rules! store_impl {
         mod search_sql {
             use super::*;
             $crate::store::sql::search::search_impl!($store);
+        }
+        mod ranks_sql {
+            use super::*;
+            $crate::store::sql::ranks::ranks_impl!($store);
         }
     };
 }

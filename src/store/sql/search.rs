@@ -4,9 +4,11 @@
 macro_rules! search_impl {
     ($store:ty) => {
         impl $store {
-            /// Recomputes a user's matching keys, sort key and trigram postings from their
-            /// current name, email and mobile.
+            /// Recomputes a user's matching keys, sort key, rank and postings from their
+            /// current name, email and mobile. Username and email never change, so the
+            /// postings held are those of the stored matching keys.
             pub(super) async fn index_user_in(tx: &mut Tx, user_id: UserId) -> StoreResult<()> {
+                use $crate::domain::search::SearchKeys;
                 #[derive(sqlx::FromRow)]
                 struct Row {
                     org_id: i64,
@@ -16,66 +18,147 @@ macro_rules! search_impl {
                     email: String,
                     mobile: Option<String>,
                     sort_key: Option<String>,
+                    search_rank: Option<i64>,
+                    name_key: Option<String>,
+                    mobile_digits: Option<String>,
                 }
                 let row: Row = sqlx::query_as(
-                    "SELECT org_id, username, first_name, last_name, email, mobile, sort_key FROM users WHERE id = $1",
+                    "SELECT org_id, username, first_name, last_name, email, mobile, sort_key, search_rank, name_key, mobile_digits \
+                     FROM users WHERE id = $1",
                 )
                 .bind(user_id.0)
                 .fetch_one(&mut **tx)
                 .await?;
-                let keys = $crate::domain::search::SearchKeys::new(&row.first_name, &row.last_name, &row.email, row.mobile.as_deref());
+                let org_id = OrgId(row.org_id);
+                let keys = SearchKeys::new(&row.first_name, &row.last_name, &row.email, row.mobile.as_deref());
+                let new_keys = keys.posting_keys(org_id.0, &row.username);
+                let old_keys = match (row.search_rank, row.name_key) {
+                    (Some(_), Some(name)) => SearchKeys { name, email: row.email.to_lowercase(), mobile_digits: row.mobile_digits }
+                        .posting_keys(org_id.0, &row.username),
+                    _ => Vec::new(),
+                };
                 let sort_key = $crate::domain::search::sort_key(&row.first_name, &row.last_name, user_id.0);
-                // How many users carry each trigram moves by the difference between the
-                // user's old and new trigrams, applied in trigram order so that concurrent
-                // writers lock the count rows in the same order.
-                let mut change = std::collections::BTreeMap::<String, i64>::new();
-                if let Some(old) = &row.sort_key {
-                    let old_grams: Vec<String> = sqlx::query_scalar(
-                        "DELETE FROM user_search_grams WHERE org_id = $1 AND sort_key = $2 RETURNING gram",
-                    )
-                    .bind(row.org_id)
-                    .bind(old)
-                    .fetch_all(&mut **tx)
-                    .await?;
-                    for gram in old_grams {
-                        *change.entry(gram).or_default() -= 1;
+                let rank = match row.search_rank {
+                    // Same place in the directory: only the postings that differ move.
+                    Some(rank) if row.sort_key.as_deref() == Some(sort_key.as_str()) => {
+                        let gone: Vec<i64> = old_keys.iter().filter(|k| !new_keys.contains(k)).copied().collect();
+                        let mut added: Vec<(i64, i64)> =
+                            new_keys.iter().filter(|k| !old_keys.contains(k)).map(|k| (*k, rank)).collect();
+                        Self::delete_postings(tx, rank, &gone).await?;
+                        Self::insert_postings(tx, &mut added).await?;
+                        rank
+                    }
+                    old => {
+                        if let Some(old) = old {
+                            Self::delete_postings(tx, old, &old_keys).await?;
+                        }
+                        Self::lock_directory(tx, org_id).await?;
+                        sqlx::query("UPDATE users SET sort_key = $2, search_rank = NULL WHERE id = $1")
+                            .bind(user_id.0)
+                            .bind(&sort_key)
+                            .execute(&mut **tx)
+                            .await?;
+                        let rank = Self::rank_for(tx, org_id, &sort_key).await?;
+                        let mut postings: Vec<(i64, i64)> = new_keys.iter().map(|k| (*k, rank)).collect();
+                        Self::insert_postings(tx, &mut postings).await?;
+                        rank
+                    }
+                };
+                let mut change = std::collections::BTreeMap::<i64, i64>::new();
+                for key in old_keys {
+                    *change.entry(key).or_default() -= 1;
+                }
+                for key in new_keys {
+                    *change.entry(key).or_default() += 1;
+                }
+                Self::count_postings(tx, change).await?;
+                sqlx::query(
+                    "UPDATE users SET sort_key = $2, name_key = $3, mobile_digits = $4, mobile_reversed = $5, search_rank = $6 \
+                     WHERE id = $1",
+                )
+                .bind(user_id.0)
+                .bind(&sort_key)
+                .bind(&keys.name)
+                .bind(keys.mobile_digits.as_deref())
+                .bind(keys.mobile_digits.as_deref().map(|d| d.chars().rev().collect::<String>()))
+                .bind(rank)
+                .execute(&mut **tx)
+                .await?;
+                Ok(())
+            }
+
+            /// Reads what the plan needs in one statement (how many users carry each
+            /// posting key, how many, up to a bound, start each prefix-matched field with
+            /// the query or have the status, and the directory's version when a total may
+            /// be remembered) and plans; `None` when nothing can match.
+            async fn plan_search(&self, q: &$crate::store::UserSearch) -> StoreResult<Option<(SearchDriver, i64)>> {
+                use $crate::store::search::{Answers, FIELD_READ_LIMIT, Plan, Questions, STATUS_COUNT_LIMIT};
+                let questions = Questions::of(q);
+                if !questions.any() {
+                    return Ok(Some((SearchDriver::Directory, 0)));
+                }
+                let mut b = sqlx::QueryBuilder::<Db>::new("SELECT 'key', key, users FROM user_search_counts WHERE users > 0 AND key IN (");
+                let mut list = b.separated(", ");
+                list.push_bind(0i64);
+                for key in questions.keys() {
+                    list.push_bind(key);
+                }
+                b.push(")");
+                for (field, start) in &questions.fields {
+                    b.push(format!(" UNION ALL SELECT '{}', 0, COUNT(*) FROM (SELECT 1 FROM users u WHERE u.org_id = ", field.label()))
+                        .push_bind(q.org_id.0);
+                    Self::push_field_range(&mut b, *field, start);
+                    b.push(format!(" LIMIT {}) f", FIELD_READ_LIMIT + 1));
+                }
+                if let Some(status) = questions.status {
+                    b.push(" UNION ALL SELECT '#status', 0, COUNT(*) FROM (SELECT 1 FROM users u WHERE u.org_id = ")
+                        .push_bind(q.org_id.0)
+                        .push(" AND u.status = ")
+                        .push_bind(status.as_str())
+                        .push(format!(" LIMIT {STATUS_COUNT_LIMIT}) s"));
+                }
+                if questions.remember {
+                    b.push(" UNION ALL SELECT '#version', 0, version FROM directory_versions WHERE org_id = ").push_bind(q.org_id.0);
+                }
+                let rows: Vec<(String, i64, i64)> = b.build_query_as().fetch_all(&self.pool).await?;
+                let mut answers = Answers::default();
+                let mut version = 0;
+                for (label, key, n) in rows {
+                    match label.as_str() {
+                        "key" => {
+                            answers.postings.insert(key, n);
+                        }
+                        "#status" => answers.status = Some(n),
+                        "#version" => version = n,
+                        label => {
+                            if let Some((field, _)) = questions.fields.iter().find(|(f, _)| f.label() == label) {
+                                answers.fields.push((*field, n));
+                            }
+                        }
                     }
                 }
-                sqlx::query(
-                    "UPDATE users SET sort_key = $2, name_key = $3, mobile_digits = $4, mobile_reversed = $5 WHERE id = $1",
-                )
-                    .bind(user_id.0)
-                    .bind(&sort_key)
-                    .bind(&keys.name)
-                    .bind(keys.mobile_digits.as_deref())
-                    .bind(keys.mobile_digits.as_deref().map(|d| d.chars().rev().collect::<String>()))
-                    .execute(&mut **tx)
-                    .await?;
-                let grams = keys.grams(&row.username);
-                for chunk in grams.chunks(200) {
-                    let mut insert = sqlx::QueryBuilder::<Db>::new("INSERT INTO user_search_grams (org_id, gram, sort_key, user_id) ");
-                    insert.push_values(chunk, |mut values, gram| {
-                        values.push_bind(row.org_id).push_bind(gram).push_bind(&sort_key).push_bind(user_id.0);
-                    });
-                    insert.build().execute(&mut **tx).await?;
+                Ok(match $crate::store::search::plan(&questions, &answers) {
+                    Plan::Nothing => None,
+                    Plan::Read(driver) => Some((driver, version)),
+                })
+            }
+
+            /// Starts the page after the cursor: a sort key, or for a walk in rank order,
+            /// the rank of the last user at or before it.
+            fn push_after(b: &mut sqlx::QueryBuilder<Db>, q: &$crate::store::UserSearch, order: &str, ranked: bool) {
+                let Some(after) = &q.after else { return };
+                b.push(" AND ").push(order).push(" > ");
+                if ranked {
+                    b.push("COALESCE((SELECT c.search_rank FROM users c WHERE c.org_id = ")
+                        .push_bind(q.org_id.0)
+                        .push(" AND c.sort_key <= ")
+                        .push_bind(after.clone())
+                        .push(" ORDER BY c.sort_key DESC LIMIT 1), ")
+                        .push_bind(i64::MIN)
+                        .push(")");
+                } else {
+                    b.push_bind(after.clone());
                 }
-                for gram in grams {
-                    *change.entry(gram).or_default() += 1;
-                }
-                change.retain(|_, by| *by != 0);
-                let change: Vec<_> = change.into_iter().collect();
-                for chunk in change.chunks(200) {
-                    let mut upsert = sqlx::QueryBuilder::<Db>::new("INSERT INTO user_search_gram_counts (org_id, gram, users) ");
-                    upsert.push_values(chunk, |mut values, (gram, by)| {
-                        values.push_bind(row.org_id).push_bind(gram).push_bind(*by);
-                    });
-                    upsert.push(
-                        " ON CONFLICT (org_id, gram) DO UPDATE \
-                         SET users = user_search_gram_counts.users + excluded.users",
-                    );
-                    upsert.build().execute(&mut **tx).await?;
-                }
-                Ok(())
             }
 
             /// The users whose `field` starts with `start`: a range of the field's index
@@ -87,35 +170,34 @@ macro_rules! search_impl {
                 b.push(format!(" AND {column} < ")).push_bind(format!("{start}{}", char::MAX));
             }
 
-            /// The FROM and WHERE of a users search: walking the postings of `grams[0]` in
-            /// directory order (each further trigram looked up beside it) or, without
-            /// trigrams, the organization's users in directory order; then every condition
-            /// checked on the user row. CROSS JOIN keeps that order on SQLite.
-            fn push_user_matches(b: &mut sqlx::QueryBuilder<Db>, q: &$crate::store::UserSearch, driver: &SearchDriver) {
+            /// The FROM and WHERE of a users search: walking the postings of `lead` in
+            /// directory order (each probe looked up beside it), or the organization's
+            /// users of one status or in directory order, or a field's range; then every
+            /// condition checked on the user row. CROSS JOIN keeps that order on SQLite.
+            fn push_user_matches(b: &mut sqlx::QueryBuilder<Db>, q: &$crate::store::UserSearch, driver: &SearchDriver, lead: i64) {
                 fn like_escape(text: &str) -> String {
                     text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
                 }
                 match driver {
-                    SearchDriver::Directory => {
+                    SearchDriver::Directory | SearchDriver::Status(_) => {
                         b.push(" FROM users u WHERE u.org_id = ").push_bind(q.org_id.0);
                     }
                     SearchDriver::Field { field, start } => {
                         b.push(" FROM users u WHERE u.org_id = ").push_bind(q.org_id.0);
                         Self::push_field_range(b, *field, start);
                     }
-                    SearchDriver::Grams(grams) => {
-                        b.push(" FROM user_search_grams g0");
-                        for i in 1..grams.len() {
-                            b.push(format!(" CROSS JOIN user_search_grams g{i}"));
+                    SearchDriver::Postings { probes, .. } => {
+                        b.push(" FROM user_search_postings p0");
+                        for i in 1..=probes.len() {
+                            b.push(format!(" CROSS JOIN user_search_postings p{i}"));
                         }
-                        b.push(" CROSS JOIN users u WHERE g0.org_id = ").push_bind(q.org_id.0);
-                        b.push(" AND g0.gram = ").push_bind(grams[0].clone());
-                        for (i, gram) in grams.iter().enumerate().skip(1) {
-                            b.push(format!(" AND g{i}.org_id = g0.org_id AND g{i}.gram = "))
-                                .push_bind(gram.clone())
-                                .push(format!(" AND g{i}.sort_key = g0.sort_key AND g{i}.user_id = g0.user_id"));
+                        b.push(" CROSS JOIN users u WHERE p0.key = ").push_bind(lead);
+                        for (i, probe) in probes.iter().enumerate() {
+                            b.push(format!(" AND p{}.key = ", i + 1))
+                                .push_bind(*probe)
+                                .push(format!(" AND p{}.rank = p0.rank", i + 1));
                         }
-                        b.push(" AND u.id = g0.user_id");
+                        b.push(" AND u.org_id = ").push_bind(q.org_id.0).push(" AND u.search_rank = p0.rank");
                     }
                 }
                 if let Some(practice) = q.practice_id {
@@ -175,77 +257,53 @@ macro_rules! search_impl {
                 {
                     return Ok($crate::store::UserPage::none(q.with_total));
                 }
-                // One statement reads the statistics the plan needs: how many users carry
-                // each trigram (the rarest leads), how many (up to a bound) start each
-                // prefix-matched field with the query, and, when a total is wanted, the
-                // directory's version (a total is counted once per version).
-                use $crate::store::search::{FIELD_READ_LIMIT, Plan, Questions};
-                let questions = Questions::of(&q);
-                let remember = questions.remember;
-                let mut version = 0;
-                let mut driver = SearchDriver::Directory;
-                if questions.any() {
-                    let mut b = sqlx::QueryBuilder::<Db>::new("SELECT gram, users FROM user_search_gram_counts WHERE org_id = ");
-                    b.push_bind(q.org_id.0).push(" AND users > 0 AND gram IN (");
-                    let mut list = b.separated(", ");
-                    list.push_bind("");
-                    for gram in &questions.grams {
-                        list.push_bind(gram);
-                    }
-                    b.push(")");
-                    for (field, start) in &questions.fields {
-                        b.push(format!(" UNION ALL SELECT '{}', COUNT(*) FROM (SELECT 1 FROM users u WHERE u.org_id = ", field.label()))
-                            .push_bind(q.org_id.0);
-                        Self::push_field_range(&mut b, *field, start);
-                        b.push(format!(" LIMIT {}) f", FIELD_READ_LIMIT + 1));
-                    }
-                    if remember {
-                        b.push(" UNION ALL SELECT NULL, version FROM directory_versions WHERE org_id = ").push_bind(q.org_id.0);
-                    }
-                    let rows: Vec<(Option<String>, i64)> = b.build_query_as().fetch_all(&self.pool).await?;
-                    let mut grams = Vec::with_capacity(questions.grams.len());
-                    let mut fields = Vec::new();
-                    for (label, n) in rows {
-                        match label {
-                            None => version = n,
-                            Some(label) => match questions.fields.iter().find(|(f, _)| f.label() == label) {
-                                Some((field, _)) => fields.push((*field, n)),
-                                None => grams.push((n, label)),
-                            },
-                        }
-                    }
-                    driver = match $crate::store::search::plan(&questions, grams, &fields) {
-                        Plan::Nothing => return Ok(UserPage::none(q.with_total)),
-                        Plan::Read(driver) => driver,
-                    };
-                }
-                let remembered = remember.then(|| {
+                let (driver, version) = match self.plan_search(&q).await? {
+                    Some(planned) => planned,
+                    None => return Ok(UserPage::none(q.with_total)),
+                };
+                let remembered = $crate::store::search::Questions::remembers(&q).then(|| {
                     let key = $crate::store::SearchTotals::key(&q);
                     let known = self.totals.get(q.org_id, &key, version);
                     (key, version, known)
                 });
-
+                let leads = match &driver {
+                    SearchDriver::Postings { lead, .. } => lead.clone(),
+                    _ => vec![0],
+                };
                 // The order to page by; a field range is sorted after reading (the
                 // expression keeps the directory-order index out of the plan).
-                let key = match &driver {
-                    SearchDriver::Directory => "u.sort_key",
-                    SearchDriver::Grams(_) => "g0.sort_key",
-                    SearchDriver::Field { .. } => "(u.sort_key || '')",
+                let (order, ranked) = match &driver {
+                    SearchDriver::Directory => ("u.sort_key", false),
+                    SearchDriver::Status(_) => ("u.search_rank", true),
+                    SearchDriver::Postings { .. } => ("p0.rank", true),
+                    SearchDriver::Field { .. } => ("(u.sort_key || '')", false),
                 };
-                let mut b = sqlx::QueryBuilder::<Db>::new("SELECT ");
-                b.push(user_columns!()).push(", u.sort_key AS sort_key");
-                Self::push_user_matches(&mut b, &q, &driver);
-                if let Some(after) = &q.after {
-                    b.push(" AND ").push(key).push(" > ").push_bind(after.clone());
+                let mut b = sqlx::QueryBuilder::<Db>::new("");
+                for (i, lead) in leads.iter().enumerate() {
+                    if i > 0 {
+                        b.push(" UNION ALL ");
+                    }
+                    b.push("SELECT ").push(user_columns!()).push(", u.sort_key AS sort_key, ").push(order).push(" AS page_order");
+                    Self::push_user_matches(&mut b, &q, &driver, *lead);
+                    Self::push_after(&mut b, &q, order, ranked);
+                    if leads.len() == 1 {
+                        b.push(" ORDER BY ").push(order);
+                    }
                 }
-                b.push(" ORDER BY ").push(key).push(" LIMIT ").push_bind(q.limit);
+                if leads.len() > 1 {
+                    b.push(" ORDER BY page_order");
+                }
+                // A user found under several keys of a union comes once per key.
+                b.push(" LIMIT ").push_bind(q.limit * leads.len() as i64);
                 #[derive(sqlx::FromRow)]
                 struct Row {
                     #[sqlx(flatten)]
                     user: UserRow,
                     sort_key: String,
                 }
-                let rows: Vec<Row> = b.build_query_as().fetch_all(&self.pool).await?;
+                let mut rows: Vec<Row> = b.build_query_as().fetch_all(&self.pool).await?;
+                rows.dedup_by(|a, b| a.sort_key == b.sort_key);
+                rows.truncate(q.limit.max(0) as usize);
 
                 let total = match remembered {
                     _ if !q.with_total => None,
@@ -253,8 +311,15 @@ macro_rules! search_impl {
                     // The first page holds every match: nothing more to count.
                     _ if q.after.is_none() && (rows.len() as i64) < q.limit => Some(rows.len() as i64),
                     remembered => {
-                        let mut b = sqlx::QueryBuilder::<Db>::new("SELECT COUNT(*)");
-                        Self::push_user_matches(&mut b, &q, &driver);
+                        let mut b = sqlx::QueryBuilder::<Db>::new("SELECT COUNT(*) FROM (");
+                        for (i, lead) in leads.iter().enumerate() {
+                            if i > 0 {
+                                b.push(" UNION ");
+                            }
+                            b.push("SELECT u.id");
+                            Self::push_user_matches(&mut b, &q, &driver, *lead);
+                        }
+                        b.push(") matches");
                         let total: i64 = b.build_query_scalar().fetch_one(&self.pool).await?;
                         if let Some((key, version, _)) = remembered {
                             self.totals.put(q.org_id, key, version, total);
@@ -293,7 +358,7 @@ macro_rules! search_impl {
                 }
                 let mut done = 0u64;
                 loop {
-                    let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM users WHERE sort_key IS NULL ORDER BY id LIMIT 500")
+                    let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM users WHERE search_rank IS NULL ORDER BY id LIMIT 500")
                         .fetch_all(&self.pool)
                         .await?;
                     if ids.is_empty() {

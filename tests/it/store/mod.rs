@@ -3,6 +3,7 @@
 mod audit;
 mod directory;
 mod identity;
+mod ranks;
 mod requests;
 mod search;
 use crate::common::{TestDb, seed_org, test_app};

@@ -4,7 +4,7 @@ use super::*;
 
 crate::on_both_databases!(
     search_totals_follow_every_change,
-    trigram_counts_match_the_postings,
+    posting_counts_match_the_postings,
     prefix_searches_agree_whichever_index_they_read,
 );
 
@@ -139,7 +139,7 @@ async fn search_totals_follow_every_change(db: TestDb) {
     );
 }
 
-async fn trigram_counts_match_the_postings(db: TestDb) {
+async fn posting_counts_match_the_postings(db: TestDb) {
     let app = test_app(&db).await;
     let (org, _) = seed_org(&app, "Alpha", "alpha.owner").await;
     let ids = staff(&app, org.id, "u", 5).await;
@@ -157,19 +157,26 @@ async fn trigram_counts_match_the_postings(db: TestDb) {
         .unwrap();
     let wrong = db
         .count(
-            "SELECT COUNT(*) FROM (SELECT org_id, gram, COUNT(*) AS n FROM user_search_grams \
-             GROUP BY org_id, gram) p LEFT JOIN user_search_gram_counts c \
-             ON c.org_id = p.org_id AND c.gram = p.gram WHERE COALESCE(c.users, -1) <> p.n",
+            "SELECT COUNT(*) FROM (SELECT key, COUNT(*) AS n FROM user_search_postings \
+             GROUP BY key) p LEFT JOIN user_search_counts c \
+             ON c.key = p.key WHERE COALESCE(c.users, -1) <> p.n",
         )
         .await;
-    assert_eq!(wrong, 0, "every trigram counted as often as it is posted");
+    assert_eq!(wrong, 0, "every key counted as often as it is posted");
     let stale = db
         .count(
-            "SELECT COUNT(*) FROM user_search_gram_counts c WHERE c.users <> 0 AND NOT EXISTS \
-             (SELECT 1 FROM user_search_grams p WHERE p.org_id = c.org_id AND p.gram = c.gram)",
+            "SELECT COUNT(*) FROM user_search_counts c WHERE c.users <> 0 AND NOT EXISTS \
+             (SELECT 1 FROM user_search_postings p WHERE p.key = c.key)",
         )
         .await;
-    assert_eq!(stale, 0, "no trigram counted that is no longer posted");
+    assert_eq!(stale, 0, "no key counted that is no longer posted");
+    let orphans = db
+        .count(
+            "SELECT COUNT(*) FROM user_search_postings p WHERE NOT EXISTS \
+             (SELECT 1 FROM users u WHERE u.search_rank = p.rank)",
+        )
+        .await;
+    assert_eq!(orphans, 0, "every posting is at a user's rank");
     // "tes" (of "Test") lost one user; "zyg" gained one; a trigram nobody has finds nobody.
     let page = app
         .store

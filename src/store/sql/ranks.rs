@@ -1,0 +1,174 @@
+//! Directory ranks and search postings: every user holds an integer rank in the order of
+//! their sort key, and each of their postings is a (key, rank) pair, so that walking a
+//! key's postings walks its users in directory order. A user placed between two others
+//! takes a rank in the gap between theirs; when a gap is used up, the neighbourhood is
+//! spread out again (a window growing until it has room, at worst the organization).
+
+macro_rules! ranks_impl {
+    ($store:ty) => {
+        impl $store {
+            /// Serializes the ranking of one organization's users until the transaction
+            /// ends, by moving its directory's version on: the row every change to its
+            /// users moves (by trigger), so this lock is always taken in the same order.
+            pub(super) async fn lock_directory(tx: &mut Tx, org_id: OrgId) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO directory_versions (org_id, version) VALUES ($1, 1) \
+                     ON CONFLICT (org_id) DO UPDATE SET version = directory_versions.version + 1",
+                )
+                .bind(org_id.0)
+                .execute(&mut **tx)
+                .await?;
+                Ok(())
+            }
+
+            /// For each sort key, the ranks of the ranked users just before and just after
+            /// it in the organization's directory.
+            pub(super) async fn neighbour_ranks(
+                tx: &mut Tx,
+                org_id: OrgId,
+                sort_keys: &[&str],
+            ) -> StoreResult<Vec<(Option<i64>, Option<i64>)>> {
+                let mut found = Vec::with_capacity(sort_keys.len());
+                for part in sort_keys.chunks(200) {
+                    let mut b = sqlx::QueryBuilder::<Db>::new("SELECT v.column1, (SELECT search_rank FROM users WHERE org_id = ");
+                    b.push_bind(org_id.0)
+                        .push(" AND sort_key < v.column2 AND search_rank IS NOT NULL ORDER BY sort_key DESC LIMIT 1), \
+                               (SELECT search_rank FROM users WHERE org_id = ")
+                        .push_bind(org_id.0)
+                        .push(" AND sort_key > v.column2 AND search_rank IS NOT NULL ORDER BY sort_key LIMIT 1) FROM (");
+                    b.push_values(part.iter().enumerate(), |mut row, (i, key)| {
+                        row.push_bind(i as i64).push_bind(key.to_string());
+                    });
+                    b.push(") v");
+                    let mut rows: Vec<(i64, Option<i64>, Option<i64>)> = b.build_query_as().fetch_all(&mut **tx).await?;
+                    rows.sort_unstable_by_key(|(i, _, _)| *i);
+                    found.extend(rows.into_iter().map(|(_, prev, next)| (prev, next)));
+                }
+                Ok(found)
+            }
+
+            /// A rank for a new place at `sort_key` (held by no ranked user), spreading the
+            /// neighbourhood out when the gap there is used up. The directory is locked.
+            pub(super) async fn rank_for(tx: &mut Tx, org_id: OrgId, sort_key: &str) -> StoreResult<i64> {
+                let (prev, next) = Self::neighbour_ranks(tx, org_id, &[sort_key]).await?[0];
+                match $crate::domain::search::spread(prev, next, 1, 1) {
+                    Some(ranks) => Ok(ranks[0]),
+                    None => Self::spread_around(tx, org_id, sort_key).await,
+                }
+            }
+
+            /// Re-ranks the users around `sort_key` evenly, in a window that grows until
+            /// its ranks have room, and returns the rank left for `sort_key` among them.
+            async fn spread_around(tx: &mut Tx, org_id: OrgId, sort_key: &str) -> StoreResult<i64> {
+                #[derive(sqlx::FromRow)]
+                struct Ranked {
+                    id: i64,
+                    search_rank: i64,
+                    username: String,
+                    email: String,
+                    name_key: Option<String>,
+                    mobile_digits: Option<String>,
+                }
+                const SPACING: i64 = 1 << 16;
+                let mut width: i64 = 16;
+                loop {
+                    let side = |op: &str, order: &str| {
+                        format!(
+                            "SELECT id, search_rank, username, email, name_key, mobile_digits FROM users \
+                             WHERE org_id = $1 AND sort_key {op} $2 AND search_rank IS NOT NULL \
+                             ORDER BY sort_key {order} LIMIT $3"
+                        )
+                    };
+                    let fetch = |sql: String| {
+                        sqlx::query_as::<_, Ranked>(sqlx::AssertSqlSafe(sql)).bind(org_id.0).bind(sort_key.to_owned()).bind(width + 1)
+                    };
+                    let mut before: Vec<Ranked> = fetch(side("<", "DESC")).fetch_all(&mut **tx).await?;
+                    let mut after: Vec<Ranked> = fetch(side(">", "ASC")).fetch_all(&mut **tx).await?;
+                    let lo = (before.len() as i64 > width).then(|| before.pop()).flatten().map(|r| r.search_rank);
+                    let hi = (after.len() as i64 > width).then(|| after.pop()).flatten().map(|r| r.search_rank);
+                    let whole = lo.is_none() && hi.is_none();
+                    let count = before.len() + after.len() + 1;
+                    let Some(ranks) = $crate::domain::search::spread(lo, hi, count, if whole { 1 } else { SPACING }) else {
+                        width *= 8;
+                        continue;
+                    };
+                    before.reverse();
+                    let place = before.len();
+                    let members: Vec<(Ranked, i64)> = before
+                        .into_iter()
+                        .chain(after)
+                        .zip(ranks.iter().take(place).chain(ranks.iter().skip(place + 1)).copied())
+                        .filter(|(r, rank)| r.search_rank != *rank)
+                        .collect();
+                    // Every old posting goes before any new one is written: a new rank may
+                    // be one a neighbour held.
+                    let mut postings = Vec::new();
+                    for (r, rank) in &members {
+                        let keys = $crate::domain::search::SearchKeys {
+                            name: r.name_key.clone().unwrap_or_default(),
+                            email: r.email.to_lowercase(),
+                            mobile_digits: r.mobile_digits.clone(),
+                        }
+                        .posting_keys(org_id.0, &r.username);
+                        Self::delete_postings(tx, r.search_rank, &keys).await?;
+                        postings.extend(keys.into_iter().map(|key| (key, *rank)));
+                        sqlx::query("UPDATE users SET search_rank = $2 WHERE id = $1")
+                            .bind(r.id)
+                            .bind(rank)
+                            .execute(&mut **tx)
+                            .await?;
+                    }
+                    Self::insert_postings(tx, &mut postings).await?;
+                    tracing::debug!(org_id = org_id.0, moved = members.len(), "directory ranks spread out");
+                    return Ok(ranks[place]);
+                }
+            }
+
+            /// Removes a user's postings under `keys` at `rank`.
+            pub(super) async fn delete_postings(tx: &mut Tx, rank: i64, keys: &[i64]) -> StoreResult<()> {
+                for part in keys.chunks(200) {
+                    let mut b = sqlx::QueryBuilder::<Db>::new("DELETE FROM user_search_postings WHERE rank = ");
+                    b.push_bind(rank).push(" AND key IN (");
+                    let mut list = b.separated(", ");
+                    for key in part {
+                        list.push_bind(*key);
+                    }
+                    b.push(")");
+                    b.build().execute(&mut **tx).await?;
+                }
+                Ok(())
+            }
+
+            /// Writes (key, rank) postings, in index order so that each statement touches
+            /// neighbouring pages.
+            pub(super) async fn insert_postings(tx: &mut Tx, postings: &mut [(i64, i64)]) -> StoreResult<()> {
+                postings.sort_unstable();
+                for part in postings.chunks(1000) {
+                    let mut insert = sqlx::QueryBuilder::<Db>::new("INSERT INTO user_search_postings (key, rank) ");
+                    insert.push_values(part, |mut row, (key, rank)| {
+                        row.push_bind(*key).push_bind(*rank);
+                    });
+                    insert.build().execute(&mut **tx).await?;
+                }
+                Ok(())
+            }
+
+            /// Moves how many users each key is posted for, in key order so that
+            /// concurrent writers lock the count rows in the same order.
+            pub(super) async fn count_postings(tx: &mut Tx, change: std::collections::BTreeMap<i64, i64>) -> StoreResult<()> {
+                let change: Vec<(i64, i64)> = change.into_iter().filter(|(_, by)| *by != 0).collect();
+                for part in change.chunks(500) {
+                    let mut upsert = sqlx::QueryBuilder::<Db>::new("INSERT INTO user_search_counts (key, users) ");
+                    upsert.push_values(part, |mut row, (key, by)| {
+                        row.push_bind(*key).push_bind(*by);
+                    });
+                    upsert.push(" ON CONFLICT (key) DO UPDATE SET users = user_search_counts.users + excluded.users");
+                    upsert.build().execute(&mut **tx).await?;
+                }
+                Ok(())
+            }
+        }
+    };
+}
+
+pub(crate) use ranks_impl;

@@ -1,0 +1,136 @@
+//! Directory ranks: postings walk users in directory order by integer ranks, which must
+//! stay in the order of the sort keys through crowding, imports and renames.
+
+use super::*;
+
+crate::on_both_databases!(ranks_keep_directory_order_through_crowding_imports_and_renames,);
+
+/// Users whose rank disagrees with their sort key, ranks shared, postings at no user's
+/// rank, and keys counted other than as posted: all must be none.
+async fn inconsistencies(db: &TestDb) -> [i64; 4] {
+    [
+        db.count(
+            "SELECT COUNT(*) FROM users a JOIN users b ON a.org_id = b.org_id \
+             AND a.sort_key < b.sort_key AND a.search_rank >= b.search_rank",
+        )
+        .await,
+        db.count(
+            "SELECT COUNT(*) FROM (SELECT org_id, search_rank FROM users \
+             GROUP BY org_id, search_rank HAVING COUNT(*) > 1) shared",
+        )
+        .await,
+        db.count(
+            "SELECT COUNT(*) FROM user_search_postings p WHERE NOT EXISTS \
+             (SELECT 1 FROM users u WHERE u.search_rank = p.rank)",
+        )
+        .await,
+        db.count(
+            "SELECT COUNT(*) FROM (SELECT key, COUNT(*) AS n FROM user_search_postings \
+             GROUP BY key) p LEFT JOIN user_search_counts c \
+             ON c.key = p.key WHERE COALESCE(c.users, -1) <> p.n",
+        )
+        .await,
+    ]
+}
+
+/// Sixty namesakes invited one by one between two neighbours (each taking the middle of
+/// what is left, so the gap runs out and the neighbourhood is spread out), three hundred
+/// more imported at once into the same spot, then renames back and forth: the ranks
+/// stay in directory order and every search walks them in it, each user once.
+async fn ranks_keep_directory_order_through_crowding_imports_and_renames(db: TestDb) {
+    let app = test_app(&db).await;
+    let (org, _) = app
+        .directory()
+        .create_organization(
+            gatehouse::app::directory::organization::CreateOrganization {
+                name: "Crowded".into(),
+                owner_username: "zulu.owner".into(),
+                owner_email: "owner@crowded.example".into(),
+                owner_first_name: "Zed".into(),
+                owner_last_name: "Zulu".into(),
+                owner_kind: UserKind::Staff,
+                licenses: vec![(Product::Ehr, UserKind::Staff, 500)],
+                owner_password: None,
+            },
+        )
+        .await
+        .unwrap();
+    let namesake = |i: usize| {
+        let mut creation = new_user(
+            org.id,
+            &format!("crowd{i:03}"),
+            &format!("crowd{i:03}@a.example"),
+            UserKind::Staff,
+        );
+        creation.user.first_name = "Ann".into();
+        creation.user.last_name = "Adams".into();
+        creation
+    };
+    let mut ids = Vec::new();
+    for i in 0..60 {
+        ids.push(app.store.create_user(namesake(i)).await.unwrap().id);
+    }
+    assert_eq!(inconsistencies(&db).await, [0; 4]);
+    let import = gatehouse::store::UserImport {
+        org_id: org.id,
+        new_practices: Vec::new(),
+        users: (60..360).map(|i| (namesake(i), Vec::new())).collect(),
+    };
+    ids.extend(app.store.import_users(import, &|_| {}).await.unwrap());
+    assert_eq!(inconsistencies(&db).await, [0; 4]);
+    for (round, id) in ids.iter().step_by(9).enumerate() {
+        for last in ["Mills", "Adams"] {
+            let update = UserUpdate {
+                org_id: org.id,
+                user_id: *id,
+                first_name: None,
+                last_name: Some(last.into()),
+                mobile: Some(Some(format!("+1503555{round:04}"))),
+                practice_ids: None,
+                audit: AuditEntry::new(org.id, now(), "user.updated"),
+            };
+            app.store.update_user(update).await.unwrap();
+        }
+    }
+    assert_eq!(inconsistencies(&db).await, [0; 4]);
+
+    // Every namesake, page by page, in directory order (by ID among namesakes), each
+    // once: by name, and by `search`, which finds each by username and by email alike.
+    let any = gatehouse::store::search::AnyMatch {
+        text: "crowd".into(),
+        digits: None,
+    };
+    for search in [
+        UserSearch {
+            name: Some("adams".into()),
+            ..Default::default()
+        },
+        UserSearch {
+            any: Some(any),
+            ..Default::default()
+        },
+    ] {
+        let (mut found, mut after) = (Vec::new(), None);
+        loop {
+            let page = app
+                .store
+                .search_users(UserSearch {
+                    org_id: org.id,
+                    after: after.clone(),
+                    limit: 25,
+                    with_total: true,
+                    now: now(),
+                    ..search.clone()
+                })
+                .await
+                .unwrap();
+            assert_eq!(page.total, Some(360), "{search:?}");
+            let Some((key, _)) = page.users.last() else {
+                break;
+            };
+            after = Some(key.clone());
+            found.extend(page.users.into_iter().map(|(_, u)| u.id));
+        }
+        assert_eq!(found, ids, "{search:?}");
+    }
+}
