@@ -144,51 +144,6 @@ macro_rules! bulk_impl {
                 Ok(ids)
             }
 
-            /// IDs for `count` new users, taken before they are written so that their sort
-            /// keys (which end with the ID) and ranks go in with them.
-            async fn allocate_user_ids(tx: &mut Tx, count: usize) -> StoreResult<Vec<i64>> {
-                let mut ids: Vec<i64> = match BACKEND {
-                    $crate::store::Backend::Postgres => {
-                        sqlx::query_scalar("SELECT nextval(pg_get_serial_sequence('users', 'id')) FROM generate_series(1, $1)")
-                            .bind(count as i64)
-                            .fetch_all(&mut **tx)
-                            .await?
-                    }
-                    // One writer at a time: the next IDs are free until this one commits.
-                    $crate::store::Backend::Sqlite => {
-                        let last: i64 = sqlx::query_scalar(
-                            "SELECT MAX(COALESCE((SELECT MAX(id) FROM users), 0), \
-                             COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'users'), 0))",
-                        )
-                        .fetch_one(&mut **tx)
-                        .await?;
-                        (last + 1..=last + count as i64).collect()
-                    }
-                };
-                ids.sort_unstable();
-                Ok(ids)
-            }
-
-            /// Ranks for new users at `sort_keys` (not yet written): the users falling into
-            /// one gap between ranked neighbours share it evenly; `None` for those of a gap
-            /// too narrow for them, to be ranked one by one.
-            async fn ranks_for_batch(tx: &mut Tx, org_id: OrgId, sort_keys: &[String]) -> StoreResult<Vec<Option<i64>>> {
-                let keys: Vec<&str> = sort_keys.iter().map(String::as_str).collect();
-                let neighbours = Self::neighbour_ranks(tx, org_id, &keys).await?;
-                let mut order: Vec<usize> = (0..keys.len()).collect();
-                order.sort_unstable_by_key(|i| keys[*i]);
-                let mut ranks = vec![None; keys.len()];
-                for run in order.chunk_by(|a, b| neighbours[*a] == neighbours[*b]) {
-                    let (prev, next) = neighbours[run[0]];
-                    if let Some(spread) = $crate::domain::search::spread(prev, next, run.len(), 1) {
-                        for (i, rank) in run.iter().zip(spread) {
-                            ranks[*i] = Some(rank);
-                        }
-                    }
-                }
-                Ok(ranks)
-            }
-
             /// One license per product for each user, taken per product and kind for the
             /// whole batch: all or none.
             async fn take_licenses_for(tx: &mut Tx, org_id: OrgId, creations: &[UserCreation]) -> StoreResult<()> {

@@ -1,0 +1,317 @@
+//! The whole system at a large vendor's scale (SPEC "Scale"): organizations of skewed
+//! sizes (by default 1,000,000 users in 10,000 organizations, the largest 100,000) with
+//! names from many languages, every status, products, permissions and practices, seeded
+//! through the bulk import path; then `gatehouse serve` is started as its own process and
+//! driven over HTTP on 127.0.0.1 from this one. One JSON line per figure on stdout.
+//!
+//! `cargo bench --bench system` runs SQLite with the SQLite queue; with
+//! GATEHOUSE_BENCH_POSTGRES_URL (an empty database) and GATEHOUSE_BENCH_REDIS_URL set, the
+//! production stack too. BENCH_USERS, BENCH_ORGS and BENCH_SECONDS change the size and
+//! the length of each timed run; BENCH_ONLY (`sqlite` or `postgres`) runs one stack. Under `cargo test` it runs a small smoke version.
+
+use gatehouse::app::directory::organization::CreateOrganization;
+use gatehouse::domain::{Permission, Product, Role, UserKind, now};
+use gatehouse::store::{AuditEntry, NewUser, UserCreation, UserImport, UserSearch};
+use serde_json::json;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+#[path = "system/load.rs"]
+mod load;
+#[path = "system/people.rs"]
+mod people;
+
+use load::{Target, figure};
+use people::{Org, Person};
+
+/// The password every seeded account holds, so that sign-ins can be measured.
+const PASSWORD: &str = "the benchmark passphrase";
+
+struct Settings {
+    users: usize,
+    orgs: usize,
+    seconds: u64,
+}
+
+fn main() {
+    let benching = std::env::args().any(|a| a == "--bench");
+    let number = |name: &str, bench: usize, smoke: usize| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(if benching { bench } else { smoke })
+    };
+    let settings = Settings {
+        users: number("BENCH_USERS", 1_000_000, 3_000),
+        orgs: number("BENCH_ORGS", 10_000, 30),
+        seconds: number("BENCH_SECONDS", 10, 1) as u64,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let sqlite = format!("sqlite://{}", dir.path().join("bench.db").display());
+        let queue = format!("sqlite://{}", dir.path().join("queue.db").display());
+        // BENCH_ONLY=postgres skips the embedded stack.
+        if std::env::var("BENCH_ONLY").map_or(true, |only| only == "sqlite") {
+            run("sqlite", &settings, sqlite, queue, dir.path()).await;
+        }
+        let postgres = std::env::var("GATEHOUSE_BENCH_POSTGRES_URL");
+        let redis = std::env::var("GATEHOUSE_BENCH_REDIS_URL");
+        if let (Ok(postgres), Ok(redis)) = (postgres, redis) {
+            run("postgres", &settings, postgres, redis, dir.path()).await;
+        }
+    });
+}
+
+async fn run(
+    stack: &'static str,
+    settings: &Settings,
+    database: String,
+    queue: String,
+    dir: &std::path::Path,
+) {
+    let vars: HashMap<&str, String> = HashMap::from([
+        ("GATEHOUSE_DATABASE_URL", database.clone()),
+        ("GATEHOUSE_QUEUE_URL", queue.clone()),
+        ("GATEHOUSE_LOG", "warn".into()),
+    ]);
+    let config = gatehouse::config::Config::from_lookup(|k| vars.get(k).cloned()).unwrap();
+    let argon2 = config.argon2;
+    let gatehouse = gatehouse::Gatehouse::build(config)
+        .await
+        .expect("gatehouse");
+    let orgs = people::orgs(settings.users, settings.orgs);
+    let started = Instant::now();
+    seed(&gatehouse, &orgs, settings.users).await;
+    let hasher = gatehouse::app::crypto::PasswordHasher::new(argon2);
+    let hash = hasher.hash(PASSWORD).await.unwrap();
+    let sql = load::Sql::connect(&database).await;
+    sql.set_statuses(&hash).await;
+    let seeded = started.elapsed().as_secs_f64();
+    figure(
+        stack,
+        "seed",
+        json!({ "users": settings.users, "organizations": orgs.len(), "seconds": seeded }),
+    );
+    gatehouse.store.compact().await.expect("compact");
+    let sizes = sql.sizes().await;
+    let per_user = |bytes: i64| bytes as f64 / settings.users as f64;
+    for (relation, bytes) in &sizes {
+        figure(
+            stack,
+            "size",
+            json!({ "relation": relation, "bytes": bytes, "bytes_per_user": per_user(*bytes) }),
+        );
+    }
+    // The search structure: the postings and their counts, with their indexes.
+    let search: i64 = sizes
+        .iter()
+        .filter(|(relation, _)| relation.starts_with("user_search_"))
+        .map(|(_, bytes)| bytes)
+        .sum();
+    figure(
+        stack,
+        "search_index_size",
+        json!({ "bytes": search, "bytes_per_user": per_user(search) }),
+    );
+
+    let largest = &orgs[0];
+    let median = &orgs[orgs.len() / 2];
+    in_process(stack, &gatehouse, largest).await;
+    drop(gatehouse);
+
+    let server = load::Server::start(&database, &queue, dir).await;
+    let mut targets = Vec::new();
+    for (label, org) in [("largest", largest), ("median", median)] {
+        let owner = sql.owner_username(org.id).await;
+        let token = server.login(&owner, PASSWORD).await;
+        targets.push(Target::new(&server, label, org.clone(), token));
+    }
+    let seconds = Duration::from_secs(settings.seconds);
+    let floor = load::measure(stack, "me", &targets[0], seconds, load::Ask::Me).await;
+    for target in &targets {
+        for with_total in [false, true] {
+            let ask = load::Ask::Search { with_total };
+            let rate = load::measure(stack, target.label, target, seconds, ask).await;
+            figure(
+                stack,
+                "search_vs_floor",
+                json!({ "organization": target.label, "total_count": with_total, "ratio": rate / floor }),
+            );
+        }
+    }
+    let raw = raw_argon2_rate(&argon2, &hash, seconds);
+    figure(stack, "argon2_raw", json!({ "per_second": raw }));
+    let usernames = sql.active_usernames(largest.id, 2_000).await;
+    let logins = load::logins_with_searches(stack, &targets[0], &usernames, seconds).await;
+    figure(stack, "logins_vs_argon2", json!({ "ratio": logins / raw }));
+    figure(
+        stack,
+        "server_rss",
+        json!({ "peak_mb": server.peak_rss_mb() }),
+    );
+}
+
+/// Creates the organizations and imports their users in batches, showing progress.
+async fn seed(gatehouse: &gatehouse::Gatehouse, orgs: &[Org], users: usize) {
+    let done = AtomicUsize::new(0);
+    let started = Instant::now();
+    let mut next_report = Instant::now();
+    for org in orgs {
+        let size = org.size as i32 + 1;
+        let (created, _) = gatehouse
+            .app
+            .directory()
+            .create_organization(CreateOrganization {
+                name: format!("Practice group {}", org.index),
+                owner_username: format!("owner{:05}", org.index),
+                owner_email: format!("owner@org{:05}.example", org.index),
+                owner_first_name: "Olivia".into(),
+                owner_last_name: format!("Owner {}", org.index),
+                owner_kind: UserKind::Staff,
+                licenses: vec![
+                    (Product::Ehr, UserKind::Staff, size),
+                    (Product::Ehr, UserKind::Provider, size),
+                    (Product::Billing, UserKind::Staff, size),
+                    (Product::Billing, UserKind::Provider, size),
+                ],
+                owner_password: None,
+            })
+            .await
+            .expect("organization");
+        assert_eq!(created.id, org.id, "organizations are numbered in order");
+        let practices = ["North clinic", "South clinic", "Downtown"];
+        let at = now();
+        let new_practices: Vec<(String, AuditEntry)> = practices
+            .iter()
+            .map(|p| {
+                (
+                    p.to_string(),
+                    AuditEntry::new(org.id, at, "practice.created"),
+                )
+            })
+            .collect();
+        let mut batch = Vec::new();
+        for k in 0..org.size {
+            let person = Person::of(org.first + k);
+            let practice = practices[k % practices.len()].to_string();
+            batch.push((creation(org, &person, k), vec![practice]));
+        }
+        for (i, part) in batch.chunks(10_000).enumerate() {
+            let import = UserImport {
+                org_id: org.id,
+                new_practices: if i == 0 {
+                    new_practices.clone()
+                } else {
+                    Vec::new()
+                },
+                users: part.to_vec(),
+            };
+            gatehouse
+                .store
+                .import_users(import, &|_| {})
+                .await
+                .expect("import");
+            done.fetch_add(part.len(), Ordering::Relaxed);
+        }
+        if next_report <= Instant::now() {
+            let done = done.load(Ordering::Relaxed);
+            eprintln!(
+                "seeding: {done}/{users} users, {} organizations, {:.0} s",
+                org.index + 1,
+                started.elapsed().as_secs_f64()
+            );
+            next_report = Instant::now() + Duration::from_secs(5);
+        }
+    }
+}
+
+fn creation(org: &Org, person: &Person, k: usize) -> UserCreation {
+    let at = now();
+    let provider = k % 10 < 3;
+    let permissions = match k % 7 {
+        0 => vec![Permission::Scheduling],
+        1 => vec![Permission::Scheduling, Permission::Billing],
+        2 if provider => vec![Permission::ClinicalNotes, Permission::Prescribing],
+        _ => vec![],
+    };
+    UserCreation {
+        user: NewUser {
+            org_id: org.id,
+            username: person.username.clone(),
+            email: person.email.clone(),
+            first_name: person.first.clone(),
+            last_name: person.last.clone(),
+            mobile: Some(person.mobile.clone()),
+            kind: if provider {
+                UserKind::Provider
+            } else {
+                UserKind::Staff
+            },
+            role: Role::Member,
+            products: if k.is_multiple_of(4) {
+                vec![Product::Ehr, Product::Billing]
+            } else {
+                vec![Product::Ehr]
+            },
+            permissions,
+            practice_ids: vec![],
+            password_hash: None,
+            encryption_key: vec![0; 32],
+            created_at: at,
+        },
+        audit: AuditEntry::new(org.id, at, "user.invited"),
+        setup_email: None,
+    }
+}
+
+/// The same searches on the store itself, one at a time: what HTTP and GraphQL add.
+async fn in_process(stack: &str, gatehouse: &gatehouse::Gatehouse, org: &Org) {
+    let mut times = Vec::new();
+    for n in 0..2_000.min(org.size * 4) {
+        let filter = people::filter(org, n);
+        let search = UserSearch {
+            org_id: org.id,
+            limit: 21,
+            now: now(),
+            ..people::store_search(&filter)
+        };
+        let started = Instant::now();
+        gatehouse.store.search_users(search).await.expect("search");
+        times.push(started.elapsed());
+    }
+    load::latency_figure(stack, "search_in_process_largest", &mut times);
+}
+
+/// Verifications per second of the server's own argon2id settings on every core at once.
+fn raw_argon2_rate(params: &gatehouse::config::Argon2Params, hash: &str, window: Duration) -> f64 {
+    use argon2::password_hash::{PasswordHash, PasswordVerifier};
+    let count = Arc::new(AtomicU64::new(0));
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let deadline = Instant::now() + window.min(Duration::from_secs(5));
+    let params = argon2::Params::new(params.m_kib, params.t, params.p, None).unwrap();
+    std::thread::scope(|scope| {
+        for _ in 0..cores {
+            let count = count.clone();
+            let params = params.clone();
+            scope.spawn(move || {
+                let argon = argon2::Argon2::new(
+                    argon2::Algorithm::Argon2id,
+                    argon2::Version::V0x13,
+                    params,
+                );
+                let parsed = PasswordHash::new(hash).unwrap();
+                while Instant::now() < deadline {
+                    argon.verify_password(PASSWORD.as_bytes(), &parsed).unwrap();
+                    count.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+        }
+    });
+    count.load(Ordering::Relaxed) as f64 / window.min(Duration::from_secs(5)).as_secs_f64()
+}

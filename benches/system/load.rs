@@ -1,0 +1,415 @@
+//! Driving the server: its process and memory, the database beside it, clients at 1 and
+//! 32 at a time, and the JSON line each figure is printed as.
+
+use super::people::{self, Org};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// Prints one figure as a JSON line.
+pub fn figure(stack: &str, name: &str, values: Value) {
+    let mut line = json!({ "stack": stack, "figure": name });
+    if let (Some(line), Some(values)) = (line.as_object_mut(), values.as_object()) {
+        line.extend(values.clone());
+    }
+    println!("{line}");
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+/// Prints the median and 99th percentile of `times`.
+pub fn latency_figure(stack: &str, name: &str, times: &mut [Duration]) {
+    times.sort();
+    figure(
+        stack,
+        name,
+        json!({ "count": times.len(), "p50_ms": ms(percentile(times, 0.5)), "p99_ms": ms(percentile(times, 0.99)) }),
+    );
+}
+
+/// The database, read and written beside the server.
+pub enum Sql {
+    Sqlite(sqlx::SqlitePool),
+    Postgres(sqlx::PgPool),
+}
+
+macro_rules! on_pool {
+    ($sql:expr, $pool:ident => $body:expr) => {
+        match $sql {
+            Sql::Sqlite($pool) => $body,
+            Sql::Postgres($pool) => $body,
+        }
+    };
+}
+
+impl Sql {
+    pub async fn connect(url: &str) -> Self {
+        if url.starts_with("sqlite:") {
+            Self::Sqlite(sqlx::SqlitePool::connect(url).await.unwrap())
+        } else {
+            Self::Postgres(sqlx::PgPool::connect(url).await.unwrap())
+        }
+    }
+
+    /// Every status present: owners and 60% active with `hash` as their password, 3%
+    /// inactive, 2% locked for a day; the rest invited.
+    pub async fn set_statuses(&self, hash: &str) {
+        let locked = gatehouse::domain::now() + chrono::TimeDelta::days(1);
+        on_pool!(self, pool => {
+            sqlx::query("UPDATE users SET status = 'ACTIVE', password_hash = $1 WHERE role = 'OWNER' OR id % 100 < 65")
+                .bind(hash).execute(pool).await.unwrap();
+            sqlx::query("UPDATE users SET status = 'INACTIVE', deactivated_at = $1 WHERE role <> 'OWNER' AND id % 100 BETWEEN 60 AND 62")
+                .bind(gatehouse::domain::now()).execute(pool).await.unwrap();
+            sqlx::query("UPDATE users SET locked_until = $1 WHERE role <> 'OWNER' AND id % 100 BETWEEN 63 AND 64")
+                .bind(locked).execute(pool).await.unwrap();
+        });
+        if let Sql::Postgres(pool) = self {
+            sqlx::query("VACUUM ANALYZE").execute(pool).await.unwrap();
+        }
+    }
+
+    /// Bytes on disk of each table and index.
+    pub async fn sizes(&self) -> Vec<(String, i64)> {
+        match self {
+            Sql::Sqlite(pool) => {
+                let by_name = sqlx::query_as(
+                    "SELECT name, SUM(pgsize) FROM dbstat GROUP BY name ORDER BY 2 DESC",
+                )
+                .fetch_all(pool)
+                .await;
+                let whole: (i64,) = sqlx::query_as(
+                    "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()",
+                )
+                .fetch_one(pool)
+                .await
+                .unwrap();
+                let mut sizes = by_name.unwrap_or_default();
+                sizes.push(("(database file)".into(), whole.0));
+                sizes
+            }
+            Sql::Postgres(pool) => sqlx::query_as(
+                "SELECT c.relname::text, pg_relation_size(c.oid) FROM pg_class c \
+                 JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE n.nspname = 'public' AND c.relkind IN ('r', 'i') ORDER BY 2 DESC",
+            )
+            .fetch_all(pool)
+            .await
+            .unwrap(),
+        }
+    }
+
+    pub async fn owner_username(&self, org: gatehouse::domain::OrgId) -> String {
+        let sql = "SELECT username FROM users WHERE org_id = $1 AND role = 'OWNER'";
+        on_pool!(self, pool => sqlx::query_scalar(sql).bind(org.0).fetch_one(pool).await.unwrap())
+    }
+
+    /// Up to `n` members of `org` who can sign in.
+    pub async fn active_usernames(&self, org: gatehouse::domain::OrgId, n: i64) -> Vec<String> {
+        let sql = "SELECT username FROM users WHERE org_id = $1 AND status = 'ACTIVE' \
+                   AND locked_until IS NULL AND role <> 'OWNER' ORDER BY id LIMIT $2";
+        on_pool!(self, pool => sqlx::query_scalar(sql).bind(org.0).bind(n).fetch_all(pool).await.unwrap())
+    }
+}
+
+/// `gatehouse serve` in its own process, with its memory sampled as it runs.
+pub struct Server {
+    pub url: String,
+    client: reqwest::Client,
+    child: tokio::process::Child,
+    peak_rss_kib: Arc<AtomicU64>,
+    sampling: Arc<AtomicBool>,
+}
+
+impl Server {
+    pub async fn start(database: &str, queue: &str, dir: &std::path::Path) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+            .arg("serve")
+            .env("GATEHOUSE_DATABASE_URL", database)
+            .env("GATEHOUSE_QUEUE_URL", queue)
+            .env("GATEHOUSE_LISTEN", format!("127.0.0.1:{port}"))
+            .env("GATEHOUSE_OUTBOX_DIR", dir.join("outbox"))
+            .env("GATEHOUSE_TRUSTED_PROXIES", "127.0.0.1")
+            .env("GATEHOUSE_LOG", "warn")
+            .kill_on_drop(true)
+            .spawn()
+            .expect("gatehouse serve");
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(128)
+            .build()
+            .unwrap();
+        let base = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(300);
+        loop {
+            let ready = client.get(format!("{base}/readyz")).send().await;
+            if ready.is_ok_and(|r| r.status().is_success()) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the server did not become ready");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let peak_rss_kib = Arc::new(AtomicU64::new(0));
+        let sampling = Arc::new(AtomicBool::new(true));
+        let pid = child.id().unwrap();
+        let (peak, on) = (peak_rss_kib.clone(), sampling.clone());
+        std::thread::spawn(move || {
+            while on.load(Ordering::Relaxed) {
+                let status =
+                    std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+                let rss = status
+                    .lines()
+                    .find_map(|l| l.strip_prefix("VmRSS:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+                    .unwrap_or(0);
+                peak.fetch_max(rss, Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+        Self {
+            url: format!("{base}/graphql"),
+            client,
+            child,
+            peak_rss_kib,
+            sampling,
+        }
+    }
+
+    pub fn peak_rss_mb(&self) -> f64 {
+        self.peak_rss_kib.load(Ordering::Relaxed) as f64 / 1024.0
+    }
+
+    /// Signs in from an address of its own (the server trusts 127.0.0.1 to name it), so
+    /// that the per-address rate limit counts each simulated client apart.
+    pub async fn login(&self, username: &str, password: &str) -> String {
+        try_login(&self.client, &self.url, username, password, 1)
+            .await
+            .expect("sign-in")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.sampling.store(false, Ordering::Relaxed);
+        let _ = self.child.start_kill();
+    }
+}
+
+async fn try_login(
+    client: &reqwest::Client,
+    url: &str,
+    username: &str,
+    password: &str,
+    n: u64,
+) -> Result<String, String> {
+    let query = "mutation($u: String!, $p: String!) { login(input: {username: $u, password: $p}) { token } }";
+    let address = format!("10.{}.{}.{}", (n >> 16) & 255, (n >> 8) & 255, n & 255);
+    let body: Value = client
+        .post(url)
+        .header("X-Forwarded-For", address)
+        .json(&json!({ "query": query, "variables": { "u": username, "p": password } }))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?
+        .json()
+        .await
+        .map_err(|e| e.to_string())?;
+    body["data"]["login"]["token"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| body.to_string())
+}
+
+/// A signed-in owner of one organization, searching it.
+pub struct Target {
+    pub label: &'static str,
+    org: Org,
+    url: String,
+    token: String,
+    client: reqwest::Client,
+}
+
+impl Target {
+    pub fn new(server: &Server, label: &'static str, org: Org, token: String) -> Arc<Self> {
+        Arc::new(Self {
+            label,
+            org,
+            url: server.url.clone(),
+            token,
+            client: server.client.clone(),
+        })
+    }
+}
+
+/// What each request asks.
+#[derive(Clone, Copy)]
+pub enum Ask {
+    /// The floor: the cheapest authenticated query.
+    Me,
+    /// A page of 20 of the organization's users, with `totalCount` or without.
+    Search { with_total: bool },
+}
+
+async fn ask(target: &Target, what: Ask, n: usize) -> Duration {
+    let (query, variables) = match what {
+        Ask::Me => ("query { me { id username } }", json!({})),
+        Ask::Search { with_total } => (
+            if with_total {
+                "query($f: UserFilter) { users(filter: $f, first: 20) { totalCount edges { node { id username displayName email mobile status locked } } } }"
+            } else {
+                "query($f: UserFilter) { users(filter: $f, first: 20) { edges { node { id username displayName email mobile status locked } } } }"
+            },
+            json!({ "f": people::filter(&target.org, n) }),
+        ),
+    };
+    let started = Instant::now();
+    let body: Value = target
+        .client
+        .post(&target.url)
+        .bearer_auth(&target.token)
+        .json(&json!({ "query": query, "variables": variables }))
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("JSON");
+    assert!(body.get("errors").is_none(), "{body}");
+    started.elapsed()
+}
+
+/// One client (latency), then 32 at once for `window` (throughput and latency); returns
+/// the rate at 32 clients.
+pub async fn measure(
+    stack: &str,
+    label: &str,
+    target: &Arc<Target>,
+    window: Duration,
+    what: Ask,
+) -> f64 {
+    let name = match what {
+        Ask::Me => "me".to_owned(),
+        Ask::Search { with_total: false } => format!("search_{label}"),
+        Ask::Search { with_total: true } => format!("search_{label}_total_count"),
+    };
+    for n in 0..100 {
+        ask(target, what, n).await;
+    }
+    let mut one = Vec::new();
+    let deadline = Instant::now() + window;
+    for n in 0..2_000 {
+        one.push(ask(target, what, n).await);
+        if Instant::now() > deadline && n >= 100 {
+            break;
+        }
+    }
+    latency_figure(stack, &format!("{name}_1_client"), &mut one);
+    let shared = target.clone();
+    let (rate, mut times) = at_once(32, window, move |c, n| {
+        let target = shared.clone();
+        async move { ask(&target, what, c * 100_003 + n).await }
+    })
+    .await;
+    times.sort();
+    figure(
+        stack,
+        &format!("{name}_32_clients"),
+        json!({ "per_second": rate, "p50_ms": ms(percentile(&times, 0.5)), "p99_ms": ms(percentile(&times, 0.99)) }),
+    );
+    rate
+}
+
+/// Runs `clients` loops of `step` for `window`; the rate of steps and their times.
+async fn at_once<F, Fut>(clients: usize, window: Duration, step: F) -> (f64, Vec<Duration>)
+where
+    F: Fn(usize, usize) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = Duration> + Send,
+{
+    let deadline = Instant::now() + window;
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..clients)
+        .map(|c| {
+            let step = step.clone();
+            tokio::spawn(async move {
+                let mut times = Vec::new();
+                while Instant::now() < deadline {
+                    times.push(step(c, times.len()).await);
+                }
+                times
+            })
+        })
+        .collect();
+    let mut times = Vec::new();
+    for task in tasks {
+        times.extend(task.await.unwrap());
+    }
+    (times.len() as f64 / started.elapsed().as_secs_f64(), times)
+}
+
+/// Sign-ins refused during the run.
+static REFUSED: AtomicU64 = AtomicU64::new(0);
+
+/// 32 clients signing in (each attempt from its own address) while 4 others search the
+/// organization: sign-ins per second, and the searches' latency meanwhile.
+pub async fn logins_with_searches(
+    stack: &str,
+    target: &Arc<Target>,
+    usernames: &[String],
+    window: Duration,
+) -> f64 {
+    let usernames = Arc::new(usernames.to_vec());
+    let signing = {
+        let (client, url, usernames) =
+            (target.client.clone(), target.url.clone(), usernames.clone());
+        at_once(32, window, move |c, n| {
+            let (client, url, usernames) = (client.clone(), url.clone(), usernames.clone());
+            async move {
+                // No two clients sign the same person in at once.
+                let i = c + 32 * n;
+                let started = Instant::now();
+                let signed_in = try_login(
+                    &client,
+                    &url,
+                    &usernames[i % usernames.len()],
+                    super::PASSWORD,
+                    i as u64,
+                )
+                .await;
+                if let Err(refusal) = signed_in
+                    && REFUSED.fetch_add(1, Ordering::Relaxed) < 3
+                {
+                    eprintln!("a sign-in failed: {refusal}");
+                }
+                started.elapsed()
+            }
+        })
+    };
+    let searching = {
+        let target = target.clone();
+        at_once(4, window, move |c, n| {
+            let target = target.clone();
+            async move { ask(&target, Ask::Search { with_total: false }, c * 100_003 + n).await }
+        })
+    };
+    let ((attempts, mut login_times), (_, mut search_times)) = tokio::join!(signing, searching);
+    let refused = REFUSED.load(Ordering::Relaxed);
+    let logins = attempts * (1.0 - refused as f64 / login_times.len().max(1) as f64);
+    login_times.sort();
+    figure(
+        stack,
+        "logins_32_clients",
+        json!({ "per_second": logins, "refused": refused, "p50_ms": ms(percentile(&login_times, 0.5)), "p99_ms": ms(percentile(&login_times, 0.99)) }),
+    );
+    latency_figure(stack, "search_during_logins", &mut search_times);
+    logins
+}
