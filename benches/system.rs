@@ -150,6 +150,12 @@ async fn run(
     let usernames = sql.active_usernames(largest.id, 2_000).await;
     let logins = load::logins_with_searches(stack, &targets[0], &usernames, seconds).await;
     figure(stack, "logins_vs_argon2", json!({ "ratio": logins / raw }));
+    let mut owners = Vec::new();
+    for org in orgs.iter().take(32) {
+        let owner = sql.owner_username(org.id).await;
+        owners.push(server.login(&owner, PASSWORD).await);
+    }
+    load::requests_flow(stack, &server, owners, &sql, seconds).await;
     figure(
         stack,
         "server_rss",

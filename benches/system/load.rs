@@ -192,7 +192,9 @@ impl Server {
     /// Signs in from an address of its own (the server trusts 127.0.0.1 to name it), so
     /// that the per-address rate limit counts each simulated client apart.
     pub async fn login(&self, username: &str, password: &str) -> String {
-        try_login(&self.client, &self.url, username, password, 1)
+        static NEXT_ADDRESS: AtomicU64 = AtomicU64::new(1 << 20);
+        let address = NEXT_ADDRESS.fetch_add(1, Ordering::Relaxed);
+        try_login(&self.client, &self.url, username, password, address)
             .await
             .expect("sign-in")
     }
@@ -412,4 +414,92 @@ pub async fn logins_with_searches(
     );
     latency_figure(stack, "search_during_logins", &mut search_times);
     logins
+}
+
+impl Sql {
+    /// When each request of the run was filed and applied (`None` while not yet).
+    pub async fn request_times(
+        &self,
+    ) -> Vec<(
+        chrono::DateTime<chrono::Utc>,
+        Option<chrono::DateTime<chrono::Utc>>,
+    )> {
+        let sql = "SELECT created_at, applied_at FROM requests";
+        on_pool!(self, pool => sqlx::query_as(sql).fetch_all(pool).await.unwrap())
+    }
+}
+
+/// Owners of 32 organizations file license requests at once for `window` (an owner's
+/// own request is approved as filed); then waits until every one is APPLIED, its
+/// emails sent, and reports requests per second from the first filing to the last
+/// APPLIED, and the median and 99th percentile of each one's filing → APPLIED.
+pub async fn requests_flow(
+    stack: &str,
+    server: &Server,
+    tokens: Vec<String>,
+    sql: &Sql,
+    window: Duration,
+) {
+    let query = "mutation($i: RequestLicensesInput!) { requestLicenses(input: $i) { request { id status } userErrors { message } } }";
+    let tokens = Arc::new(tokens);
+    let (client, url) = (server.client.clone(), server.url.clone());
+    let (filed, _) = at_once(32, window, move |c, _| {
+        let (client, url, tokens) = (client.clone(), url.clone(), tokens.clone());
+        async move {
+            let started = Instant::now();
+            let input =
+                json!({ "product": "EHR", "kind": "STAFF", "quantity": 1, "acceptTerms": true });
+            let body: Value = client
+                .post(&url)
+                .bearer_auth(&tokens[c % tokens.len()])
+                .json(&json!({ "query": query, "variables": { "i": input } }))
+                .send()
+                .await
+                .expect("request")
+                .json()
+                .await
+                .expect("JSON");
+            assert!(
+                body["data"]["requestLicenses"]["request"]["id"].is_string(),
+                "{body}"
+            );
+            started.elapsed()
+        }
+    })
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let times = loop {
+        let times = sql.request_times().await;
+        if times.iter().all(|(_, applied)| applied.is_some()) || Instant::now() > deadline {
+            break times;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let applied: Vec<_> = times
+        .iter()
+        .filter_map(|(filed, applied)| Some((*filed, (*applied)?)))
+        .collect();
+    let first = applied.iter().map(|(f, _)| *f).min();
+    let last = applied.iter().map(|(_, a)| *a).max();
+    let span = match (first, last) {
+        (Some(first), Some(last)) => (last - first).to_std().unwrap_or_default().as_secs_f64(),
+        _ => 0.0,
+    };
+    let mut latencies: Vec<Duration> = applied
+        .iter()
+        .map(|(f, a)| (*a - *f).to_std().unwrap_or_default())
+        .collect();
+    latencies.sort();
+    figure(
+        stack,
+        "filed_to_applied",
+        json!({
+            "filed_per_second": filed,
+            "requests": times.len(),
+            "applied": applied.len(),
+            "applied_per_second": applied.len() as f64 / span.max(1e-9),
+            "p50_ms": latencies.first().map(|_| ms(percentile(&latencies, 0.5))),
+            "p99_ms": latencies.first().map(|_| ms(percentile(&latencies, 0.99))),
+        }),
+    );
 }

@@ -127,10 +127,10 @@ pub struct Questions {
 
 impl Questions {
     pub fn of(q: &UserSearch) -> Self {
-        use crate::domain::search::{Posting, end, posting_key, start, trigrams};
+        use crate::domain::search::{Posting, end, posting_key, start, word_trigrams};
         let org = q.org_id.0;
         let grams = |text: &str| -> Vec<i64> {
-            trigrams(text)
+            word_trigrams(text)
                 .iter()
                 .map(|g| posting_key(org, Posting::NameGram, g))
                 .collect()
@@ -156,8 +156,10 @@ impl Questions {
             .any
             .as_ref()
             .and_then(|any| {
+                // A name alternative without a whole trigram in a word is not posted.
+                let name = Some(grams(&any.text)).filter(|keys| !keys.is_empty())?;
                 let mut arms = vec![
-                    grams(&any.text),
+                    name,
                     vec![posting_key(org, Posting::UsernameStart, &start(&any.text)?)],
                     vec![posting_key(org, Posting::EmailStart, &start(&any.text)?)],
                 ];
