@@ -124,6 +124,7 @@ pub struct Server {
     client: reqwest::Client,
     child: tokio::process::Child,
     peak_rss_kib: Arc<AtomicU64>,
+    peak_anon_kib: Arc<AtomicU64>,
     sampling: Arc<AtomicBool>,
 }
 
@@ -162,17 +163,25 @@ impl Server {
         let peak_rss_kib = Arc::new(AtomicU64::new(0));
         let sampling = Arc::new(AtomicBool::new(true));
         let pid = child.id().unwrap();
-        let (peak, on) = (peak_rss_kib.clone(), sampling.clone());
+        let peak_anon_kib = Arc::new(AtomicU64::new(0));
+        let (peak, anon, on) = (
+            peak_rss_kib.clone(),
+            peak_anon_kib.clone(),
+            sampling.clone(),
+        );
         std::thread::spawn(move || {
             while on.load(Ordering::Relaxed) {
                 let status =
                     std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-                let rss = status
-                    .lines()
-                    .find_map(|l| l.strip_prefix("VmRSS:"))
-                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-                    .unwrap_or(0);
-                peak.fetch_max(rss, Ordering::Relaxed);
+                let kib = |field: &str| -> u64 {
+                    status
+                        .lines()
+                        .find_map(|l| l.strip_prefix(field))
+                        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+                        .unwrap_or(0)
+                };
+                peak.fetch_max(kib("VmRSS:"), Ordering::Relaxed);
+                anon.fetch_max(kib("RssAnon:"), Ordering::Relaxed);
                 std::thread::sleep(Duration::from_millis(100));
             }
         });
@@ -181,12 +190,16 @@ impl Server {
             client,
             child,
             peak_rss_kib,
+            peak_anon_kib,
             sampling,
         }
     }
 
-    pub fn peak_rss_mb(&self) -> f64 {
-        self.peak_rss_kib.load(Ordering::Relaxed) as f64 / 1024.0
+    /// The server's peak resident memory since the last call, in MiB: all of it, and
+    /// its own (anonymous) memory without the pages of database files it maps.
+    pub fn take_peak_rss_mb(&self) -> (f64, f64) {
+        let mb = |kib: &AtomicU64| kib.swap(0, Ordering::Relaxed) as f64 / 1024.0;
+        (mb(&self.peak_rss_kib), mb(&self.peak_anon_kib))
     }
 
     /// Signs in from an address of its own (the server trusts 127.0.0.1 to name it), so
@@ -361,59 +374,73 @@ where
 /// Sign-ins refused during the run.
 static REFUSED: AtomicU64 = AtomicU64::new(0);
 
-/// 32 clients signing in (each attempt from its own address) while 4 others search the
-/// organization: sign-ins per second, and the searches' latency meanwhile.
-pub async fn logins_with_searches(
+/// 32 clients signing in for `window` (each attempt from its own address, no two
+/// clients signing the same person in at once), alone and then with 4 others
+/// searching the organization meanwhile; returns the sign-ins per second alone.
+pub async fn logins(
     stack: &str,
     target: &Arc<Target>,
     usernames: &[String],
     window: Duration,
 ) -> f64 {
     let usernames = Arc::new(usernames.to_vec());
-    let signing = {
-        let (client, url, usernames) =
-            (target.client.clone(), target.url.clone(), usernames.clone());
-        at_once(32, window, move |c, n| {
-            let (client, url, usernames) = (client.clone(), url.clone(), usernames.clone());
-            async move {
-                // No two clients sign the same person in at once.
-                let i = c + 32 * n;
-                let started = Instant::now();
-                let signed_in = try_login(
-                    &client,
-                    &url,
-                    &usernames[i % usernames.len()],
-                    super::PASSWORD,
-                    i as u64,
-                )
-                .await;
-                if let Err(refusal) = signed_in
-                    && REFUSED.fetch_add(1, Ordering::Relaxed) < 3
-                {
-                    eprintln!("a sign-in failed: {refusal}");
+    let mut alone = 0.0;
+    for (round, searchers) in [(0u64, 0), (1, 4)] {
+        REFUSED.store(0, Ordering::Relaxed);
+        let signing = {
+            let (client, url, usernames) =
+                (target.client.clone(), target.url.clone(), usernames.clone());
+            at_once(32, window, move |c, n| {
+                let (client, url, usernames) = (client.clone(), url.clone(), usernames.clone());
+                async move {
+                    let i = c + 32 * n;
+                    let started = Instant::now();
+                    let username = &usernames[i % usernames.len()];
+                    let signed_in = try_login(
+                        &client,
+                        &url,
+                        username,
+                        super::PASSWORD,
+                        (round << 18) + i as u64,
+                    )
+                    .await;
+                    if let Err(refusal) = signed_in
+                        && REFUSED.fetch_add(1, Ordering::Relaxed) < 3
+                    {
+                        eprintln!("a sign-in failed: {refusal}");
+                    }
+                    started.elapsed()
                 }
-                started.elapsed()
-            }
-        })
-    };
-    let searching = {
-        let target = target.clone();
-        at_once(4, window, move |c, n| {
+            })
+        };
+        let searching = {
             let target = target.clone();
-            async move { ask(&target, Ask::Search { with_total: false }, c * 100_003 + n).await }
-        })
-    };
-    let ((attempts, mut login_times), (_, mut search_times)) = tokio::join!(signing, searching);
-    let refused = REFUSED.load(Ordering::Relaxed);
-    let logins = attempts * (1.0 - refused as f64 / login_times.len().max(1) as f64);
-    login_times.sort();
-    figure(
-        stack,
-        "logins_32_clients",
-        json!({ "per_second": logins, "refused": refused, "p50_ms": ms(percentile(&login_times, 0.5)), "p99_ms": ms(percentile(&login_times, 0.99)) }),
-    );
-    latency_figure(stack, "search_during_logins", &mut search_times);
-    logins
+            at_once(searchers, window, move |c, n| {
+                let target = target.clone();
+                async move { ask(&target, Ask::Search { with_total: false }, c * 100_003 + n).await }
+            })
+        };
+        let ((attempts, mut login_times), (_, mut search_times)) = tokio::join!(signing, searching);
+        let refused = REFUSED.load(Ordering::Relaxed);
+        let rate = attempts * (1.0 - refused as f64 / login_times.len().max(1) as f64);
+        login_times.sort();
+        let name = if searchers == 0 {
+            "logins_32_clients"
+        } else {
+            "logins_32_clients_with_4_searching"
+        };
+        figure(
+            stack,
+            name,
+            json!({ "per_second": rate, "refused": refused, "p50_ms": ms(percentile(&login_times, 0.5)), "p99_ms": ms(percentile(&login_times, 0.99)) }),
+        );
+        if searchers == 0 {
+            alone = rate;
+        } else {
+            latency_figure(stack, "search_during_logins", &mut search_times);
+        }
+    }
+    alone
 }
 
 impl Sql {
@@ -429,29 +456,38 @@ impl Sql {
     }
 }
 
-/// Owners of 32 organizations file license requests at once for `window` (an owner's
-/// own request is approved as filed); then waits until every one is APPLIED, its
-/// emails sent, and reports requests per second from the first filing to the last
-/// APPLIED, and the median and 99th percentile of each one's filing → APPLIED.
+/// Owners of 32 organizations file license requests at `rate` a second for `window`
+/// (an owner's own request is approved as filed); then waits until every one is
+/// APPLIED, its emails sent, and reports the requests applied per second from the first
+/// filing to the last APPLIED, and the median and 99th percentile of each one's filing
+/// → APPLIED. Run at a rate the stack should sustain, so that latency is not a backlog.
 pub async fn requests_flow(
     stack: &str,
     server: &Server,
     tokens: Vec<String>,
     sql: &Sql,
     window: Duration,
+    rate: f64,
 ) {
     let query = "mutation($i: RequestLicensesInput!) { requestLicenses(input: $i) { request { id status } userErrors { message } } }";
-    let tokens = Arc::new(tokens);
-    let (client, url) = (server.client.clone(), server.url.clone());
-    let (filed, _) = at_once(32, window, move |c, _| {
-        let (client, url, tokens) = (client.clone(), url.clone(), tokens.clone());
-        async move {
-            let started = Instant::now();
+    let mut ticks = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
+    let deadline = Instant::now() + window;
+    let mut filing = Vec::new();
+    let mut n = 0;
+    while Instant::now() < deadline {
+        ticks.tick().await;
+        let (client, url, token) = (
+            server.client.clone(),
+            server.url.clone(),
+            tokens[n % tokens.len()].clone(),
+        );
+        n += 1;
+        filing.push(tokio::spawn(async move {
             let input =
                 json!({ "product": "EHR", "kind": "STAFF", "quantity": 1, "acceptTerms": true });
             let body: Value = client
                 .post(&url)
-                .bearer_auth(&tokens[c % tokens.len()])
+                .bearer_auth(&token)
                 .json(&json!({ "query": query, "variables": { "i": input } }))
                 .send()
                 .await
@@ -463,10 +499,12 @@ pub async fn requests_flow(
                 body["data"]["requestLicenses"]["request"]["id"].is_string(),
                 "{body}"
             );
-            started.elapsed()
-        }
-    })
-    .await;
+        }));
+    }
+    for task in filing {
+        task.await.unwrap();
+    }
+    let filed = n as f64 / window.as_secs_f64();
     let deadline = Instant::now() + Duration::from_secs(600);
     let times = loop {
         let times = sql.request_times().await;
