@@ -70,6 +70,11 @@ impl Sql {
             sqlx::query("UPDATE users SET locked_until = $1 WHERE role <> 'OWNER' AND id % 100 BETWEEN 63 AND 64")
                 .bind(locked).execute(pool).await.unwrap();
         });
+        // Owners get their password here: the setup emails their organizations queued
+        // are withdrawn (they would otherwise be sent ahead of the measured jobs).
+        on_pool!(self, pool => {
+            sqlx::query("DELETE FROM job_outbox").execute(pool).await.unwrap();
+        });
         if let Sql::Postgres(pool) = self {
             sqlx::query("VACUUM ANALYZE").execute(pool).await.unwrap();
         }

@@ -26,7 +26,8 @@ pub trait JobStore: Send + Sync {
         lease_until: Timestamp,
         limit: i64,
     ) -> StoreResult<Vec<OutboxJob>>;
-    async fn mark_job_relayed(&self, id: i64, now: Timestamp) -> StoreResult<()>;
+    /// These jobs are on the queue.
+    async fn mark_jobs_relayed(&self, ids: &[i64], now: Timestamp) -> StoreResult<()>;
     async fn job_relay_failed(&self, id: i64, error: &str, retry_at: Timestamp) -> StoreResult<()>;
 
     /// Whether the email with this key was sent or given up.

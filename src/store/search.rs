@@ -267,9 +267,11 @@ pub fn plan(questions: &Questions, answers: &Answers) -> Plan {
         let n = arms.iter().map(|(n, _)| n).sum();
         ways.push((n, postings(arms.iter().map(|(_, k)| *k).collect(), &all_of)));
     }
-    if let (Some(status), Some(n)) = (questions.status, answers.status)
-        && n < STATUS_COUNT_LIMIT
-    {
+    // A status counted to the bound has at least that many users: walked only when no
+    // posting leads, which still beats the whole directory (every user it reads has the
+    // status).
+    if let (Some(status), Some(n)) = (questions.status, answers.status) {
+        let n = if n < STATUS_COUNT_LIMIT { n } else { i64::MAX };
         ways.push((n, SearchDriver::Status(status)));
     }
     for (field, n) in &answers.fields {
@@ -408,6 +410,15 @@ mod tests {
             plan(&q, &found),
             Plan::Read(SearchDriver::Postings { .. })
         ));
+        // A common status still beats walking the whole directory.
+        let q = Questions::of(&search(|s| {
+            s.name = Some("伟".into());
+            s.status = Some(UserStatus::Inactive);
+        }));
+        assert_eq!(
+            plan(&q, &found),
+            Plan::Read(SearchDriver::Status(UserStatus::Inactive))
+        );
 
         let q = Questions::of(&search(|s| s.username = Some("ann".into())));
         let start = posting_key(1, Posting::UsernameStart, "ann");

@@ -30,8 +30,8 @@ pub trait Ports: Send + Sync + 'static {
     /// Outbox jobs due for relay, leased for `lease` so other relays skip them meanwhile.
     async fn claim_outbox(&self, limit: i64, lease: Duration)
     -> Result<Vec<OutboxItem>, PortError>;
-    /// The job is on the queue.
-    async fn mark_relayed(&self, id: i64) -> Result<(), PortError>;
+    /// The jobs are on the queue.
+    async fn mark_relayed(&self, ids: &[i64]) -> Result<(), PortError>;
     /// The queue refused the job; try again after `retry_in`.
     async fn relay_failed(&self, id: i64, error: &str, retry_in: Duration)
     -> Result<(), PortError>;

@@ -45,8 +45,8 @@ impl Ports for Workflow {
         self.store.outbox_signal()
     }
 
-    async fn mark_relayed(&self, id: i64) -> Result<(), PortError> {
-        Ok(self.store.mark_job_relayed(id, self.now()).await?)
+    async fn mark_relayed(&self, ids: &[i64]) -> Result<(), PortError> {
+        Ok(self.store.mark_jobs_relayed(ids, self.now()).await?)
     }
 
     async fn relay_failed(

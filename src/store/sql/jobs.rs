@@ -44,12 +44,17 @@ macro_rules! jobs_impl {
                 Ok(jobs)
             }
 
-            async fn mark_job_relayed(&self, id: i64, now: Timestamp) -> StoreResult<()> {
-                sqlx::query("UPDATE job_outbox SET relayed_at = $2, last_error = NULL WHERE id = $1 AND relayed_at IS NULL")
-                    .bind(id)
-                    .bind(now)
-                    .execute(&self.pool)
-                    .await?;
+            async fn mark_jobs_relayed(&self, ids: &[i64], now: Timestamp) -> StoreResult<()> {
+                for part in ids.chunks(500) {
+                    let mut b = sqlx::QueryBuilder::<Db>::new("UPDATE job_outbox SET relayed_at = ");
+                    b.push_bind(now).push(", last_error = NULL WHERE relayed_at IS NULL AND id IN (");
+                    let mut list = b.separated(", ");
+                    for id in part {
+                        list.push_bind(*id);
+                    }
+                    b.push(")");
+                    b.build().execute(&self.pool).await?;
+                }
                 Ok(())
             }
 

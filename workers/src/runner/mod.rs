@@ -161,6 +161,8 @@ impl Workers {
             };
             full_batch = items.len() == BATCH;
             let started = std::time::Instant::now();
+            // Marked together once pushed: one write for the batch, not one per job.
+            let mut relayed = Vec::with_capacity(items.len());
             for item in items {
                 if started.elapsed() > PUSH_BUDGET {
                     // The rest are pushed once their lease runs out.
@@ -175,9 +177,7 @@ impl Workers {
                 {
                     Ok(()) => {
                         self.metrics.queued.with_label_values(&[kind]).inc();
-                        if let Err(err) = self.ports.mark_relayed(item.id).await {
-                            tracing::warn!(outbox_id = item.id, error = %err, "queued, but cannot mark the outbox row");
-                        }
+                        relayed.push(item.id);
                     }
                     Err(err) => {
                         full_batch = false;
@@ -189,6 +189,11 @@ impl Workers {
                         break;
                     }
                 }
+            }
+            if !relayed.is_empty()
+                && let Err(err) = self.ports.mark_relayed(&relayed).await
+            {
+                tracing::warn!(jobs = relayed.len(), error = %err, "queued, but cannot mark the outbox rows");
             }
         }
     }
