@@ -12,6 +12,7 @@ use tokio::sync::Notify;
 
 pub struct PostgresStore {
     totals: super::SearchTotals,
+    plans: super::search::PlanCache,
     pool: PgPool,
     outbox: Arc<Notify>,
     listening: OnceLock<()>,
@@ -47,6 +48,7 @@ impl PostgresStore {
         let store = Self {
             pool,
             totals: Default::default(),
+            plans: Default::default(),
             outbox: Arc::new(Notify::new()),
             listening: OnceLock::new(),
         };

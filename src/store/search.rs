@@ -305,6 +305,46 @@ fn postings(lead: Vec<i64>, all_of: &[(i64, i64)]) -> SearchDriver {
     SearchDriver::Postings { lead, probes }
 }
 
+/// Plans of recent searches, for a few seconds: a plan only chooses where to start
+/// reading (every way in finds the same users, each checked on its row), so one read from
+/// statistics a moment old is as right as a fresh one and saves a statement. "Nothing can
+/// match" is never remembered: it must hold now.
+#[derive(Default)]
+pub struct PlanCache(
+    std::sync::Mutex<
+        std::collections::HashMap<super::SearchKey, (SearchDriver, std::time::Instant)>,
+    >,
+);
+
+impl PlanCache {
+    /// How long a plan is reused.
+    const FOR: std::time::Duration = std::time::Duration::from_secs(5);
+    /// Plans remembered at most; past this, all are dropped at once.
+    const CAPACITY: usize = 10_000;
+
+    pub fn get(&self, key: &super::SearchKey) -> Option<SearchDriver> {
+        let plans = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        plans
+            .get(key)
+            .filter(|(_, at)| at.elapsed() < Self::FOR)
+            .map(|(driver, _)| driver.clone())
+    }
+
+    pub fn put(&self, key: super::SearchKey, driver: SearchDriver) {
+        let mut plans = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if plans.len() >= Self::CAPACITY {
+            plans.clear();
+        }
+        plans.insert(key, (driver, std::time::Instant::now()));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,6 +17,7 @@ const WAL_LIMIT_BYTES: i64 = 64 * 1024 * 1024;
 
 pub struct SqliteStore {
     totals: super::SearchTotals,
+    plans: super::search::PlanCache,
     pool: SqlitePool,
     outbox: Arc<Notify>,
 }
@@ -79,6 +80,7 @@ impl SqliteStore {
         let store = Self {
             pool,
             totals: Default::default(),
+            plans: Default::default(),
             outbox,
         };
         if migrate {

@@ -257,15 +257,20 @@ macro_rules! search_impl {
                 {
                     return Ok($crate::store::UserPage::none(q.with_total));
                 }
-                let (driver, version) = match self.plan_search(&q).await? {
-                    Some(planned) => planned,
-                    None => return Ok(UserPage::none(q.with_total)),
+                let search_key = $crate::store::SearchTotals::key(&q);
+                let remember = $crate::store::search::Questions::remembers(&q);
+                // A recent plan is reused; then the directory's version (for a remembered
+                // total) comes with the page.
+                let (driver, version) = match self.plans.get(&search_key) {
+                    Some(driver) => (driver, None),
+                    None => match self.plan_search(&q).await? {
+                        Some((driver, version)) => {
+                            self.plans.put(search_key, driver.clone());
+                            (driver, Some(version))
+                        }
+                        None => return Ok(UserPage::none(q.with_total)),
+                    },
                 };
-                let remembered = $crate::store::search::Questions::remembers(&q).then(|| {
-                    let key = $crate::store::SearchTotals::key(&q);
-                    let known = self.totals.get(q.org_id, &key, version);
-                    (key, version, known)
-                });
                 let leads = match &driver {
                     SearchDriver::Postings { lead, .. } => lead.clone(),
                     _ => vec![0],
@@ -284,6 +289,11 @@ macro_rules! search_impl {
                         b.push(" UNION ALL ");
                     }
                     b.push("SELECT ").push(user_columns!()).push(", u.sort_key AS sort_key, ").push(order).push(" AS page_order");
+                    if remember && version.is_none() {
+                        b.push(", (SELECT version FROM directory_versions WHERE org_id = ")
+                            .push_bind(q.org_id.0)
+                            .push(") AS directory_version");
+                    }
                     Self::push_user_matches(&mut b, &q, &driver, *lead);
                     Self::push_after(&mut b, &q, order, ranked);
                     if leads.len() == 1 {
@@ -300,8 +310,15 @@ macro_rules! search_impl {
                     #[sqlx(flatten)]
                     user: UserRow,
                     sort_key: String,
+                    #[sqlx(default)]
+                    directory_version: Option<i64>,
                 }
                 let mut rows: Vec<Row> = b.build_query_as().fetch_all(&self.pool).await?;
+                let version = version.or_else(|| rows.first().and_then(|r| r.directory_version));
+                let remembered = version.filter(|_| remember).map(|version| {
+                    let known = self.totals.get(q.org_id, &search_key, version);
+                    (search_key, version, known)
+                });
                 rows.dedup_by(|a, b| a.sort_key == b.sort_key);
                 rows.truncate(q.limit.max(0) as usize);
 

@@ -143,6 +143,20 @@ async fn posting_counts_match_the_postings(db: TestDb) {
     let app = test_app(&db).await;
     let (org, _) = seed_org(&app, "Alpha", "alpha.owner").await;
     let ids = staff(&app, org.id, "u", 5).await;
+    // Searched just before and just after a change: what could match nothing is never
+    // remembered, and a remembered plan still finds what changed.
+    let named = |name: &str| UserSearch {
+        org_id: org.id,
+        name: Some(name.into()),
+        limit: 10,
+        with_total: true,
+        now: now(),
+        ..Default::default()
+    };
+    let before = app.store.search_users(named("quorra")).await.unwrap();
+    assert_eq!(before.total, Some(0));
+    let tests = app.store.search_users(named("test")).await.unwrap();
+    assert_eq!(tests.total, Some(5));
     app.store
         .update_user(UserUpdate {
             org_id: org.id,
@@ -163,6 +177,10 @@ async fn posting_counts_match_the_postings(db: TestDb) {
         )
         .await;
     assert_eq!(wrong, 0, "every key counted as often as it is posted");
+    let after = app.store.search_users(named("quorra")).await.unwrap();
+    assert_eq!((after.users.len(), after.total), (1, Some(1)));
+    let tests = app.store.search_users(named("test")).await.unwrap();
+    assert_eq!(tests.total, Some(4));
     let stale = db
         .count(
             "SELECT COUNT(*) FROM user_search_counts c WHERE c.users <> 0 AND NOT EXISTS \
