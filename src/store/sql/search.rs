@@ -283,10 +283,16 @@ macro_rules! search_impl {
                     SearchDriver::Postings { .. } => ("p0.rank", true),
                     SearchDriver::Field { .. } => ("(u.sort_key || '')", false),
                 };
+                // A union takes each alternative's first page in order (so that each stops
+                // early, whatever the database estimates), then the first page of those.
+                let union = leads.len() > 1;
                 let mut b = sqlx::QueryBuilder::<Db>::new("");
                 for (i, lead) in leads.iter().enumerate() {
                     if i > 0 {
                         b.push(" UNION ALL ");
+                    }
+                    if union {
+                        b.push("SELECT * FROM (");
                     }
                     b.push("SELECT ").push(user_columns!()).push(", u.sort_key AS sort_key, ").push(order).push(" AS page_order");
                     if remember && version.is_none() {
@@ -296,11 +302,12 @@ macro_rules! search_impl {
                     }
                     Self::push_user_matches(&mut b, &q, &driver, *lead);
                     Self::push_after(&mut b, &q, order, ranked);
-                    if leads.len() == 1 {
-                        b.push(" ORDER BY ").push(order);
+                    b.push(" ORDER BY ").push(order);
+                    if union {
+                        b.push(" LIMIT ").push_bind(q.limit).push(format!(") arm{i}"));
                     }
                 }
-                if leads.len() > 1 {
+                if union {
                     b.push(" ORDER BY page_order");
                 }
                 // A user found under several keys of a union comes once per key.
