@@ -449,15 +449,16 @@ pub async fn logins(
 }
 
 impl Sql {
-    /// When each request of the run was filed and applied (`None` while not yet).
+    /// When each request filed since `since` was filed and applied (`None` while not yet).
     pub async fn request_times(
         &self,
+        since: chrono::DateTime<chrono::Utc>,
     ) -> Vec<(
         chrono::DateTime<chrono::Utc>,
         Option<chrono::DateTime<chrono::Utc>>,
     )> {
-        let sql = "SELECT created_at, applied_at FROM requests";
-        on_pool!(self, pool => sqlx::query_as(sql).fetch_all(pool).await.unwrap())
+        let sql = "SELECT created_at, applied_at FROM requests WHERE created_at >= $1";
+        on_pool!(self, pool => sqlx::query_as(sql).bind(since).fetch_all(pool).await.unwrap())
     }
 }
 
@@ -475,6 +476,7 @@ pub async fn requests_flow(
     rate: f64,
 ) {
     let query = "mutation($i: RequestLicensesInput!) { requestLicenses(input: $i) { request { id status } userErrors { message } } }";
+    let since = gatehouse::domain::now();
     let mut ticks = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
     let deadline = Instant::now() + window;
     let mut filing = Vec::new();
@@ -512,7 +514,7 @@ pub async fn requests_flow(
     let filed = n as f64 / window.as_secs_f64();
     let deadline = Instant::now() + Duration::from_secs(600);
     let times = loop {
-        let times = sql.request_times().await;
+        let times = sql.request_times(since).await;
         if times.iter().all(|(_, applied)| applied.is_some()) || Instant::now() > deadline {
             break times;
         }

@@ -19,6 +19,8 @@ pub struct SqliteStore {
     totals: super::SearchTotals,
     plans: super::search::PlanCache,
     pool: SqlitePool,
+    /// Searches use the same connections (SQLite plans each statement once).
+    search: SqlitePool,
     outbox: Arc<Notify>,
 }
 
@@ -78,6 +80,7 @@ impl SqliteStore {
                 .with_context(|| format!("cannot migrate the SQLite database {url}"))?;
         }
         let store = Self {
+            search: pool.clone(),
             pool,
             totals: Default::default(),
             plans: Default::default(),

@@ -13,6 +13,7 @@ pub(super) mod ranks;
 pub(super) mod request_changes;
 pub(super) mod requests;
 pub(super) mod search;
+pub(super) mod search_plan;
 pub(super) mod setup;
 
 use super::search::SearchField;
@@ -333,6 +334,10 @@ macro_rules! store_impl {
         mod search_sql {
             use super::*;
             $crate::store::sql::search::search_impl!($store);
+        }
+        mod search_plan_sql {
+            use super::*;
+            $crate::store::sql::search_plan::search_plan_impl!($store);
         }
         mod ranks_sql {
             use super::*;
