@@ -271,6 +271,26 @@ impl Target {
     }
 }
 
+/// One GraphQL request as the signed-in `token`: its JSON answer.
+async fn post(
+    client: &reqwest::Client,
+    url: &str,
+    token: &str,
+    query: &str,
+    variables: Value,
+) -> Value {
+    client
+        .post(url)
+        .bearer_auth(token)
+        .json(&json!({ "query": query, "variables": variables }))
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("JSON")
+}
+
 /// What each request asks.
 #[derive(Clone, Copy)]
 pub enum Ask {
@@ -293,17 +313,7 @@ async fn ask(target: &Target, what: Ask, n: usize) -> Duration {
         ),
     };
     let started = Instant::now();
-    let body: Value = target
-        .client
-        .post(&target.url)
-        .bearer_auth(&target.token)
-        .json(&json!({ "query": query, "variables": variables }))
-        .send()
-        .await
-        .expect("request")
-        .json()
-        .await
-        .expect("JSON");
+    let body = post(&target.client, &target.url, &target.token, query, variables).await;
     assert!(body.get("errors").is_none(), "{body}");
     started.elapsed()
 }
@@ -492,16 +502,7 @@ pub async fn requests_flow(
         filing.push(tokio::spawn(async move {
             let input =
                 json!({ "product": "EHR", "kind": "STAFF", "quantity": 1, "acceptTerms": true });
-            let body: Value = client
-                .post(&url)
-                .bearer_auth(&token)
-                .json(&json!({ "query": query, "variables": { "i": input } }))
-                .send()
-                .await
-                .expect("request")
-                .json()
-                .await
-                .expect("JSON");
+            let body = post(&client, &url, &token, query, json!({ "i": input })).await;
             assert!(
                 body["data"]["requestLicenses"]["request"]["id"].is_string(),
                 "{body}"
