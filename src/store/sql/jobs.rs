@@ -78,7 +78,12 @@ macro_rules! jobs_impl {
 
             async fn claim_email(&self, key: &str, now: Timestamp, stale_before: Timestamp) -> StoreResult<bool> {
                 let claimed = sqlx::query(
-                    "INSERT INTO email_claims (email_key, claimed_at) VALUES ($1, $2) \
+                    // Never over an email already handled, whichever run handled it: the
+                    // check and the claim are one statement, and a handled email keeps its
+                    // claim row (see record_email), so a run that read "not handled" a
+                    // moment before the other recorded it cannot claim it afresh.
+                    "INSERT INTO email_claims (email_key, claimed_at) SELECT $1, $2 \
+                     WHERE NOT EXISTS (SELECT 1 FROM email_deliveries WHERE email_key = $1) \
                      ON CONFLICT (email_key) DO UPDATE SET claimed_at = excluded.claimed_at \
                      WHERE email_claims.claimed_at < $3",
                 )
@@ -109,7 +114,6 @@ macro_rules! jobs_impl {
             }
 
             async fn record_email(&self, delivery: EmailDelivery) -> StoreResult<()> {
-                let mut tx = self.begin_write().await?;
                 sqlx::query(
                     "INSERT INTO email_deliveries (email_key, recipient, template, status, error, at) \
                      VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (email_key) DO NOTHING",
@@ -120,14 +124,11 @@ macro_rules! jobs_impl {
                 .bind(if delivery.failure.is_some() { "FAILED" } else { "SENT" })
                 .bind(delivery.failure.as_deref())
                 .bind(delivery.at)
-                .execute(&mut *tx)
+                .execute(&self.pool)
                 .await?;
-                // Handled for good: the claim has done its work.
-                sqlx::query("DELETE FROM email_claims WHERE email_key = $1")
-                    .bind(&delivery.key)
-                    .execute(&mut *tx)
-                    .await?;
-                tx.commit().await?;
+                // The claim row stays: deleting it would let a run that checked a moment
+                // ago claim and send again (on PostgreSQL its insert waits for this
+                // commit, then finds no row and goes ahead).
                 Ok(())
             }
 

@@ -242,6 +242,33 @@ async fn an_email_is_claimed_by_one_run_at_a_time(db: TestDb) {
             .await
             .unwrap()
     );
+    // Once recorded as sent, the email is never claimed again: not by a run that checked
+    // "not handled" a moment before, nor after the lease has long run out.
+    app.store
+        .record_email(gatehouse::store::EmailDelivery {
+            key: "email-1".into(),
+            recipient: "one@example.com".into(),
+            template: "password_changed".into(),
+            failure: None,
+            at: later,
+        })
+        .await
+        .unwrap();
+    let much_later = later + chrono::TimeDelta::hours(1);
+    assert!(
+        !app.store
+            .claim_email("email-1", much_later, much_later)
+            .await
+            .unwrap()
+    );
+    app.store.release_email_claim("email-1").await.unwrap();
+    assert!(
+        !app.store
+            .claim_email("email-1", much_later, much_later)
+            .await
+            .unwrap(),
+        "a handled email is not claimed even with no claim row"
+    );
 }
 
 async fn a_setup_form_names_its_link_until_it_expires_or_the_link_is_used(db: TestDb) {
