@@ -154,6 +154,15 @@ impl Gatehouse {
         };
         let api = if serve_api {
             let listener = listener.context("serving the API needs a listener")?;
+            // Subscribers are served pushed changes from the first connection on. On
+            // SQLite, workers in another process cannot push to this one: their changes
+            // are read from the table every second.
+            let other_writers = self.store.backend() == store::Backend::Sqlite && !run_workers;
+            self.app
+                .requests()
+                .start_feed(other_writers.then_some(std::time::Duration::from_secs(1)))
+                .await
+                .context("cannot start the feed of request changes")?;
             let router = http::router(self.app.clone(), self.queue.clone(), self.metrics.clone());
             Some(match self.app.config().tls.clone() {
                 Some(files) => tokio::spawn(async move {

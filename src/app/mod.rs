@@ -124,9 +124,7 @@ impl App {
             store,
             config,
             login_limiter,
-            feed: Arc::new(feed::RequestFeed::new(std::time::Duration::from_millis(
-                250,
-            ))),
+            feed: Arc::new(feed::RequestFeed::new()),
             sessions: Arc::default(),
             stats: stats::Stats::default(),
         });

@@ -103,6 +103,12 @@ pub fn sdl() -> String {
 #[derive(Clone)]
 pub struct SessionToken(pub String);
 
+/// The request changes from the moment a WebSocket operation arrived, for a subscription
+/// to start from (taken by the first subscription of the operation).
+pub struct ChangesFromArrival(
+    pub std::sync::Mutex<Option<tokio::sync::broadcast::Receiver<crate::store::RequestChange>>>,
+);
+
 /// Who is calling this operation, added to each operation's data by the transport.
 #[derive(Clone, Default)]
 pub struct RequestContext {

@@ -4,16 +4,19 @@
 use super::ids::client_id;
 use super::request::AccountRequest;
 use super::types::{actor, app};
-use super::{GqlResult, RequestContext, SessionToken, gql};
+use super::{ChangesFromArrival, GqlResult, RequestContext, SessionToken, gql};
 use crate::app::{Actor, App, AppError, ClientInfo, RequestChange};
 use crate::domain::RequestId;
 use async_graphql::{Context, ID, Subscription as SubscriptionRoot};
 use futures_util::Stream;
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use tokio::sync::broadcast::{self, error::RecvError};
 
 /// Events read per step of catching up.
 const REPLAY_PAGE: i64 = 500;
+/// How far behind the newest event one can commit late (PostgreSQL hands out event ids
+/// before commit): a live change this close to the end of catching up may be news.
+const LATE_WINDOW: i64 = 64;
 
 #[derive(Default)]
 pub struct Subscription;
@@ -52,7 +55,10 @@ impl Subscription {
                 ))
             })?),
         };
-        let (changes, newest) = app.requests().changes().await.gql()?;
+        let arrival = ctx
+            .data_opt::<ChangesFromArrival>()
+            .and_then(|early| early.0.lock().ok()?.take());
+        let (changes, newest) = app.requests().changes(arrival).await.gql()?;
         let feed = Feed {
             session: ctx.data_opt::<SessionToken>().cloned(),
             client: ctx.data::<RequestContext>()?.client.clone(),
@@ -64,7 +70,8 @@ impl Subscription {
             // Catching up on (after, newest]; everything later comes live.
             replay_from: after.filter(|a| *a < newest),
             until: newest,
-            floor: after.unwrap_or(newest).max(newest),
+            replayed: BTreeSet::new(),
+            late_after: after.map(|a| a.max(newest - LATE_WINDOW)),
         };
         Ok(futures_util::stream::unfold(
             Some(feed),
@@ -91,8 +98,11 @@ struct Feed {
     replay_from: Option<i64>,
     /// The newest event when the subscription started: the end of catching up.
     until: i64,
-    /// Live changes at or before this event were sent already (or came before).
-    floor: i64,
+    /// The events caught up on that a live one could repeat: those after `late_after`.
+    replayed: BTreeSet<i64>,
+    /// With a cursor: live changes up to `until` and after this one may have committed
+    /// after they were caught up on (or never been read), and go out unless replayed.
+    late_after: Option<i64>,
 }
 
 impl Feed {
@@ -137,6 +147,17 @@ impl Feed {
         }
     }
 
+    /// Whether a live change was not sent already. Without a cursor every change
+    /// handed out since the subscription arrived is news; with one, those up to `until`
+    /// were caught up on from the table, except any committed after it was read.
+    fn is_news(&mut self, event: i64) -> bool {
+        match self.late_after {
+            None => true,
+            Some(_) if event > self.until => true,
+            Some(late_after) => event > late_after && self.replayed.insert(event),
+        }
+    }
+
     /// The next change: from the backlog while catching up, then live.
     async fn next_change(&mut self) -> Option<async_graphql::Result<RequestChange>> {
         loop {
@@ -157,11 +178,15 @@ impl Feed {
                     Some(last) if last.event_id < self.until => Some(last.event_id),
                     _ => None,
                 };
+                if let Some(late_after) = self.late_after {
+                    self.replayed
+                        .extend(page.iter().map(|c| c.event_id).filter(|id| *id > late_after));
+                }
                 self.backlog.extend(page);
                 continue;
             }
             match self.changes.recv().await {
-                Ok(change) if change.event_id > self.floor => return Some(Ok(change)),
+                Ok(change) if self.is_news(change.event_id) => return Some(Ok(change)),
                 Ok(_) => continue,
                 Err(RecvError::Lagged(missed)) => {
                     tracing::warn!(missed, "a slow subscriber missed request changes");

@@ -9,7 +9,7 @@ use crate::app::AppError;
 use crate::app::ClientInfo;
 use crate::domain::{SessionId, UserId};
 use crate::graphql::limits::Refusal;
-use crate::graphql::{Endpoint, RequestContext, error_response, refused};
+use crate::graphql::{ChangesFromArrival, Endpoint, RequestContext, error_response, refused};
 use async_graphql::http::{WebSocket, WebSocketProtocols, WsMessage};
 use async_graphql::{Data, Executor, Response};
 use axum::extract::ws::{CloseFrame, Message, WebSocket as Socket};
@@ -182,6 +182,12 @@ impl Executor for PerOperation {
         }
         let running = Running(connection.clone());
         let endpoint = self.endpoint.clone();
+        // Taken as the operation arrives, before the awaits below: a subscription then
+        // sees every change committed after the client sent it.
+        let arrival = ChangesFromArrival(std::sync::Mutex::new(Some(
+            endpoint.app().requests().changes_from_now(),
+        )));
+        let request = request.data(arrival);
         futures_util::stream::once(async move {
             let token = connection.token.get().cloned().unwrap_or_default();
             let client = connection.client.clone();

@@ -76,6 +76,10 @@ pub enum StoreError {
 }
 
 pub use crate::config::Backend;
+
+/// Request changes a store buffers for a change feed that has fallen behind; past it, the
+/// feed is told to read the events table.
+const PUSH_BUFFER: usize = 4096;
 pub use crate::domain::SessionRecord;
 pub use crate::domain::audit::AuditEntry;
 
@@ -108,6 +112,12 @@ pub trait Store:
     /// Notified when a job was written to the outbox (by this process; on PostgreSQL by
     /// any process, through LISTEN/NOTIFY), so that the relay need not poll.
     fn outbox_signal(&self) -> Arc<tokio::sync::Notify>;
+
+    /// Request status changes as they commit: those this process commits on SQLite, those
+    /// of every process on PostgreSQL (LISTEN/NOTIFY). Returns once listening: every
+    /// change committed after it comes through, or a [`Pushed::Resync`] after it says
+    /// that some may have gone by.
+    async fn request_pushes(&self) -> StoreResult<tokio::sync::broadcast::Receiver<Pushed>>;
 
     /// What an operator watches, read now: each a count on an index or a small table.
     async fn gauges(&self, now: Timestamp) -> StoreResult<Gauges>;

@@ -1,14 +1,14 @@
 //! PostgreSQL backend, for production.
 
 use super::sql::store_impl;
-use super::{Backend, migrations};
+use super::{Backend, Pushed, migrations};
 use anyhow::Context as _;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres};
 use std::str::FromStr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, broadcast, watch};
 
 pub struct PostgresStore {
     totals: super::SearchTotals,
@@ -17,11 +17,19 @@ pub struct PostgresStore {
     /// Connections for searches, which are planned for their own values.
     search: PgPool,
     outbox: Arc<Notify>,
-    listening: OnceLock<()>,
+    /// Request changes any process committed, as notified.
+    pushes: broadcast::Sender<Pushed>,
+    /// Whether the listener listens now.
+    listening: watch::Sender<bool>,
+    listener: OnceLock<()>,
 }
 
 /// The channel a trigger on `job_outbox` notifies at each commit that wrote jobs.
 const OUTBOX_CHANNEL: &str = "gatehouse_outbox";
+/// The channel a trigger on `request_events` notifies with each change, at its commit.
+const REQUEST_CHANNEL: &str = "gatehouse_request_events";
+/// How long a first subscriber waits for the listener to listen.
+const LISTEN_WAIT: Duration = Duration::from_secs(10);
 
 impl PostgresStore {
     pub async fn connect(url: &str, migrate: bool, ca: Option<&[u8]>) -> anyhow::Result<Self> {
@@ -68,7 +76,9 @@ impl PostgresStore {
             totals: Default::default(),
             plans: Default::default(),
             outbox: Arc::new(Notify::new()),
-            listening: OnceLock::new(),
+            pushes: broadcast::channel(super::PUSH_BUFFER).0,
+            listening: watch::channel(false).0,
+            listener: OnceLock::new(),
         };
         if migrate {
             use super::SearchStore as _;
@@ -82,10 +92,35 @@ impl PostgresStore {
 
     /// Listens (from the first call on) for jobs written by any process.
     fn outbox_signal_impl(&self) -> Arc<Notify> {
-        self.listening.get_or_init(|| {
-            tokio::spawn(listen(self.pool.clone(), Arc::downgrade(&self.outbox)));
-        });
+        self.listen();
         self.outbox.clone()
+    }
+
+    /// Changes are pushed by NOTIFY from whichever process committed them.
+    async fn request_pushes_impl(&self) -> super::StoreResult<broadcast::Receiver<Pushed>> {
+        self.listen();
+        let receiver = self.pushes.subscribe();
+        let mut listening = self.listening.subscribe();
+        match tokio::time::timeout(LISTEN_WAIT, listening.wait_for(|l| *l)).await {
+            Ok(Ok(_)) => Ok(receiver),
+            // As unavailable as a database that cannot be reached.
+            _ => Err(super::StoreError::Database(sqlx::Error::PoolTimedOut)),
+        }
+    }
+
+    /// The trigger notifies; nothing to do in process.
+    fn committed(&self, _change: super::RequestChange) {}
+
+    /// Starts the one listening connection of this store, on first use.
+    fn listen(&self) {
+        self.listener.get_or_init(|| {
+            tokio::spawn(listen(Listener {
+                pool: self.pool.clone(),
+                outbox: Arc::downgrade(&self.outbox),
+                pushes: self.pushes.clone(),
+                listening: self.listening.clone(),
+            }));
+        });
     }
 
     async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Postgres>, sqlx::Error> {
@@ -98,40 +133,84 @@ impl PostgresStore {
     }
 }
 
-/// Relays LISTEN/NOTIFY to the in-process signal, reconnecting after a lost connection
-/// (and then waking the relay once, for whatever was written meanwhile).
-async fn listen(pool: PgPool, signal: std::sync::Weak<Notify>) {
+/// What the listening connection hands notifications to.
+struct Listener {
+    pool: PgPool,
+    /// Gone with the store, which ends the listener.
+    outbox: std::sync::Weak<Notify>,
+    pushes: broadcast::Sender<Pushed>,
+    listening: watch::Sender<bool>,
+}
+
+/// Relays LISTEN/NOTIFY to the process: outbox notifications wake the relay, request
+/// changes go to the change feed. After a lost connection it listens again, then wakes the
+/// relay once and tells the feed to catch up, for whatever was committed meanwhile.
+async fn listen(to: Listener) {
     loop {
         let listener = async {
-            let mut listener = sqlx::postgres::PgListener::connect_with(&pool).await?;
-            listener.listen(OUTBOX_CHANNEL).await?;
+            let mut listener = sqlx::postgres::PgListener::connect_with(&to.pool).await?;
+            listener.listen_all([OUTBOX_CHANNEL, REQUEST_CHANNEL]).await?;
             Ok::<_, sqlx::Error>(listener)
         };
         match listener.await {
             Ok(mut listener) => {
-                if let Some(signal) = signal.upgrade() {
-                    signal.notify_one();
-                }
+                to.listening.send_replace(true);
+                let _ = to.pushes.send(Pushed::Resync);
+                let Some(outbox) = to.outbox.upgrade() else { return };
+                outbox.notify_one();
+                drop(outbox);
                 loop {
-                    match listener.recv().await {
-                        Ok(_) => match signal.upgrade() {
-                            Some(signal) => signal.notify_one(),
+                    // `try_recv` reports a lost connection (`None`) instead of silently
+                    // reconnecting, so that the catch-up above runs after it.
+                    match listener.try_recv().await {
+                        Ok(Some(note)) if note.channel() == REQUEST_CHANNEL => {
+                            match parse_change(note.payload()) {
+                                Some(change) => {
+                                    let _ = to.pushes.send(Pushed::Change(change));
+                                }
+                                None => {
+                                    tracing::warn!(payload = note.payload(), "unreadable request change notification");
+                                    let _ = to.pushes.send(Pushed::Resync);
+                                }
+                            }
+                        }
+                        Ok(Some(_)) => match to.outbox.upgrade() {
+                            Some(outbox) => outbox.notify_one(),
                             None => return,
                         },
+                        Ok(None) => {
+                            tracing::warn!("notifications interrupted; listening again");
+                            break;
+                        }
                         Err(err) => {
-                            tracing::warn!(error = %err, "outbox notifications interrupted; reconnecting");
+                            tracing::warn!(error = %err, "notifications interrupted; listening again");
                             break;
                         }
                     }
                 }
+                to.listening.send_replace(false);
             }
-            Err(err) => tracing::warn!(error = %err, "cannot listen for outbox notifications"),
+            Err(err) => tracing::warn!(error = %err, "cannot listen for notifications"),
         }
-        if signal.strong_count() == 0 {
+        if to.outbox.strong_count() == 0 {
             return;
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
+}
+
+/// A change as the `request_events` trigger notifies it: "event org request STATUS".
+fn parse_change(payload: &str) -> Option<super::RequestChange> {
+    let mut parts = payload.split(' ');
+    let mut number = || parts.next()?.parse::<i64>().ok();
+    let (event_id, org, request) = (number()?, number()?, number()?);
+    let status = parts.next()?.parse().ok()?;
+    parts.next().is_none().then_some(super::RequestChange {
+        event_id,
+        org_id: crate::domain::OrgId(org),
+        request_id: crate::domain::RequestId(request),
+        status,
+    })
 }
 
 store_impl!(PostgresStore, Postgres, Backend::Postgres);

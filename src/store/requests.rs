@@ -157,3 +157,13 @@ pub struct RequestChange {
     pub request_id: RequestId,
     pub status: RequestStatus,
 }
+
+/// What the store pushes to the change feed as request statuses change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pushed {
+    /// A change, pushed at its commit.
+    Change(RequestChange),
+    /// Changes may have gone by unpushed (the push channel listens again after losing its
+    /// connection): read the events table from the last change seen.
+    Resync,
+}

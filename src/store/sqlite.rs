@@ -10,7 +10,7 @@ use sqlx::{Sqlite, SqlitePool};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, broadcast};
 
 /// Write-ahead log size past which it is checkpointed in full and truncated.
 const WAL_LIMIT_BYTES: i64 = 64 * 1024 * 1024;
@@ -22,6 +22,8 @@ pub struct SqliteStore {
     /// Searches use the same connections (SQLite plans each statement once).
     search: SqlitePool,
     outbox: Arc<Notify>,
+    /// Request changes this process committed, for the change feed.
+    pushes: broadcast::Sender<super::Pushed>,
 }
 
 impl SqliteStore {
@@ -85,6 +87,7 @@ impl SqliteStore {
             totals: Default::default(),
             plans: Default::default(),
             outbox,
+            pushes: broadcast::channel(super::PUSH_BUFFER).0,
         };
         if migrate {
             use super::SearchStore as _;
@@ -98,6 +101,18 @@ impl SqliteStore {
 
     fn outbox_signal_impl(&self) -> Arc<Notify> {
         self.outbox.clone()
+    }
+
+    /// Changes are pushed in process, right after the commit that recorded them. (A
+    /// worker in another process on the same file is not heard; see `RequestFeed`.)
+    async fn request_pushes_impl(&self) -> super::StoreResult<broadcast::Receiver<super::Pushed>> {
+        Ok(self.pushes.subscribe())
+    }
+
+    /// Pushes a change just committed.
+    fn committed(&self, change: super::RequestChange) {
+        // No feed listening (no subscriber yet) is fine.
+        let _ = self.pushes.send(super::Pushed::Change(change));
     }
 
     /// Write transactions take the database's write lock up front, so that two writers

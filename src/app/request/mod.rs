@@ -196,15 +196,34 @@ impl Requests {
         })
     }
 
-    /// Every request's status changes, as they happen (for subscriptions), and the
-    /// newest event recorded before: every change after it arrives on the receiver.
+    /// Starts the feed of request changes of this process (API nodes do as they start).
+    /// `catch_up_every`: how often to read changes no push announces (an SQLite node
+    /// whose workers run in another process); `None` when every change is pushed.
+    pub async fn start_feed(&self, catch_up_every: Option<std::time::Duration>) -> AppResult<()> {
+        Ok(self.feed.start(&self.store, catch_up_every).await?)
+    }
+
+    /// The request changes handed out from this moment on, taken as soon as a subscription
+    /// arrives (before it is authenticated and resolved), so that a change committed
+    /// meanwhile (a request filed right after subscribing) is not missed.
+    pub fn changes_from_now(&self) -> tokio::sync::broadcast::Receiver<crate::store::RequestChange> {
+        self.feed.receiver()
+    }
+
+    /// Every request's status changes, as they happen (for subscriptions): on `early`
+    /// when given (from [`Self::changes_from_now`]), and the newest event recorded by
+    /// now, up to which a subscriber catching up reads the table.
     pub async fn changes(
         &self,
+        early: Option<tokio::sync::broadcast::Receiver<crate::store::RequestChange>>,
     ) -> AppResult<(
         tokio::sync::broadcast::Receiver<crate::store::RequestChange>,
         i64,
     )> {
-        Ok(self.feed.subscribe(&self.store).await?)
+        self.start_feed(None).await?;
+        let receiver = early.unwrap_or_else(|| self.feed.receiver());
+        let newest = self.store.last_request_event().await?;
+        Ok((receiver, newest))
     }
 
     /// The status changes recorded after event `after` up to event `until`, oldest first

@@ -265,6 +265,12 @@ macro_rules! store_impl {
                 self.outbox_signal_impl()
             }
 
+            async fn request_pushes(
+                &self,
+            ) -> StoreResult<tokio::sync::broadcast::Receiver<$crate::store::Pushed>> {
+                self.request_pushes_impl().await
+            }
+
             async fn gauges(&self, now: Timestamp) -> StoreResult<$crate::store::Gauges> {
                 let requests: Vec<(String, String, i64)> = sqlx::query_as(
                     "SELECT kind, status, COUNT(*) FROM requests GROUP BY kind, status ORDER BY kind, status",

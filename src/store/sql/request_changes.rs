@@ -18,26 +18,30 @@ macro_rules! request_changes_impl {
                 row.try_into()
             }
 
+            /// Records a status change of a request of `org`; the change, to push once
+            /// the transaction commits.
+            #[allow(clippy::too_many_arguments)]
             pub(super) async fn record_event_in(
                 tx: &mut Tx,
+                org: OrgId,
                 id: RequestId,
                 at: Timestamp,
                 status: RequestStatus,
                 actor: Option<UserId>,
                 note: Option<&str>,
-            ) -> StoreResult<()> {
-                sqlx::query(
+            ) -> StoreResult<$crate::store::RequestChange> {
+                let event_id: i64 = sqlx::query_scalar(
                     "INSERT INTO request_events (request_id, at, status, actor_id, note) \
-                     VALUES ($1, $2, $3, $4, $5)",
+                     VALUES ($1, $2, $3, $4, $5) RETURNING id",
                 )
                 .bind(id.0)
                 .bind(at)
                 .bind(status.as_str())
                 .bind(actor.map(|a| a.0))
                 .bind(note)
-                .execute(&mut **tx)
+                .fetch_one(&mut **tx)
                 .await?;
-                Ok(())
+                Ok($crate::store::RequestChange { event_id, org_id: org, request_id: id, status })
             }
 
             /// Active owners of the organization other than `user`.

@@ -78,7 +78,7 @@ macro_rules! requests_impl {
                 .fetch_one(&mut *tx)
                 .await?;
                 let id = RequestId(id);
-                Self::record_event_in(&mut tx, id, new.at, RequestStatus::Submitted, Some(new.requested_by), None).await?;
+                let change = Self::record_event_in(&mut tx, new.org_id, id, new.at, RequestStatus::Submitted, Some(new.requested_by), None).await?;
                 let mut audit = new.audit.clone();
                 audit.request_id = Some(id.0);
                 audit.subject_id = new.subject_id;
@@ -98,6 +98,7 @@ macro_rules! requests_impl {
                 Self::enqueue_in(&mut tx, &(new.route)(id), new.at).await?;
                 let request = Self::request_in(&mut tx, id).await?;
                 tx.commit().await?;
+                self.committed(change);
                 Ok(Filing::New(request))
             }
 
@@ -265,13 +266,14 @@ macro_rules! requests_impl {
                     .execute(&mut *tx)
                     .await?;
                 }
-                Self::record_event_in(&mut tx, t.request_id, t.at, t.step.to(), t.actor_id, t.note.as_deref()).await?;
                 Self::append_audit_in(&mut tx, &t.audit).await?;
                 for job in &t.jobs {
                     Self::enqueue_in(&mut tx, job, t.at).await?;
                 }
                 let request = Self::request_in(&mut tx, t.request_id).await?;
+                let change = Self::record_event_in(&mut tx, request.org_id, t.request_id, t.at, t.step.to(), t.actor_id, t.note.as_deref()).await?;
                 tx.commit().await?;
+                self.committed(change);
                 Ok(request)
             }
 
@@ -305,7 +307,7 @@ macro_rules! requests_impl {
                     .bind(a.at)
                     .execute(&mut *tx)
                     .await?;
-                Self::record_event_in(&mut tx, a.request_id, a.at, RequestStatus::Applied, None, None).await?;
+                let change = Self::record_event_in(&mut tx, request.org_id, a.request_id, a.at, RequestStatus::Applied, None, None).await?;
                 let mut audit = AuditEntry::new(request.org_id, a.at, "request.applied");
                 audit.request_id = Some(request.id.0);
                 audit.subject_id = request.subject_id;
@@ -315,6 +317,7 @@ macro_rules! requests_impl {
                 }
                 let request = Self::request_in(&mut tx, a.request_id).await?;
                 tx.commit().await?;
+                self.committed(change);
                 Ok(request)
             }
 

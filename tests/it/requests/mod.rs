@@ -6,6 +6,7 @@
 mod changes;
 mod deciding;
 mod lifecycle;
+mod live;
 use crate::common::{
     OWNER_PASSWORD, Practice, STAFF_PASSWORD, Subscriber, TestDb, add_user, seed_org,
 };

@@ -1,0 +1,88 @@
+//! Live request changes: pushed to every API node at commit, none missed by a client that
+//! files right after subscribing.
+
+use super::*;
+use crate::common::{ServerOptions, TestServer};
+
+crate::on_both_databases!(
+    a_subscriber_that_files_at_once_sees_every_status,
+    changes_reach_the_subscribers_of_another_api_node,
+);
+
+const ALL: &str = "subscription { requestUpdated { id status } }";
+
+/// The statuses of `request` that `subscriber` is sent, until it has `count`.
+async fn statuses_of(subscriber: &mut Subscriber, request: &str, count: usize) -> Vec<String> {
+    let mut seen = Vec::new();
+    while seen.len() < count {
+        let message = subscriber.next().await.expect("subscription message");
+        assert_eq!(message["type"], "next", "{message}");
+        let update = &message["payload"]["data"]["requestUpdated"];
+        if update["id"] == request {
+            seen.push(update["status"].as_str().unwrap().to_owned());
+        }
+    }
+    seen
+}
+
+async fn a_subscriber_that_files_at_once_sees_every_status(db: TestDb) {
+    let p = practice(&db, vec![]).await;
+    // No pause between subscribing and filing, no cursor: the subscription counts from
+    // when it reached the server, not from when it was authenticated and resolved.
+    for round in 0..5 {
+        let mut owner = Subscriber::connect(&p.server, Some(&p.oscar))
+            .await
+            .unwrap();
+        owner
+            .send(json!({ "id": "s", "type": "subscribe", "payload": { "query": ALL } }))
+            .await;
+        let filed = p
+            .request_licenses(
+                &p.oscar,
+                json!({ "product": "EHR", "kind": "STAFF", "quantity": round + 1, "acceptTerms": true }),
+            )
+            .await;
+        let request = id(&filed);
+        // Filed by an owner: approved by the filing, then applied by the workers.
+        let seen = statuses_of(&mut owner, &request, 3).await;
+        assert_eq!(
+            seen,
+            ["SUBMITTED", "APPROVED", "APPLIED"],
+            "round {round}"
+        );
+    }
+}
+
+async fn changes_reach_the_subscribers_of_another_api_node(db: TestDb) {
+    let p = practice(&db, vec![]).await;
+    // A second API node on the same database, without workers: every change below is
+    // committed by the first node's process, never by this one.
+    let other = TestServer::start_with(
+        &db,
+        ServerOptions {
+            no_workers: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    let mut owner = Subscriber::connect(&other, Some(&p.oscar)).await.unwrap();
+    owner
+        .send(json!({ "id": "s", "type": "subscribe", "payload": { "query": ALL } }))
+        .await;
+    let filed = p
+        .request_licenses(
+            &p.adam,
+            json!({ "product": "EHR", "kind": "STAFF", "quantity": 1 }),
+        )
+        .await;
+    let request = id(&filed);
+    assert_eq!(
+        statuses_of(&mut owner, &request, 2).await,
+        ["SUBMITTED", "PENDING_APPROVAL"]
+    );
+    p.approve(&p.olivia, &request, true).await;
+    assert_eq!(
+        statuses_of(&mut owner, &request, 2).await,
+        ["APPROVED", "APPLIED"]
+    );
+}
