@@ -5,6 +5,7 @@
 //! feed fell behind, and on an SQLite API node whose workers run in another process (which
 //! cannot push to it), every `catch_up_every`.
 
+use crate::domain::AccountRequest;
 use crate::store::{Pushed, RequestChange, Store, StoreResult};
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -22,8 +23,17 @@ const REMEMBERED: i64 = 4096;
 /// Events read per step of catching up.
 const PAGE: i64 = 500;
 
+/// A change as handed to subscribers, with its request read once for all of them.
+#[derive(Debug, Clone)]
+pub struct LiveChange {
+    pub change: RequestChange,
+    /// The request as read after the change (`None` when it could not be read: each
+    /// subscriber reads it then).
+    pub request: Option<Arc<AccountRequest>>,
+}
+
 pub struct RequestFeed {
-    sender: broadcast::Sender<RequestChange>,
+    sender: broadcast::Sender<LiveChange>,
     started: OnceCell<()>,
 }
 
@@ -60,7 +70,7 @@ impl RequestFeed {
     }
 
     /// The changes handed out from now on (once the feed is started).
-    pub fn receiver(&self) -> broadcast::Receiver<RequestChange> {
+    pub fn receiver(&self) -> broadcast::Receiver<LiveChange> {
         self.sender.subscribe()
     }
 }
@@ -99,7 +109,7 @@ impl Seen {
 async fn relay(
     store: Arc<dyn Store>,
     mut pushes: broadcast::Receiver<Pushed>,
-    sender: broadcast::Sender<RequestChange>,
+    sender: broadcast::Sender<LiveChange>,
     mut seen: Seen,
     catch_up_every: Option<Duration>,
 ) {
@@ -113,8 +123,7 @@ async fn relay(
             pushed = pushes.recv() => match pushed {
                 Ok(Pushed::Change(change)) => {
                     if seen.news(&change) {
-                        // No subscriber at the moment is fine.
-                        let _ = sender.send(change);
+                        hand_out(&*store, &sender, change).await;
                     }
                     false
                 }
@@ -136,7 +145,7 @@ async fn relay(
 /// Hands out the changes recorded since the newest seen (and a little before it).
 async fn catch_up_from_table(
     store: &dyn Store,
-    sender: &broadcast::Sender<RequestChange>,
+    sender: &broadcast::Sender<LiveChange>,
     seen: &mut Seen,
 ) {
     let mut after = seen.newest.saturating_sub(LOOKBACK).max(0);
@@ -153,11 +162,27 @@ async fn catch_up_from_table(
         for change in changes {
             after = change.event_id;
             if seen.news(&change) {
-                let _ = sender.send(change);
+                hand_out(store, sender, change).await;
             }
         }
         if !full {
             return;
         }
     }
+}
+
+/// Hands a change to every subscriber of the process, with its request read once.
+async fn hand_out(store: &dyn Store, sender: &broadcast::Sender<LiveChange>, change: RequestChange) {
+    if sender.receiver_count() == 0 {
+        return;
+    }
+    let request = match store.request_anywhere(change.request_id).await {
+        Ok(request) => request.map(Arc::new),
+        Err(err) => {
+            tracing::warn!(error = %err, "request feed cannot read a changed request");
+            None
+        }
+    };
+    // No subscriber at the moment is fine.
+    let _ = sender.send(LiveChange { change, request });
 }

@@ -23,6 +23,7 @@ pub mod workflow;
 
 /// A request's status change, as subscriptions receive it.
 pub use crate::store::RequestChange;
+pub use feed::LiveChange;
 pub use audit::Audit;
 pub use directory::{Directory, OrgView};
 pub use error::{AppError, AppResult};

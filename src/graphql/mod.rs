@@ -106,7 +106,7 @@ pub struct SessionToken(pub String);
 /// The request changes from the moment a WebSocket operation arrived, for a subscription
 /// to start from (taken by the first subscription of the operation).
 pub struct ChangesFromArrival(
-    pub std::sync::Mutex<Option<tokio::sync::broadcast::Receiver<crate::store::RequestChange>>>,
+    pub std::sync::Mutex<Option<tokio::sync::broadcast::Receiver<crate::app::LiveChange>>>,
 );
 
 /// Who is calling this operation, added to each operation's data by the transport.

@@ -5,13 +5,15 @@ use super::ids::client_id;
 use super::request::AccountRequest;
 use super::types::{actor, app};
 use super::{ChangesFromArrival, GqlResult, RequestContext, SessionToken, gql};
-use crate::app::{Actor, App, AppError, ClientInfo, RequestChange};
+use crate::app::{Actor, App, AppError, ClientInfo, LiveChange, RequestChange, Requests};
 use crate::domain::RequestId;
 use async_graphql::{Context, ID, Subscription as SubscriptionRoot};
 use futures_util::Stream;
 use std::collections::{BTreeSet, VecDeque};
 use tokio::sync::broadcast::{self, error::RecvError};
 
+/// How long a subscriber's authentication stands while only others' changes arrive.
+const RECHECK_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
 /// Events read per step of catching up.
 const REPLAY_PAGE: i64 = 500;
 /// How far behind the newest event one can commit late (PostgreSQL hands out event ids
@@ -63,6 +65,7 @@ impl Subscription {
             session: ctx.data_opt::<SessionToken>().cloned(),
             client: ctx.data::<RequestContext>()?.client.clone(),
             changes,
+            checked: std::time::Instant::now(),
             app,
             actor,
             wanted,
@@ -89,7 +92,9 @@ impl Subscription {
 struct Feed {
     session: Option<SessionToken>,
     client: ClientInfo,
-    changes: broadcast::Receiver<RequestChange>,
+    changes: broadcast::Receiver<LiveChange>,
+    /// When the subscriber was last authenticated.
+    checked: std::time::Instant,
     app: App,
     actor: Actor,
     wanted: Option<RequestId>,
@@ -108,42 +113,72 @@ struct Feed {
 impl Feed {
     async fn next(&mut self) -> Option<async_graphql::Result<AccountRequest>> {
         loop {
-            let change = match self.next_change().await? {
-                Ok(change) => change,
+            let live = match self.next_change().await? {
+                Ok(live) => live,
                 Err(err) => return Some(Err(err)),
             };
+            let change = live.change;
             if change.org_id != self.actor.org_id()
                 || self.wanted.is_some_and(|w| w != change.request_id)
             {
                 continue;
             }
-            // The session may have ended (logout, revoked, expired) or the role changed
-            // since the subscription started.
-            if let Some(SessionToken(token)) = &self.session {
-                match self.app.identity().authenticate(token, &self.client).await {
-                    Ok(Some(current)) => match current.actor() {
-                        Ok(current) => self.actor = current.clone(),
-                        Err(err) => return Some(Err(gql(err))),
-                    },
-                    Ok(None) => return Some(Err(gql(AppError::Unauthenticated))),
-                    Err(err) => return Some(Err(gql(err))),
-                }
+            if let Err(err) = self.check_caller(live.request.as_deref()).await {
+                return Some(Err(err));
             }
-            return match self
-                .app
-                .requests()
-                .request(&self.actor, change.request_id)
-                .await
-            {
-                // Shown as of this change, even when it has moved on since.
-                Ok(Some(request)) => Some(Ok(AccountRequest::live(
-                    request,
-                    change.status,
-                    change.event_id,
-                ))),
-                Ok(None) => continue,
-                Err(err) => Some(Err(gql(err))),
+            let request = match live.request {
+                // Read once for every subscriber of the node.
+                Some(request) => {
+                    Requests::may_see(&self.actor, &request).then(|| (*request).clone())
+                }
+                None => match self
+                    .app
+                    .requests()
+                    .request(&self.actor, change.request_id)
+                    .await
+                {
+                    Ok(request) => request,
+                    Err(err) => return Some(Err(gql(err))),
+                },
             };
+            match request {
+                // Shown as of this change, even when it has moved on since.
+                Some(request) => {
+                    return Some(Ok(AccountRequest::live(
+                        request,
+                        change.status,
+                        change.event_id,
+                    )));
+                }
+                None => continue,
+            }
+        }
+    }
+
+    /// Authenticates the subscriber again when what it may see could have changed: a
+    /// change about itself (a role or status of its own applied), a change read from the
+    /// table, or a minute since it last did. A session that ends closes the connection
+    /// (within seconds, on any node) without waiting for this.
+    async fn check_caller(
+        &mut self,
+        request: Option<&crate::domain::AccountRequest>,
+    ) -> async_graphql::Result<()> {
+        let me = self.actor.user.id;
+        let stale = match request {
+            Some(request) => request.involves(me) || self.checked.elapsed() > RECHECK_AFTER,
+            None => true,
+        };
+        let Some(SessionToken(token)) = self.session.as_ref().filter(|_| stale) else {
+            return Ok(());
+        };
+        match self.app.identity().authenticate(token, &self.client).await {
+            Ok(Some(current)) => {
+                self.actor = current.actor().map_err(gql)?.clone();
+                self.checked = std::time::Instant::now();
+                Ok(())
+            }
+            Ok(None) => Err(gql(AppError::Unauthenticated)),
+            Err(err) => Err(gql(err)),
         }
     }
 
@@ -159,10 +194,11 @@ impl Feed {
     }
 
     /// The next change: from the backlog while catching up, then live.
-    async fn next_change(&mut self) -> Option<async_graphql::Result<RequestChange>> {
+    async fn next_change(&mut self) -> Option<async_graphql::Result<LiveChange>> {
         loop {
             if let Some(change) = self.backlog.pop_front() {
-                return Some(Ok(change));
+                let request = None;
+                return Some(Ok(LiveChange { change, request }));
             }
             if let Some(from) = self.replay_from {
                 let page = self
@@ -186,7 +222,7 @@ impl Feed {
                 continue;
             }
             match self.changes.recv().await {
-                Ok(change) if self.is_news(change.event_id) => return Some(Ok(change)),
+                Ok(live) if self.is_news(live.change.event_id) => return Some(Ok(live)),
                 Ok(_) => continue,
                 Err(RecvError::Lagged(missed)) => {
                     tracing::warn!(missed, "a slow subscriber missed request changes");

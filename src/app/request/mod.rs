@@ -11,6 +11,7 @@ pub(in crate::app) mod parties;
 use super::identity::session::later;
 use super::page::{Page, decode_cursor, encode_cursor, page_size};
 use super::policy::Action;
+use super::feed::LiveChange;
 use super::{Actor, AppError, AppResult, service};
 use crate::domain::id::ClientId;
 use crate::domain::request::{NotDecidable, Step, audit_action, may_decide, needs_terms};
@@ -126,7 +127,8 @@ service!(
 impl Requests {
     /// Whether the caller may see the request: staff with oversight see all, members
     /// those filed by or about themselves.
-    fn may_see(actor: &Actor, request: &AccountRequest) -> bool {
+    /// Whether `actor` may see `request` (of their organization).
+    pub fn may_see(actor: &Actor, request: &AccountRequest) -> bool {
         actor.may(Action::SeeAllRequests) || request.involves(actor.user.id)
     }
 
@@ -206,7 +208,7 @@ impl Requests {
     /// The request changes handed out from this moment on, taken as soon as a subscription
     /// arrives (before it is authenticated and resolved), so that a change committed
     /// meanwhile (a request filed right after subscribing) is not missed.
-    pub fn changes_from_now(&self) -> tokio::sync::broadcast::Receiver<crate::store::RequestChange> {
+    pub fn changes_from_now(&self) -> tokio::sync::broadcast::Receiver<LiveChange> {
         self.feed.receiver()
     }
 
@@ -215,11 +217,8 @@ impl Requests {
     /// now, up to which a subscriber catching up reads the table.
     pub async fn changes(
         &self,
-        early: Option<tokio::sync::broadcast::Receiver<crate::store::RequestChange>>,
-    ) -> AppResult<(
-        tokio::sync::broadcast::Receiver<crate::store::RequestChange>,
-        i64,
-    )> {
+        early: Option<tokio::sync::broadcast::Receiver<LiveChange>>,
+    ) -> AppResult<(tokio::sync::broadcast::Receiver<LiveChange>, i64)> {
         self.start_feed(None).await?;
         let receiver = early.unwrap_or_else(|| self.feed.receiver());
         let newest = self.store.last_request_event().await?;
