@@ -20,6 +20,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+// Shared with benches/subscribers.rs, which uses other parts of it.
+#[allow(dead_code)]
 #[path = "system/load.rs"]
 mod load;
 #[path = "system/people.rs"]

@@ -16,11 +16,11 @@ pub fn figure(stack: &str, name: &str, values: Value) {
     println!("{line}");
 }
 
-fn ms(d: Duration) -> f64 {
+pub fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
+pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
@@ -80,6 +80,15 @@ impl Sql {
         }
     }
 
+    /// Every user of `org` active, signing in with `hash`; their setup emails withdrawn.
+    pub async fn activate(&self, org: gatehouse::domain::OrgId, hash: &str) {
+        on_pool!(self, pool => {
+            sqlx::query("UPDATE users SET status = 'ACTIVE', password_hash = $1 WHERE org_id = $2")
+                .bind(hash).bind(org.0).execute(pool).await.unwrap();
+            sqlx::query("DELETE FROM job_outbox").execute(pool).await.unwrap();
+        });
+    }
+
     /// Bytes on disk of each table and index.
     pub async fn sizes(&self) -> Vec<(String, i64)> {
         match self {
@@ -126,7 +135,9 @@ impl Sql {
 /// `gatehouse serve` in its own process, with its memory sampled as it runs.
 pub struct Server {
     pub url: String,
-    client: reqwest::Client,
+    /// `/proc/<pid>/status` of the server.
+    status_file: String,
+    pub client: reqwest::Client,
     child: tokio::process::Child,
     peak_rss_kib: Arc<AtomicU64>,
     peak_anon_kib: Arc<AtomicU64>,
@@ -135,13 +146,23 @@ pub struct Server {
 
 impl Server {
     pub async fn start(database: &str, queue: &str, dir: &std::path::Path) -> Self {
+        Self::start_with(database, queue, dir, &["serve"]).await
+    }
+
+    /// `gatehouse` with these arguments (`serve --no-workers` for an API-only node).
+    pub async fn start_with(
+        database: &str,
+        queue: &str,
+        dir: &std::path::Path,
+        args: &[&str],
+    ) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
         let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_gatehouse"))
-            .arg("serve")
+            .args(args)
             .env("GATEHOUSE_DATABASE_URL", database)
             .env("GATEHOUSE_QUEUE_URL", queue)
             .env("GATEHOUSE_LISTEN", format!("127.0.0.1:{port}"))
@@ -168,30 +189,24 @@ impl Server {
         let peak_rss_kib = Arc::new(AtomicU64::new(0));
         let sampling = Arc::new(AtomicBool::new(true));
         let pid = child.id().unwrap();
+        let status_file = format!("/proc/{pid}/status");
         let peak_anon_kib = Arc::new(AtomicU64::new(0));
-        let (peak, anon, on) = (
+        let (peak, anon, on, file) = (
             peak_rss_kib.clone(),
             peak_anon_kib.clone(),
             sampling.clone(),
+            status_file.clone(),
         );
         std::thread::spawn(move || {
             while on.load(Ordering::Relaxed) {
-                let status =
-                    std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-                let kib = |field: &str| -> u64 {
-                    status
-                        .lines()
-                        .find_map(|l| l.strip_prefix(field))
-                        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-                        .unwrap_or(0)
-                };
-                peak.fetch_max(kib("VmRSS:"), Ordering::Relaxed);
-                anon.fetch_max(kib("RssAnon:"), Ordering::Relaxed);
+                peak.fetch_max(status_kib(&file, "VmRSS:"), Ordering::Relaxed);
+                anon.fetch_max(status_kib(&file, "RssAnon:"), Ordering::Relaxed);
                 std::thread::sleep(Duration::from_millis(100));
             }
         });
         Self {
             url: format!("{base}/graphql"),
+            status_file,
             client,
             child,
             peak_rss_kib,
@@ -207,6 +222,11 @@ impl Server {
         (mb(&self.peak_rss_kib), mb(&self.peak_anon_kib))
     }
 
+    /// The server's resident memory now, in MiB.
+    pub fn rss_mb(&self) -> f64 {
+        status_kib(&self.status_file, "VmRSS:") as f64 / 1024.0
+    }
+
     /// Signs in from an address of its own (the server trusts 127.0.0.1 to name it), so
     /// that the per-address rate limit counts each simulated client apart.
     pub async fn login(&self, username: &str, password: &str) -> String {
@@ -216,6 +236,16 @@ impl Server {
             .await
             .expect("sign-in")
     }
+}
+
+/// A memory figure of a process's status file, in KiB (0 when gone).
+fn status_kib(path: &str, field: &str) -> u64 {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
 }
 
 impl Drop for Server {
@@ -272,7 +302,7 @@ impl Target {
 }
 
 /// One GraphQL request as the signed-in `token`: its JSON answer.
-async fn post(
+pub async fn post(
     client: &reqwest::Client,
     url: &str,
     token: &str,
