@@ -7,6 +7,7 @@ use crate::common::{ServerOptions, TestServer};
 crate::on_both_databases!(
     a_subscriber_that_files_at_once_sees_every_status,
     changes_reach_the_subscribers_of_another_api_node,
+    a_demoted_subscriber_stops_seeing_what_its_old_role_showed,
 );
 
 const ALL: &str = "subscription { requestUpdated { id status } }";
@@ -85,4 +86,33 @@ async fn changes_reach_the_subscribers_of_another_api_node(db: TestDb) {
         statuses_of(&mut owner, &request, 2).await,
         ["APPROVED", "APPLIED"]
     );
+}
+
+async fn a_demoted_subscriber_stops_seeing_what_its_old_role_showed(db: TestDb) {
+    let p = practice(&db, vec![]).await;
+    // Adam, an admin, watches every request of the practice.
+    let mut adam = Subscriber::connect(&p.server, Some(&p.adam)).await.unwrap();
+    adam.send(json!({ "id": "s", "type": "subscribe", "payload": { "query": ALL } }))
+        .await;
+    let adam_id = p.user_id("adam").await;
+    let demotion = p
+        .mutate(
+            &p.olivia,
+            "requestPermissionChange",
+            "RequestPermissionChangeInput",
+            json!({ "userId": adam_id, "role": "MEMBER" }),
+        )
+        .await;
+    let demotion = id(&demotion);
+    assert_eq!(
+        statuses_of(&mut adam, &demotion, 3).await,
+        ["SUBMITTED", "APPROVED", "APPLIED"]
+    );
+    // A member now: another member's request no longer reaches him, his own still does.
+    let others = p.request_inactivation(&p.mia, "mia").await;
+    let own = p.request_inactivation(&p.adam, "adam").await;
+    let message = adam.next().await.expect("his own request");
+    let update = &message["payload"]["data"]["requestUpdated"];
+    assert_ne!(update["id"], id(&others), "{message}");
+    assert_eq!(update["id"], id(&own), "{message}");
 }
