@@ -131,6 +131,8 @@ async fn run(
         nodes.push((label, server, node));
     }
     let query = "mutation($i: RequestLicensesInput!) { requestLicenses(input: $i) { request { id } userErrors { message } } }";
+    let cpu_before: Vec<_> = nodes.iter().map(|(_, server, _)| server.cpu()).collect();
+    let load_before = own_cpu();
     let mut ticks = tokio::time::interval(settings.every);
     for _ in 0..settings.updates {
         ticks.tick().await;
@@ -149,12 +151,35 @@ async fn run(
             "{body}"
         );
     }
-    for (label, server, node) in nodes {
+    let nodes_count = nodes.len();
+    let mut all_messages = 0.0;
+    for ((label, server, node), (user_before, system_before)) in nodes.into_iter().zip(cpu_before) {
         let expected = node.subscribers * settings.updates;
         let times = node.wait_for(expected, Duration::from_secs(120)).await;
+        // What each update sent to a subscriber cost the server (three per request:
+        // SUBMITTED, APPROVED, APPLIED), beside the requests' own work.
+        let (user, system) = server.cpu();
+        let messages = (3 * expected).max(1) as f64;
+        all_messages += messages;
+        let per_message = |after: Duration, before: Duration| {
+            after.saturating_sub(before).as_secs_f64() * 1e6 / messages
+        };
+        figure(
+            stack,
+            "server_cpu_per_update_sent",
+            json!({
+                "node": label,
+                "user_us": per_message(user, user_before),
+                "system_us": per_message(system, system_before),
+            }),
+        );
         let mut sorted = times.clone();
         sorted.sort();
-        let at = |p: f64| sorted.first().map(|_| load::ms(load::percentile(&sorted, p)));
+        let at = |p: f64| {
+            sorted
+                .first()
+                .map(|_| load::ms(load::percentile(&sorted, p)))
+        };
         figure(
             stack,
             "delivery_after_applied",
@@ -171,6 +196,19 @@ async fn run(
         );
         assert_eq!(sorted.len(), expected, "every subscriber saw every APPLIED");
     }
+    // The subscribers' side shares the cores: what reading each update cost it.
+    let load = own_cpu().saturating_sub(load_before);
+    figure(
+        stack,
+        "load_process_cpu_per_update_read",
+        json!({ "nodes": nodes_count, "us": load.as_secs_f64() * 1e6 / all_messages.max(1.0) }),
+    );
+}
+
+/// The CPU time (user and system) this process has used so far.
+fn own_cpu() -> Duration {
+    let (user, system) = load::cpu_of("/proc/self/stat");
+    user + system
 }
 
 /// An organization whose owner files, and `users` admins (who see every request) to
@@ -262,7 +300,8 @@ impl Node {
         let delays = Arc::new(Mutex::new(Vec::new()));
         let opened = futures_util::stream::iter(0..count)
             .map(|n| {
-                let (ws, token, delays) = (ws.clone(), tokens[n / PER_USER].clone(), delays.clone());
+                let (ws, token, delays) =
+                    (ws.clone(), tokens[n / PER_USER].clone(), delays.clone());
                 async move { subscribe(&ws, &token, delays).await }
             })
             .buffer_unordered(OPENING)
@@ -326,9 +365,17 @@ async fn subscribe(ws: &str, token: &str, delays: Arc<Mutex<Vec<Duration>>>) -> 
     tokio::spawn(async move {
         // Reading answers the server's pings too.
         while let Some(Ok(message)) = socket.next().await {
-            let Message::Text(text) = message else { continue };
+            let Message::Text(text) = message else {
+                continue;
+            };
             let arrived = chrono::Utc::now();
-            let Ok(update) = serde_json::from_str::<Value>(&text) else { continue };
+            // Only APPLIED is timed: the rest is not parsed, to keep this process light.
+            if !text.contains("APPLIED") {
+                continue;
+            }
+            let Ok(update) = serde_json::from_str::<Value>(&text) else {
+                continue;
+            };
             let request = &update["payload"]["data"]["requestUpdated"];
             if request["status"] != "APPLIED" {
                 continue;

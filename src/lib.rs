@@ -171,6 +171,12 @@ impl Gatehouse {
                         .context("the HTTPS server stopped with an error")
                 }),
                 None => {
+                    use axum::serve::ListenerExt as _;
+                    // Small messages (a subscription update) go out at once, not after
+                    // the peer's delayed acknowledgement of the one before.
+                    let listener = listener.tap_io(|tcp| {
+                        let _ = tcp.set_nodelay(true);
+                    });
                     let server = axum::serve(
                         listener,
                         router.into_make_service_with_connect_info::<SocketAddr>(),

@@ -222,6 +222,11 @@ impl Server {
         (mb(&self.peak_rss_kib), mb(&self.peak_anon_kib))
     }
 
+    /// The CPU time the server has used so far (user, system).
+    pub fn cpu(&self) -> (Duration, Duration) {
+        cpu_of(&self.status_file.replace("/status", "/stat"))
+    }
+
     /// The server's resident memory now, in MiB.
     pub fn rss_mb(&self) -> f64 {
         status_kib(&self.status_file, "VmRSS:") as f64 / 1024.0
@@ -236,6 +241,28 @@ impl Server {
             .await
             .expect("sign-in")
     }
+}
+
+/// The CPU time (user, system) a process has used so far, from its `/proc/.../stat`.
+pub fn cpu_of(stat: &str) -> (Duration, Duration) {
+    let stat = std::fs::read_to_string(stat).unwrap_or_default();
+    // The fields after the command's closing parenthesis; utime and stime are the 14th
+    // and 15th of the line, in ticks of 1/100 s.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    (
+        Duration::from_millis(ticks(11) * 10),
+        Duration::from_millis(ticks(12) * 10),
+    )
 }
 
 /// A memory figure of a process's status file, in KiB (0 when gone).

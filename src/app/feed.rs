@@ -10,8 +10,8 @@ use crate::store::{Pushed, RequestChange, Store, StoreResult};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::sync::OnceCell;
+use tokio::sync::broadcast::{self, error::RecvError};
 
 /// Changes buffered per subscriber before a slow one starts missing some.
 const BUFFER: usize = 1024;
@@ -172,7 +172,11 @@ async fn catch_up_from_table(
 }
 
 /// Hands a change to every subscriber of the process, with its request read once.
-async fn hand_out(store: &dyn Store, sender: &broadcast::Sender<LiveChange>, change: RequestChange) {
+async fn hand_out(
+    store: &dyn Store,
+    sender: &broadcast::Sender<LiveChange>,
+    change: RequestChange,
+) {
     if sender.receiver_count() == 0 {
         return;
     }

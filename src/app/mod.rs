@@ -23,10 +23,10 @@ pub mod workflow;
 
 /// A request's status change, as subscriptions receive it.
 pub use crate::store::RequestChange;
-pub use feed::LiveChange;
 pub use audit::Audit;
 pub use directory::{Directory, OrgView};
 pub use error::{AppError, AppResult};
+pub use feed::LiveChange;
 pub use identity::session::{Actor, Caller, ClientInfo, SelfView};
 pub use identity::{Identity, crypto};
 pub use request::Requests;

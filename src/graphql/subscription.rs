@@ -215,8 +215,11 @@ impl Feed {
                     _ => None,
                 };
                 if let Some(late_after) = self.late_after {
-                    self.replayed
-                        .extend(page.iter().map(|c| c.event_id).filter(|id| *id > late_after));
+                    self.replayed.extend(
+                        page.iter()
+                            .map(|c| c.event_id)
+                            .filter(|id| *id > late_after),
+                    );
                 }
                 self.backlog.extend(page);
                 continue;

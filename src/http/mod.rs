@@ -220,9 +220,9 @@ async fn graphql_ws(
         .max_message_size(limit + 1024)
         .max_frame_size(limit + 1024)
         .write_buffer_size(8 * 1024)
-        // Grown on demand for a larger message; 128 KiB up front by default, which
-        // made every idle dashboard cost 130 KB.
-        .read_buffer_size(4 * 1024)
+        // Grown on demand for a larger message (clients send a few hundred bytes); 128
+        // KiB up front by default, which made every idle dashboard cost 130 KB.
+        .read_buffer_size(1024)
         .on_upgrade(move |ws| {
             let span = tracing::info_span!("socket", request_id = request_id.as_deref());
             gatehouse_workers::with_request_id(

@@ -147,6 +147,9 @@ pub async fn serve(
                 }
             },
         };
+        // Small messages (a subscription update) go out at once, not after the peer's
+        // delayed acknowledgement of the one before.
+        let _ = tcp.set_nodelay(true);
         let (acceptor, builder) = (acceptor.clone(), builder.clone());
         let service = router.clone().map_request(
             move |mut request: axum::http::Request<hyper::body::Incoming>| {

@@ -149,14 +149,18 @@ async fn listen(to: Listener) {
     loop {
         let listener = async {
             let mut listener = sqlx::postgres::PgListener::connect_with(&to.pool).await?;
-            listener.listen_all([OUTBOX_CHANNEL, REQUEST_CHANNEL]).await?;
+            listener
+                .listen_all([OUTBOX_CHANNEL, REQUEST_CHANNEL])
+                .await?;
             Ok::<_, sqlx::Error>(listener)
         };
         match listener.await {
             Ok(mut listener) => {
                 to.listening.send_replace(true);
                 let _ = to.pushes.send(Pushed::Resync);
-                let Some(outbox) = to.outbox.upgrade() else { return };
+                let Some(outbox) = to.outbox.upgrade() else {
+                    return;
+                };
                 outbox.notify_one();
                 drop(outbox);
                 loop {
@@ -169,7 +173,10 @@ async fn listen(to: Listener) {
                                     let _ = to.pushes.send(Pushed::Change(change));
                                 }
                                 None => {
-                                    tracing::warn!(payload = note.payload(), "unreadable request change notification");
+                                    tracing::warn!(
+                                        payload = note.payload(),
+                                        "unreadable request change notification"
+                                    );
                                     let _ = to.pushes.send(Pushed::Resync);
                                 }
                             }

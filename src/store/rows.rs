@@ -351,3 +351,17 @@ impl TryFrom<EventRow> for (RequestId, RequestEvent) {
         ))
     }
 }
+
+/// A row of the change feed: event, organization, request, status.
+pub(crate) type ChangeRow = (i64, i64, i64, String);
+
+pub(crate) fn request_change(
+    (event_id, org, request, status): ChangeRow,
+) -> Result<super::RequestChange, StoreError> {
+    Ok(super::RequestChange {
+        event_id,
+        org_id: OrgId(org),
+        request_id: RequestId(request),
+        status: parse(&status)?,
+    })
+}

@@ -8,10 +8,10 @@ mod deciding;
 mod filing;
 pub(in crate::app) mod parties;
 
+use super::feed::LiveChange;
 use super::identity::session::later;
 use super::page::{Page, decode_cursor, encode_cursor, page_size};
 use super::policy::Action;
-use super::feed::LiveChange;
 use super::{Actor, AppError, AppResult, service};
 use crate::domain::id::ClientId;
 use crate::domain::request::{NotDecidable, Step, audit_action, may_decide, needs_terms};

@@ -370,7 +370,7 @@ macro_rules! requests_impl {
             }
 
             async fn request_changes(&self, after: i64, limit: i64) -> StoreResult<Vec<RequestChange>> {
-                let rows: Vec<(i64, i64, i64, String)> = sqlx::query_as(
+                let rows: Vec<$crate::store::rows::ChangeRow> = sqlx::query_as(
                     "SELECT e.id, r.org_id, e.request_id, e.status FROM request_events e \
                      JOIN requests r ON r.id = e.request_id WHERE e.id > $1 ORDER BY e.id LIMIT $2",
                 )
@@ -378,16 +378,7 @@ macro_rules! requests_impl {
                 .bind(limit)
                 .fetch_all(&self.pool)
                 .await?;
-                rows.into_iter()
-                    .map(|(event_id, org, request, status)| {
-                        Ok(RequestChange {
-                            event_id,
-                            org_id: OrgId(org),
-                            request_id: RequestId(request),
-                            status: status.parse().map_err(|e: $crate::domain::enums::UnknownValue| StoreError::Corrupt(e.to_string()))?,
-                        })
-                    })
-                    .collect()
+                rows.into_iter().map($crate::store::rows::request_change).collect()
             }
 
             async fn last_request_event(&self) -> StoreResult<i64> {

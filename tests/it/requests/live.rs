@@ -46,11 +46,7 @@ async fn a_subscriber_that_files_at_once_sees_every_status(db: TestDb) {
         let request = id(&filed);
         // Filed by an owner: approved by the filing, then applied by the workers.
         let seen = statuses_of(&mut owner, &request, 3).await;
-        assert_eq!(
-            seen,
-            ["SUBMITTED", "APPROVED", "APPLIED"],
-            "round {round}"
-        );
+        assert_eq!(seen, ["SUBMITTED", "APPROVED", "APPLIED"], "round {round}");
     }
 }
 
