@@ -72,10 +72,10 @@ fn main() {
         }
         let postgres = std::env::var("GATEHOUSE_BENCH_POSTGRES_URL");
         let redis = std::env::var("GATEHOUSE_BENCH_REDIS_URL");
-        if let (Ok(postgres), Ok(redis)) = (postgres, redis) {
-            if std::env::var("BENCH_ONLY").map_or(true, |only| only == "postgres") {
-                run("postgres", &settings, postgres, redis, dir.path()).await;
-            }
+        if let (Ok(postgres), Ok(redis)) = (postgres, redis)
+            && std::env::var("BENCH_ONLY").map_or(true, |only| only == "postgres")
+        {
+            run("postgres", &settings, postgres, redis, dir.path()).await;
         }
     });
 }

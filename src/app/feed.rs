@@ -37,14 +37,16 @@ pub struct RequestFeed {
     started: OnceCell<()>,
 }
 
-impl RequestFeed {
-    pub fn new() -> Self {
+impl Default for RequestFeed {
+    fn default() -> Self {
         Self {
             sender: broadcast::channel(BUFFER).0,
             started: OnceCell::new(),
         }
     }
+}
 
+impl RequestFeed {
     /// Starts the feed (once; later calls return at once): from when this returns, every
     /// change committed reaches the receivers.
     pub async fn start(

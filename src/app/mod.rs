@@ -125,7 +125,7 @@ impl App {
             store,
             config,
             login_limiter,
-            feed: Arc::new(feed::RequestFeed::new()),
+            feed: Arc::new(feed::RequestFeed::default()),
             sessions: Arc::default(),
             stats: stats::Stats::default(),
         });
