@@ -94,7 +94,7 @@ async fn run(
     // in its process reads their changes from the table once a second.
     let second = match stack {
         "postgres" => {
-            Some(Server::start_with(&database, &queue, dir, &["serve", "--no-workers"]).await)
+            Some(Server::start_with(&database, &queue, dir, &["serve", "--no-workers"], None).await)
         }
         _ => None,
     };

@@ -1,15 +1,17 @@
 //! The whole system at a large vendor's scale (SPEC "Scale"): organizations of skewed
 //! sizes (by default 1,000,000 users in 10,000 organizations, the largest 100,000) with
 //! names from many languages, every status, products, permissions and practices, seeded
-//! through the bulk import path; then `gatehouse serve` is started as its own process and
-//! driven over HTTP on 127.0.0.1 from this one. One JSON line per figure on stdout.
+//! through the bulk import path, and requests in every status; then `gatehouse serve` is
+//! started as its own process, sending its emails to a mail server over SMTP, and driven
+//! over HTTP on 127.0.0.1 from this one. One JSON line per figure on stdout.
 //!
 //! `cargo bench --bench system` runs SQLite with the SQLite queue; with
 //! GATEHOUSE_BENCH_POSTGRES_URL (an empty database) and GATEHOUSE_BENCH_REDIS_URL set, the
 //! production stack too. BENCH_USERS, BENCH_ORGS and BENCH_SECONDS change the size and
 //! the length of each timed run, BENCH_SEEDED=1 measures a database seeded by an
 //! earlier run of the same size again, BENCH_REQUEST_RATE the pace of filed requests (100 a
-//! second on SQLite, 200 on PostgreSQL); BENCH_ONLY (`sqlite` or `postgres`) runs one stack. Under `cargo test` it runs a small smoke version.
+//! second on SQLite, 200 on PostgreSQL); BENCH_ONLY (`sqlite` or `postgres`) runs one
+//! stack. Under `cargo test` it runs a small smoke version.
 
 use gatehouse::app::directory::organization::CreateOrganization;
 use gatehouse::domain::{Permission, Product, Role, UserKind, now};
@@ -26,6 +28,8 @@ use std::time::{Duration, Instant};
 mod load;
 #[path = "system/people.rs"]
 mod people;
+#[path = "system/smtp.rs"]
+mod smtp;
 
 use load::{Target, figure};
 use people::{Org, Person};
@@ -99,6 +103,7 @@ async fn run(
     if std::env::var_os("BENCH_SEEDED").is_none() {
         seed(&gatehouse, &orgs, settings.users).await;
         sql.set_statuses(&hash).await;
+        sql.seed_requests().await;
         let seeded = started.elapsed().as_secs_f64();
         figure(
             stack,
@@ -133,7 +138,10 @@ async fn run(
     in_process(stack, &gatehouse, largest).await;
     drop(gatehouse);
 
-    let server = load::Server::start(&database, &queue, dir).await;
+    // Every email goes to a mail server over SMTP, as in production.
+    let mail = smtp::Sink::start().await;
+    let server =
+        load::Server::start_with(&database, &queue, dir, &["serve"], Some(&mail.url)).await;
     let mut targets = Vec::new();
     for (label, org) in [("largest", largest), ("median", median)] {
         let owner = sql.owner_username(org.id).await;
@@ -174,7 +182,25 @@ async fn run(
         .ok()
         .and_then(|r| r.parse().ok())
         .unwrap_or(if stack == "sqlite" { 100.0 } else { 200.0 });
+    let mailed = mail.received();
     load::requests_flow(stack, &server, owners, &sql, seconds, rate).await;
+    // Their emails (the owner is told the request was applied): until none came for 2 s.
+    let applied = Instant::now();
+    let (mut count, mut last) = (mail.received(), Instant::now());
+    while last.elapsed() < Duration::from_secs(2) && applied.elapsed() < Duration::from_secs(300) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if mail.received() != count {
+            (count, last) = (mail.received(), Instant::now());
+        }
+    }
+    figure(
+        stack,
+        "request_emails_over_smtp",
+        json!({
+            "emails": count - mailed,
+            "last_after_all_applied_seconds": last.saturating_duration_since(applied).as_secs_f64(),
+        }),
+    );
     figure(stack, "server_rss", rss("requests"));
 }
 

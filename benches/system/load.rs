@@ -80,6 +80,41 @@ impl Sql {
         }
     }
 
+    /// Requests in every status, one of each filed by each organization's owner (a
+    /// license request), each with its event; what a vendor's history holds beside the
+    /// requests the benchmark files.
+    pub async fn seed_requests(&self) {
+        let statuses = [
+            "SUBMITTED",
+            "PENDING_APPROVAL",
+            "APPROVED",
+            "APPLIED",
+            "REJECTED",
+            "CANCELLED",
+            "EXPIRED",
+            "FAILED",
+        ]
+        .map(|s| format!("SELECT '{s}' AS status"))
+        .join(" UNION ALL ");
+        let requests = format!(
+            "INSERT INTO requests (org_id, kind, status, requested_by, product, user_kind, quantity, \
+             terms_accepted, failure_reason, created_at, expires_at, updated_at) \
+             SELECT u.org_id, 'ADD_LICENSES', s.status, u.id, 'EHR', 'STAFF', 1, TRUE, \
+             CASE WHEN s.status = 'FAILED' THEN 'seeded' END, $1, $2, $1 \
+             FROM users u CROSS JOIN ({statuses}) s WHERE u.role = 'OWNER'"
+        );
+        let events = "INSERT INTO request_events (request_id, at, status) \
+                      SELECT id, created_at, status FROM requests";
+        let (at, expires) = (
+            gatehouse::domain::now(),
+            gatehouse::domain::now() + chrono::TimeDelta::days(7),
+        );
+        on_pool!(self, pool => {
+            sqlx::query(sqlx::AssertSqlSafe(requests)).bind(at).bind(expires).execute(pool).await.unwrap();
+            sqlx::query(events).execute(pool).await.unwrap();
+        });
+    }
+
     /// Every user of `org` active, signing in with `hash`; their setup emails withdrawn.
     pub async fn activate(&self, org: gatehouse::domain::OrgId, hash: &str) {
         on_pool!(self, pool => {
@@ -146,22 +181,28 @@ pub struct Server {
 
 impl Server {
     pub async fn start(database: &str, queue: &str, dir: &std::path::Path) -> Self {
-        Self::start_with(database, queue, dir, &["serve"]).await
+        Self::start_with(database, queue, dir, &["serve"], None).await
     }
 
-    /// `gatehouse` with these arguments (`serve --no-workers` for an API-only node).
+    /// `gatehouse` with these arguments (`serve --no-workers` for an API-only node),
+    /// sending its emails to `smtp` when given (else to files in `dir`).
     pub async fn start_with(
         database: &str,
         queue: &str,
         dir: &std::path::Path,
         args: &[&str],
+        smtp: Option<&str>,
     ) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
-        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_gatehouse"));
+        if let Some(smtp) = smtp {
+            command.env("GATEHOUSE_SMTP_URL", smtp);
+        }
+        let child = command
             .args(args)
             .env("GATEHOUSE_DATABASE_URL", database)
             .env("GATEHOUSE_QUEUE_URL", queue)
