@@ -136,7 +136,11 @@ impl Gatehouse {
                 retry_window: config.jobs.retry_window,
                 relay_interval: config.jobs.relay_interval,
                 sweep_interval: config.jobs.sweep_interval,
-                concurrency: 8,
+                // Jobs mostly wait (on the database, on the mail server). On Redis (and
+                // PostgreSQL) 32 at a time: with 8, emails held the slots and 200 requests
+                // a second fell to 120 over SMTP. On the SQLite queue 8: its writers queue
+                // for one lock, and 32 made filing -> APPLIED slower (BENCHMARKS.md).
+                concurrency: if self.queue.redis().is_some() { 32 } else { 8 },
                 support_contact: config.support_contact.clone().unwrap_or_default(),
             };
             let ports = Arc::new(self.app.workflow().clone());

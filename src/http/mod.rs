@@ -3,6 +3,7 @@
 mod apq;
 mod graphql;
 mod pages;
+mod seats;
 mod socket;
 pub mod tls;
 

@@ -7,7 +7,7 @@
 
 use crate::app::AppError;
 use crate::app::ClientInfo;
-use crate::domain::{SessionId, UserId};
+use crate::domain::SessionId;
 use crate::graphql::limits::Refusal;
 use crate::graphql::{ChangesFromArrival, Endpoint, RequestContext, error_response, refused};
 use async_graphql::http::{WebSocket, WebSocketProtocols, WsMessage};
@@ -15,9 +15,12 @@ use async_graphql::{Data, Executor, Response};
 use axum::extract::ws::{CloseFrame, Message, WebSocket as Socket};
 use axum::http::HeaderMap;
 use futures_util::stream::BoxStream;
-use futures_util::{SinkExt as _, StreamExt as _};
+use futures_util::{FutureExt as _, SinkExt as _, StreamExt as _};
 use std::str::FromStr as _;
 use std::sync::atomic::{AtomicUsize, Ordering};
+
+use super::seats::Seat;
+pub use super::seats::Sockets;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -33,79 +36,6 @@ const INIT_TIMED_OUT: u16 = 4408;
 const TOO_MANY_FOR_USER: u16 = 4429;
 /// WebSocket's "try again later".
 const NODE_FULL: u16 = 1013;
-
-/// The live connections of this node, in all and per user.
-pub struct Sockets {
-    open: AtomicUsize,
-    per_user: std::sync::Mutex<std::collections::HashMap<UserId, usize>>,
-    gauge: prometheus::IntGauge,
-}
-
-impl Sockets {
-    pub fn new(gauge: prometheus::IntGauge) -> Self {
-        Self {
-            open: AtomicUsize::new(0),
-            per_user: Default::default(),
-            gauge,
-        }
-    }
-
-    fn users(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<UserId, usize>> {
-        self.per_user.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-/// One connection's place among the node's and its user's; given back when dropped.
-struct Seat {
-    sockets: Arc<Sockets>,
-    user: OnceLock<UserId>,
-}
-
-impl Seat {
-    /// A place on the node, or `None` when it holds `max` already.
-    fn take(sockets: &Arc<Sockets>, max: usize) -> Option<Seat> {
-        let taken = sockets
-            .open
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < max).then_some(n + 1)
-            })
-            .is_ok();
-        taken.then(|| {
-            sockets.gauge.inc();
-            Seat {
-                sockets: sockets.clone(),
-                user: OnceLock::new(),
-            }
-        })
-    }
-
-    /// Counts the connection as `user`'s, unless they hold `max` already.
-    fn of_user(&self, user: UserId, max: usize) -> bool {
-        let mut users = self.sockets.users();
-        let held = users.entry(user).or_default();
-        if *held >= max || self.user.set(user).is_err() {
-            return false;
-        }
-        *held += 1;
-        true
-    }
-}
-
-impl Drop for Seat {
-    fn drop(&mut self) {
-        self.sockets.open.fetch_sub(1, Ordering::AcqRel);
-        self.sockets.gauge.dec();
-        if let Some(user) = self.user.get() {
-            let mut users = self.sockets.users();
-            if let Some(held) = users.get_mut(user) {
-                *held -= 1;
-                if *held == 0 {
-                    users.remove(user);
-                }
-            }
-        }
-    }
-}
 
 /// The subprotocol the client asked for.
 pub fn protocol(headers: &HeaderMap) -> Option<WebSocketProtocols> {
@@ -328,17 +258,11 @@ pub async fn serve(
     };
     loop {
         tokio::select! {
-            message = protocol_stream.next() => match message {
-                Some(WsMessage::Text(text)) => {
-                    if sink.send(Message::Text(text.into())).await.is_err() {
-                        break;
-                    }
-                }
-                Some(WsMessage::Close(code, reason)) => {
-                    let _ = sink.send(frame(code, reason)).await;
+            message = protocol_stream.next() => {
+                let Some(message) = message else { break };
+                if !write_ready(message, &mut protocol_stream, &mut sink).await {
                     break;
                 }
-                None => break,
             },
             _ = ping.tick() => {
                 let silent = started.elapsed()
@@ -369,6 +293,41 @@ pub async fn serve(
         }
     }
     let _ = sink.close().await;
+}
+
+/// Writes `first` and whatever else the protocol has ready now (updates queued while the
+/// node was busy) in one go; false when the connection is to end.
+async fn write_ready<S, K>(first: WsMessage, protocol: &mut S, sink: &mut K) -> bool
+where
+    S: futures_util::Stream<Item = WsMessage> + Unpin,
+    K: futures_util::Sink<Message> + Unpin,
+{
+    let mut pending = Some(first);
+    let mut open = true;
+    while let Some(message) = pending.take() {
+        match message {
+            WsMessage::Text(text) => {
+                if sink.feed(Message::Text(text.into())).await.is_err() {
+                    return false;
+                }
+            }
+            WsMessage::Close(code, reason) => {
+                let close = CloseFrame {
+                    code,
+                    reason: reason.into(),
+                };
+                let _ = sink.send(Message::Close(Some(close))).await;
+                return false;
+            }
+        }
+        match protocol.next().now_or_never() {
+            Some(Some(more)) => pending = Some(more),
+            // The protocol ended: what was fed still goes out.
+            Some(None) => open = false,
+            None => {}
+        }
+    }
+    sink.flush().await.is_ok() && open
 }
 
 /// Closes the connection when the session ends, wherever it is ended. The task ends with
