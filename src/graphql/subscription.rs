@@ -75,6 +75,7 @@ impl Subscription {
             until: newest,
             replayed: BTreeSet::new(),
             late_after: after.map(|a| a.max(newest - LATE_WINDOW)),
+            walked: after.unwrap_or(newest),
         };
         Ok(futures_util::stream::unfold(
             Some(feed),
@@ -108,6 +109,9 @@ struct Feed {
     /// With a cursor: live changes up to `until` and after this one may have committed
     /// after they were caught up on (or never been read), and go out unless replayed.
     late_after: Option<i64>,
+    /// The newest change handed to this subscriber's filter so far: where catching up
+    /// starts again if it falls behind.
+    walked: i64,
 }
 
 impl Feed {
@@ -197,6 +201,7 @@ impl Feed {
     async fn next_change(&mut self) -> Option<async_graphql::Result<LiveChange>> {
         loop {
             if let Some(change) = self.backlog.pop_front() {
+                self.walked = self.walked.max(change.event_id);
                 let request = None;
                 return Some(Ok(LiveChange { change, request }));
             }
@@ -225,10 +230,23 @@ impl Feed {
                 continue;
             }
             match self.changes.recv().await {
-                Ok(live) if self.is_news(live.change.event_id) => return Some(Ok(live)),
+                Ok(live) if self.is_news(live.change.event_id) => {
+                    self.walked = self.walked.max(live.change.event_id);
+                    return Some(Ok(live));
+                }
                 Ok(_) => continue,
                 Err(RecvError::Lagged(missed)) => {
-                    tracing::warn!(missed, "a slow subscriber missed request changes");
+                    // Too slow to keep up with the node: what went by is read from the
+                    // table, from the last change it was walked past, then live again.
+                    tracing::warn!(missed, "a slow subscriber fell behind; catching up");
+                    let newest = match self.app.requests().newest_event().await {
+                        Ok(newest) => newest,
+                        Err(err) => return Some(Err(gql(err))),
+                    };
+                    self.replay_from = Some(self.walked).filter(|w| *w < newest);
+                    self.until = newest;
+                    self.late_after = Some(self.walked.max(newest - LATE_WINDOW));
+                    self.replayed.clear();
                 }
                 Err(RecvError::Closed) => return None,
             }

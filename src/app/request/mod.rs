@@ -225,6 +225,11 @@ impl Requests {
         Ok((receiver, newest))
     }
 
+    /// The newest request event recorded.
+    pub async fn newest_event(&self) -> AppResult<i64> {
+        Ok(self.store.last_request_event().await?)
+    }
+
     /// The status changes recorded after event `after` up to event `until`, oldest first
     /// (at most `limit`), for a subscriber catching up on what it missed. The caller
     /// filters them by what the subscriber may see.
