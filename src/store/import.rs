@@ -20,6 +20,15 @@ pub trait ImportStore: Send + Sync {
         import: UserImport,
         progress: &(dyn Fn(usize) + Send + Sync),
     ) -> StoreResult<Vec<UserId>>;
+
+    /// Onboards organizations in one transaction: each created as `create_organization`
+    /// creates one, then its users written as `import_users` writes them (the import's
+    /// `org_id` is set to the new organization). All or nothing; the organizations and
+    /// their owners in the order given.
+    async fn import_organizations(
+        &self,
+        imports: Vec<(NewOrganization, UserImport)>,
+    ) -> StoreResult<Vec<(Organization, User)>>;
 }
 
 /// A checked import of one organization's users.

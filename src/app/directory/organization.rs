@@ -61,6 +61,23 @@ impl Directory {
         &self,
         input: CreateOrganization,
     ) -> AppResult<(Organization, User)> {
+        let new = self.new_organization(input).await?;
+        match self.store.create_organization(new).await {
+            Err(StoreError::NoLicense { product, kind }) => Err(DomainError {
+                code: ErrorCode::NoLicenseAvailable,
+                field: Some("licenses"),
+                message: format!(
+                    "no {product} license is left for the {kind} owner; give {product}:{kind} at least 1"
+                ),
+            }
+            .into()),
+            other => Ok(other?),
+        }
+    }
+
+    /// An organization checked and ready to create (the owner's password hashed), for
+    /// `create_organization` or, many at once, `ImportStore::import_organizations`.
+    pub async fn new_organization(&self, input: CreateOrganization) -> AppResult<NewOrganization> {
         let name = parse_title("name", &input.name)?;
         let username =
             Username::parse(&input.owner_username).map_err(|e| e.on("owner-username"))?;
@@ -110,17 +127,7 @@ impl Directory {
                     .then_some(crate::app::jobs::invitation_email as crate::domain::OutboxFor<_>),
             },
         };
-        match self.store.create_organization(new).await {
-            Err(StoreError::NoLicense { product, kind }) => Err(DomainError {
-                code: ErrorCode::NoLicenseAvailable,
-                field: Some("licenses"),
-                message: format!(
-                    "no {product} license is left for the {kind} owner; give {product}:{kind} at least 1"
-                ),
-            }
-            .into()),
-            other => Ok(other?),
-        }
+        Ok(new)
     }
 
     /// The caller's organization.

@@ -33,7 +33,7 @@ macro_rules! bulk_impl {
                         .zip(&chunk_ids)
                         .map(|(c, id)| $crate::domain::search::sort_key(&c.user.first_name, &c.user.last_name, *id))
                         .collect();
-                    let ranks = Self::ranks_for_batch(tx, org_id, &sort_keys).await?;
+                    let (ranks, crowded) = Self::ranks_for_batch(tx, org_id, &sort_keys).await?;
                     let mut insert = sqlx::QueryBuilder::<Db>::new(
                         "INSERT INTO users (id, org_id, username, email, first_name, last_name, mobile, kind, role, status, \
                          password_hash, encryption_key, created_at, updated_at, name_key, mobile_digits, mobile_reversed, \
@@ -69,24 +69,29 @@ macro_rules! bulk_impl {
                     insert.build().execute(&mut **tx).await?;
 
                     let mut postings = Vec::new();
-                    let mut unranked = Vec::new();
-                    for (((c, keys), id), (sort_key, rank)) in chunk.iter().zip(&keys).zip(&chunk_ids).zip(sort_keys.iter().zip(&ranks)) {
+                    let mut crowded_keys = vec![Vec::new(); chunk.len()];
+                    for (i, ((c, keys), rank)) in chunk.iter().zip(&keys).zip(&ranks).enumerate() {
                         let keys = keys.posting_keys(org_id.0, &c.user.username);
                         for key in &keys {
                             *counts.entry(*key).or_default() += 1;
                         }
                         match rank {
                             Some(rank) => postings.extend(keys.into_iter().map(|key| (key, *rank))),
-                            None => unranked.push((*id, sort_key, keys)),
+                            None => crowded_keys[i] = keys,
                         }
                     }
                     Self::insert_postings(tx, &mut postings).await?;
-                    // Squeezed into a used-up gap: ranked one by one, each spreading its
-                    // neighbourhood out (postings and all).
-                    for (id, sort_key, keys) in unranked {
-                        let rank = Self::rank_for(tx, org_id, sort_key).await?;
-                        sqlx::query("UPDATE users SET search_rank = $2 WHERE id = $1").bind(id).bind(rank).execute(&mut **tx).await?;
-                        let mut postings: Vec<(i64, i64)> = keys.into_iter().map(|key| (key, rank)).collect();
+                    // Squeezed into a used-up gap: each such run placed at once, spreading
+                    // its neighbourhood out (postings and all).
+                    for run in crowded {
+                        let placed = Self::spread_around(tx, org_id, &sort_keys[run[0]], run.len()).await?;
+                        let ranked: Vec<(i64, i64)> = run.iter().map(|i| chunk_ids[*i]).zip(placed).collect();
+                        Self::set_ranks(tx, &ranked).await?;
+                        let mut postings: Vec<(i64, i64)> = run
+                            .iter()
+                            .zip(&ranked)
+                            .flat_map(|(i, (_, rank))| crowded_keys[*i].iter().map(move |key| (*key, *rank)))
+                            .collect();
                         Self::insert_postings(tx, &mut postings).await?;
                     }
 
@@ -212,7 +217,7 @@ macro_rules! bulk_impl {
 
             /// Appends events to one organization's audit chain: the sequence moves once,
             /// the hashes are chained in memory, the rows go in as multi-row statements.
-            async fn append_audits_in(tx: &mut Tx, org_id: OrgId, entries: &[AuditEntry]) -> StoreResult<()> {
+            pub(super) async fn append_audits_in(tx: &mut Tx, org_id: OrgId, entries: &[AuditEntry]) -> StoreResult<()> {
                 if entries.is_empty() {
                     return Ok(());
                 }
@@ -276,87 +281,6 @@ macro_rules! bulk_impl {
                 .canonical();
                 let hash = audit::chain_hash(prev, &canonical).to_vec();
                 (details, hash)
-            }
-        }
-
-        #[async_trait::async_trait]
-        impl $crate::store::ImportStore for $store {
-            async fn taken_identities(&self, usernames: &[String], emails: &[String]) -> StoreResult<(Vec<String>, Vec<String>)> {
-                let mut taken = (Vec::new(), Vec::new());
-                for (names, sql, found) in [
-                    (usernames, "SELECT username FROM users WHERE username IN (", &mut taken.0),
-                    (emails, "SELECT lower(email) FROM users WHERE lower(email) IN (", &mut taken.1),
-                ] {
-                    for part in names.chunks(500) {
-                        let mut b = sqlx::QueryBuilder::<Db>::new(sql);
-                        let mut list = b.separated(", ");
-                        for name in part {
-                            list.push_bind(name.clone());
-                        }
-                        b.push(")");
-                        found.extend(b.build_query_scalar::<String>().fetch_all(&self.pool).await?);
-                    }
-                }
-                Ok(taken)
-            }
-
-            async fn import_users(
-                &self,
-                import: $crate::store::UserImport,
-                progress: &(dyn Fn(usize) + Send + Sync),
-            ) -> StoreResult<Vec<UserId>> {
-                let org_id = import.org_id;
-                let mut tx = self.begin_write().await?;
-                if BACKEND == $crate::store::Backend::Sqlite {
-                    // The postings of thousands of users land all over the index: keep it
-                    // in memory while this transaction writes (set back before commit).
-                    sqlx::query("PRAGMA cache_size = -262144").execute(&mut *tx).await?;
-                }
-                for (name, audit) in &import.new_practices {
-                    let id: i64 = sqlx::query_scalar("INSERT INTO practices (org_id, name, created_at) VALUES ($1, $2, $3) RETURNING id")
-                        .bind(org_id.0)
-                        .bind(name)
-                        .bind(audit.at)
-                        .fetch_one(&mut *tx)
-                        .await?;
-                    let mut audit = audit.clone();
-                    audit.org_id = org_id;
-                    if let serde_json::Value::Object(map) = &mut audit.details {
-                        map.insert("practiceId".into(), $crate::domain::PracticeId(id).to_global().into());
-                        map.insert("name".into(), name.clone().into());
-                    }
-                    Self::append_audit_in(&mut tx, &audit).await?;
-                }
-                let practices: std::collections::HashMap<String, i64> =
-                    sqlx::query_as::<_, (i64, String)>("SELECT id, name FROM practices WHERE org_id = $1")
-                        .bind(org_id.0)
-                        .fetch_all(&mut *tx)
-                        .await?
-                        .into_iter()
-                        .map(|(id, name)| (name.to_lowercase(), id))
-                        .collect();
-                let mut ids = Vec::with_capacity(import.users.len());
-                let mut users = import.users.into_iter().peekable();
-                while users.peek().is_some() {
-                    let chunk: Vec<UserCreation> = users
-                        .by_ref()
-                        .take(1000)
-                        .map(|(mut creation, names)| {
-                            for name in names {
-                                let id = practices.get(&name.to_lowercase()).ok_or(StoreError::NotFound)?;
-                                creation.user.practice_ids.push($crate::domain::PracticeId(*id));
-                            }
-                            Ok(creation)
-                        })
-                        .collect::<StoreResult<_>>()?;
-                    ids.extend(Self::create_users_in(&mut tx, org_id, &chunk).await?);
-                    progress(ids.len());
-                }
-                if BACKEND == $crate::store::Backend::Sqlite {
-                    sqlx::query("PRAGMA cache_size = -16384").execute(&mut *tx).await?;
-                }
-                tx.commit().await?;
-                Ok(ids)
             }
         }
     };

@@ -6,40 +6,9 @@ macro_rules! directory_impl {
         impl $crate::store::DirectoryStore for $store {
             async fn create_organization(&self, new: NewOrganization) -> StoreResult<(Organization, User)> {
                 let mut tx = self.begin_write().await?;
-                let org: OrganizationRow = sqlx::query_as(
-                    "INSERT INTO organizations (name, created_at, audit_seq, audit_head) \
-                     VALUES ($1, $2, 0, $3) RETURNING id, name, created_at",
-                )
-                .bind(&new.name)
-                .bind(new.created_at)
-                .bind(audit::GENESIS.to_vec())
-                .fetch_one(&mut *tx)
-                .await?;
-                let org = Organization::from(org);
-                for (product, kind, total) in &new.pools {
-                    sqlx::query(
-                        "INSERT INTO license_pools (org_id, product, kind, total, used) \
-                         VALUES ($1, $2, $3, $4, 0)",
-                    )
-                    .bind(org.id.0)
-                    .bind(product.as_str())
-                    .bind(kind.as_str())
-                    .bind(*total)
-                    .execute(&mut *tx)
-                    .await?;
-                    let mut audit = AuditEntry::new(org.id, new.created_at, "license.pool_changed")
-                        .details(serde_json::json!({
-                            "product": product.as_str(), "kind": kind.as_str(),
-                            "before": {"total": 0}, "after": {"total": total},
-                        }));
-                    audit.actor_id = None;
-                    Self::append_audit_in(&mut tx, &audit).await?;
-                }
-                let mut owner = new.owner.clone();
-                owner.user.org_id = org.id;
-                let user = Self::create_user_in(&mut tx, &owner).await?;
+                let created = Self::create_organization_in(&mut tx, new).await?;
                 tx.commit().await?;
-                Ok((org, user))
+                Ok(created)
             }
 
             async fn organization(&self, id: OrgId) -> StoreResult<Organization> {

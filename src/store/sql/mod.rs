@@ -8,6 +8,7 @@ pub(super) mod bulk;
 pub(super) mod directory;
 pub(super) mod identity;
 pub(super) mod jobs;
+pub(super) mod onboard;
 pub(super) mod portable;
 pub(super) mod ranks;
 pub(super) mod request_changes;
@@ -332,6 +333,10 @@ macro_rules! store_impl {
         mod bulk_sql {
             use super::*;
             $crate::store::sql::bulk::bulk_impl!($store);
+        }
+        mod onboard_sql {
+            use super::*;
+            $crate::store::sql::onboard::onboard_impl!($store);
         }
         mod portable_sql {
             use super::*;

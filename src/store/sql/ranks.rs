@@ -73,23 +73,32 @@ macro_rules! ranks_impl {
             }
 
             /// Ranks for new users at `sort_keys` (not yet written): the users falling into
-            /// one gap between ranked neighbours share it evenly; `None` for those of a gap
-            /// too narrow for them, to be ranked one by one.
-            pub(super) async fn ranks_for_batch(tx: &mut Tx, org_id: OrgId, sort_keys: &[String]) -> StoreResult<Vec<Option<i64>>> {
+            /// one gap between ranked neighbours share it evenly. The users of a gap too
+            /// narrow for them are left `None` and returned as a run (indices in directory
+            /// order), to be placed together by `spread_around` once written.
+            pub(super) async fn ranks_for_batch(
+                tx: &mut Tx,
+                org_id: OrgId,
+                sort_keys: &[String],
+            ) -> StoreResult<(Vec<Option<i64>>, Vec<Vec<usize>>)> {
                 let keys: Vec<&str> = sort_keys.iter().map(String::as_str).collect();
                 let neighbours = Self::neighbour_ranks(tx, org_id, &keys).await?;
                 let mut order: Vec<usize> = (0..keys.len()).collect();
                 order.sort_unstable_by_key(|i| keys[*i]);
                 let mut ranks = vec![None; keys.len()];
+                let mut crowded = Vec::new();
                 for run in order.chunk_by(|a, b| neighbours[*a] == neighbours[*b]) {
                     let (prev, next) = neighbours[run[0]];
-                    if let Some(spread) = $crate::domain::search::spread(prev, next, run.len(), 1) {
-                        for (i, rank) in run.iter().zip(spread) {
-                            ranks[*i] = Some(rank);
+                    match $crate::domain::search::spread(prev, next, run.len(), 1) {
+                        Some(spread) => {
+                            for (i, rank) in run.iter().zip(spread) {
+                                ranks[*i] = Some(rank);
+                            }
                         }
+                        None => crowded.push(run.to_vec()),
                     }
                 }
-                Ok(ranks)
+                Ok((ranks, crowded))
             }
 
             /// A rank for a new place at `sort_key` (held by no ranked user), spreading the
@@ -98,13 +107,14 @@ macro_rules! ranks_impl {
                 let (prev, next) = Self::neighbour_ranks(tx, org_id, &[sort_key]).await?[0];
                 match $crate::domain::search::spread(prev, next, 1, 1) {
                     Some(ranks) => Ok(ranks[0]),
-                    None => Self::spread_around(tx, org_id, sort_key).await,
+                    None => Ok(Self::spread_around(tx, org_id, sort_key, 1).await?[0]),
                 }
             }
 
             /// Re-ranks the users around `sort_key` evenly, in a window that grows until
-            /// its ranks have room, and returns the rank left for `sort_key` among them.
-            async fn spread_around(tx: &mut Tx, org_id: OrgId, sort_key: &str) -> StoreResult<i64> {
+            /// its ranks have room, and returns the `count` ranks left at `sort_key` among
+            /// them (for unranked users whose keys no ranked user's falls between).
+            pub(super) async fn spread_around(tx: &mut Tx, org_id: OrgId, sort_key: &str, count: usize) -> StoreResult<Vec<i64>> {
                 #[derive(sqlx::FromRow)]
                 struct Ranked {
                     id: i64,
@@ -115,7 +125,7 @@ macro_rules! ranks_impl {
                     mobile_digits: Option<String>,
                 }
                 const SPACING: i64 = 1 << 16;
-                let mut width: i64 = 16;
+                let mut width: i64 = 16 + count as i64;
                 loop {
                     let side = |op: &str, order: &str| {
                         format!(
@@ -132,8 +142,8 @@ macro_rules! ranks_impl {
                     let lo = (before.len() as i64 > width).then(|| before.pop()).flatten().map(|r| r.search_rank);
                     let hi = (after.len() as i64 > width).then(|| after.pop()).flatten().map(|r| r.search_rank);
                     let whole = lo.is_none() && hi.is_none();
-                    let count = before.len() + after.len() + 1;
-                    let Some(ranks) = $crate::domain::search::spread(lo, hi, count, if whole { 1 } else { SPACING }) else {
+                    let total = before.len() + after.len() + count;
+                    let Some(ranks) = $crate::domain::search::spread(lo, hi, total, if whole { 1 } else { SPACING }) else {
                         width *= 8;
                         continue;
                     };
@@ -142,11 +152,12 @@ macro_rules! ranks_impl {
                     let members: Vec<(Ranked, i64)> = before
                         .into_iter()
                         .chain(after)
-                        .zip(ranks.iter().take(place).chain(ranks.iter().skip(place + 1)).copied())
+                        .zip(ranks.iter().take(place).chain(ranks.iter().skip(place + count)).copied())
                         .filter(|(r, rank)| r.search_rank != *rank)
                         .collect();
                     // Every old posting goes before any new one is written: a new rank may
                     // be one a neighbour held.
+                    let mut old = Vec::new();
                     let mut postings = Vec::new();
                     for (r, rank) in &members {
                         let keys = $crate::domain::search::SearchKeys {
@@ -155,18 +166,42 @@ macro_rules! ranks_impl {
                             mobile_digits: r.mobile_digits.clone(),
                         }
                         .posting_keys(org_id.0, &r.username);
-                        Self::delete_postings(tx, r.search_rank, &keys).await?;
+                        old.extend(keys.iter().map(|key| (*key, r.search_rank)));
                         postings.extend(keys.into_iter().map(|key| (key, *rank)));
-                        sqlx::query("UPDATE users SET search_rank = $2 WHERE id = $1")
-                            .bind(r.id)
-                            .bind(rank)
-                            .execute(&mut **tx)
-                            .await?;
                     }
+                    Self::delete_posted(tx, &old).await?;
+                    let moved: Vec<(i64, i64)> = members.iter().map(|(r, rank)| (r.id, *rank)).collect();
+                    Self::set_ranks(tx, &moved).await?;
                     Self::insert_postings(tx, &mut postings).await?;
                     tracing::debug!(org_id = org_id.0, moved = members.len(), "directory ranks spread out");
-                    return Ok(ranks[place]);
+                    return Ok(ranks[place..place + count].to_vec());
                 }
+            }
+
+            /// Sets users' ranks: (user ID, rank) pairs, a few hundred to a statement.
+            pub(super) async fn set_ranks(tx: &mut Tx, ranks: &[(i64, i64)]) -> StoreResult<()> {
+                for part in ranks.chunks(400) {
+                    let mut b = sqlx::QueryBuilder::<Db>::new("UPDATE users SET search_rank = v.column2 FROM (");
+                    b.push_values(part, |mut row, (id, rank)| {
+                        row.push_bind(*id).push_bind(*rank);
+                    });
+                    b.push(") AS v WHERE users.id = v.column1");
+                    b.build().execute(&mut **tx).await?;
+                }
+                Ok(())
+            }
+
+            /// Removes (key, rank) postings, a few hundred to a statement.
+            async fn delete_posted(tx: &mut Tx, postings: &[(i64, i64)]) -> StoreResult<()> {
+                for part in postings.chunks(400) {
+                    let mut b = sqlx::QueryBuilder::<Db>::new("DELETE FROM user_search_postings WHERE (key, rank) IN (");
+                    b.push_values(part, |mut row, (key, rank)| {
+                        row.push_bind(*key).push_bind(*rank);
+                    });
+                    b.push(")");
+                    b.build().execute(&mut **tx).await?;
+                }
+                Ok(())
             }
 
             /// Removes a user's postings under `keys` at `rank`.

@@ -3,6 +3,7 @@
 mod audit;
 mod directory;
 mod identity;
+mod onboarding;
 mod ranks;
 mod requests;
 mod search;
