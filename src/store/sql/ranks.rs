@@ -166,8 +166,8 @@ macro_rules! ranks_impl {
                             mobile_digits: r.mobile_digits.clone(),
                         }
                         .posting_keys(org_id.0, &r.username);
-                        old.extend(keys.iter().map(|key| (*key, r.search_rank)));
-                        postings.extend(keys.into_iter().map(|key| (key, *rank)));
+                        postings.extend(keys.iter().map(|key| (*key, *rank)));
+                        old.push((r.search_rank, keys));
                     }
                     Self::delete_posted(tx, &old).await?;
                     let moved: Vec<(i64, i64)> = members.iter().map(|(r, rank)| (r.id, *rank)).collect();
@@ -178,8 +178,16 @@ macro_rules! ranks_impl {
                 }
             }
 
-            /// Sets users' ranks: (user ID, rank) pairs, a few hundred to a statement.
+            /// Sets users' ranks: (user ID, rank) pairs, a few hundred to a statement on
+            /// SQLite. PostgreSQL gets one statement each: with the statistics of a table
+            /// still filling up, it plans a join with a list as a scan of the whole table.
             pub(super) async fn set_ranks(tx: &mut Tx, ranks: &[(i64, i64)]) -> StoreResult<()> {
+                if BACKEND == $crate::store::Backend::Postgres {
+                    for (id, rank) in ranks {
+                        sqlx::query("UPDATE users SET search_rank = $2 WHERE id = $1").bind(id).bind(rank).execute(&mut **tx).await?;
+                    }
+                    return Ok(());
+                }
                 for part in ranks.chunks(400) {
                     let mut b = sqlx::QueryBuilder::<Db>::new("UPDATE users SET search_rank = v.column2 FROM (");
                     b.push_values(part, |mut row, (id, rank)| {
@@ -191,9 +199,17 @@ macro_rules! ranks_impl {
                 Ok(())
             }
 
-            /// Removes (key, rank) postings, a few hundred to a statement.
-            async fn delete_posted(tx: &mut Tx, postings: &[(i64, i64)]) -> StoreResult<()> {
-                for part in postings.chunks(400) {
+            /// Removes users' postings: (rank, keys) for each, a few hundred postings to a
+            /// statement on SQLite, one user's to a statement on PostgreSQL (as above).
+            async fn delete_posted(tx: &mut Tx, postings: &[(i64, Vec<i64>)]) -> StoreResult<()> {
+                if BACKEND == $crate::store::Backend::Postgres {
+                    for (rank, keys) in postings {
+                        Self::delete_postings(tx, *rank, keys).await?;
+                    }
+                    return Ok(());
+                }
+                let pairs: Vec<(i64, i64)> = postings.iter().flat_map(|(rank, keys)| keys.iter().map(move |key| (*key, *rank))).collect();
+                for part in pairs.chunks(400) {
                     let mut b = sqlx::QueryBuilder::<Db>::new("DELETE FROM user_search_postings WHERE (key, rank) IN (");
                     b.push_values(part, |mut row, (key, rank)| {
                         row.push_bind(*key).push_bind(*rank);
