@@ -103,7 +103,7 @@ async fn run(
     // BENCH_SEEDED=1: the database already holds this seed (same BENCH_USERS and
     // BENCH_ORGS) from an earlier run; measure it again.
     if std::env::var_os("BENCH_SEEDED").is_none() {
-        seed(&gatehouse, &orgs, settings.users).await;
+        seed(&gatehouse, &orgs, settings.users, &hash).await;
         let users = started.elapsed().as_secs_f64();
         sql.set_statuses(&hash).await;
         let statuses = started.elapsed().as_secs_f64() - users;
@@ -222,7 +222,7 @@ async fn run(
 /// Creates the organizations and imports their users, showing progress: small
 /// organizations onboarded many to a transaction (about 10,000 users in each), a large
 /// one on its own with the rest of its users imported 10,000 at a time.
-async fn seed(gatehouse: &gatehouse::Gatehouse, orgs: &[Org], users: usize) {
+async fn seed(gatehouse: &gatehouse::Gatehouse, orgs: &[Org], users: usize, hash: &str) {
     const BATCH: usize = 10_000;
     let mut done = 0;
     let started = Instant::now();
@@ -230,7 +230,7 @@ async fn seed(gatehouse: &gatehouse::Gatehouse, orgs: &[Org], users: usize) {
     let mut batch = Vec::new();
     let mut later = Vec::new();
     for (i, org) in orgs.iter().enumerate() {
-        let mut people = people_of(org);
+        let mut people = people_of(org, hash);
         let rest = people.split_off(people.len().min(BATCH));
         let new = new_organization(gatehouse, org).await;
         let practices = PRACTICES
@@ -322,18 +322,21 @@ async fn new_organization(gatehouse: &gatehouse::Gatehouse, org: &Org) -> NewOrg
         .expect("organization")
 }
 
-/// The members of `org`, each in one of its practices.
-fn people_of(org: &Org) -> Vec<(UserCreation, Vec<String>)> {
+/// The members of `org`, each in one of its practices; 65% of them imported with
+/// `hash` as their password (ACTIVE, as when moving from another system), the rest
+/// invited.
+fn people_of(org: &Org, hash: &str) -> Vec<(UserCreation, Vec<String>)> {
     (0..org.size)
         .map(|k| {
             let person = Person::of(org.first + k);
             let practice = PRACTICES[k % PRACTICES.len()].to_string();
-            (creation(org, &person, k), vec![practice])
+            let password = (k % 100 < 65).then_some(hash);
+            (creation(org, &person, k, password), vec![practice])
         })
         .collect()
 }
 
-fn creation(org: &Org, person: &Person, k: usize) -> UserCreation {
+fn creation(org: &Org, person: &Person, k: usize, password: Option<&str>) -> UserCreation {
     let at = now();
     let provider = k % 10 < 3;
     let permissions = match k % 7 {
@@ -363,7 +366,7 @@ fn creation(org: &Org, person: &Person, k: usize) -> UserCreation {
             },
             permissions,
             practice_ids: vec![],
-            password_hash: None,
+            password_hash: password.map(str::to_owned),
             encryption_key: vec![0; 32],
             created_at: at,
         },
@@ -401,7 +404,7 @@ async fn in_process(stack: &str, gatehouse: &gatehouse::Gatehouse, org: &Org) {
         let started = Instant::now();
         let user = gatehouse
             .store
-            .create_user(creation(org, &person, k))
+            .create_user(creation(org, &person, k, None))
             .await
             .expect("invite");
         invites.push(started.elapsed());

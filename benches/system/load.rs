@@ -58,16 +58,17 @@ impl Sql {
         }
     }
 
-    /// Every status present: owners and 60% active with `hash` as their password, 3%
-    /// inactive, 2% locked for a day; the rest invited.
+    /// Every status present: owners active with `hash` as their password (the import
+    /// gave it to 65% of the members), and of the active members about 3% made inactive
+    /// and 2% locked for a day; the rest stay invited.
     pub async fn set_statuses(&self, hash: &str) {
         let locked = gatehouse::domain::now() + chrono::TimeDelta::days(1);
         on_pool!(self, pool => {
-            sqlx::query("UPDATE users SET status = 'ACTIVE', password_hash = $1 WHERE role = 'OWNER' OR id % 100 < 65")
+            sqlx::query("UPDATE users SET status = 'ACTIVE', password_hash = $1 WHERE role = 'OWNER'")
                 .bind(hash).execute(pool).await.unwrap();
-            sqlx::query("UPDATE users SET status = 'INACTIVE', deactivated_at = $1 WHERE role <> 'OWNER' AND id % 100 BETWEEN 60 AND 62")
+            sqlx::query("UPDATE users SET status = 'INACTIVE', deactivated_at = $1 WHERE status = 'ACTIVE' AND role <> 'OWNER' AND id % 100 BETWEEN 60 AND 62")
                 .bind(gatehouse::domain::now()).execute(pool).await.unwrap();
-            sqlx::query("UPDATE users SET locked_until = $1 WHERE role <> 'OWNER' AND id % 100 BETWEEN 63 AND 64")
+            sqlx::query("UPDATE users SET locked_until = $1 WHERE status = 'ACTIVE' AND role <> 'OWNER' AND id % 100 BETWEEN 63 AND 64")
                 .bind(locked).execute(pool).await.unwrap();
         });
         // Owners get their password here: the setup emails their organizations queued

@@ -16,6 +16,10 @@ mod setup;
 mod sql;
 mod sqlite;
 
+/// SQLite's page cache per connection (`PRAGMA cache_size`: negative is KiB), which a
+/// bulk write widens for its transaction and sets back to this.
+const SQLITE_CACHE_SIZE: &str = "-8192";
+
 pub use audit::*;
 pub use directory::*;
 pub use identity::*;

@@ -38,10 +38,12 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(10))
             // A log reset by a checkpoint is cut back to this size.
             .pragma("journal_size_limit", WAL_LIMIT_BYTES.to_string())
-            // Reads go through a shared memory map of the file and a per-connection page
-            // cache, not a system call per page: a search touches hundreds of pages.
-            .pragma("mmap_size", (256 * 1024 * 1024).to_string())
-            .pragma("cache_size", (-16 * 1024).to_string());
+            // Each connection keeps the pages it reads in a cache of its own (8 MiB, 64
+            // MiB for the pool), beside the kernel's file cache. No memory map: each
+            // connection would map the file anew, and the server's resident size would
+            // count the same pages once per connection (1 GB at a million users).
+            .pragma("mmap_size", "0")
+            .pragma("cache_size", super::SQLITE_CACHE_SIZE);
         if let Some(dir) = options
             .get_filename()
             .parent()

@@ -76,7 +76,7 @@ macro_rules! onboard_impl {
 
             async fn narrow_cache(tx: &mut Tx, widened: bool) -> StoreResult<()> {
                 if widened {
-                    sqlx::query("PRAGMA cache_size = -16384").execute(&mut **tx).await?;
+                    sqlx::query(sqlx::AssertSqlSafe(format!("PRAGMA cache_size = {}", $crate::store::SQLITE_CACHE_SIZE))).execute(&mut **tx).await?;
                 }
                 Ok(())
             }

@@ -315,7 +315,7 @@ macro_rules! portable_impl {
                         }
                     }
                 } else {
-                    sqlx::query("PRAGMA cache_size = -16384").execute(&mut *tx).await?;
+                    sqlx::query(sqlx::AssertSqlSafe(format!("PRAGMA cache_size = {}", $crate::store::SQLITE_CACHE_SIZE))).execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
                 Ok(total)
