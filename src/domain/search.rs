@@ -119,9 +119,9 @@ pub fn sort_key(first: &str, last: &str, id: i64) -> String {
     format!("{}\u{1}{}\u{1}{id:020}", fold(last), fold(first))
 }
 
-/// The room left between neighbours when users are ranked in directory order: a user
-/// ranked between two others takes the middle, so a gap this wide takes 32 users
-/// squeezed into one spot before their neighbourhood is spread out again.
+/// The room left between neighbours when users are ranked in directory order (new
+/// users at either end of it are placed this far apart; see [`place`] for the users
+/// between two others).
 pub const RANK_GAP: i64 = 1 << 32;
 
 /// `count` ranks evenly spaced strictly between `prev` and `next` (either open, leaving
@@ -144,6 +144,26 @@ pub fn spread(
         return None;
     }
     (1..=k).map(|i| i64::try_from(lo + i * step).ok()).collect()
+}
+
+/// How far apart [`place`] puts new users in a gap with room to spare.
+pub const PLACE_STEP: i64 = 1 << 20;
+
+/// Ranks for `count` new users falling between the same two ranked neighbours. In a
+/// gap with room to spare they go [`PLACE_STEP`] apart just after `prev`, leaving the
+/// rest of the gap after them: the next to arrive at the same place (namesakes imported
+/// in batches, each after the last) find it nearly whole, where dividing it evenly
+/// would use it up in a few batches. Otherwise as [`spread`].
+pub fn place(prev: Option<i64>, next: Option<i64>, count: usize) -> Option<Vec<i64>> {
+    if let (Some(p), Some(n)) = (prev, next) {
+        let (k, step) = (count as i128, i128::from(PLACE_STEP));
+        if (i128::from(n) - i128::from(p)) / (k + 1) > 2 * step {
+            return (1..=k)
+                .map(|i| i64::try_from(i128::from(p) + i * step).ok())
+                .collect();
+        }
+    }
+    spread(prev, next, count, 1)
 }
 
 /// The overlapping three-character windows inside each word of `text`. Windows across
@@ -250,6 +270,34 @@ mod tests {
             squeezed += 1;
         }
         assert_eq!(squeezed, 32);
+    }
+
+    #[test]
+    fn placing_keeps_the_room_after_new_users() {
+        let step = PLACE_STEP;
+        assert_eq!(
+            place(Some(0), Some(RANK_GAP), 3),
+            Some(vec![step, 2 * step, 3 * step])
+        );
+        assert_eq!(
+            place(Some(0), Some(10), 2),
+            Some(vec![3, 6]),
+            "no room to spare"
+        );
+        assert_eq!(place(None, None, 2), spread(None, None, 2, 1));
+        assert_eq!(place(Some(10), None, 1), spread(Some(10), None, 1, 1));
+        // Batches of 30 namesakes, each after the last: evenly divided, the gap is used
+        // up by the seventh batch; placed, it takes over a hundred.
+        let batches = |rank: &dyn Fn(i64, usize) -> Option<Vec<i64>>| {
+            let (mut prev, mut batches) = (0, 0);
+            while let Some(ranks) = rank(prev, 30) {
+                prev = *ranks.last().unwrap();
+                batches += 1;
+            }
+            batches
+        };
+        assert_eq!(batches(&|p, k| spread(Some(p), Some(RANK_GAP), k, 1)), 6);
+        assert!(batches(&|p, k| place(Some(p), Some(RANK_GAP), k)) > 100);
     }
 
     #[test]

@@ -73,9 +73,10 @@ macro_rules! ranks_impl {
             }
 
             /// Ranks for new users at `sort_keys` (not yet written): the users falling into
-            /// one gap between ranked neighbours share it evenly. The users of a gap too
-            /// narrow for them are left `None` and returned as a run (indices in directory
-            /// order), to be placed together by `spread_around` once written.
+            /// one gap between ranked neighbours are placed in it together (`place`). The
+            /// users of a gap too narrow for them are left `None` and returned as a run
+            /// (indices in directory order), placed together by `spread_around` once
+            /// written.
             pub(super) async fn ranks_for_batch(
                 tx: &mut Tx,
                 org_id: OrgId,
@@ -89,9 +90,9 @@ macro_rules! ranks_impl {
                 let mut crowded = Vec::new();
                 for run in order.chunk_by(|a, b| neighbours[*a] == neighbours[*b]) {
                     let (prev, next) = neighbours[run[0]];
-                    match $crate::domain::search::spread(prev, next, run.len(), 1) {
-                        Some(spread) => {
-                            for (i, rank) in run.iter().zip(spread) {
+                    match $crate::domain::search::place(prev, next, run.len()) {
+                        Some(placed) => {
+                            for (i, rank) in run.iter().zip(placed) {
                                 ranks[*i] = Some(rank);
                             }
                         }
@@ -105,7 +106,7 @@ macro_rules! ranks_impl {
             /// neighbourhood out when the gap there is used up. The directory is locked.
             pub(super) async fn rank_for(tx: &mut Tx, org_id: OrgId, sort_key: &str) -> StoreResult<i64> {
                 let (prev, next) = Self::neighbour_ranks(tx, org_id, &[sort_key]).await?[0];
-                match $crate::domain::search::spread(prev, next, 1, 1) {
+                match $crate::domain::search::place(prev, next, 1) {
                     Some(ranks) => Ok(ranks[0]),
                     None => Ok(Self::spread_around(tx, org_id, sort_key, 1).await?[0]),
                 }

@@ -33,10 +33,11 @@ async fn inconsistencies(db: &TestDb) -> [i64; 4] {
     ]
 }
 
-/// Sixty namesakes invited one by one between two neighbours (each taking the middle of
-/// what is left, so the gap runs out and the neighbourhood is spread out), three hundred
-/// more imported at once into the same spot, then renames back and forth: the ranks
-/// stay in directory order and every search walks them in it, each user once.
+/// Sixty namesakes invited one by one, each after the last; sixty more invited each
+/// before the last, between it and a fixed neighbour (so that gap is halved again and
+/// again, runs out, and the neighbourhood is spread out); three hundred imported at once
+/// into that crowded spot; then renames back and forth: the ranks stay in directory
+/// order and every search walks them in it, each user once.
 async fn ranks_keep_directory_order_through_crowding_imports_and_renames(db: TestDb) {
     let app = test_app(&db).await;
     let (org, _) = app
@@ -71,13 +72,50 @@ async fn ranks_keep_directory_order_through_crowding_imports_and_renames(db: Tes
         ids.push(app.store.create_user(namesake(i)).await.unwrap().id);
     }
     assert_eq!(inconsistencies(&db).await, [0; 4]);
+    // Before them all, a fixed neighbour; then "Adams, Amy 059" down to "Adams, Amy 000",
+    // each sorting just before the last.
+    let mut first = new_user(org.id, "aaberg", "aaberg@a.example", UserKind::Staff);
+    first.user.last_name = "Aaberg".into();
+    app.store.create_user(first).await.unwrap();
+    let early = |i: usize| {
+        let mut creation = namesake(400 + i);
+        creation.user.first_name = format!("Amy {:03}", 59 - i);
+        creation
+    };
+    let mut before = Vec::new();
+    for i in 0..60 {
+        before.push(app.store.create_user(early(i)).await.unwrap().id);
+    }
+    assert_eq!(inconsistencies(&db).await, [0; 4]);
+    // Three hundred more into the crowded spot between "Amy 000" and "Amy 001", where
+    // the import's second batch (after a first of 200 shared the gap evenly) cannot fit.
+    let gap = db
+        .count(
+            "SELECT MAX(search_rank) - MIN(search_rank) FROM users \
+             WHERE first_name IN ('Amy 000', 'Amy 001')",
+        )
+        .await;
+    assert!(gap < 201 * 101, "the spot is crowded: a gap of {gap}");
     let import = gatehouse::store::UserImport {
         org_id: org.id,
         new_practices: Vec::new(),
-        users: (60..360).map(|i| (namesake(i), Vec::new())).collect(),
+        users: (0..300)
+            .map(|i| {
+                let mut creation = namesake(60 + i);
+                creation.user.first_name = format!("Amy 000 {i:03}");
+                (creation, Vec::new())
+            })
+            .collect(),
     };
-    ids.extend(app.store.import_users(import, &|_| {}).await.unwrap());
+    let squeezed = app.store.import_users(import, &|_| {}).await.unwrap();
     assert_eq!(inconsistencies(&db).await, [0; 4]);
+    // Directory order: the Amys from "000" up (the first imported sorts after "Amy 000"
+    // alone), then the Anns.
+    let ids: Vec<_> = std::iter::once(*before.last().unwrap())
+        .chain(squeezed)
+        .chain(before.iter().rev().skip(1).copied())
+        .chain(ids)
+        .collect();
     for (round, id) in ids.iter().step_by(9).enumerate() {
         for last in ["Mills", "Adams"] {
             let update = UserUpdate {
@@ -124,7 +162,7 @@ async fn ranks_keep_directory_order_through_crowding_imports_and_renames(db: Tes
                 })
                 .await
                 .unwrap();
-            assert_eq!(page.total, Some(360), "{search:?}");
+            assert_eq!(page.total, Some(420), "{search:?}");
             let Some((key, _)) = page.users.last() else {
                 break;
             };
