@@ -93,16 +93,19 @@ impl Audit {
     }
 
     /// Recomputes every organization's chain, stopping at the first event that was
-    /// altered, removed or reordered.
+    /// altered, removed or reordered. Safe while Gatehouse runs: each organization's head
+    /// is read first and its chain walked up to it, so events appended meanwhile (after
+    /// the head read) are left for the next run rather than taken for a break.
     pub async fn verify(&self) -> anyhow::Result<VerifyReport> {
         let orgs = self.store.organization_ids().await?;
         let mut events = 0u64;
         for org in &orgs {
+            let (head_seq, head_hash) = self.store.audit_head(*org).await?;
             let mut verifier = ChainVerifier::new(org.0);
             let mut after = 0;
             loop {
                 let page = self.store.audit_chain_page(*org, after, PAGE).await?;
-                for event in &page {
+                for event in page.iter().take_while(|e| e.seq <= head_seq) {
                     if let Err(broken) = verifier.check(event) {
                         return Ok(VerifyReport {
                             organizations: orgs.len(),
@@ -113,11 +116,12 @@ impl Audit {
                     events += 1;
                 }
                 match page.last() {
-                    Some(last) if page.len() as i64 == PAGE => after = last.seq,
+                    Some(last) if page.len() as i64 == PAGE && last.seq < head_seq => {
+                        after = last.seq
+                    }
                     _ => break,
                 }
             }
-            let (head_seq, head_hash) = self.store.audit_head(*org).await?;
             if let Err(broken) = verifier.finish(head_seq, &head_hash) {
                 return Ok(VerifyReport {
                     organizations: orgs.len(),

@@ -1,6 +1,6 @@
 //! The API over real HTTP, on both databases.
 
-use crate::common::{OWNER_PASSWORD, TestDb, TestServer, seed_org};
+use crate::common::{OWNER_PASSWORD, ServerOptions, TestDb, TestServer, seed_org};
 use serde_json::json;
 
 crate::on_both_databases!(
@@ -296,7 +296,16 @@ async fn deep_queries_are_refused(db: TestDb) {
 }
 
 async fn graceful_shutdown_finishes_and_returns(db: TestDb) {
-    let server = TestServer::start(&db).await;
+    // Hashing as slow as the defaults make it and more (about a tenth of a second), so
+    // that the login below is surely in flight, not still on its way, at the shutdown.
+    let slow_hashing = ServerOptions {
+        env: vec![
+            ("GATEHOUSE_ARGON2_M_KIB", "19456".into()),
+            ("GATEHOUSE_ARGON2_T", "8".into()),
+        ],
+        ..Default::default()
+    };
+    let server = TestServer::start_with(&db, slow_hashing).await;
     seed_org(&server.app, "Sunrise Clinic", "olivia").await;
     // A login in flight (argon2 on the blocking pool) when shutdown starts still completes.
     let client = server.client.clone();
@@ -312,7 +321,7 @@ async fn graceful_shutdown_finishes_and_returns(db: TestDb) {
             .await
             .unwrap()
     });
-    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(40)).await;
     server.stop().await.expect("clean shutdown");
     let body = in_flight.await.unwrap();
     assert!(body["data"]["login"]["token"].is_string(), "{body}");
