@@ -18,7 +18,7 @@ mod sqlite;
 
 /// SQLite's page cache per connection (`PRAGMA cache_size`: negative is KiB), which a
 /// bulk write widens for its transaction and sets back to this.
-const SQLITE_CACHE_SIZE: &str = "-8192";
+const SQLITE_CACHE_SIZE: &str = "-4096";
 
 pub use audit::*;
 pub use directory::*;

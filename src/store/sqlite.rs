@@ -38,7 +38,7 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(10))
             // A log reset by a checkpoint is cut back to this size.
             .pragma("journal_size_limit", WAL_LIMIT_BYTES.to_string())
-            // Each connection keeps the pages it reads in a cache of its own (8 MiB, 64
+            // Each connection keeps the pages it reads in a cache of its own (4 MiB, 32
             // MiB for the pool), beside the kernel's file cache. No memory map: each
             // connection would map the file anew, and the server's resident size would
             // count the same pages once per connection (1 GB at a million users).
