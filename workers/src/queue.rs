@@ -38,8 +38,11 @@ pub enum Queue {
 }
 
 /// How often an idle worker looks for due jobs that nobody woke it for (a retry's
-/// scheduled time coming round, a job pushed by another process).
-pub const SAFETY_POLL: Duration = Duration::from_secs(5);
+/// scheduled time coming round, a job pushed by another process, a wake-up lost). The
+/// same pace as the outbox relay's own safety poll: one cheap queue read a tick, and a
+/// lost wake-up then costs half a second rather than the five it was (seen on Redis in
+/// a loaded test run: an owner's request APPLIED after 4.3 s).
+pub const SAFETY_POLL: Duration = Duration::from_millis(500);
 
 /// The workers of this process waiting for jobs; every push wakes them, so that a job
 /// starts at once instead of at the worker's next poll.
