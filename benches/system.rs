@@ -11,7 +11,8 @@
 //! the length of each timed run, BENCH_SEEDED=1 measures a database seeded by an
 //! earlier run of the same size again, BENCH_REQUEST_RATE the pace of filed requests (100 a
 //! second on SQLite, 200 on PostgreSQL); BENCH_ONLY (`sqlite` or `postgres`) runs one
-//! stack; BENCH_SEED_ONLY=1 stops after seeding. Under `cargo test` it runs a small smoke version.
+//! stack; BENCH_SEED_ONLY=1 stops after seeding; BENCH_DIR keeps the SQLite files in that
+//! folder instead of a temporary one. Under `cargo test` it runs a small smoke version.
 
 use gatehouse::app::directory::organization::CreateOrganization;
 use gatehouse::domain::{Permission, Product, Role, UserKind, now};
@@ -63,17 +64,20 @@ fn main() {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let dir = tempfile::tempdir().unwrap();
-        let sqlite = format!("sqlite://{}", dir.path().join("bench.db").display());
-        let queue = format!("sqlite://{}", dir.path().join("queue.db").display());
+        let temporary = tempfile::tempdir().unwrap();
+        // BENCH_DIR keeps the SQLite files (and the outbox) there, to measure again later
+        // with BENCH_SEEDED=1.
+        let dir = std::env::var_os("BENCH_DIR").map_or(temporary.path().to_owned(), Into::into);
+        let sqlite = format!("sqlite://{}", dir.join("bench.db").display());
+        let queue = format!("sqlite://{}", dir.join("queue.db").display());
         // BENCH_ONLY=postgres skips the embedded stack.
         if std::env::var("BENCH_ONLY").map_or(true, |only| only == "sqlite") {
-            run("sqlite", &settings, sqlite, queue, dir.path()).await;
+            run("sqlite", &settings, sqlite, queue, &dir).await;
         }
         let postgres = std::env::var("GATEHOUSE_BENCH_POSTGRES_URL");
         let redis = std::env::var("GATEHOUSE_BENCH_REDIS_URL");
         if let (Ok(postgres), Ok(redis)) = (postgres, redis) {
-            run("postgres", &settings, postgres, redis, dir.path()).await;
+            run("postgres", &settings, postgres, redis, &dir).await;
         }
     });
 }

@@ -13,7 +13,9 @@ use std::io::Read as _;
 use std::process::ExitCode;
 
 /// Many threads allocate small buffers at once (requests, rows, JSON): an allocator
-/// made for that.
+/// made for that. It also serves C's `malloc` (the `override` feature), so SQLite's page
+/// caches and statements, on a thread per connection, are not spread over as many of the
+/// C library's arenas: at a million users that kept 20 MB more resident than SQLite held.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

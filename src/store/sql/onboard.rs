@@ -32,8 +32,11 @@ macro_rules! onboard_impl {
             ) -> StoreResult<Vec<UserId>> {
                 let mut tx = self.begin_write().await?;
                 let large = Self::widen_cache(&mut tx, import.users.len()).await?;
-                let ids = Self::import_users_in(&mut tx, import, progress).await?;
+                let ids = Self::import_users_in(&mut tx, import, progress).await;
+                // Narrowed whether or not the import failed: the connection goes back to
+                // the pool either way.
                 Self::narrow_cache(&mut tx, large).await?;
+                let ids = ids?;
                 tx.commit().await?;
                 Ok(ids)
             }
@@ -45,17 +48,9 @@ macro_rules! onboard_impl {
                 let mut tx = self.begin_write().await?;
                 let users = imports.iter().map(|(_, import)| import.users.len()).sum();
                 let large = Self::widen_cache(&mut tx, users).await?;
-                let mut created = Vec::with_capacity(imports.len());
-                for (new, mut import) in imports {
-                    // The owner is written with the members: one pass for them all.
-                    let org = Self::insert_organization_in(&mut tx, &new).await?;
-                    import.org_id = org.id;
-                    import.users.insert(0, (new.owner, Vec::new()));
-                    let ids = Self::import_users_in(&mut tx, import, &|_| {}).await?;
-                    let owner = Self::user_in(&mut tx, ids[0]).await?;
-                    created.push((org, owner));
-                }
+                let created = Self::onboard_in(&mut tx, imports).await;
                 Self::narrow_cache(&mut tx, large).await?;
+                let created = created?;
                 tx.commit().await?;
                 Ok(created)
             }
@@ -64,19 +59,43 @@ macro_rules! onboard_impl {
         impl $store {
             /// The postings of thousands of users land all over the index: on SQLite it
             /// is kept in memory while a large import writes (`narrow_cache` sets it back
-            /// before commit). Not for a small batch: setting it back empties the
-            /// connection's cache. Returns whether it was widened.
+            /// before commit), and the process's limit on SQLite's memory is lifted
+            /// meanwhile (it is one for all connections: an import that ends while
+            /// another runs puts it back early, which slows the other, nothing more).
+            /// Not for a small batch: setting it back empties the connection's cache.
+            /// Returns whether it was widened.
             async fn widen_cache(tx: &mut Tx, users: usize) -> StoreResult<bool> {
                 let large = BACKEND == $crate::store::Backend::Sqlite && users >= 2_000;
                 if large {
+                    sqlx::query("PRAGMA soft_heap_limit = 0").execute(&mut **tx).await?;
                     sqlx::query("PRAGMA cache_size = -262144").execute(&mut **tx).await?;
                 }
                 Ok(large)
             }
 
+            /// Each organization and its users; the owner is written with the members, one
+            /// pass for them all.
+            async fn onboard_in(
+                tx: &mut Tx,
+                imports: Vec<(NewOrganization, $crate::store::UserImport)>,
+            ) -> StoreResult<Vec<(Organization, User)>> {
+                let mut created = Vec::with_capacity(imports.len());
+                for (new, mut import) in imports {
+                    let org = Self::insert_organization_in(tx, &new).await?;
+                    import.org_id = org.id;
+                    import.users.insert(0, (new.owner, Vec::new()));
+                    let ids = Self::import_users_in(tx, import, &|_| {}).await?;
+                    let owner = Self::user_in(tx, ids[0]).await?;
+                    created.push((org, owner));
+                }
+                Ok(created)
+            }
+
             async fn narrow_cache(tx: &mut Tx, widened: bool) -> StoreResult<()> {
                 if widened {
-                    sqlx::query(sqlx::AssertSqlSafe(format!("PRAGMA cache_size = {}", $crate::store::SQLITE_CACHE_SIZE))).execute(&mut **tx).await?;
+                    use $crate::store::{SQLITE_CACHE_SIZE, SQLITE_HEAP_LIMIT};
+                    sqlx::query(sqlx::AssertSqlSafe(format!("PRAGMA cache_size = {SQLITE_CACHE_SIZE}"))).execute(&mut **tx).await?;
+                    sqlx::query(sqlx::AssertSqlSafe(format!("PRAGMA soft_heap_limit = {SQLITE_HEAP_LIMIT}"))).execute(&mut **tx).await?;
                 }
                 Ok(())
             }

@@ -180,6 +180,7 @@ macro_rules! portable_impl {
                     return Err(bad_file("this database is not empty: import into a new database"));
                 }
                 if BACKEND == $crate::store::Backend::Sqlite {
+                    sqlx::query("PRAGMA soft_heap_limit = 0").execute(&mut *tx).await?;
                     sqlx::query("PRAGMA cache_size = -262144").execute(&mut *tx).await?;
                 }
                 /// The table being loaded: its columns as the file names them, the target's
@@ -315,7 +316,9 @@ macro_rules! portable_impl {
                         }
                     }
                 } else {
-                    sqlx::query(sqlx::AssertSqlSafe(format!("PRAGMA cache_size = {}", $crate::store::SQLITE_CACHE_SIZE))).execute(&mut *tx).await?;
+                    use $crate::store::{SQLITE_CACHE_SIZE, SQLITE_HEAP_LIMIT};
+                    sqlx::query(sqlx::AssertSqlSafe(format!("PRAGMA cache_size = {SQLITE_CACHE_SIZE}"))).execute(&mut *tx).await?;
+                    sqlx::query(sqlx::AssertSqlSafe(format!("PRAGMA soft_heap_limit = {SQLITE_HEAP_LIMIT}"))).execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
                 Ok(total)
