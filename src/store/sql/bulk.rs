@@ -112,13 +112,7 @@ macro_rules! bulk_impl {
                         .collect();
                     practices.sort();
                     practices.dedup();
-                    for part in practices.chunks(500) {
-                        let mut insert = sqlx::QueryBuilder::<Db>::new("INSERT INTO user_practices (user_id, practice_id) ");
-                        insert.push_values(part, |mut row, (user, practice)| {
-                            row.push_bind(*user).push_bind(*practice);
-                        });
-                        insert.build().execute(&mut **tx).await?;
-                    }
+                    Self::with_pairs(tx, ("INSERT INTO user_practices (user_id, practice_id) ", ""), &practices, 500).await?;
 
                     let audits: Vec<AuditEntry> = chunk
                         .iter()

@@ -189,15 +189,8 @@ macro_rules! ranks_impl {
                     }
                     return Ok(());
                 }
-                for part in ranks.chunks(400) {
-                    let mut b = sqlx::QueryBuilder::<Db>::new("UPDATE users SET search_rank = v.column2 FROM (");
-                    b.push_values(part, |mut row, (id, rank)| {
-                        row.push_bind(*id).push_bind(*rank);
-                    });
-                    b.push(") AS v WHERE users.id = v.column1");
-                    b.build().execute(&mut **tx).await?;
-                }
-                Ok(())
+                let sql = ("UPDATE users SET search_rank = v.column2 FROM (", ") AS v WHERE users.id = v.column1");
+                Self::with_pairs(tx, sql, ranks, 400).await
             }
 
             /// Removes users' postings: (rank, keys) for each, a few hundred postings to a
@@ -210,15 +203,7 @@ macro_rules! ranks_impl {
                     return Ok(());
                 }
                 let pairs: Vec<(i64, i64)> = postings.iter().flat_map(|(rank, keys)| keys.iter().map(move |key| (*key, *rank))).collect();
-                for part in pairs.chunks(400) {
-                    let mut b = sqlx::QueryBuilder::<Db>::new("DELETE FROM user_search_postings WHERE (key, rank) IN (");
-                    b.push_values(part, |mut row, (key, rank)| {
-                        row.push_bind(*key).push_bind(*rank);
-                    });
-                    b.push(")");
-                    b.build().execute(&mut **tx).await?;
-                }
-                Ok(())
+                Self::with_pairs(tx, ("DELETE FROM user_search_postings WHERE (key, rank) IN (", ")"), &pairs, 400).await
             }
 
             /// Removes a user's postings under `keys` at `rank`.
@@ -240,27 +225,29 @@ macro_rules! ranks_impl {
             /// neighbouring pages.
             pub(super) async fn insert_postings(tx: &mut Tx, postings: &mut [(i64, i64)]) -> StoreResult<()> {
                 postings.sort_unstable();
-                for part in postings.chunks(1000) {
-                    let mut insert = sqlx::QueryBuilder::<Db>::new("INSERT INTO user_search_postings (key, rank) ");
-                    insert.push_values(part, |mut row, (key, rank)| {
-                        row.push_bind(*key).push_bind(*rank);
-                    });
-                    insert.build().execute(&mut **tx).await?;
-                }
-                Ok(())
+                Self::with_pairs(tx, ("INSERT INTO user_search_postings (key, rank) ", ""), postings, 1000).await
             }
 
             /// Moves how many users each key is posted for, in key order so that
             /// concurrent writers lock the count rows in the same order.
             pub(super) async fn count_postings(tx: &mut Tx, change: std::collections::BTreeMap<i64, i64>) -> StoreResult<()> {
                 let change: Vec<(i64, i64)> = change.into_iter().filter(|(_, by)| *by != 0).collect();
-                for part in change.chunks(500) {
-                    let mut upsert = sqlx::QueryBuilder::<Db>::new("INSERT INTO user_search_counts (key, users) ");
-                    upsert.push_values(part, |mut row, (key, by)| {
-                        row.push_bind(*key).push_bind(*by);
+                let sql = (
+                    "INSERT INTO user_search_counts (key, users) ",
+                    " ON CONFLICT (key) DO UPDATE SET users = user_search_counts.users + excluded.users",
+                );
+                Self::with_pairs(tx, sql, &change, 500).await
+            }
+
+            /// Runs `head VALUES (a, b), (c, d), ... tail` for `per_statement` pairs at a time.
+            pub(super) async fn with_pairs(tx: &mut Tx, (head, tail): (&str, &str), pairs: &[(i64, i64)], per_statement: usize) -> StoreResult<()> {
+                for part in pairs.chunks(per_statement) {
+                    let mut b = sqlx::QueryBuilder::<Db>::new(head);
+                    b.push_values(part, |mut row, (a, b)| {
+                        row.push_bind(*a).push_bind(*b);
                     });
-                    upsert.push(" ON CONFLICT (key) DO UPDATE SET users = user_search_counts.users + excluded.users");
-                    upsert.build().execute(&mut **tx).await?;
+                    b.push(tail);
+                    b.build().execute(&mut **tx).await?;
                 }
                 Ok(())
             }
