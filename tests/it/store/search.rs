@@ -105,6 +105,23 @@ async fn search_totals_follow_every_change(db: TestDb) {
         1,
         "after joining a practice"
     );
+    app.store
+        .update_user(UserUpdate {
+            org_id: org.id,
+            user_id: ids[1],
+            first_name: None,
+            last_name: None,
+            mobile: None,
+            practice_ids: Some(Vec::new()),
+            audit: AuditEntry::new(org.id, now(), "user.updated"),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        total(&app, in_practice()).await,
+        0,
+        "after leaving the practice"
+    );
 
     // A status, changed behind the application's back: still seen.
     let invited = || UserSearch {
