@@ -395,6 +395,38 @@ async fn in_process(stack: &str, gatehouse: &gatehouse::Gatehouse, org: &Org) {
         times.push(started.elapsed());
     }
     load::latency_figure(stack, "search_in_process_largest", &mut times);
+    // Each kind of filter with its total, to see which one makes the tail.
+    const KINDS: [&str; 7] = [
+        "name",
+        "first_and_last",
+        "username",
+        "email",
+        "mobile",
+        "any_invited",
+        "name_inactive",
+    ];
+    let mut by_kind: Vec<Vec<Duration>> = vec![Vec::new(); KINDS.len()];
+    for n in 0..1_400.min(org.size * 4) {
+        let search = UserSearch {
+            org_id: org.id,
+            limit: 21,
+            with_total: true,
+            now: now(),
+            ..people::store_search(&people::filter(org, n))
+        };
+        let started = Instant::now();
+        gatehouse.store.search_users(search).await.expect("search");
+        by_kind[n % KINDS.len()].push(started.elapsed());
+    }
+    for (kind, times) in KINDS.iter().zip(&mut by_kind) {
+        times.sort();
+        let (p50, p99) = (load::percentile(times, 0.5), load::percentile(times, 0.99));
+        figure(
+            stack,
+            "search_in_process_largest_with_total",
+            json!({ "filter": kind, "count": times.len(), "p50_ms": load::ms(p50), "p99_ms": load::ms(p99) }),
+        );
+    }
 
     // What a write costs the store: 200 invitations, then each of them renamed to a
     // name elsewhere in the directory (a new rank, postings rewritten).
