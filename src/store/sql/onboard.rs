@@ -142,7 +142,6 @@ macro_rules! onboard_impl {
                 Ok(org)
             }
 
-
             /// Writes one organization's import inside `tx` (see `import_users`).
             async fn import_users_in(
                 tx: &mut Tx,

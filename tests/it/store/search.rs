@@ -25,6 +25,25 @@ async fn staff(
     ids
 }
 
+/// An update of `user` that changes only what `edit` sets.
+fn update(
+    org: gatehouse::domain::OrgId,
+    user: gatehouse::domain::UserId,
+    edit: impl FnOnce(&mut UserUpdate),
+) -> UserUpdate {
+    let mut update = UserUpdate {
+        org_id: org,
+        user_id: user,
+        first_name: None,
+        last_name: None,
+        mobile: None,
+        practice_ids: None,
+        audit: AuditEntry::new(org, now(), "user.updated"),
+    };
+    edit(&mut update);
+    update
+}
+
 /// The total of a search for users named "Test", asked with a one-user page so that
 /// it has to be counted (or remembered).
 async fn total(app: &crate::common::TestApp, search: UserSearch) -> i64 {
@@ -76,28 +95,17 @@ async fn search_totals_follow_every_change(db: TestDb) {
     };
     assert_eq!(total(&app, in_practice()).await, 0);
     app.store
-        .update_user(UserUpdate {
-            org_id: org.id,
-            user_id: ids[0],
-            first_name: Some("Other".into()),
-            last_name: Some("Person".into()),
-            mobile: None,
-            practice_ids: None,
-            audit: AuditEntry::new(org.id, now(), "user.updated"),
-        })
+        .update_user(update(org.id, ids[0], |u| {
+            u.first_name = Some("Other".into());
+            u.last_name = Some("Person".into());
+        }))
         .await
         .unwrap();
     assert_eq!(total(&app, named()).await, 3, "after a rename");
     app.store
-        .update_user(UserUpdate {
-            org_id: org.id,
-            user_id: ids[1],
-            first_name: None,
-            last_name: None,
-            mobile: None,
-            practice_ids: Some(vec![practice.id]),
-            audit: AuditEntry::new(org.id, now(), "user.updated"),
-        })
+        .update_user(update(org.id, ids[1], |u| {
+            u.practice_ids = Some(vec![practice.id])
+        }))
         .await
         .unwrap();
     assert_eq!(
@@ -106,15 +114,9 @@ async fn search_totals_follow_every_change(db: TestDb) {
         "after joining a practice"
     );
     app.store
-        .update_user(UserUpdate {
-            org_id: org.id,
-            user_id: ids[1],
-            first_name: None,
-            last_name: None,
-            mobile: None,
-            practice_ids: Some(Vec::new()),
-            audit: AuditEntry::new(org.id, now(), "user.updated"),
-        })
+        .update_user(update(org.id, ids[1], |u| {
+            u.practice_ids = Some(Vec::new())
+        }))
         .await
         .unwrap();
     assert_eq!(
@@ -175,15 +177,11 @@ async fn posting_counts_match_the_postings(db: TestDb) {
     let tests = app.store.search_users(named("test")).await.unwrap();
     assert_eq!(tests.total, Some(5));
     app.store
-        .update_user(UserUpdate {
-            org_id: org.id,
-            user_id: ids[0],
-            first_name: Some("Zygmunt".into()),
-            last_name: Some("Quorra".into()),
-            mobile: Some(Some("+15035550199".into())),
-            practice_ids: None,
-            audit: AuditEntry::new(org.id, now(), "user.updated"),
-        })
+        .update_user(update(org.id, ids[0], |u| {
+            u.first_name = Some("Zygmunt".into());
+            u.last_name = Some("Quorra".into());
+            u.mobile = Some(Some("+15035550199".into()));
+        }))
         .await
         .unwrap();
     let wrong = db
