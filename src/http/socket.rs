@@ -36,6 +36,8 @@ const INIT_TIMED_OUT: u16 = 4408;
 const TOO_MANY_FOR_USER: u16 = 4429;
 /// WebSocket's "try again later".
 const NODE_FULL: u16 = 1013;
+/// WebSocket's "message too big".
+const MESSAGE_TOO_BIG: u16 = 1009;
 
 /// The subprotocol the client asked for.
 pub fn protocol(headers: &HeaderMap) -> Option<WebSocketProtocols> {
@@ -197,10 +199,17 @@ pub async fn serve(
     let started = tokio::time::Instant::now();
     let heard = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let heard_in = heard.clone();
+    let reader = connection.clone();
     let incoming = stream
-        .inspect(move |_| {
+        .inspect(move |message| {
             let ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
             heard_in.store(ms, Ordering::Relaxed);
+            if message.as_ref().is_err_and(too_big) {
+                reader.close(
+                    MESSAGE_TOO_BIG,
+                    "Message too big: a message may be as large as a request body (GATEHOUSE_MAX_BODY_BYTES).",
+                );
+            }
         })
         .take_while(|message| {
             std::future::ready(matches!(
@@ -259,7 +268,14 @@ pub async fn serve(
     loop {
         tokio::select! {
             message = protocol_stream.next() => {
-                let Some(message) = message else { break };
+                let Some(message) = message else {
+                    // The client's side ended; say why when it was refused (a message too big).
+                    let refused = *close.borrow();
+                    if let Some((code, reason)) = refused {
+                        let _ = sink.send(frame(code, reason.into())).await;
+                    }
+                    break;
+                };
                 if !write_ready(message, &mut protocol_stream, &mut sink).await {
                     break;
                 }
@@ -293,6 +309,13 @@ pub async fn serve(
         }
     }
     let _ = sink.close().await;
+}
+
+/// Whether reading failed on a message larger than the connection allows.
+fn too_big(err: &axum::Error) -> bool {
+    std::error::Error::source(err)
+        .and_then(|source| source.downcast_ref::<tungstenite::Error>())
+        .is_some_and(|err| matches!(err, tungstenite::Error::Capacity(_)))
 }
 
 /// Writes `first` and whatever else the protocol has ready now (updates queued while the
