@@ -12,7 +12,9 @@
 //! earlier run of the same size again, BENCH_REQUEST_RATE the pace of filed requests (100 a
 //! second on SQLite, 200 on PostgreSQL); BENCH_ONLY (`sqlite` or `postgres`) runs one
 //! stack; BENCH_SEED_ONLY=1 stops after seeding; BENCH_DIR keeps the SQLite files in that
-//! folder instead of a temporary one. Under `cargo test` it runs a small smoke version.
+//! folder instead of a temporary one; BENCH_PHASES (a comma-separated list of `sizes`,
+//! `search`, `logins`, `requests`; all by default) measures only those phases. Under
+//! `cargo test` it runs a small smoke version.
 
 use gatehouse::app::directory::organization::CreateOrganization;
 use gatehouse::domain::{Permission, Product, Role, UserKind, now};
@@ -129,9 +131,71 @@ async fn run(
             return;
         }
     }
+    if phase("sizes") {
+        sizes(stack, &gatehouse, &sql, settings.users).await;
+    }
+    let largest = &orgs[0];
+    let median = &orgs[orgs.len() / 2];
+    if phase("search") {
+        in_process(stack, &gatehouse, largest).await;
+    }
+    drop(gatehouse);
+
+    // Every email goes to a mail server over SMTP, as in production (BENCH_MAIL=files:
+    // to files instead, to see what SMTP costs).
+    let mail = smtp::Sink::start().await;
+    let smtp = (std::env::var("BENCH_MAIL").as_deref() != Ok("files")).then_some(mail.url.as_str());
+    let server = load::Server::start_with(&database, &queue, dir, &["serve"], smtp).await;
+    let mut targets = Vec::new();
+    for (label, org) in [("largest", largest), ("median", median)] {
+        let owner = sql.owner_username(org.id).await;
+        let token = server.login(&owner, PASSWORD).await;
+        targets.push(Target::new(&server, label, org.clone(), token));
+    }
+    let seconds = Duration::from_secs(settings.seconds);
+    let rss = |phase: &str| {
+        let (all, anonymous) = server.take_peak_rss_mb();
+        json!({ "phase": phase, "peak_mb": all, "peak_anonymous_mb": anonymous })
+    };
+    if phase("search") {
+        let floor = load::measure(stack, "me", &targets[0], seconds, load::Ask::Me).await;
+        for target in &targets {
+            for with_total in [false, true] {
+                let ask = load::Ask::Search { with_total };
+                let rate = load::measure(stack, target.label, target, seconds, ask).await;
+                figure(
+                    stack,
+                    "search_vs_floor",
+                    json!({ "organization": target.label, "total_count": with_total, "ratio": rate / floor }),
+                );
+            }
+        }
+        figure(stack, "server_rss", rss("searching"));
+    }
+    if phase("logins") {
+        let raw = raw_argon2_rate(&argon2, &hash, seconds);
+        figure(stack, "argon2_raw", json!({ "per_second": raw }));
+        let usernames = sql.active_usernames(largest.id, 2_000).await;
+        let logins = load::logins(stack, &targets[0], &usernames, seconds).await;
+        figure(stack, "logins_vs_argon2", json!({ "ratio": logins / raw }));
+        figure(stack, "server_rss", rss("signing in"));
+    }
+    if phase("requests") {
+        requests(stack, &server, &orgs, &sql, &mail, seconds).await;
+        figure(stack, "server_rss", rss("requests"));
+    }
+}
+
+/// Whether BENCH_PHASES (all when unset) names `name`.
+fn phase(name: &str) -> bool {
+    std::env::var("BENCH_PHASES").map_or(true, |phases| phases.split(',').any(|p| p.trim() == name))
+}
+
+/// The size of every table and index, and of the search structure, per user.
+async fn sizes(stack: &str, gatehouse: &gatehouse::Gatehouse, sql: &load::Sql, users: usize) {
     gatehouse.store.compact().await.expect("compact");
     let sizes = sql.sizes().await;
-    let per_user = |bytes: i64| bytes as f64 / settings.users as f64;
+    let per_user = |bytes: i64| bytes as f64 / users as f64;
     for (relation, bytes) in &sizes {
         figure(
             stack,
@@ -150,47 +214,18 @@ async fn run(
         "search_index_size",
         json!({ "bytes": search, "bytes_per_user": per_user(search) }),
     );
+}
 
-    let largest = &orgs[0];
-    let median = &orgs[orgs.len() / 2];
-    in_process(stack, &gatehouse, largest).await;
-    drop(gatehouse);
-
-    // Every email goes to a mail server over SMTP, as in production (BENCH_MAIL=files:
-    // to files instead, to see what SMTP costs).
-    let mail = smtp::Sink::start().await;
-    let smtp = (std::env::var("BENCH_MAIL").as_deref() != Ok("files")).then_some(mail.url.as_str());
-    let server = load::Server::start_with(&database, &queue, dir, &["serve"], smtp).await;
-    let mut targets = Vec::new();
-    for (label, org) in [("largest", largest), ("median", median)] {
-        let owner = sql.owner_username(org.id).await;
-        let token = server.login(&owner, PASSWORD).await;
-        targets.push(Target::new(&server, label, org.clone(), token));
-    }
-    let seconds = Duration::from_secs(settings.seconds);
-    let floor = load::measure(stack, "me", &targets[0], seconds, load::Ask::Me).await;
-    for target in &targets {
-        for with_total in [false, true] {
-            let ask = load::Ask::Search { with_total };
-            let rate = load::measure(stack, target.label, target, seconds, ask).await;
-            figure(
-                stack,
-                "search_vs_floor",
-                json!({ "organization": target.label, "total_count": with_total, "ratio": rate / floor }),
-            );
-        }
-    }
-    let rss = |phase: &str| {
-        let (all, anonymous) = server.take_peak_rss_mb();
-        json!({ "phase": phase, "peak_mb": all, "peak_anonymous_mb": anonymous })
-    };
-    figure(stack, "server_rss", rss("searching"));
-    let raw = raw_argon2_rate(&argon2, &hash, seconds);
-    figure(stack, "argon2_raw", json!({ "per_second": raw }));
-    let usernames = sql.active_usernames(largest.id, 2_000).await;
-    let logins = load::logins(stack, &targets[0], &usernames, seconds).await;
-    figure(stack, "logins_vs_argon2", json!({ "ratio": logins / raw }));
-    figure(stack, "server_rss", rss("signing in"));
+/// Owners of 32 organizations file license requests at SPEC's pace, timed from filing
+/// to APPLIED, and every email they cause is awaited at the mail server.
+async fn requests(
+    stack: &'static str,
+    server: &load::Server,
+    orgs: &[Org],
+    sql: &load::Sql,
+    mail: &smtp::Sink,
+    seconds: Duration,
+) {
     let mut owners = Vec::new();
     for org in orgs.iter().take(32) {
         let owner = sql.owner_username(org.id).await;
@@ -202,7 +237,7 @@ async fn run(
         .and_then(|r| r.parse().ok())
         .unwrap_or(if stack == "sqlite" { 100.0 } else { 200.0 });
     let mailed = mail.received();
-    load::requests_flow(stack, &server, owners, &sql, seconds, rate).await;
+    load::requests_flow(stack, server, owners, sql, seconds, rate).await;
     // Their emails (the owner is told the request was applied): until none came for 2 s.
     let applied = Instant::now();
     let (mut count, mut last) = (mail.received(), Instant::now());
@@ -220,7 +255,6 @@ async fn run(
             "last_after_all_applied_seconds": last.saturating_duration_since(applied).as_secs_f64(),
         }),
     );
-    figure(stack, "server_rss", rss("requests"));
 }
 
 /// Creates the organizations and imports their users, showing progress: small

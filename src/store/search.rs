@@ -15,6 +15,14 @@ pub trait SearchStore: Send + Sync {
     async fn reindex_users(&self) -> StoreResult<u64>;
 }
 
+/// Mobiles without their reversed digits (kept since migration 5), found at every start
+/// through a partial index that holds none once all are filled in.
+pub const UNREVERSED_MOBILES: &str = "SELECT id, mobile_digits FROM users \
+     WHERE mobile_digits IS NOT NULL AND mobile_reversed IS NULL ORDER BY id LIMIT 500";
+/// Users not yet placed in directory order, found the same way.
+pub const UNRANKED_USERS: &str =
+    "SELECT id FROM users WHERE search_rank IS NULL ORDER BY id LIMIT 500";
+
 /// A users query: what to match (already in matching form) and which page.
 #[derive(Debug, Clone, Default)]
 pub struct UserSearch {

@@ -305,10 +305,7 @@ macro_rules! search_impl {
             async fn reindex_users(&self) -> StoreResult<u64> {
                 // Mobiles indexed before their reversed digits were kept.
                 loop {
-                    let rows: Vec<(i64, String)> = sqlx::query_as(
-                        "SELECT id, mobile_digits FROM users \
-                         WHERE mobile_digits IS NOT NULL AND mobile_reversed IS NULL ORDER BY id LIMIT 500",
-                    )
+                    let rows: Vec<(i64, String)> = sqlx::query_as(crate::store::search::UNREVERSED_MOBILES)
                     .fetch_all(&self.pool)
                     .await?;
                     if rows.is_empty() {
@@ -326,7 +323,7 @@ macro_rules! search_impl {
                 }
                 let mut done = 0u64;
                 loop {
-                    let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM users WHERE search_rank IS NULL ORDER BY id LIMIT 500")
+                    let ids: Vec<i64> = sqlx::query_scalar(crate::store::search::UNRANKED_USERS)
                         .fetch_all(&self.pool)
                         .await?;
                     if ids.is_empty() {

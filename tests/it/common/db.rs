@@ -74,6 +74,40 @@ impl TestDb {
         }
     }
 
+    /// How the database would run `sql`: SQLite's query plan, or PostgreSQL's with
+    /// sequential scans discouraged (so that a tiny test table does not hide whether an
+    /// index could serve it).
+    pub async fn plan(&self, sql: &str) -> String {
+        let explain = |prefix: &str| sqlx::AssertSqlSafe(format!("{prefix} {sql}"));
+        if self.url.starts_with("sqlite:") {
+            let pool = sqlx::SqlitePool::connect(&self.url).await.unwrap();
+            let rows: Vec<(i64, i64, i64, String)> = sqlx::query_as(explain("EXPLAIN QUERY PLAN"))
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+            rows.into_iter()
+                .map(|row| row.3)
+                .collect::<Vec<_>>()
+                .join("\n")
+        } else {
+            let mut connection = sqlx::PgPool::connect(&self.url)
+                .await
+                .unwrap()
+                .acquire()
+                .await
+                .unwrap();
+            sqlx::query("SET enable_seqscan = off")
+                .execute(&mut *connection)
+                .await
+                .unwrap();
+            let rows: Vec<String> = sqlx::query_scalar(explain("EXPLAIN"))
+                .fetch_all(&mut *connection)
+                .await
+                .unwrap();
+            rows.join("\n")
+        }
+    }
+
     /// Runs raw SQL against the database, as an attacker with database access would.
     pub async fn execute(&self, sql: &str) -> u64 {
         let sql = sqlx::AssertSqlSafe(sql.to_owned());

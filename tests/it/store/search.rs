@@ -6,6 +6,7 @@ crate::on_both_databases!(
     search_totals_follow_every_change,
     posting_counts_match_the_postings,
     prefix_searches_agree_whichever_index_they_read,
+    rows_from_before_search_are_indexed_at_start_without_reading_every_user,
 );
 
 /// `n` staff users named "Test User", usernames `prefix0`, `prefix1`, ...
@@ -334,4 +335,68 @@ async fn prefix_searches_agree_whichever_index_they_read(db: TestDb) {
     )
     .await;
     assert_eq!((inactive, total), (vec!["pat0007".to_owned()], 1));
+}
+
+/// Rows written before a search field existed (here a mobile without its reversed digits)
+/// are filled in when the store starts, and the statements that look for such rows (also
+/// users without a rank) read partial indexes that hold only them: a start does not read
+/// every user.
+async fn rows_from_before_search_are_indexed_at_start_without_reading_every_user(db: TestDb) {
+    use gatehouse::store::search::{UNRANKED_USERS, UNREVERSED_MOBILES};
+    let app = test_app(&db).await;
+    let (org, _) = seed_org(&app, "Old Rows", "olga").await;
+    let mut creation = new_user(org.id, "legacy", "legacy@a.example", UserKind::Staff);
+    creation.user.last_name = "Zebulon".into();
+    creation.user.mobile = Some("+1 415 555 0172".into());
+    app.store.create_user(creation).await.unwrap();
+    drop(app);
+    let forgotten = db
+        .execute("UPDATE users SET mobile_reversed = NULL WHERE username = 'legacy'")
+        .await;
+    assert_eq!(forgotten, 1);
+
+    let app = test_app(&db).await;
+    let find = |search: UserSearch| {
+        let store = app.store.clone();
+        async move {
+            let page = store
+                .search_users(UserSearch {
+                    org_id: org.id,
+                    limit: 10,
+                    now: now(),
+                    ..search
+                })
+                .await
+                .unwrap();
+            page.users
+                .iter()
+                .map(|(_, u)| u.username.clone())
+                .collect::<Vec<_>>()
+        }
+    };
+    let by_mobile = find(UserSearch {
+        mobile: Some("0172".into()),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(by_mobile, ["legacy"]);
+    let by_name = find(UserSearch {
+        name: Some("zebul".into()),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(by_name, ["legacy"]);
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM users WHERE search_rank IS NULL OR (mobile_digits IS NOT NULL AND mobile_reversed IS NULL)")
+            .await,
+        0
+    );
+
+    for (check, index) in [
+        (UNREVERSED_MOBILES, "users_unreversed_idx"),
+        (UNRANKED_USERS, "users_unranked_idx"),
+    ] {
+        let plan = db.plan(check).await;
+        assert!(plan.contains(index), "{check}\nis planned as\n{plan}");
+    }
 }
