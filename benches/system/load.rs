@@ -160,6 +160,14 @@ impl Sql {
         on_pool!(self, pool => sqlx::query_scalar(sql).bind(org.0).fetch_one(pool).await.unwrap())
     }
 
+    /// Every organization's id by its name.
+    pub async fn organization_ids(&self) -> std::collections::HashMap<String, i64> {
+        let sql = "SELECT name, id FROM organizations";
+        on_pool!(self, pool => sqlx::query_as(sql).fetch_all(pool).await.unwrap())
+            .into_iter()
+            .collect()
+    }
+
     /// Up to `n` members of `org` who can sign in.
     pub async fn active_usernames(&self, org: gatehouse::domain::OrgId, n: i64) -> Vec<String> {
         let sql = "SELECT username FROM users WHERE org_id = $1 AND status = 'ACTIVE' \

@@ -9,16 +9,18 @@ macro_rules! bulk_impl {
         impl $store {
             /// Creates users of `org_id` (each `creation.user.org_id` is ignored) with their
             /// licenses, permissions, practices, search postings, audit events and setup
-            /// emails; returns their IDs in the order given. `NoLicense` or a practice of
-            /// another organization (`NotFound`) fails the whole batch.
+            /// emails; returns their IDs in the order given. Their audit events are added
+            /// to `audits`, for the caller to append to the chain with whatever else its
+            /// transaction records (one write of the chain's head for all). `NoLicense` or
+            /// a practice of another organization (`NotFound`) fails the whole batch.
             pub(super) async fn create_users_in(
                 tx: &mut Tx,
                 org_id: OrgId,
                 creations: &[UserCreation],
+                audits: &mut Vec<AuditEntry>,
             ) -> StoreResult<Vec<UserId>> {
                 use std::collections::BTreeMap;
                 Self::take_licenses_for(tx, org_id, creations).await?;
-                Self::check_practices(tx, org_id, creations).await?;
                 let mut ids = Vec::with_capacity(creations.len());
                 let mut counts = BTreeMap::<i64, i64>::new();
                 Self::lock_directory(tx, org_id).await?;
@@ -114,17 +116,12 @@ macro_rules! bulk_impl {
                     practices.dedup();
                     Self::with_pairs(tx, ("INSERT INTO user_practices (user_id, practice_id) ", ""), &practices, 500).await?;
 
-                    let audits: Vec<AuditEntry> = chunk
-                        .iter()
-                        .zip(&chunk_ids)
-                        .map(|(c, id)| {
-                            let mut audit = c.audit.clone();
-                            audit.org_id = org_id;
-                            audit.subject_id = Some(UserId(*id));
-                            audit
-                        })
-                        .collect();
-                    Self::append_audits_in(tx, org_id, &audits).await?;
+                    audits.extend(chunk.iter().zip(&chunk_ids).map(|(c, id)| {
+                        let mut audit = c.audit.clone();
+                        audit.org_id = org_id;
+                        audit.subject_id = Some(UserId(*id));
+                        audit
+                    }));
                     let emails: Vec<(OutboxMessage, Timestamp)> = chunk
                         .iter()
                         .zip(&chunk_ids)
@@ -158,27 +155,36 @@ macro_rules! bulk_impl {
                             .2 += 1;
                     }
                 }
-                for (product, kind, count) in needed.into_values() {
-                    let taken = sqlx::query(
-                        "UPDATE license_pools SET used = used + $4 \
-                         WHERE org_id = $1 AND product = $2 AND kind = $3 AND used + $4 <= total",
-                    )
-                    .bind(org_id.0)
-                    .bind(product.as_str())
-                    .bind(kind.as_str())
-                    .bind(count)
-                    .execute(&mut **tx)
-                    .await?
-                    .rows_affected();
-                    if taken == 0 {
-                        return Err(StoreError::NoLicense { product, kind });
-                    }
+                if needed.is_empty() {
+                    return Ok(());
                 }
-                Ok(())
+                // One statement for every pool: it takes from those with room and names
+                // them; a pool it did not name is the one used up.
+                let mut take = sqlx::QueryBuilder::<Db>::new("UPDATE license_pools SET used = used + CASE");
+                for (product, kind, count) in needed.values() {
+                    take.push(" WHEN product = ").push_bind(product.as_str());
+                    take.push(" AND kind = ").push_bind(kind.as_str());
+                    take.push(" THEN ").push_bind(*count);
+                }
+                take.push(" END WHERE org_id = ").push_bind(org_id.0).push(" AND (");
+                for (i, (product, kind, count)) in needed.values().enumerate() {
+                    take.push(if i == 0 { "(product = " } else { " OR (product = " }).push_bind(product.as_str());
+                    take.push(" AND kind = ").push_bind(kind.as_str());
+                    take.push(" AND used + ").push_bind(*count).push(" <= total)");
+                }
+                take.push(") RETURNING product, kind");
+                let taken: Vec<(String, String)> = take.build_query_as().fetch_all(&mut **tx).await?;
+                let short = needed.values().find(|(product, kind, _)| {
+                    !taken.iter().any(|(p, k)| p == product.as_str() && k == kind.as_str())
+                });
+                match short {
+                    Some((product, kind, _)) => Err(StoreError::NoLicense { product: *product, kind: *kind }),
+                    None => Ok(()),
+                }
             }
 
             /// Every practice named in the batch must be one of the organization's.
-            async fn check_practices(tx: &mut Tx, org_id: OrgId, creations: &[UserCreation]) -> StoreResult<()> {
+            pub(super) async fn check_practices(tx: &mut Tx, org_id: OrgId, creations: &[UserCreation]) -> StoreResult<()> {
                 let mut named: Vec<i64> = creations.iter().flat_map(|c| c.user.practice_ids.iter().map(|p| p.0)).collect();
                 named.sort();
                 named.dedup();
@@ -212,18 +218,37 @@ macro_rules! bulk_impl {
             /// Appends events to one organization's audit chain: the sequence moves once,
             /// the hashes are chained in memory, the rows go in as multi-row statements.
             pub(super) async fn append_audits_in(tx: &mut Tx, org_id: OrgId, entries: &[AuditEntry]) -> StoreResult<()> {
+                Self::append_audits_after(tx, org_id, entries, None).await
+            }
+
+            /// `append_audits_in`, for an organization whose chain is known to be where
+            /// `start` says (`(0, GENESIS)` when this transaction created it): its head is
+            /// not read first.
+            pub(super) async fn append_audits_after(
+                tx: &mut Tx,
+                org_id: OrgId,
+                entries: &[AuditEntry],
+                start: Option<(i64, Vec<u8>)>,
+            ) -> StoreResult<()> {
                 if entries.is_empty() {
                     return Ok(());
                 }
-                let (last, mut prev): (i64, Vec<u8>) = sqlx::query_as(
-                    "UPDATE organizations SET audit_seq = audit_seq + $2 WHERE id = $1 \
-                     RETURNING audit_seq, audit_head",
-                )
-                .bind(org_id.0)
-                .bind(entries.len() as i64)
-                .fetch_one(&mut **tx)
-                .await?;
-                let mut seq = last - entries.len() as i64;
+                let count = entries.len() as i64;
+                let (mut seq, mut prev) = match start {
+                    Some(start) => start,
+                    None => {
+                        let (last, head): (i64, Vec<u8>) = sqlx::query_as(
+                            "UPDATE organizations SET audit_seq = audit_seq + $2 WHERE id = $1 \
+                             RETURNING audit_seq, audit_head",
+                        )
+                        .bind(org_id.0)
+                        .bind(count)
+                        .fetch_one(&mut **tx)
+                        .await?;
+                        (last - count, head)
+                    }
+                };
+                let first = seq;
                 let mut rows = Vec::with_capacity(entries.len());
                 for entry in entries {
                     seq += 1;
@@ -250,9 +275,11 @@ macro_rules! bulk_impl {
                     });
                     insert.build().execute(&mut **tx).await?;
                 }
-                sqlx::query("UPDATE organizations SET audit_head = $2 WHERE id = $1")
+                // The sequence already moved when the head was read; else it moves here.
+                sqlx::query("UPDATE organizations SET audit_head = $2, audit_seq = $3 WHERE id = $1")
                     .bind(org_id.0)
                     .bind(&prev)
+                    .bind(first + count)
                     .execute(&mut **tx)
                     .await?;
                 Ok(())

@@ -242,7 +242,12 @@ macro_rules! store_impl {
             }
 
             async fn create_user_in(tx: &mut Tx, creation: &UserCreation) -> StoreResult<User> {
-                let ids = Self::create_users_in(tx, creation.user.org_id, std::slice::from_ref(creation)).await?;
+                let mut audits = Vec::new();
+                // An import's practices come from the organization's own; these were named
+                // by a caller.
+                Self::check_practices(tx, creation.user.org_id, std::slice::from_ref(creation)).await?;
+                let ids = Self::create_users_in(tx, creation.user.org_id, std::slice::from_ref(creation), &mut audits).await?;
+                Self::append_audits_in(tx, creation.user.org_id, &audits).await?;
                 Self::user_in(tx, ids[0]).await
             }
         }

@@ -32,7 +32,13 @@ macro_rules! onboard_impl {
             ) -> StoreResult<Vec<UserId>> {
                 let mut tx = self.begin_write().await?;
                 let large = Self::widen_cache(&mut tx, import.users.len()).await?;
-                let ids = Self::import_users_in(&mut tx, import, progress).await;
+                let ids: StoreResult<_> = async {
+                    let (org_id, mut audits) = (import.org_id, Vec::new());
+                    let ids = Self::import_users_in(&mut tx, import, progress, &mut audits).await?;
+                    Self::append_audits_in(&mut tx, org_id, &audits).await?;
+                    Ok(ids)
+                }
+                .await;
                 // Narrowed whether or not the import failed: the connection goes back to
                 // the pool either way.
                 Self::narrow_cache(&mut tx, large).await?;
@@ -81,10 +87,15 @@ macro_rules! onboard_impl {
             ) -> StoreResult<Vec<(Organization, User)>> {
                 let mut created = Vec::with_capacity(imports.len());
                 for (new, mut import) in imports {
-                    let org = Self::insert_organization_in(tx, &new).await?;
+                    // The organization's events (its pools, practices and users) go into
+                    // its audit chain together.
+                    let mut audits = Vec::new();
+                    let org = Self::insert_organization_in(tx, &new, &mut audits).await?;
                     import.org_id = org.id;
                     import.users.insert(0, (new.owner, Vec::new()));
-                    let ids = Self::import_users_in(tx, import, &|_| {}).await?;
+                    let ids = Self::import_users_in(tx, import, &|_| {}, &mut audits).await?;
+                    let genesis = (0, audit::GENESIS.to_vec());
+                    Self::append_audits_after(tx, org.id, &audits, Some(genesis)).await?;
                     let owner = Self::user_in(tx, ids[0]).await?;
                     created.push((org, owner));
                 }
@@ -102,15 +113,18 @@ macro_rules! onboard_impl {
 
             /// Creates an organization inside `tx` (see `create_organization`).
             pub(super) async fn create_organization_in(tx: &mut Tx, new: NewOrganization) -> StoreResult<(Organization, User)> {
-                let org = Self::insert_organization_in(tx, &new).await?;
+                let mut audits = Vec::new();
+                let org = Self::insert_organization_in(tx, &new, &mut audits).await?;
+                Self::append_audits_in(tx, org.id, &audits).await?;
                 let mut owner = new.owner;
                 owner.user.org_id = org.id;
                 let user = Self::create_user_in(tx, &owner).await?;
                 Ok((org, user))
             }
 
-            /// The organization's row and license pools, with their audit events.
-            async fn insert_organization_in(tx: &mut Tx, new: &NewOrganization) -> StoreResult<Organization> {
+            /// The organization's row and license pools; their audit events are added to
+            /// `audits`.
+            async fn insert_organization_in(tx: &mut Tx, new: &NewOrganization, audits: &mut Vec<AuditEntry>) -> StoreResult<Organization> {
                 let org: OrganizationRow = sqlx::query_as(
                     "INSERT INTO organizations (name, created_at, audit_seq, audit_head) \
                      VALUES ($1, $2, 0, $3) RETURNING id, name, created_at",
@@ -128,35 +142,38 @@ macro_rules! onboard_impl {
                     });
                     insert.build().execute(&mut **tx).await?;
                 }
-                let audits: Vec<AuditEntry> = new
-                    .pools
-                    .iter()
-                    .map(|(product, kind, total)| {
-                        AuditEntry::new(org.id, new.created_at, "license.pool_changed").details(serde_json::json!({
-                            "product": product.as_str(), "kind": kind.as_str(),
-                            "before": {"total": 0}, "after": {"total": total},
-                        }))
-                    })
-                    .collect();
-                Self::append_audits_in(tx, org.id, &audits).await?;
+                audits.extend(new.pools.iter().map(|(product, kind, total)| {
+                    AuditEntry::new(org.id, new.created_at, "license.pool_changed").details(serde_json::json!({
+                        "product": product.as_str(), "kind": kind.as_str(),
+                        "before": {"total": 0}, "after": {"total": total},
+                    }))
+                }));
                 Ok(org)
             }
 
-            /// Writes one organization's import inside `tx` (see `import_users`).
+            /// Writes one organization's import inside `tx` (see `import_users`); its audit
+            /// events (practices, then users) are added to `audits`.
             async fn import_users_in(
                 tx: &mut Tx,
                 import: $crate::store::UserImport,
                 progress: &(dyn Fn(usize) + Send + Sync),
+                audits: &mut Vec<AuditEntry>,
             ) -> StoreResult<Vec<UserId>> {
                 let org_id = import.org_id;
-                let mut audits = Vec::with_capacity(import.new_practices.len());
+                // The new practices in one statement; the organization's others are read
+                // only when a user names one of them.
+                let mut practices = std::collections::HashMap::<String, i64>::new();
+                if !import.new_practices.is_empty() {
+                    let mut insert = sqlx::QueryBuilder::<Db>::new("INSERT INTO practices (org_id, name, created_at) ");
+                    insert.push_values(&import.new_practices, |mut row, (name, audit)| {
+                        row.push_bind(org_id.0).push_bind(name.clone()).push_bind(audit.at);
+                    });
+                    insert.push(" RETURNING id, name");
+                    let created: Vec<(i64, String)> = insert.build_query_as().fetch_all(&mut **tx).await?;
+                    practices.extend(created.into_iter().map(|(id, name)| (name.to_lowercase(), id)));
+                }
                 for (name, audit) in &import.new_practices {
-                    let id: i64 = sqlx::query_scalar("INSERT INTO practices (org_id, name, created_at) VALUES ($1, $2, $3) RETURNING id")
-                        .bind(org_id.0)
-                        .bind(name)
-                        .bind(audit.at)
-                        .fetch_one(&mut **tx)
-                        .await?;
+                    let id = practices[&name.to_lowercase()];
                     let mut audit = audit.clone();
                     audit.org_id = org_id;
                     if let serde_json::Value::Object(map) = &mut audit.details {
@@ -165,22 +182,29 @@ macro_rules! onboard_impl {
                     }
                     audits.push(audit);
                 }
-                Self::append_audits_in(tx, org_id, &audits).await?;
-                let practices: std::collections::HashMap<String, i64> =
-                    sqlx::query_as::<_, (i64, String)>("SELECT id, name FROM practices WHERE org_id = $1")
+                let named_elsewhere = import
+                    .users
+                    .iter()
+                    .flat_map(|(_, names)| names)
+                    .any(|name| !practices.contains_key(&name.to_lowercase()));
+                if named_elsewhere {
+                    let existing: Vec<(i64, String)> = sqlx::query_as("SELECT id, name FROM practices WHERE org_id = $1")
                         .bind(org_id.0)
                         .fetch_all(&mut **tx)
-                        .await?
-                        .into_iter()
-                        .map(|(id, name)| (name.to_lowercase(), id))
-                        .collect();
+                        .await?;
+                    practices.extend(existing.into_iter().map(|(id, name)| (name.to_lowercase(), id)));
+                }
                 let mut ids = Vec::with_capacity(import.users.len());
                 let mut users = import.users.into_iter().peekable();
                 while users.peek().is_some() {
+                    // Practices found by name are the organization's; any given by ID are
+                    // checked.
+                    let mut given = false;
                     let chunk: Vec<UserCreation> = users
                         .by_ref()
                         .take(1000)
                         .map(|(mut creation, names)| {
+                            given |= !creation.user.practice_ids.is_empty();
                             for name in names {
                                 let id = practices.get(&name.to_lowercase()).ok_or(StoreError::NotFound)?;
                                 creation.user.practice_ids.push($crate::domain::PracticeId(*id));
@@ -188,7 +212,10 @@ macro_rules! onboard_impl {
                             Ok(creation)
                         })
                         .collect::<StoreResult<_>>()?;
-                    ids.extend(Self::create_users_in(tx, org_id, &chunk).await?);
+                    if given {
+                        Self::check_practices(tx, org_id, &chunk).await?;
+                    }
+                    ids.extend(Self::create_users_in(tx, org_id, &chunk, audits).await?);
                     progress(ids.len());
                 }
                 Ok(ids)

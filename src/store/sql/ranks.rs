@@ -29,13 +29,49 @@ macro_rules! ranks_impl {
                 sort_keys: &[&str],
             ) -> StoreResult<Vec<(Option<i64>, Option<i64>)>> {
                 let mut found = Vec::with_capacity(sort_keys.len());
+                // On PostgreSQL each neighbour is the next row of the index on (org_id,
+                // sort_key) past a row value, kept only if it is of this organization:
+                // with `org_id = $1`, statistics taken while the table was small (each
+                // organization seen once) made the planner expect one user and read the
+                // organization whole through another index for each neighbour (2 s a
+                // statement in a large one; seeding 100,000 users took 12 s or 50-60 s
+                // depending on when autovacuum had last analyzed). A row-value range has
+                // no such estimate: walking that index a step is the only cheap plan.
+                // Each subquery as pieces around the organization's ID.
+                let subqueries: [&[&str]; 2] = if BACKEND == $crate::store::Backend::Postgres {
+                    [
+                        &[
+                            "(SELECT CASE WHEN org_id = ", " THEN search_rank END FROM users \
+                             WHERE (org_id, sort_key) < (", ", v.column2) AND search_rank IS NOT NULL \
+                             ORDER BY org_id DESC, sort_key DESC LIMIT 1)",
+                        ],
+                        &[
+                            "(SELECT CASE WHEN org_id = ", " THEN search_rank END FROM users \
+                             WHERE (org_id, sort_key) > (", ", v.column2) AND search_rank IS NOT NULL \
+                             ORDER BY org_id, sort_key LIMIT 1)",
+                        ],
+                    ]
+                } else {
+                    [
+                        &[
+                            "(SELECT search_rank FROM users WHERE org_id = ", " AND sort_key < v.column2 \
+                             AND search_rank IS NOT NULL ORDER BY sort_key DESC LIMIT 1)",
+                        ],
+                        &[
+                            "(SELECT search_rank FROM users WHERE org_id = ", " AND sort_key > v.column2 \
+                             AND search_rank IS NOT NULL ORDER BY sort_key LIMIT 1)",
+                        ],
+                    ]
+                };
                 for part in sort_keys.chunks(200) {
-                    let mut b = sqlx::QueryBuilder::<Db>::new("SELECT v.column1, (SELECT search_rank FROM users WHERE org_id = ");
-                    b.push_bind(org_id.0)
-                        .push(" AND sort_key < v.column2 AND search_rank IS NOT NULL ORDER BY sort_key DESC LIMIT 1), \
-                               (SELECT search_rank FROM users WHERE org_id = ")
-                        .push_bind(org_id.0)
-                        .push(" AND sort_key > v.column2 AND search_rank IS NOT NULL ORDER BY sort_key LIMIT 1) FROM (");
+                    let mut b = sqlx::QueryBuilder::<Db>::new("SELECT v.column1");
+                    for pieces in subqueries {
+                        b.push(", ").push(pieces[0]);
+                        for piece in &pieces[1..] {
+                            b.push_bind(org_id.0).push(*piece);
+                        }
+                    }
+                    b.push(" FROM (");
                     b.push_values(part.iter().enumerate(), |mut row, (i, key)| {
                         row.push_bind(i as i64).push_bind(key.to_string());
                     });
@@ -179,13 +215,21 @@ macro_rules! ranks_impl {
                 }
             }
 
-            /// Sets users' ranks: (user ID, rank) pairs, a few hundred to a statement on
-            /// SQLite. PostgreSQL gets one statement each: with the statistics of a table
-            /// still filling up, it plans a join with a list as a scan of the whole table.
+            /// Sets users' ranks: (user ID, rank) pairs, a few hundred to a statement. On
+            /// PostgreSQL as two arrays unnested: a join with a list of values was planned,
+            /// with the statistics of a table still filling up, as a scan of all of it.
             pub(super) async fn set_ranks(tx: &mut Tx, ranks: &[(i64, i64)]) -> StoreResult<()> {
                 if BACKEND == $crate::store::Backend::Postgres {
-                    for (id, rank) in ranks {
-                        sqlx::query("UPDATE users SET search_rank = $2 WHERE id = $1").bind(id).bind(rank).execute(&mut **tx).await?;
+                    for part in ranks.chunks(400) {
+                        let (ids, ranks) = $crate::store::sql::ranks::pg_arrays(part);
+                        sqlx::query(
+                            "UPDATE users SET search_rank = v.rank \
+                             FROM unnest($1::int8[], $2::int8[]) AS v(id, rank) WHERE users.id = v.id",
+                        )
+                        .bind(ids)
+                        .bind(ranks)
+                        .execute(&mut **tx)
+                        .await?;
                     }
                     return Ok(());
                 }
@@ -194,15 +238,23 @@ macro_rules! ranks_impl {
             }
 
             /// Removes users' postings: (rank, keys) for each, a few hundred postings to a
-            /// statement on SQLite, one user's to a statement on PostgreSQL (as above).
+            /// statement (on PostgreSQL as two arrays unnested, as in `set_ranks`).
             async fn delete_posted(tx: &mut Tx, postings: &[(i64, Vec<i64>)]) -> StoreResult<()> {
+                let pairs: Vec<(i64, i64)> = postings.iter().flat_map(|(rank, keys)| keys.iter().map(move |key| (*key, *rank))).collect();
                 if BACKEND == $crate::store::Backend::Postgres {
-                    for (rank, keys) in postings {
-                        Self::delete_postings(tx, *rank, keys).await?;
+                    for part in pairs.chunks(400) {
+                        let (keys, ranks) = $crate::store::sql::ranks::pg_arrays(part);
+                        sqlx::query(
+                            "DELETE FROM user_search_postings p USING unnest($1::int8[], $2::int8[]) AS v(key, rank) \
+                             WHERE p.key = v.key AND p.rank = v.rank",
+                        )
+                        .bind(keys)
+                        .bind(ranks)
+                        .execute(&mut **tx)
+                        .await?;
                     }
                     return Ok(());
                 }
-                let pairs: Vec<(i64, i64)> = postings.iter().flat_map(|(rank, keys)| keys.iter().map(move |key| (*key, *rank))).collect();
                 Self::with_pairs(tx, ("DELETE FROM user_search_postings WHERE (key, rank) IN (", ")"), &pairs, 400).await
             }
 
@@ -256,3 +308,16 @@ macro_rules! ranks_impl {
 }
 
 pub(crate) use ranks_impl;
+
+/// Pairs as two PostgreSQL array literals (`{1,2}`), bound as text: the store's SQL is
+/// compiled for both databases, and SQLite has no array type.
+pub(crate) fn pg_arrays(pairs: &[(i64, i64)]) -> (String, String) {
+    let literal = |values: &mut dyn Iterator<Item = i64>| {
+        let list: Vec<String> = values.map(|v| v.to_string()).collect();
+        format!("{{{}}}", list.join(","))
+    };
+    (
+        literal(&mut pairs.iter().map(|p| p.0)),
+        literal(&mut pairs.iter().map(|p| p.1)),
+    )
+}
