@@ -155,6 +155,7 @@ macro_rules! ranks_impl {
                 #[derive(sqlx::FromRow)]
                 struct Ranked {
                     id: i64,
+                    org_id: i64,
                     search_rank: i64,
                     username: String,
                     email: String,
@@ -164,11 +165,16 @@ macro_rules! ranks_impl {
                 const SPACING: i64 = 1 << 16;
                 let mut width: i64 = 16 + count as i64;
                 loop {
+                    // On PostgreSQL a row-value range, as in `neighbour_ranks` (rows of the
+                    // next organization along are dropped below).
                     let side = |op: &str, order: &str| {
+                        let (range, by) = match BACKEND {
+                            $crate::store::Backend::Postgres => (format!("(org_id, sort_key) {op} ($1, $2)"), format!("org_id {order}, sort_key {order}")),
+                            $crate::store::Backend::Sqlite => (format!("org_id = $1 AND sort_key {op} $2"), format!("sort_key {order}")),
+                        };
                         format!(
-                            "SELECT id, search_rank, username, email, name_key, mobile_digits FROM users \
-                             WHERE org_id = $1 AND sort_key {op} $2 AND search_rank IS NOT NULL \
-                             ORDER BY sort_key {order} LIMIT $3"
+                            "SELECT id, org_id, search_rank, username, email, name_key, mobile_digits FROM users \
+                             WHERE {range} AND search_rank IS NOT NULL ORDER BY {by} LIMIT $3"
                         )
                     };
                     let fetch = |sql: String| {
@@ -176,6 +182,8 @@ macro_rules! ranks_impl {
                     };
                     let mut before: Vec<Ranked> = fetch(side("<", "DESC")).fetch_all(&mut **tx).await?;
                     let mut after: Vec<Ranked> = fetch(side(">", "ASC")).fetch_all(&mut **tx).await?;
+                    before.retain(|r| r.org_id == org_id.0);
+                    after.retain(|r| r.org_id == org_id.0);
                     let lo = (before.len() as i64 > width).then(|| before.pop()).flatten().map(|r| r.search_rank);
                     let hi = (after.len() as i64 > width).then(|| after.pop()).flatten().map(|r| r.search_rank);
                     let whole = lo.is_none() && hi.is_none();

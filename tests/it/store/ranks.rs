@@ -56,6 +56,18 @@ async fn ranks_keep_directory_order_through_crowding_imports_and_renames(db: Tes
         )
         .await
         .unwrap();
+    // A second organization with a namesake: its rows follow the crowded one's in the
+    // (org_id, sort_key) index, which neighbour lookups and spreading must not cross.
+    let (later, _) = seed_org(&app, "Later", "lara").await;
+    let mut other = new_user(
+        later.id,
+        "other.adams",
+        "other@later.example",
+        UserKind::Staff,
+    );
+    other.user.first_name = "Ann".into();
+    other.user.last_name = "Adams".into();
+    let other = app.store.create_user(other).await.unwrap().id;
     let namesake = |i: usize| {
         let mut creation = new_user(
             org.id,
@@ -171,4 +183,22 @@ async fn ranks_keep_directory_order_through_crowding_imports_and_renames(db: Tes
         }
         assert_eq!(found, ids, "{search:?}");
     }
+    let theirs = app
+        .store
+        .search_users(UserSearch {
+            org_id: later.id,
+            name: Some("adams".into()),
+            limit: 25,
+            with_total: true,
+            now: now(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let theirs: Vec<_> = theirs.users.iter().map(|(_, u)| u.id).collect();
+    assert_eq!(
+        theirs,
+        [other],
+        "the other organization's namesake, untouched"
+    );
 }
