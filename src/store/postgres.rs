@@ -16,6 +16,10 @@ pub struct PostgresStore {
     pool: PgPool,
     /// Connections for searches, which are planned for their own values.
     search: PgPool,
+    /// Connections for searches led by postings, written to have one plan whatever
+    /// the values: planned once per connection, and few, so that each connection
+    /// reuses its plans.
+    postings: PgPool,
     outbox: Arc<Notify>,
     /// Request changes any process committed, as notified.
     pushes: broadcast::Sender<Pushed>,
@@ -63,7 +67,15 @@ impl PostgresStore {
         let search = PgPoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(10))
-            .connect_lazy_with(options.options([("plan_cache_mode", "force_custom_plan")]));
+            .connect_lazy_with(
+                options
+                    .clone()
+                    .options([("plan_cache_mode", "force_custom_plan")]),
+            );
+        let postings = PgPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_lazy_with(options.options([("plan_cache_mode", "force_generic_plan")]));
         if migrate {
             migrations::migrator(Backend::Postgres)
                 .run(&pool)
@@ -73,6 +85,7 @@ impl PostgresStore {
         let store = Self {
             pool,
             search,
+            postings,
             totals: Default::default(),
             plans: Default::default(),
             outbox: Arc::new(Notify::new()),

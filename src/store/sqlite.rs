@@ -30,6 +30,7 @@ pub struct SqliteStore {
     pool: SqlitePool,
     /// Searches use the same connections (SQLite plans each statement once).
     search: SqlitePool,
+    postings: SqlitePool,
     outbox: Arc<Notify>,
     /// Request changes this process committed, for the change feed.
     pushes: broadcast::Sender<super::Pushed>,
@@ -95,6 +96,7 @@ impl SqliteStore {
         }
         let store = Self {
             search: pool.clone(),
+            postings: pool.clone(),
             pool,
             totals: Default::default(),
             plans: Default::default(),

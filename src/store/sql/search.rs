@@ -118,27 +118,25 @@ macro_rules! search_impl {
             /// directory order (each probe looked up beside it), or the organization's
             /// users of one status or in directory order, or a field's range; then every
             /// condition checked on the user row. CROSS JOIN keeps that order on SQLite.
-            /// `lateral` (PostgreSQL, counting): each posting's user is looked up by its
-            /// rank, one index probe each. Joined, a count of a broad `search` ("siobhan
-            /// che") was planned from the other side, reading the organization's 100,000
-            /// users to test each against the text (250-300 ms), because the planner took
-            /// the text to match 31 of them; the search's own plan already knows how many
-            /// users the leading key has.
+            /// `lateral` (PostgreSQL): the postings of `lead` are the only way in, each
+            /// posting's probes and user looked up by its rank inside a fenced subquery,
+            /// so that the plan is the same whatever the values: PostgreSQL then plans it
+            /// once per connection (a generic plan), not at every search. Joined, the
+            /// planner could start from the organization's users instead, reading all
+            /// 100,000 of the largest to test each against the text.
             fn push_user_matches(b: &mut sqlx::QueryBuilder<Db>, q: &$crate::store::UserSearch, driver: &SearchDriver, lead: i64, lateral: bool) {
                 if let (SearchDriver::Postings { probes, .. }, true) = (driver, lateral) {
-                    b.push(" FROM user_search_postings p0");
-                    for i in 1..=probes.len() {
-                        b.push(format!(" CROSS JOIN user_search_postings p{i}"));
+                    b.push(" FROM user_search_postings p0 CROSS JOIN LATERAL (SELECT u.* FROM users u WHERE");
+                    for (i, probe) in probes.iter().enumerate() {
+                        let p = format!("p{}", i + 1);
+                        b.push(format!(" EXISTS (SELECT 1 FROM user_search_postings {p} WHERE {p}.key = "))
+                            .push_bind(*probe)
+                            .push(format!(" AND {p}.rank = p0.rank) AND"));
                     }
-                    b.push(" CROSS JOIN LATERAL (SELECT u.id FROM users u WHERE u.org_id = ").push_bind(q.org_id.0);
+                    b.push(" u.org_id = ").push_bind(q.org_id.0);
                     b.push(" AND u.search_rank = p0.rank");
                     Self::push_conditions(b, q);
                     b.push(" OFFSET 0) u WHERE p0.key = ").push_bind(lead);
-                    for (i, probe) in probes.iter().enumerate() {
-                        b.push(format!(" AND p{}.key = ", i + 1))
-                            .push_bind(*probe)
-                            .push(format!(" AND p{}.rank = p0.rank", i + 1));
-                    }
                     return;
                 }
                 match driver {
@@ -171,6 +169,9 @@ macro_rules! search_impl {
                 fn like_escape(text: &str) -> String {
                     text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
                 }
+                // Backslash escapes by default on PostgreSQL; an ESCAPE clause there would
+                // be a call per row in a plan made before the pattern is known.
+                let escape = if BACKEND == $crate::store::Backend::Postgres { "" } else { " ESCAPE '\\'" };
                 if let Some(practice) = q.practice_id {
                     b.push(" AND EXISTS (SELECT 1 FROM user_practices up WHERE up.user_id = u.id AND up.practice_id = ")
                         .push_bind(practice.0)
@@ -192,24 +193,24 @@ macro_rules! search_impl {
                     None => {}
                 }
                 if let Some(name) = &q.name {
-                    b.push(" AND u.name_key LIKE ").push_bind(format!("%{}%", like_escape(name))).push(" ESCAPE '\\'");
+                    b.push(" AND u.name_key LIKE ").push_bind(format!("%{}%", like_escape(name))).push(escape);
                 }
                 if let Some(username) = &q.username {
-                    b.push(" AND u.username LIKE ").push_bind(format!("{}%", like_escape(username))).push(" ESCAPE '\\'");
+                    b.push(" AND u.username LIKE ").push_bind(format!("{}%", like_escape(username))).push(escape);
                 }
                 if let Some(email) = &q.email {
-                    b.push(" AND lower(u.email) LIKE ").push_bind(format!("{}%", like_escape(email))).push(" ESCAPE '\\'");
+                    b.push(" AND lower(u.email) LIKE ").push_bind(format!("{}%", like_escape(email))).push(escape);
                 }
                 if let Some(mobile) = &q.mobile {
-                    b.push(" AND u.mobile_digits LIKE ").push_bind(format!("%{}", like_escape(mobile))).push(" ESCAPE '\\'");
+                    b.push(" AND u.mobile_digits LIKE ").push_bind(format!("%{}", like_escape(mobile))).push(escape);
                 }
                 if let Some(any) = &q.any {
                     let text = like_escape(&any.text);
-                    b.push(" AND (u.name_key LIKE ").push_bind(format!("%{text}%")).push(" ESCAPE '\\'");
-                    b.push(" OR u.username LIKE ").push_bind(format!("{text}%")).push(" ESCAPE '\\'");
-                    b.push(" OR lower(u.email) LIKE ").push_bind(format!("{text}%")).push(" ESCAPE '\\'");
+                    b.push(" AND (u.name_key LIKE ").push_bind(format!("%{text}%")).push(escape);
+                    b.push(" OR u.username LIKE ").push_bind(format!("{text}%")).push(escape);
+                    b.push(" OR lower(u.email) LIKE ").push_bind(format!("{text}%")).push(escape);
                     if let Some(digits) = &any.digits {
-                        b.push(" OR u.mobile_digits LIKE ").push_bind(format!("%{}", like_escape(digits))).push(" ESCAPE '\\'");
+                        b.push(" OR u.mobile_digits LIKE ").push_bind(format!("%{}", like_escape(digits))).push(escape);
                     }
                     b.push(")");
                 }
@@ -254,6 +255,14 @@ macro_rules! search_impl {
                     SearchDriver::Postings { .. } => ("p0.rank", true),
                     SearchDriver::Field { .. } => ("(u.sort_key || '')", false),
                 };
+                // On PostgreSQL a postings-led search is written so that it has one plan
+                // (see `push_user_matches`) and runs on the connections that plan once;
+                // the others are planned for their values on connections of their own.
+                let lateral = BACKEND == $crate::store::Backend::Postgres;
+                let pool = match &driver {
+                    SearchDriver::Postings { .. } if lateral => &self.postings,
+                    _ => &self.search,
+                };
                 // A union takes each alternative's first page in order (so that each stops
                 // early, whatever the database estimates), then the first page of those.
                 let union = leads.len() > 1;
@@ -271,7 +280,7 @@ macro_rules! search_impl {
                             .push_bind(q.org_id.0)
                             .push(") AS directory_version");
                     }
-                    Self::push_user_matches(&mut b, &q, &driver, *lead, false);
+                    Self::push_user_matches(&mut b, &q, &driver, *lead, lateral);
                     Self::push_after(&mut b, &q, order, ranked);
                     b.push(" ORDER BY ").push(order);
                     if union {
@@ -291,7 +300,7 @@ macro_rules! search_impl {
                     #[sqlx(default)]
                     directory_version: Option<i64>,
                 }
-                let mut rows: Vec<Row> = b.build_query_as().fetch_all(&self.search).await?;
+                let mut rows: Vec<Row> = b.build_query_as().fetch_all(pool).await?;
                 let version = version.or_else(|| rows.first().and_then(|r| r.directory_version));
                 let remembered = version.filter(|_| remember).map(|version| {
                     let known = self.totals.get(q.org_id, &search_key, version);
@@ -312,10 +321,10 @@ macro_rules! search_impl {
                                 b.push(" UNION ");
                             }
                             b.push("SELECT u.id");
-                            Self::push_user_matches(&mut b, &q, &driver, *lead, BACKEND == $crate::store::Backend::Postgres);
+                            Self::push_user_matches(&mut b, &q, &driver, *lead, lateral);
                         }
                         b.push(") matches");
-                        let total: i64 = b.build_query_scalar().fetch_one(&self.search).await?;
+                        let total: i64 = b.build_query_scalar().fetch_one(pool).await?;
                         if let Some((key, version, _)) = remembered {
                             self.totals.put(q.org_id, key, version, total);
                         }
