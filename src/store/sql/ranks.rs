@@ -228,18 +228,8 @@ macro_rules! ranks_impl {
             /// with the statistics of a table still filling up, as a scan of all of it.
             pub(super) async fn set_ranks(tx: &mut Tx, ranks: &[(i64, i64)]) -> StoreResult<()> {
                 if BACKEND == $crate::store::Backend::Postgres {
-                    for part in ranks.chunks(400) {
-                        let (ids, ranks) = $crate::store::sql::ranks::pg_arrays(part);
-                        sqlx::query(
-                            "UPDATE users SET search_rank = v.rank \
-                             FROM unnest($1::int8[], $2::int8[]) AS v(id, rank) WHERE users.id = v.id",
-                        )
-                        .bind(ids)
-                        .bind(ranks)
-                        .execute(&mut **tx)
-                        .await?;
-                    }
-                    return Ok(());
+                    let sql = "UPDATE users SET search_rank = v.b FROM unnest($1::int8[], $2::int8[]) AS v(a, b) WHERE users.id = v.a";
+                    return Self::with_unnested_pairs(tx, sql, ranks, 400).await;
                 }
                 let sql = ("UPDATE users SET search_rank = v.column2 FROM (", ") AS v WHERE users.id = v.column1");
                 Self::with_pairs(tx, sql, ranks, 400).await
@@ -250,18 +240,9 @@ macro_rules! ranks_impl {
             async fn delete_posted(tx: &mut Tx, postings: &[(i64, Vec<i64>)]) -> StoreResult<()> {
                 let pairs: Vec<(i64, i64)> = postings.iter().flat_map(|(rank, keys)| keys.iter().map(move |key| (*key, *rank))).collect();
                 if BACKEND == $crate::store::Backend::Postgres {
-                    for part in pairs.chunks(400) {
-                        let (keys, ranks) = $crate::store::sql::ranks::pg_arrays(part);
-                        sqlx::query(
-                            "DELETE FROM user_search_postings p USING unnest($1::int8[], $2::int8[]) AS v(key, rank) \
-                             WHERE p.key = v.key AND p.rank = v.rank",
-                        )
-                        .bind(keys)
-                        .bind(ranks)
-                        .execute(&mut **tx)
-                        .await?;
-                    }
-                    return Ok(());
+                    let sql = "DELETE FROM user_search_postings p USING unnest($1::int8[], $2::int8[]) AS v(a, b) \
+                               WHERE p.key = v.a AND p.rank = v.b";
+                    return Self::with_unnested_pairs(tx, sql, &pairs, 400).await;
                 }
                 Self::with_pairs(tx, ("DELETE FROM user_search_postings WHERE (key, rank) IN (", ")"), &pairs, 400).await
             }
@@ -308,6 +289,16 @@ macro_rules! ranks_impl {
                     });
                     b.push(tail);
                     b.build().execute(&mut **tx).await?;
+                }
+                Ok(())
+            }
+
+            /// PostgreSQL: runs `sql`, which reads the pairs as `unnest($1::int8[],
+            /// $2::int8[]) AS v(a, b)`, for `per_statement` pairs at a time.
+            async fn with_unnested_pairs(tx: &mut Tx, sql: &'static str, pairs: &[(i64, i64)], per_statement: usize) -> StoreResult<()> {
+                for part in pairs.chunks(per_statement) {
+                    let (a, b) = $crate::store::sql::ranks::pg_arrays(part);
+                    sqlx::query(sql).bind(a).bind(b).execute(&mut **tx).await?;
                 }
                 Ok(())
             }

@@ -119,3 +119,24 @@ pub async fn add_user(
         .await
         .expect("user added")
 }
+
+/// One page of `limit` users of `org` whose name holds `name`, with the total, from the
+/// store.
+pub async fn find_by_name(
+    app: &TestApp,
+    org: gatehouse::domain::OrgId,
+    name: &str,
+    limit: i64,
+) -> gatehouse::store::UserPage {
+    app.store
+        .search_users(gatehouse::store::UserSearch {
+            org_id: org,
+            name: Some(name.into()),
+            limit,
+            with_total: true,
+            now: gatehouse::domain::now(),
+            ..Default::default()
+        })
+        .await
+        .expect("search users")
+}

@@ -183,18 +183,7 @@ async fn ranks_keep_directory_order_through_crowding_imports_and_renames(db: Tes
         }
         assert_eq!(found, ids, "{search:?}");
     }
-    let theirs = app
-        .store
-        .search_users(UserSearch {
-            org_id: later.id,
-            name: Some("adams".into()),
-            limit: 25,
-            with_total: true,
-            now: now(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let theirs = find_by_name(&app, later.id, "adams", 25).await;
     let theirs: Vec<_> = theirs.users.iter().map(|(_, u)| u.id).collect();
     assert_eq!(
         theirs,

@@ -165,17 +165,10 @@ async fn posting_counts_match_the_postings(db: TestDb) {
     let ids = staff(&app, org.id, "u", 5).await;
     // Searched just before and just after a change: what could match nothing is never
     // remembered, and a remembered plan still finds what changed.
-    let named = |name: &str| UserSearch {
-        org_id: org.id,
-        name: Some(name.into()),
-        limit: 10,
-        with_total: true,
-        now: now(),
-        ..Default::default()
-    };
-    let before = app.store.search_users(named("quorra")).await.unwrap();
+    let named = |name: &'static str| find_by_name(&app, org.id, name, 10);
+    let before = named("quorra").await;
     assert_eq!(before.total, Some(0));
-    let tests = app.store.search_users(named("test")).await.unwrap();
+    let tests = named("test").await;
     assert_eq!(tests.total, Some(5));
     app.store
         .update_user(update(org.id, ids[0], |u| {
@@ -193,9 +186,9 @@ async fn posting_counts_match_the_postings(db: TestDb) {
         )
         .await;
     assert_eq!(wrong, 0, "every key counted as often as it is posted");
-    let after = app.store.search_users(named("quorra")).await.unwrap();
+    let after = named("quorra").await;
     assert_eq!((after.users.len(), after.total), (1, Some(1)));
-    let tests = app.store.search_users(named("test")).await.unwrap();
+    let tests = named("test").await;
     assert_eq!(tests.total, Some(4));
     let stale = db
         .count(
@@ -212,31 +205,9 @@ async fn posting_counts_match_the_postings(db: TestDb) {
         .await;
     assert_eq!(orphans, 0, "every posting is at a user's rank");
     // "tes" (of "Test") lost one user; "zyg" gained one; a trigram nobody has finds nobody.
-    let page = app
-        .store
-        .search_users(UserSearch {
-            org_id: org.id,
-            name: Some("zygmunt q".into()),
-            limit: 10,
-            with_total: true,
-            now: now(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let page = find_by_name(&app, org.id, "zygmunt q", 10).await;
     assert_eq!((page.users.len(), page.total), (1, Some(1)));
-    let none = app
-        .store
-        .search_users(UserSearch {
-            org_id: org.id,
-            name: Some("xxq".into()),
-            limit: 10,
-            with_total: true,
-            now: now(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let none = find_by_name(&app, org.id, "xxq", 10).await;
     assert_eq!((none.users.len(), none.total), (0, Some(0)));
 }
 
