@@ -42,12 +42,13 @@ impl SearchKeys {
     }
 
     /// The keys of the user's postings in organization `org_id`: every trigram inside a
-    /// word of the name, the first characters of the username and of the email, and the
-    /// last digits of the mobile.
+    /// word of the name and its short pieces (see [`SearchKeys::short_keys`]), the first
+    /// characters of the username and of the email, and the last digits of the mobile.
     pub fn posting_keys(&self, org_id: i64, username: &str) -> Vec<i64> {
         let mut keys: Vec<i64> = word_trigrams(&self.name)
             .into_iter()
             .map(|gram| posting_key(org_id, Posting::NameGram, &gram))
+            .chain(self.short_keys(org_id))
             .chain(start(username).map(|s| posting_key(org_id, Posting::UsernameStart, &s)))
             .chain(start(&self.email).map(|s| posting_key(org_id, Posting::EmailStart, &s)))
             .chain(
@@ -61,13 +62,76 @@ impl SearchKeys {
         keys.dedup();
         keys
     }
+
+    /// The keys of the name's pieces too short for a trigram: the first two characters
+    /// of each word (what a query's piece after a space, such as "su" of "o su", must
+    /// start a word with) and each ideograph or syllable on its own (a one-character
+    /// surname such as 王 is a whole query). Posted since 2026-12 (migration 0013).
+    pub fn short_keys(&self, org_id: i64) -> Vec<i64> {
+        let starts = word_starts(&self.name).into_iter();
+        let singles = single_characters(&self.name).into_iter();
+        let mut keys: Vec<i64> = starts
+            .map(|s| posting_key(org_id, Posting::WordStart, &s))
+            .chain(singles.map(|c| posting_key(org_id, Posting::NameGram, &c)))
+            .collect();
+        keys.sort_unstable();
+        keys.dedup();
+        keys
+    }
+}
+
+/// The posting keys every user whose name holds the folded `query` carries: the trigrams
+/// inside its words, its ideographs and syllables, and the start of each two-character
+/// piece after a space (the start of a word of the name).
+pub fn name_query_keys(org_id: i64, query: &str) -> Vec<i64> {
+    let grams = word_trigrams(query)
+        .into_iter()
+        .chain(single_characters(query))
+        .map(|gram| posting_key(org_id, Posting::NameGram, &gram));
+    let starts = query
+        .split(' ')
+        .skip(1)
+        .filter(|piece| piece.chars().count() == 2)
+        .map(|piece| posting_key(org_id, Posting::WordStart, piece));
+    grams.chain(starts).collect()
+}
+
+/// Whether a usernames or an email could start with the folded `query`: both are
+/// ASCII without spaces.
+pub fn could_start_a_login(query: &str) -> bool {
+    query.chars().all(|c| c.is_ascii_graphic())
+}
+
+/// The first two characters of every word of `text` that has two.
+pub fn word_starts(text: &str) -> Vec<String> {
+    text.split_whitespace()
+        .filter_map(|word| {
+            let start: String = word.chars().take(2).collect();
+            (start.chars().count() == 2).then_some(start)
+        })
+        .collect()
+}
+
+/// The characters of `text` that are words or syllables on their own (Han ideographs,
+/// kana, Hangul syllables): each is posted and matched alone.
+pub fn single_characters(text: &str) -> Vec<String> {
+    let alone = |c: &char| {
+        matches!(*c as u32,
+            0x3040..=0x30FF // kana
+            | 0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xF900..=0xFAFF | 0x20000..=0x3FFFF // Han
+            | 0xAC00..=0xD7AF) // Hangul syllables
+    };
+    text.chars().filter(alone).map(String::from).collect()
 }
 
 /// What a posting says of its users: a trigram of their name, or how a prefix-matched
 /// field starts (a mobile, how its digits end).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Posting {
+    /// A trigram inside a word of the name, or an ideograph or syllable on its own.
     NameGram,
+    /// The first two characters of a word of the name.
+    WordStart,
     UsernameStart,
     EmailStart,
     MobileEnd,
@@ -98,6 +162,7 @@ pub fn posting_key(org_id: i64, posting: Posting, text: &str) -> i64 {
     const PRIME: u64 = 0x0000_0100_0000_01b3;
     let tag = match posting {
         Posting::NameGram => b'n',
+        Posting::WordStart => b'w',
         Posting::UsernameStart => b'u',
         Posting::EmailStart => b'e',
         Posting::MobileEnd => b'm',
@@ -215,6 +280,9 @@ mod tests {
             (Posting::EmailStart, "a.g", false),
             (Posting::MobileEnd, "123", true),
             (Posting::MobileEnd, "150", false),
+            (Posting::WordStart, "an", true),
+            (Posting::WordStart, "ga", true),
+            (Posting::WordStart, "ar", false),
         ] {
             assert_eq!(
                 posted.contains(&key(posting, text)),
@@ -228,9 +296,38 @@ mod tests {
         );
         assert_eq!(
             posted.len(),
-            8,
-            "ana, gar, arc, rci, cia; 3 starts and ends"
+            10,
+            "ana, gar, arc, rci, cia; an, ga; 3 starts and ends"
         );
+    }
+
+    #[test]
+    fn short_pieces_of_names_are_posted_and_found() {
+        let irish = SearchKeys::new("Siobhán", "Ó Súilleabháin", "s@a.example", None);
+        let chinese = SearchKeys::new("伟", "王", "w@a.example", None);
+        let posted = |keys: &SearchKeys| keys.posting_keys(3, "someone");
+        // Every key of a query is carried by every name holding it.
+        for (keys, query) in [
+            (&irish, "o su"),
+            (&irish, "n o su"),
+            (&irish, "siobhan o su"),
+            (&chinese, "王"),
+            (&chinese, "伟 王"),
+            (&chinese, "王 伟"),
+        ] {
+            assert!(keys.name.contains(query), "{query}");
+            let wanted = name_query_keys(3, query);
+            assert!(!wanted.is_empty(), "{query} is posted");
+            assert!(wanted.iter().all(|k| posted(keys).contains(k)), "{query}");
+        }
+        assert_eq!(name_query_keys(3, "o s"), Vec::<i64>::new(), "too short");
+        assert_eq!(
+            name_query_keys(3, "o su"),
+            vec![posting_key(3, Posting::WordStart, "su")]
+        );
+        assert_eq!(single_characters("王 ana 김"), ["王", "김"]);
+        assert!(could_start_a_login("ana.g-1@x"));
+        assert!(!could_start_a_login("ana g") && !could_start_a_login("王"));
     }
 
     #[test]

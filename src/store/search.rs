@@ -86,14 +86,22 @@ pub const STATUS_COUNT_LIMIT: i64 = 2000;
 pub enum SearchDriver {
     /// The organization's users in directory order.
     Directory,
-    /// The users posted under any key of `lead`, in directory order (several keys are
-    /// walked side by side and merged), each checked against every key of `probes`
-    /// before its row is read.
-    Postings { lead: Vec<i64>, probes: Vec<i64> },
+    /// The users posted under the lead key of any walk, in directory order (several
+    /// walks side by side, merged), each checked against its walk's probes before its
+    /// row is read.
+    Postings(Vec<PostingWalk>),
     /// The organization's users of one status, in directory order.
     Status(UserStatus),
     /// The users whose field starts with `start`, from the field's own index, then sorted.
     Field { field: SearchField, start: String },
+}
+
+/// One posting key walked in rank order, and the keys looked up beside each of its
+/// postings (every match by that way carries them all).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostingWalk {
+    pub lead: i64,
+    pub probes: Vec<i64>,
 }
 
 /// A field matched from its start, with a per-organization index in byte-wise order.
@@ -135,15 +143,15 @@ pub struct Questions {
 
 impl Questions {
     pub fn of(q: &UserSearch) -> Self {
-        use crate::domain::search::{Posting, end, posting_key, start, word_trigrams};
-        let org = q.org_id.0;
-        let grams = |text: &str| -> Vec<i64> {
-            word_trigrams(text)
-                .iter()
-                .map(|g| posting_key(org, Posting::NameGram, g))
-                .collect()
+        use crate::domain::search::{
+            Posting, could_start_a_login, end, name_query_keys, posting_key, start,
         };
-        let mut all_of: Vec<i64> = q.name.as_deref().map(grams).unwrap_or_default();
+        let org = q.org_id.0;
+        let mut all_of: Vec<i64> = q
+            .name
+            .as_deref()
+            .map(|name| name_query_keys(org, name))
+            .unwrap_or_default();
         let posted = [
             (
                 q.username.as_deref().and_then(start),
@@ -159,18 +167,20 @@ impl Questions {
         );
         all_of.sort_unstable();
         all_of.dedup();
-        // Every alternative of `search` must be posted for their union to lead.
+        // Every alternative of `search` that could match must be posted for their union
+        // to lead; a text with a space or a character beyond ASCII starts no username
+        // or email.
         let any_of = q
             .any
             .as_ref()
             .and_then(|any| {
-                // A name alternative without a whole trigram in a word is not posted.
-                let name = Some(grams(&any.text)).filter(|keys| !keys.is_empty())?;
-                let mut arms = vec![
-                    name,
-                    vec![posting_key(org, Posting::UsernameStart, &start(&any.text)?)],
-                    vec![posting_key(org, Posting::EmailStart, &start(&any.text)?)],
-                ];
+                let name = Some(name_query_keys(org, &any.text)).filter(|keys| !keys.is_empty())?;
+                let mut arms = vec![name];
+                if could_start_a_login(&any.text) {
+                    let start = start(&any.text)?;
+                    arms.push(vec![posting_key(org, Posting::UsernameStart, &start)]);
+                    arms.push(vec![posting_key(org, Posting::EmailStart, &start)]);
+                }
                 if let Some(digits) = &any.digits {
                     arms.push(vec![posting_key(org, Posting::MobileEnd, &end(digits)?)]);
                 }
@@ -248,16 +258,22 @@ pub enum Plan {
 /// `search` alternatives, a rare status, or a short field range), and the rarest other
 /// keys every match carries are checked beside it.
 pub fn plan(questions: &Questions, answers: &Answers) -> Plan {
-    let users = |key: &i64| answers.postings.get(key).copied().unwrap_or(0);
-    let mut all_of: Vec<(i64, i64)> = questions.all_of.iter().map(|k| (users(k), *k)).collect();
-    all_of.sort_unstable();
-    // The rarest key of each alternative of `search`; an alternative some key of which
-    // nobody carries matches nobody.
-    let arms: Vec<(i64, i64)> = questions
+    let rarest_first = |keys: &[i64]| {
+        let mut keys: Vec<(i64, i64)> = keys
+            .iter()
+            .map(|k| (answers.postings.get(k).copied().unwrap_or(0), *k))
+            .collect();
+        keys.sort_unstable();
+        keys
+    };
+    let all_of = rarest_first(&questions.all_of);
+    // Each alternative of `search`, its rarest key first; an alternative some key of
+    // which nobody carries matches nobody.
+    let arms: Vec<Vec<(i64, i64)>> = questions
         .any_of
         .iter()
-        .filter_map(|arm| arm.iter().map(|k| (users(k), *k)).min())
-        .filter(|(n, _)| *n > 0)
+        .map(|arm| rarest_first(arm))
+        .filter(|arm| arm.first().is_some_and(|(n, _)| *n > 0))
         .collect();
     let fields_empty = answers.fields.iter().any(|(_, n)| *n == 0);
     if all_of.first().is_some_and(|(n, _)| *n == 0)
@@ -268,12 +284,13 @@ pub fn plan(questions: &Questions, answers: &Answers) -> Plan {
         return Plan::Nothing;
     }
     let mut ways: Vec<(i64, SearchDriver)> = Vec::new();
-    if let Some((n, key)) = all_of.first() {
-        ways.push((*n, postings(vec![*key], &all_of)));
+    if let Some((n, _)) = all_of.first() {
+        ways.push((*n, SearchDriver::Postings(vec![walk(&all_of, &[])])));
     }
     if !arms.is_empty() {
-        let n = arms.iter().map(|(n, _)| n).sum();
-        ways.push((n, postings(arms.iter().map(|(_, k)| *k).collect(), &all_of)));
+        let n = arms.iter().map(|arm| arm[0].0).sum();
+        let walks = arms.iter().map(|arm| walk(arm, &all_of)).collect();
+        ways.push((n, SearchDriver::Postings(walks)));
     }
     // A status counted to the bound has at least that many users: walked only when no
     // posting leads, which still beats the whole directory (every user it reads has the
@@ -302,15 +319,20 @@ pub fn plan(questions: &Questions, answers: &Answers) -> Plan {
     Plan::Read(narrowest.map_or(SearchDriver::Directory, |(_, (_, way))| way))
 }
 
-/// Walking `lead`, with the rarest keys of `all_of` that do not lead checked beside it.
-fn postings(lead: Vec<i64>, all_of: &[(i64, i64)]) -> SearchDriver {
-    let probes = all_of
-        .iter()
-        .map(|(_, k)| *k)
-        .filter(|k| !lead.contains(k))
+/// Walking the rarest of `keys` (counted, rarest first), with the rarest of the rest and
+/// of `also` (keys every match carries too) probed beside it.
+fn walk(keys: &[(i64, i64)], also: &[(i64, i64)]) -> PostingWalk {
+    let lead = keys[0].1;
+    let mut others: Vec<(i64, i64)> = keys[1..].iter().chain(also).copied().collect();
+    others.sort_unstable();
+    others.dedup_by_key(|(_, k)| *k);
+    let probes = others
+        .into_iter()
+        .map(|(_, k)| k)
+        .filter(|k| *k != lead)
         .take(MAX_PROBES)
         .collect();
-    SearchDriver::Postings { lead, probes }
+    PostingWalk { lead, probes }
 }
 
 /// Plans of recent searches, for a few seconds: a plan only chooses where to start
@@ -389,10 +411,10 @@ mod tests {
         );
         assert_eq!(
             planned,
-            Plan::Read(SearchDriver::Postings {
-                lead: vec![gram("rci")],
+            Plan::Read(SearchDriver::Postings(vec![PostingWalk {
+                lead: gram("rci"),
                 probes: vec![gram("arc"), gram("cia"), gram("gar")],
-            })
+            }]))
         );
     }
 
@@ -422,10 +444,16 @@ mod tests {
         let planned = plan(&q, &found);
         assert_eq!(
             planned,
-            Plan::Read(SearchDriver::Postings {
-                lead: vec![gram("ann"), username],
-                probes: vec![],
-            }),
+            Plan::Read(SearchDriver::Postings(vec![
+                PostingWalk {
+                    lead: gram("ann"),
+                    probes: vec![],
+                },
+                PostingWalk {
+                    lead: username,
+                    probes: vec![],
+                },
+            ])),
             "the email alternative matches nobody: {email}"
         );
         // Too short to be posted: the directory is walked and every row checked.
@@ -439,6 +467,40 @@ mod tests {
             plan(&q, &Answers::default()),
             Plan::Read(SearchDriver::Directory)
         );
+    }
+
+    #[test]
+    fn each_alternative_probes_its_other_keys_and_those_every_match_carries() {
+        let any = |text: &str| AnyMatch {
+            text: text.into(),
+            digits: None,
+        };
+        let q = Questions::of(&search(|s| {
+            s.any = Some(any("garc"));
+            s.name = Some("cia".into());
+        }));
+        let username = posting_key(1, Posting::UsernameStart, "gar");
+        let mut found = answers(&[("gar", 500), ("arc", 40), ("cia", 5000)]);
+        found.postings.insert(username, 10);
+        assert_eq!(
+            plan(&q, &found),
+            Plan::Read(SearchDriver::Postings(vec![
+                PostingWalk {
+                    lead: gram("arc"),
+                    probes: vec![gram("gar"), gram("cia")],
+                },
+                PostingWalk {
+                    lead: username,
+                    probes: vec![gram("cia")],
+                },
+            ]))
+        );
+        // No username or email holds a space or a letter beyond ASCII: only the name is
+        // walked.
+        for text in ["ana gar", "伟"] {
+            let q = Questions::of(&search(|s| s.any = Some(any(text))));
+            assert_eq!(q.any_of.len(), 1, "{text}");
+        }
     }
 
     #[test]
@@ -456,11 +518,11 @@ mod tests {
         found.status = Some(STATUS_COUNT_LIMIT);
         assert!(matches!(
             plan(&q, &found),
-            Plan::Read(SearchDriver::Postings { .. })
+            Plan::Read(SearchDriver::Postings(_))
         ));
         // A common status still beats walking the whole directory.
         let q = Questions::of(&search(|s| {
-            s.name = Some("伟".into());
+            s.name = Some("ab".into());
             s.status = Some(UserStatus::Inactive);
         }));
         assert_eq!(
@@ -484,7 +546,7 @@ mod tests {
         found.postings.insert(start, FIELD_READ_LIMIT + 1);
         assert!(matches!(
             plan(&q, &found),
-            Plan::Read(SearchDriver::Postings { .. })
+            Plan::Read(SearchDriver::Postings(_))
         ));
     }
 

@@ -4,6 +4,7 @@
 //! backend's own module.
 
 pub(super) mod audit;
+pub(super) mod backfill;
 pub(super) mod bulk;
 pub(super) mod directory;
 pub(super) mod identity;
@@ -83,7 +84,7 @@ macro_rules! store_impl {
         type Db = $db;
         type Tx = Transaction<'static, $db>;
         const BACKEND: $crate::store::Backend = $backend;
-        use $crate::store::search::{SearchDriver, SearchField};
+        use $crate::store::search::{PostingWalk, SearchDriver, SearchField};
 
         impl $store {
             /// Appends to the organization's chain. Bumping the head row first serializes
@@ -358,6 +359,10 @@ macro_rules! store_impl {
         mod ranks_sql {
             use super::*;
             $crate::store::sql::ranks::ranks_impl!($store);
+        }
+        mod backfill_sql {
+            use super::*;
+            $crate::store::sql::backfill::backfill_impl!($store);
         }
     };
 }

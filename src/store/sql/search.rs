@@ -114,8 +114,8 @@ macro_rules! search_impl {
                 b.push(format!(" AND {column} < ")).push_bind(format!("{start}{}", char::MAX));
             }
 
-            /// The FROM and WHERE of a users search: walking the postings of `lead` in
-            /// directory order (each probe looked up beside it), or the organization's
+            /// The FROM and WHERE of a users search: walking the postings of a walk's lead
+            /// in directory order (each of its probes looked up beside it), or the organization's
             /// users of one status or in directory order, or a field's range; then every
             /// condition checked on the user row. CROSS JOIN keeps that order on SQLite.
             /// `lateral` (PostgreSQL): the postings of `lead` are the only way in, each
@@ -124,41 +124,41 @@ macro_rules! search_impl {
             /// once per connection (a generic plan), not at every search. Joined, the
             /// planner could start from the organization's users instead, reading all
             /// 100,000 of the largest to test each against the text.
-            fn push_user_matches(b: &mut sqlx::QueryBuilder<Db>, q: &$crate::store::UserSearch, driver: &SearchDriver, lead: i64, lateral: bool) {
-                if let (SearchDriver::Postings { probes, .. }, true) = (driver, lateral) {
-                    b.push(" FROM user_search_postings p0 CROSS JOIN LATERAL (SELECT u.* FROM users u WHERE");
-                    for (i, probe) in probes.iter().enumerate() {
-                        let p = format!("p{}", i + 1);
-                        b.push(format!(" EXISTS (SELECT 1 FROM user_search_postings {p} WHERE {p}.key = "))
-                            .push_bind(*probe)
-                            .push(format!(" AND {p}.rank = p0.rank) AND"));
+            fn push_user_matches(b: &mut sqlx::QueryBuilder<Db>, q: &$crate::store::UserSearch, driver: &SearchDriver, walk: Option<&PostingWalk>, lateral: bool) {
+                match (driver, walk) {
+                    (SearchDriver::Postings(_), Some(walk)) if lateral => {
+                        b.push(" FROM user_search_postings p0 CROSS JOIN LATERAL (SELECT u.* FROM users u WHERE");
+                        for (i, probe) in walk.probes.iter().enumerate() {
+                            let p = format!("p{}", i + 1);
+                            b.push(format!(" EXISTS (SELECT 1 FROM user_search_postings {p} WHERE {p}.key = "))
+                                .push_bind(*probe)
+                                .push(format!(" AND {p}.rank = p0.rank) AND"));
+                        }
+                        b.push(" u.org_id = ").push_bind(q.org_id.0);
+                        b.push(" AND u.search_rank = p0.rank");
+                        Self::push_conditions(b, q);
+                        b.push(" OFFSET 0) u WHERE p0.key = ").push_bind(walk.lead);
+                        return;
                     }
-                    b.push(" u.org_id = ").push_bind(q.org_id.0);
-                    b.push(" AND u.search_rank = p0.rank");
-                    Self::push_conditions(b, q);
-                    b.push(" OFFSET 0) u WHERE p0.key = ").push_bind(lead);
-                    return;
-                }
-                match driver {
-                    SearchDriver::Directory | SearchDriver::Status(_) => {
-                        b.push(" FROM users u WHERE u.org_id = ").push_bind(q.org_id.0);
-                    }
-                    SearchDriver::Field { field, start } => {
-                        b.push(" FROM users u WHERE u.org_id = ").push_bind(q.org_id.0);
-                        Self::push_field_range(b, *field, start);
-                    }
-                    SearchDriver::Postings { probes, .. } => {
+                    (SearchDriver::Postings(_), Some(walk)) => {
                         b.push(" FROM user_search_postings p0");
-                        for i in 1..=probes.len() {
+                        for i in 1..=walk.probes.len() {
                             b.push(format!(" CROSS JOIN user_search_postings p{i}"));
                         }
-                        b.push(" CROSS JOIN users u WHERE p0.key = ").push_bind(lead);
-                        for (i, probe) in probes.iter().enumerate() {
+                        b.push(" CROSS JOIN users u WHERE p0.key = ").push_bind(walk.lead);
+                        for (i, probe) in walk.probes.iter().enumerate() {
                             b.push(format!(" AND p{}.key = ", i + 1))
                                 .push_bind(*probe)
                                 .push(format!(" AND p{}.rank = p0.rank", i + 1));
                         }
                         b.push(" AND u.org_id = ").push_bind(q.org_id.0).push(" AND u.search_rank = p0.rank");
+                    }
+                    (SearchDriver::Field { field, start }, _) => {
+                        b.push(" FROM users u WHERE u.org_id = ").push_bind(q.org_id.0);
+                        Self::push_field_range(b, *field, start);
+                    }
+                    _ => {
+                        b.push(" FROM users u WHERE u.org_id = ").push_bind(q.org_id.0);
                     }
                 }
                 Self::push_conditions(b, q);
@@ -243,16 +243,17 @@ macro_rules! search_impl {
                         None => return Ok(UserPage::none(q.with_total)),
                     },
                 };
-                let leads = match &driver {
-                    SearchDriver::Postings { lead, .. } => lead.clone(),
-                    _ => vec![0],
+                // One walk per alternative of a union; none when the users are read otherwise.
+                let walks: Vec<Option<&PostingWalk>> = match &driver {
+                    SearchDriver::Postings(walks) => walks.iter().map(Some).collect(),
+                    _ => vec![None],
                 };
                 // The order to page by; a field range is sorted after reading (the
                 // expression keeps the directory-order index out of the plan).
                 let (order, ranked) = match &driver {
                     SearchDriver::Directory => ("u.sort_key", false),
                     SearchDriver::Status(_) => ("u.search_rank", true),
-                    SearchDriver::Postings { .. } => ("p0.rank", true),
+                    SearchDriver::Postings(_) => ("p0.rank", true),
                     SearchDriver::Field { .. } => ("(u.sort_key || '')", false),
                 };
                 // On PostgreSQL a postings-led search is written so that it has one plan
@@ -260,14 +261,14 @@ macro_rules! search_impl {
                 // the others are planned for their values on connections of their own.
                 let lateral = BACKEND == $crate::store::Backend::Postgres;
                 let pool = match &driver {
-                    SearchDriver::Postings { .. } if lateral => &self.postings,
+                    SearchDriver::Postings(_) if lateral => &self.postings,
                     _ => &self.search,
                 };
                 // A union takes each alternative's first page in order (so that each stops
                 // early, whatever the database estimates), then the first page of those.
-                let union = leads.len() > 1;
+                let union = walks.len() > 1;
                 let mut b = sqlx::QueryBuilder::<Db>::new("");
-                for (i, lead) in leads.iter().enumerate() {
+                for (i, walk) in walks.iter().enumerate() {
                     if i > 0 {
                         b.push(" UNION ALL ");
                     }
@@ -280,7 +281,7 @@ macro_rules! search_impl {
                             .push_bind(q.org_id.0)
                             .push(") AS directory_version");
                     }
-                    Self::push_user_matches(&mut b, &q, &driver, *lead, lateral);
+                    Self::push_user_matches(&mut b, &q, &driver, *walk, lateral);
                     Self::push_after(&mut b, &q, order, ranked);
                     b.push(" ORDER BY ").push(order);
                     if union {
@@ -291,7 +292,7 @@ macro_rules! search_impl {
                     b.push(" ORDER BY page_order");
                 }
                 // A user found under several keys of a union comes once per key.
-                b.push(" LIMIT ").push_bind(q.limit * leads.len() as i64);
+                b.push(" LIMIT ").push_bind(q.limit * walks.len() as i64);
                 #[derive(sqlx::FromRow)]
                 struct Row {
                     #[sqlx(flatten)]
@@ -316,12 +317,12 @@ macro_rules! search_impl {
                     _ if q.after.is_none() && (rows.len() as i64) < q.limit => Some(rows.len() as i64),
                     remembered => {
                         let mut b = sqlx::QueryBuilder::<Db>::new("SELECT COUNT(*) FROM (");
-                        for (i, lead) in leads.iter().enumerate() {
+                        for (i, walk) in walks.iter().enumerate() {
                             if i > 0 {
                                 b.push(" UNION ");
                             }
                             b.push("SELECT u.id");
-                            Self::push_user_matches(&mut b, &q, &driver, *lead, lateral);
+                            Self::push_user_matches(&mut b, &q, &driver, *walk, lateral);
                         }
                         b.push(") matches");
                         let total: i64 = b.build_query_scalar().fetch_one(pool).await?;
@@ -357,6 +358,7 @@ macro_rules! search_impl {
                     }
                     tx.commit().await?;
                 }
+                self.backfill_short_name_pieces().await?;
                 let mut done = 0u64;
                 loop {
                     let ids: Vec<i64> = sqlx::query_scalar(crate::store::search::UNRANKED_USERS)

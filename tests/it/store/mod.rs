@@ -7,6 +7,7 @@ mod onboarding;
 mod ranks;
 mod requests;
 mod search;
+mod short_pieces;
 use crate::common::{TestDb, find_by_name, seed_org, test_app};
 use gatehouse::domain::{Permission, Product, Role, UserKind, UserStatus, now};
 use gatehouse::store::{AuditEntry, NewUser, StoreError, UserCreation, UserSearch, UserUpdate};
