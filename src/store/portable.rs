@@ -38,9 +38,16 @@ pub const TABLES: &[&str] = &[
     "user_search_counts",
 ];
 
-/// Tables the database keeps by itself: the migrations' bookkeeping, and each
-/// directory's version (moved by triggers as the users are loaded).
-pub const DERIVED: &[&str] = &["_sqlx_migrations", "sqlite_sequence", "directory_versions"];
+/// Tables the database keeps by itself: the migrations' bookkeeping, each directory's
+/// version (moved by triggers as the users are loaded), and how far the postings added
+/// by a migration are filled in (an export of the same version holds them all; filling
+/// in again posts nothing twice).
+pub const DERIVED: &[&str] = &[
+    "_sqlx_migrations",
+    "sqlite_sequence",
+    "directory_versions",
+    "search_backfills",
+];
 
 /// The format's version, in the first line.
 pub const FORMAT: i64 = 1;
