@@ -264,13 +264,8 @@ macro_rules! ranks_impl {
 
             /// Writes (key, rank) postings, in index order so that each statement touches
             /// neighbouring pages.
-            /// (On PostgreSQL as two arrays unnested: a bulk import writes millions.)
             pub(super) async fn insert_postings(tx: &mut Tx, postings: &mut [(i64, i64)]) -> StoreResult<()> {
                 postings.sort_unstable();
-                if BACKEND == $crate::store::Backend::Postgres {
-                    let sql = "INSERT INTO user_search_postings (key, rank) SELECT a, b FROM unnest($1::int8[], $2::int8[]) AS v(a, b)";
-                    return Self::with_unnested_pairs(tx, sql, postings, 5000).await;
-                }
                 Self::with_pairs(tx, ("INSERT INTO user_search_postings (key, rank) ", ""), postings, 1000).await
             }
 
@@ -278,11 +273,6 @@ macro_rules! ranks_impl {
             /// concurrent writers lock the count rows in the same order.
             pub(super) async fn count_postings(tx: &mut Tx, change: std::collections::BTreeMap<i64, i64>) -> StoreResult<()> {
                 let change: Vec<(i64, i64)> = change.into_iter().filter(|(_, by)| *by != 0).collect();
-                if BACKEND == $crate::store::Backend::Postgres {
-                    let sql = "INSERT INTO user_search_counts (key, users) SELECT a, b FROM unnest($1::int8[], $2::int8[]) AS v(a, b) \
-                               ON CONFLICT (key) DO UPDATE SET users = user_search_counts.users + excluded.users";
-                    return Self::with_unnested_pairs(tx, sql, &change, 5000).await;
-                }
                 let sql = (
                     "INSERT INTO user_search_counts (key, users) ",
                     " ON CONFLICT (key) DO UPDATE SET users = user_search_counts.users + excluded.users",
