@@ -114,19 +114,19 @@ macro_rules! search_impl {
                 b.push(format!(" AND {column} < ")).push_bind(format!("{start}{}", char::MAX));
             }
 
-            /// The FROM and WHERE of a users search: walking the postings of a walk's lead
-            /// in directory order (each of its probes looked up beside it), or the organization's
-            /// users of one status or in directory order, or a field's range; then every
-            /// condition checked on the user row. CROSS JOIN keeps that order on SQLite.
-            /// `lateral` (PostgreSQL): the postings of `lead` are the only way in, each
-            /// posting's probes and user looked up by its rank inside a fenced subquery,
+            /// The FROM and WHERE of a users search: walking the postings of `walk`'s lead
+            /// in directory order (each of its probes looked up beside it), or else the
+            /// organization's users of one status or in directory order, or a field's
+            /// range; then every condition checked on the user row. CROSS JOIN keeps that
+            /// order on SQLite. `lateral` (PostgreSQL): the lead's postings are the only
+            /// way in, each posting's probes and user looked up by its rank inside a fenced subquery,
             /// so that the plan is the same whatever the values: PostgreSQL then plans it
             /// once per connection (a generic plan), not at every search. Joined, the
             /// planner could start from the organization's users instead, reading all
             /// 100,000 of the largest to test each against the text.
             fn push_user_matches(b: &mut sqlx::QueryBuilder<Db>, q: &$crate::store::UserSearch, driver: &SearchDriver, walk: Option<&PostingWalk>, lateral: bool) {
-                match (driver, walk) {
-                    (SearchDriver::Postings(_), Some(walk)) if lateral => {
+                match (walk, driver) {
+                    (Some(walk), _) if lateral => {
                         b.push(" FROM user_search_postings p0 CROSS JOIN LATERAL (SELECT u.* FROM users u WHERE");
                         for (i, probe) in walk.probes.iter().enumerate() {
                             let p = format!("p{}", i + 1);
@@ -140,7 +140,7 @@ macro_rules! search_impl {
                         b.push(" OFFSET 0) u WHERE p0.key = ").push_bind(walk.lead);
                         return;
                     }
-                    (SearchDriver::Postings(_), Some(walk)) => {
+                    (Some(walk), _) => {
                         b.push(" FROM user_search_postings p0");
                         for i in 1..=walk.probes.len() {
                             b.push(format!(" CROSS JOIN user_search_postings p{i}"));
@@ -153,7 +153,7 @@ macro_rules! search_impl {
                         }
                         b.push(" AND u.org_id = ").push_bind(q.org_id.0).push(" AND u.search_rank = p0.rank");
                     }
-                    (SearchDriver::Field { field, start }, _) => {
+                    (None, SearchDriver::Field { field, start }) => {
                         b.push(" FROM users u WHERE u.org_id = ").push_bind(q.org_id.0);
                         Self::push_field_range(b, *field, start);
                     }
