@@ -65,8 +65,8 @@ impl SearchKeys {
 
     /// The keys of the name's pieces too short for a trigram: the first two characters
     /// of each word (what a query's piece after a space, such as "su" of "o su", must
-    /// start a word with) and each ideograph or syllable on its own (a one-character
-    /// surname such as 王 is a whole query). Posted since 2026-12 (migration 0013).
+    /// start a word with) and each ideograph or kana on its own (a one-character surname
+    /// such as 王 is a whole query). Posted since migration 13.
     pub fn short_keys(&self, org_id: i64) -> Vec<i64> {
         let starts = word_starts(&self.name).into_iter();
         let singles = single_characters(&self.name).into_iter();
@@ -81,7 +81,7 @@ impl SearchKeys {
 }
 
 /// The posting keys every user whose name holds the folded `query` carries: the trigrams
-/// inside its words, its ideographs and syllables, and the start of each two-character
+/// inside its words, its ideographs and kana, and the start of each two-character
 /// piece after a space (the start of a word of the name).
 pub fn name_query_keys(org_id: i64, query: &str) -> Vec<i64> {
     let grams = word_trigrams(query)
@@ -96,7 +96,7 @@ pub fn name_query_keys(org_id: i64, query: &str) -> Vec<i64> {
     grams.chain(starts).collect()
 }
 
-/// Whether a usernames or an email could start with the folded `query`: both are
+/// Whether a username or an email could start with the folded `query`: both are
 /// ASCII without spaces.
 pub fn could_start_a_login(query: &str) -> bool {
     query.chars().all(|c| c.is_ascii_graphic())
@@ -112,14 +112,14 @@ pub fn word_starts(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// The characters of `text` that are words or syllables on their own (Han ideographs,
-/// kana, Hangul syllables): each is posted and matched alone.
+/// The characters of folded `text` that are words or syllables on their own (Han
+/// ideographs and kana): each is posted and matched alone. (Folding spells a Hangul
+/// syllable in its two or three letters, which trigrams and word starts cover.)
 pub fn single_characters(text: &str) -> Vec<String> {
     let alone = |c: &char| {
         matches!(*c as u32,
             0x3040..=0x30FF // kana
-            | 0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xF900..=0xFAFF | 0x20000..=0x3FFFF // Han
-            | 0xAC00..=0xD7AF) // Hangul syllables
+            | 0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xF900..=0xFAFF | 0x20000..=0x3FFFF) // Han
     };
     text.chars().filter(alone).map(String::from).collect()
 }
@@ -128,7 +128,7 @@ pub fn single_characters(text: &str) -> Vec<String> {
 /// field starts (a mobile, how its digits end).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Posting {
-    /// A trigram inside a word of the name, or an ideograph or syllable on its own.
+    /// A trigram inside a word of the name, or an ideograph or kana on its own.
     NameGram,
     /// The first two characters of a word of the name.
     WordStart,
@@ -325,7 +325,10 @@ mod tests {
             name_query_keys(3, "o su"),
             vec![posting_key(3, Posting::WordStart, "su")]
         );
-        assert_eq!(single_characters("王 ana 김"), ["王", "김"]);
+        assert_eq!(
+            single_characters(&fold("王 ana かな 김")),
+            ["王", "か", "な"]
+        );
         assert!(could_start_a_login("ana.g-1@x"));
         assert!(!could_start_a_login("ana g") && !could_start_a_login("王"));
     }

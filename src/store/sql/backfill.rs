@@ -11,15 +11,17 @@ macro_rules! backfill_impl {
             pub(super) async fn backfill_short_name_pieces(&self) -> StoreResult<()> {
                 use $crate::domain::search::SearchKeys;
                 const BATCH: i64 = 1000;
+                const PENDING: &str = "SELECT after_id FROM search_backfills WHERE name = 'short_name_pieces'";
+                // Once done, a start reads one row of an empty table, not the users.
+                if sqlx::query_scalar::<_, i64>(PENDING).fetch_optional(&self.pool).await?.is_none() {
+                    return Ok(());
+                }
                 let started = std::time::Instant::now();
                 let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(&self.pool).await?;
                 let mut done = 0i64;
                 loop {
                     let mut tx = self.begin_write().await?;
-                    let after: Option<i64> =
-                        sqlx::query_scalar("SELECT after_id FROM search_backfills WHERE name = 'short_name_pieces'")
-                            .fetch_optional(&mut *tx)
-                            .await?;
+                    let after: Option<i64> = sqlx::query_scalar(PENDING).fetch_optional(&mut *tx).await?;
                     let Some(after) = after else {
                         return Ok(());
                     };
