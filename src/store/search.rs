@@ -101,8 +101,15 @@ pub enum SearchDriver {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PostingWalk {
     pub lead: i64,
+    /// Rarest first.
     pub probes: Vec<i64>,
+    /// 1 when the rarest probe is short enough beside the lead (at most
+    /// [`READ_WHOLE_RATIO`] times its users) to be read whole when counting, else 0.
+    pub read_whole: usize,
 }
+
+/// A probe list at most this many times the lead's is read whole to count (PostgreSQL).
+pub const READ_WHOLE_RATIO: i64 = 4;
 
 /// A field matched from its start, with a per-organization index in byte-wise order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -322,17 +329,25 @@ pub fn plan(questions: &Questions, answers: &Answers) -> Plan {
 /// Walking the rarest of `keys` (counted, rarest first), with the rarest of the rest and
 /// of `also` (keys every match carries too) probed beside it.
 fn walk(keys: &[(i64, i64)], also: &[(i64, i64)]) -> PostingWalk {
-    let lead = keys[0].1;
+    let (users, lead) = keys[0];
     let mut others: Vec<(i64, i64)> = keys[1..].iter().chain(also).copied().collect();
     others.sort_unstable();
     others.dedup_by_key(|(_, k)| *k);
-    let probes = others
-        .into_iter()
-        .map(|(_, k)| k)
-        .filter(|k| *k != lead)
-        .take(MAX_PROBES)
-        .collect();
-    PostingWalk { lead, probes }
+    others.retain(|(_, k)| *k != lead);
+    others.truncate(MAX_PROBES);
+    // Only the rarest: it leaves few postings for the other probes, each of which
+    // would be read whole for nothing.
+    let read_whole = others
+        .iter()
+        .take(1)
+        .take_while(|(n, _)| *n <= users.saturating_mul(READ_WHOLE_RATIO))
+        .count();
+    let probes = others.into_iter().map(|(_, k)| k).collect();
+    PostingWalk {
+        lead,
+        probes,
+        read_whole,
+    }
 }
 
 /// Plans of recent searches, for a few seconds: a plan only chooses where to start
@@ -414,6 +429,21 @@ mod tests {
             Plan::Read(SearchDriver::Postings(vec![PostingWalk {
                 lead: gram("rci"),
                 probes: vec![gram("arc"), gram("cia"), gram("gar")],
+                read_whole: 0,
+            }]))
+        );
+        // The rarest probe is read whole to count when its list is at most four times
+        // the lead's.
+        let planned = plan(
+            &q,
+            &answers(&[("gar", 100), ("arc", 40), ("rci", 30), ("cia", 300)]),
+        );
+        assert_eq!(
+            planned,
+            Plan::Read(SearchDriver::Postings(vec![PostingWalk {
+                lead: gram("rci"),
+                probes: vec![gram("arc"), gram("gar"), gram("cia")],
+                read_whole: 1,
             }]))
         );
     }
@@ -448,10 +478,12 @@ mod tests {
                 PostingWalk {
                     lead: gram("ann"),
                     probes: vec![],
+                    read_whole: 0,
                 },
                 PostingWalk {
                     lead: username,
                     probes: vec![],
+                    read_whole: 0,
                 },
             ])),
             "the email alternative matches nobody: {email}"
@@ -488,10 +520,12 @@ mod tests {
                 PostingWalk {
                     lead: gram("arc"),
                     probes: vec![gram("gar"), gram("cia")],
+                    read_whole: 0,
                 },
                 PostingWalk {
                     lead: username,
                     probes: vec![gram("cia")],
+                    read_whole: 0,
                 },
             ]))
         );

@@ -124,11 +124,25 @@ macro_rules! search_impl {
             /// once per connection (a generic plan), not at every search. Joined, the
             /// planner could start from the organization's users instead, reading all
             /// 100,000 of the largest to test each against the text.
-            fn push_user_matches(b: &mut sqlx::QueryBuilder<Db>, q: &$crate::store::UserSearch, driver: &SearchDriver, walk: Option<&PostingWalk>, lateral: bool) {
+            /// `counting` (PostgreSQL): every match is wanted, so the walk's short probe
+            /// lists are read whole and intersected with the lead's (a hashed set, a few
+            /// tenths of a microsecond a posting) instead of probed posting by posting (an
+            /// index descent each, about 2 µs).
+            fn push_user_matches(b: &mut sqlx::QueryBuilder<Db>, q: &$crate::store::UserSearch, driver: &SearchDriver, walk: Option<&PostingWalk>, lateral: bool, counting: bool) {
                 match (walk, driver) {
                     (Some(walk), _) if lateral => {
-                        b.push(" FROM user_search_postings p0 CROSS JOIN LATERAL (SELECT u.* FROM users u WHERE");
-                        for (i, probe) in walk.probes.iter().enumerate() {
+                        let whole = if counting { walk.read_whole } else { 0 };
+                        if whole > 0 {
+                            b.push(" FROM (SELECT rank FROM user_search_postings WHERE key = ").push_bind(walk.lead);
+                            for probe in &walk.probes[..whole] {
+                                b.push(" INTERSECT SELECT rank FROM user_search_postings WHERE key = ").push_bind(*probe);
+                            }
+                            b.push(") p0");
+                        } else {
+                            b.push(" FROM user_search_postings p0");
+                        }
+                        b.push(" CROSS JOIN LATERAL (SELECT u.* FROM users u WHERE");
+                        for (i, probe) in walk.probes.iter().enumerate().skip(whole) {
                             let p = format!("p{}", i + 1);
                             b.push(format!(" EXISTS (SELECT 1 FROM user_search_postings {p} WHERE {p}.key = "))
                                 .push_bind(*probe)
@@ -137,7 +151,10 @@ macro_rules! search_impl {
                         b.push(" u.org_id = ").push_bind(q.org_id.0);
                         b.push(" AND u.search_rank = p0.rank");
                         Self::push_conditions(b, q);
-                        b.push(" OFFSET 0) u WHERE p0.key = ").push_bind(walk.lead);
+                        b.push(" OFFSET 0) u");
+                        if whole == 0 {
+                            b.push(" WHERE p0.key = ").push_bind(walk.lead);
+                        }
                         return;
                     }
                     (Some(walk), _) => {
@@ -281,7 +298,7 @@ macro_rules! search_impl {
                             .push_bind(q.org_id.0)
                             .push(") AS directory_version");
                     }
-                    Self::push_user_matches(&mut b, &q, &driver, *walk, lateral);
+                    Self::push_user_matches(&mut b, &q, &driver, *walk, lateral, false);
                     Self::push_after(&mut b, &q, order, ranked);
                     b.push(" ORDER BY ").push(order);
                     if union {
@@ -322,7 +339,7 @@ macro_rules! search_impl {
                                 b.push(" UNION ");
                             }
                             b.push("SELECT u.id");
-                            Self::push_user_matches(&mut b, &q, &driver, *walk, lateral);
+                            Self::push_user_matches(&mut b, &q, &driver, *walk, lateral, true);
                         }
                         b.push(") matches");
                         let total: i64 = b.build_query_scalar().fetch_one(pool).await?;
