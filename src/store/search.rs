@@ -585,6 +585,33 @@ mod tests {
     }
 
     #[test]
+    fn short_pieces_lead_instead_of_the_directory() {
+        let start = posting_key(1, Posting::WordStart, "su");
+        let q = Questions::of(&search(|s| s.name = Some("o su".into())));
+        let mut found = Answers::default();
+        found.postings.insert(start, 2000);
+        assert_eq!(
+            plan(&q, &found),
+            Plan::Read(SearchDriver::Postings(vec![PostingWalk {
+                lead: start,
+                probes: vec![],
+                read_whole: 0,
+            }]))
+        );
+        let q = Questions::of(&search(|s| s.name = Some("王".into())));
+        assert!(matches!(
+            plan(&q, &answers(&[("王", 2000)])),
+            Plan::Read(SearchDriver::Postings(_))
+        ));
+        // Nothing posted for a one-letter piece: the directory is read.
+        let q = Questions::of(&search(|s| s.name = Some("o s".into())));
+        assert_eq!(
+            plan(&q, &Answers::default()),
+            Plan::Read(SearchDriver::Directory)
+        );
+    }
+
+    #[test]
     fn without_text_the_directory_order_is_read() {
         let q = Questions::of(&search(|_| {}));
         assert_eq!(
