@@ -103,9 +103,9 @@ pub struct PostingWalk {
     pub lead: i64,
     /// Rarest first.
     pub probes: Vec<i64>,
-    /// 1 when the rarest probe is short enough beside the lead (at most
-    /// [`READ_WHOLE_RATIO`] times its users) to be read whole when counting, else 0.
-    pub read_whole: usize,
+    /// Whether the rarest probe is short enough beside the lead (at most
+    /// [`READ_WHOLE_RATIO`] times its users) to be read whole when counting.
+    pub read_rarest_whole: bool,
 }
 
 /// A probe list at most this many times the lead's is read whole to count (PostgreSQL).
@@ -337,16 +337,14 @@ fn walk(keys: &[(i64, i64)], also: &[(i64, i64)]) -> PostingWalk {
     others.truncate(MAX_PROBES);
     // Only the rarest: it leaves few postings for the other probes, each of which
     // would be read whole for nothing.
-    let read_whole = others
-        .iter()
-        .take(1)
-        .take_while(|(n, _)| *n <= users.saturating_mul(READ_WHOLE_RATIO))
-        .count();
+    let read_rarest_whole = others
+        .first()
+        .is_some_and(|(n, _)| *n <= users.saturating_mul(READ_WHOLE_RATIO));
     let probes = others.into_iter().map(|(_, k)| k).collect();
     PostingWalk {
         lead,
         probes,
-        read_whole,
+        read_rarest_whole,
     }
 }
 
@@ -429,7 +427,7 @@ mod tests {
             Plan::Read(SearchDriver::Postings(vec![PostingWalk {
                 lead: gram("rci"),
                 probes: vec![gram("arc"), gram("cia"), gram("gar")],
-                read_whole: 0,
+                read_rarest_whole: false,
             }]))
         );
         // The rarest probe is read whole to count when its list is at most four times
@@ -443,7 +441,7 @@ mod tests {
             Plan::Read(SearchDriver::Postings(vec![PostingWalk {
                 lead: gram("rci"),
                 probes: vec![gram("arc"), gram("gar"), gram("cia")],
-                read_whole: 1,
+                read_rarest_whole: true,
             }]))
         );
     }
@@ -478,12 +476,12 @@ mod tests {
                 PostingWalk {
                     lead: gram("ann"),
                     probes: vec![],
-                    read_whole: 0,
+                    read_rarest_whole: false,
                 },
                 PostingWalk {
                     lead: username,
                     probes: vec![],
-                    read_whole: 0,
+                    read_rarest_whole: false,
                 },
             ])),
             "the email alternative matches nobody: {email}"
@@ -520,12 +518,12 @@ mod tests {
                 PostingWalk {
                     lead: gram("arc"),
                     probes: vec![gram("gar"), gram("cia")],
-                    read_whole: 0,
+                    read_rarest_whole: false,
                 },
                 PostingWalk {
                     lead: username,
                     probes: vec![gram("cia")],
-                    read_whole: 0,
+                    read_rarest_whole: false,
                 },
             ]))
         );
@@ -595,7 +593,7 @@ mod tests {
             Plan::Read(SearchDriver::Postings(vec![PostingWalk {
                 lead: start,
                 probes: vec![],
-                read_whole: 0,
+                read_rarest_whole: false,
             }]))
         );
         let q = Questions::of(&search(|s| s.name = Some("王".into())));

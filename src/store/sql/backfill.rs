@@ -11,9 +11,11 @@ macro_rules! backfill_impl {
             pub(super) async fn backfill_short_name_pieces(&self) -> StoreResult<()> {
                 use $crate::domain::search::SearchKeys;
                 const BATCH: i64 = 1000;
-                const PENDING: &str = "SELECT after_id FROM search_backfills WHERE name = 'short_name_pieces'";
+                // The row of this backfill in `search_backfills`.
+                const NAME: &str = "short_name_pieces";
+                const PENDING: &str = "SELECT after_id FROM search_backfills WHERE name = $1";
                 // Once done, a start reads one row of an empty table, not the users.
-                if sqlx::query_scalar::<_, i64>(PENDING).fetch_optional(&self.pool).await?.is_none() {
+                if sqlx::query_scalar::<_, i64>(PENDING).bind(NAME).fetch_optional(&self.pool).await?.is_none() {
                     return Ok(());
                 }
                 let started = std::time::Instant::now();
@@ -21,7 +23,7 @@ macro_rules! backfill_impl {
                 let mut done = 0i64;
                 loop {
                     let mut tx = self.begin_write().await?;
-                    let after: Option<i64> = sqlx::query_scalar(PENDING).fetch_optional(&mut *tx).await?;
+                    let after: Option<i64> = sqlx::query_scalar(PENDING).bind(NAME).fetch_optional(&mut *tx).await?;
                     let Some(after) = after else {
                         return Ok(());
                     };
@@ -33,7 +35,7 @@ macro_rules! backfill_impl {
                     .fetch_all(&mut *tx)
                     .await?;
                     let Some(last) = users.last().map(|u| u.0) else {
-                        sqlx::query("DELETE FROM search_backfills WHERE name = 'short_name_pieces'").execute(&mut *tx).await?;
+                        sqlx::query("DELETE FROM search_backfills WHERE name = $1").bind(NAME).execute(&mut *tx).await?;
                         tx.commit().await?;
                         if done > 0 {
                             // PostgreSQL reads the new postings index-only once vacuum has
@@ -68,8 +70,9 @@ macro_rules! backfill_impl {
                         }
                     }
                     Self::count_postings(&mut tx, counts).await?;
-                    sqlx::query("UPDATE search_backfills SET after_id = $1 WHERE name = 'short_name_pieces'")
+                    sqlx::query("UPDATE search_backfills SET after_id = $1 WHERE name = $2")
                         .bind(last)
+                        .bind(NAME)
                         .execute(&mut *tx)
                         .await?;
                     tx.commit().await?;

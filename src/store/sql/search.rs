@@ -131,7 +131,7 @@ macro_rules! search_impl {
             fn push_user_matches(b: &mut sqlx::QueryBuilder<Db>, q: &$crate::store::UserSearch, driver: &SearchDriver, walk: Option<&PostingWalk>, lateral: bool, counting: bool) {
                 match (walk, driver) {
                     (Some(walk), _) if lateral => {
-                        let whole = if counting { walk.read_whole } else { 0 };
+                        let whole = usize::from(counting && walk.read_rarest_whole);
                         if whole > 0 {
                             b.push(" FROM (SELECT rank FROM user_search_postings WHERE key = ").push_bind(walk.lead);
                             for probe in &walk.probes[..whole] {

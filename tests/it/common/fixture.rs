@@ -140,3 +140,14 @@ pub async fn find_by_name(
         .await
         .expect("search users")
 }
+
+/// How many search keys are counted otherwise than they are posted (0 when the counts
+/// the planner reads agree with the postings).
+pub async fn miscounted_keys(db: &TestDb) -> i64 {
+    db.count(
+        "SELECT COUNT(*) FROM (SELECT key, COUNT(*) AS n FROM user_search_postings \
+         GROUP BY key) p LEFT JOIN user_search_counts c \
+         ON c.key = p.key WHERE COALESCE(c.users, -1) <> p.n",
+    )
+    .await
+}

@@ -8,7 +8,7 @@ mod ranks;
 mod requests;
 mod search;
 mod short_pieces;
-use crate::common::{TestDb, find_by_name, seed_org, test_app};
+use crate::common::{TestDb, find_by_name, miscounted_keys, seed_org, test_app};
 use gatehouse::domain::{Permission, Product, Role, UserKind, UserStatus, now};
 use gatehouse::store::{AuditEntry, NewUser, StoreError, UserCreation, UserSearch, UserUpdate};
 use gatehouse_workers::{Job, SetupPurpose};
