@@ -1,20 +1,23 @@
-//! Secrets: argon2id password hashing on a bounded blocking pool, random tokens and their hashes.
+//! Secrets: argon2id password hashing on threads of its own, random tokens and their hashes.
 
 use crate::config::Argon2Params;
 use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
-use std::sync::Arc;
-use tokio::sync::Semaphore;
-use tracing::Instrument as _;
+use std::sync::{Arc, Mutex, mpsc};
 
-/// Hashes and verifies passwords with argon2id. At most one hash per core runs at a time,
-/// so a burst of logins queues here instead of starving the runtime's blocking pool.
+/// A hash or verification waiting for a hashing thread.
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Hashes and verifies passwords with argon2id on one thread per core, fed from one queue:
+/// a burst of logins waits there instead of starving the runtime, and a thread that
+/// finishes a hash takes the next one at once (no hand-over through the runtime between
+/// them). The threads end when the last clone of the hasher is dropped.
 #[derive(Clone)]
 pub struct PasswordHasher {
     params: Argon2Params,
-    permits: Arc<Semaphore>,
+    jobs: mpsc::Sender<Job>,
     /// A hash of a random password, verified for unknown users so they cost the same time.
     dummy: Arc<tokio::sync::OnceCell<String>>,
 }
@@ -31,9 +34,28 @@ pub enum Verified {
 impl PasswordHasher {
     pub fn new(params: Argon2Params) -> Self {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let queue = Arc::new(Mutex::new(queue));
+        for n in 0..cores {
+            let queue = queue.clone();
+            std::thread::Builder::new()
+                .name(format!("argon2id-{n}"))
+                .spawn(move || {
+                    // Holding the lock while waiting is the point: the other threads queue
+                    // behind it and each job goes to exactly one thread.
+                    while let Ok(job) = queue
+                        .lock()
+                        .map_err(drop)
+                        .and_then(|q| q.recv().map_err(drop))
+                    {
+                        job();
+                    }
+                })
+                .expect("the password hashing threads start");
+        }
         Self {
             params,
-            permits: Arc::new(Semaphore::new(cores)),
+            jobs,
             dummy: Default::default(),
         }
     }
@@ -48,11 +70,26 @@ impl PasswordHasher {
         &self,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> anyhow::Result<T> {
-        let _permit = self.permits.acquire().await?;
+        let (done, result) = tokio::sync::oneshot::channel();
         let span = tracing::Span::current();
-        Ok(tokio::task::spawn_blocking(move || span.in_scope(work))
-            .instrument(tracing::Span::current())
-            .await?)
+        let job = move || {
+            // The caller went away while it waited (a client that hung up): no hash.
+            if done.is_closed() {
+                return;
+            }
+            // A panic drops `done`: the caller gets an error and the thread lives on.
+            if let Ok(value) =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| span.in_scope(work)))
+            {
+                let _ = done.send(value);
+            }
+        };
+        self.jobs
+            .send(Box::new(job))
+            .map_err(|_| anyhow::anyhow!("the password hashing threads have stopped"))?;
+        result
+            .await
+            .map_err(|_| anyhow::anyhow!("password hashing failed"))
     }
 
     pub async fn hash(&self, secret: &str) -> anyhow::Result<String> {
@@ -178,6 +215,56 @@ mod tests {
     async fn unknown_users_never_verify() {
         let hasher = PasswordHasher::new(CHEAP);
         assert_eq!(hasher.verify("anything", None).await.unwrap(), Verified::No);
+    }
+
+    #[tokio::test]
+    async fn a_job_whose_caller_went_away_is_skipped_and_a_panic_spares_the_threads() {
+        let hasher = PasswordHasher::new(CHEAP);
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        // Every thread busy until released.
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let held = Arc::new(Mutex::new(held));
+        let (started, mut running) = tokio::sync::mpsc::unbounded_channel();
+        let busy: Vec<_> = (0..cores)
+            .map(|_| {
+                let (held, started) = (held.clone(), started.clone());
+                let hasher = hasher.clone();
+                tokio::spawn(async move {
+                    hasher
+                        .blocking(move || {
+                            started.send(()).unwrap();
+                            held.lock().unwrap().recv().unwrap();
+                        })
+                        .await
+                })
+            })
+            .collect();
+        for _ in 0..cores {
+            running.recv().await.unwrap();
+        }
+        // Queued behind them, then abandoned by its caller.
+        let ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = ran.clone();
+        let abandoned =
+            hasher.blocking(move || flag.store(true, std::sync::atomic::Ordering::SeqCst));
+        assert!(
+            tokio::time::timeout(std::time::Duration::from_millis(50), abandoned)
+                .await
+                .is_err()
+        );
+        for _ in 0..cores {
+            release.send(()).unwrap();
+        }
+        for task in busy {
+            task.await.unwrap().unwrap();
+        }
+        let panicked = hasher.blocking(|| panic!("a hash that fails")).await;
+        assert!(panicked.is_err());
+        // Every thread still takes work, in order behind what was queued before.
+        for _ in 0..=cores {
+            assert!(hasher.hash("correct horse battery").await.is_ok());
+        }
+        assert!(!ran.load(std::sync::atomic::Ordering::SeqCst));
     }
 
     #[test]
