@@ -79,10 +79,6 @@ macro_rules! requests_impl {
                 .await?;
                 let id = RequestId(id);
                 let change = Self::record_event_in(&mut tx, new.org_id, id, new.at, RequestStatus::Submitted, Some(new.requested_by), None).await?;
-                let mut audit = new.audit.clone();
-                audit.request_id = Some(id.0);
-                audit.subject_id = new.subject_id;
-                Self::append_audit_in(&mut tx, &audit).await?;
                 if let Some(key) = &new.idempotency_key {
                     sqlx::query(
                         "INSERT INTO idempotency_keys (requester_id, key, request_id, created_at) \
@@ -97,6 +93,11 @@ macro_rules! requests_impl {
                 }
                 Self::enqueue_in(&mut tx, &(new.route)(id), new.at).await?;
                 let request = Self::request_in(&mut tx, id).await?;
+                // Last: the organization's chain stays locked only until the commit.
+                let mut audit = new.audit.clone();
+                audit.request_id = Some(id.0);
+                audit.subject_id = new.subject_id;
+                Self::append_audit_in(&mut tx, &audit).await?;
                 tx.commit().await?;
                 self.committed(change);
                 Ok(Filing::New(request))
@@ -266,12 +267,13 @@ macro_rules! requests_impl {
                     .execute(&mut *tx)
                     .await?;
                 }
-                Self::append_audit_in(&mut tx, &t.audit).await?;
                 for job in &t.jobs {
                     Self::enqueue_in(&mut tx, job, t.at).await?;
                 }
                 let request = Self::request_in(&mut tx, t.request_id).await?;
                 let change = Self::record_event_in(&mut tx, request.org_id, t.request_id, t.at, t.step.to(), t.actor_id, t.note.as_deref()).await?;
+                // Last: the organization's chain stays locked only until the commit.
+                Self::append_audit_in(&mut tx, &t.audit).await?;
                 tx.commit().await?;
                 self.committed(change);
                 Ok(request)
@@ -311,11 +313,11 @@ macro_rules! requests_impl {
                 let mut audit = AuditEntry::new(request.org_id, a.at, "request.applied");
                 audit.request_id = Some(request.id.0);
                 audit.subject_id = request.subject_id;
-                Self::append_audit_in(&mut tx, &audit).await?;
                 for job in &a.jobs {
                     Self::enqueue_in(&mut tx, job, a.at).await?;
                 }
                 let request = Self::request_in(&mut tx, a.request_id).await?;
+                Self::append_audit_in(&mut tx, &audit).await?;
                 tx.commit().await?;
                 self.committed(change);
                 Ok(request)
