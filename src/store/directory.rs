@@ -148,3 +148,62 @@ pub struct Reactivation {
     pub products: Vec<Product>,
     pub audit: AuditEntry,
 }
+
+/// Organizations read before. An organization is never renamed or removed, so what was
+/// read once stays true on every node: request emails name theirs without a statement
+/// each. Emptied at once when it reaches its capacity.
+#[derive(Default)]
+pub struct KnownOrganizations(std::sync::Mutex<std::collections::HashMap<OrgId, Organization>>);
+
+impl KnownOrganizations {
+    /// Organizations remembered at most (a vendor's whole list, a few MB).
+    const CAPACITY: usize = 20_000;
+
+    pub fn get(&self, id: OrgId) -> Option<Organization> {
+        let known = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        known.get(&id).cloned()
+    }
+
+    pub fn put(&self, organization: Organization) {
+        let mut known = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if known.len() >= Self::CAPACITY {
+            known.clear();
+        }
+        known.insert(organization.id, organization);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_organizations_are_kept_up_to_their_capacity() {
+        let known = KnownOrganizations::default();
+        let org = |id: i64| Organization {
+            id: OrgId(id),
+            name: format!("Practice {id}"),
+            created_at: crate::domain::now(),
+        };
+        assert_eq!(known.get(OrgId(1)), None);
+        known.put(org(1));
+        assert_eq!(
+            known.get(OrgId(1)).map(|o| o.name),
+            Some("Practice 1".into())
+        );
+        for id in 2..=KnownOrganizations::CAPACITY as i64 {
+            known.put(org(id));
+        }
+        assert!(known.get(OrgId(1)).is_some());
+        // One more empties the map first: memory stays bounded.
+        known.put(org(0));
+        assert_eq!(known.get(OrgId(1)), None);
+        assert!(known.get(OrgId(0)).is_some());
+    }
+}

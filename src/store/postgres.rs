@@ -13,6 +13,7 @@ use tokio::sync::{Notify, broadcast, watch};
 pub struct PostgresStore {
     totals: super::SearchTotals,
     plans: super::search::PlanCache,
+    organizations: super::directory::KnownOrganizations,
     pool: PgPool,
     /// Connections for searches, which are planned for their own values.
     search: PgPool,
@@ -88,6 +89,7 @@ impl PostgresStore {
             postings,
             totals: Default::default(),
             plans: Default::default(),
+            organizations: Default::default(),
             outbox: Arc::new(Notify::new()),
             pushes: broadcast::channel(super::PUSH_BUFFER).0,
             listening: watch::channel(false).0,

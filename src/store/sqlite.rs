@@ -27,6 +27,7 @@ fn connections() -> u32 {
 pub struct SqliteStore {
     totals: super::SearchTotals,
     plans: super::search::PlanCache,
+    organizations: super::directory::KnownOrganizations,
     pool: SqlitePool,
     /// Searches use the same connections (SQLite plans each statement once).
     search: SqlitePool,
@@ -100,6 +101,7 @@ impl SqliteStore {
             pool,
             totals: Default::default(),
             plans: Default::default(),
+            organizations: Default::default(),
             outbox,
             pushes: broadcast::channel(super::PUSH_BUFFER).0,
         };

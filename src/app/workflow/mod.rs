@@ -91,10 +91,10 @@ impl Workflow {
         if !Step::Route.allows(request.status) {
             return Ok(());
         }
-        let parties = self.parties(&request).await?;
-        let requester = &parties.requester;
-        // By the role the requester had when filing: the filing was their decision.
+        // By the role the requester had when filing: the filing was their decision (and
+        // nobody is emailed until it is applied).
         if request.filed_by_owner {
+            let requester = request.requested_by;
             let mut transition = self.system_transition(
                 &request,
                 Step::ApproveAsFiler,
@@ -105,16 +105,17 @@ impl Workflow {
                     request_id: request.id.0,
                 }],
             );
-            transition.actor_id = Some(requester.id);
-            transition.audit.actor_id = Some(requester.id);
+            transition.actor_id = Some(requester);
+            transition.audit.actor_id = Some(requester);
             transition.decision = Some(NewDecision {
-                approver_id: requester.id,
+                approver_id: requester,
                 approved: true,
                 comment: None,
                 terms_accepted: request.terms_accepted,
             });
             return self.move_request(transition).await;
         }
+        let parties = self.parties(&request).await?;
         let owners = self.store.owners(request.org_id).await?;
         let approvers = parties::eligible_approvers(&request, &owners, self.now());
         if approvers.is_empty() {

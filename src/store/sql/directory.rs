@@ -12,12 +12,17 @@ macro_rules! directory_impl {
             }
 
             async fn organization(&self, id: OrgId) -> StoreResult<Organization> {
+                if let Some(known) = self.organizations.get(id) {
+                    return Ok(known);
+                }
                 let row: OrganizationRow =
                     sqlx::query_as("SELECT id, name, created_at FROM organizations WHERE id = $1")
                         .bind(id.0)
                         .fetch_one(&self.pool)
                         .await?;
-                Ok(row.into())
+                let organization: Organization = row.into();
+                self.organizations.put(organization.clone());
+                Ok(organization)
             }
 
             async fn organization_ids(&self) -> StoreResult<Vec<OrgId>> {
