@@ -197,13 +197,59 @@ impl TryFrom<OutboxRow> for OutboxJob {
     }
 }
 
-/// The columns of a `RequestRow`, for `concat!` into queries over `requests r`.
+/// The columns of a `RequestRow`, for `concat!` into queries over `requests r`; with a
+/// prefix of `""`, for the `RETURNING` of a write to `requests`.
 macro_rules! request_columns {
     () => {
-        "r.id, r.org_id, r.kind, r.status, r.requested_by, r.subject_id, r.justification, \
-         r.product, r.user_kind, r.quantity, r.grant_permissions, r.revoke_permissions, \
-         r.new_role, r.products, r.terms_accepted, r.filed_by_owner, r.failure_reason, r.created_at, \
-         r.expires_at, r.reminded_at, r.decided_at, r.applied_at"
+        request_columns!("r.")
+    };
+    ($p:literal) => {
+        concat!(
+            $p,
+            "id, ",
+            $p,
+            "org_id, ",
+            $p,
+            "kind, ",
+            $p,
+            "status, ",
+            $p,
+            "requested_by, ",
+            $p,
+            "subject_id, ",
+            $p,
+            "justification, ",
+            $p,
+            "product, ",
+            $p,
+            "user_kind, ",
+            $p,
+            "quantity, ",
+            $p,
+            "grant_permissions, ",
+            $p,
+            "revoke_permissions, ",
+            $p,
+            "new_role, ",
+            $p,
+            "products, ",
+            $p,
+            "terms_accepted, ",
+            $p,
+            "filed_by_owner, ",
+            $p,
+            "failure_reason, ",
+            $p,
+            "created_at, ",
+            $p,
+            "expires_at, ",
+            $p,
+            "reminded_at, ",
+            $p,
+            "decided_at, ",
+            $p,
+            "applied_at"
+        )
     };
 }
 pub(super) use request_columns;

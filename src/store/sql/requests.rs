@@ -52,13 +52,13 @@ macro_rules! requests_impl {
                 let change = new.change.licenses();
                 let permissions = new.change.permissions();
                 let products = new.change.products();
-                let id: i64 = sqlx::query_scalar(
+                let row: RequestRow = sqlx::query_as(concat!(
                     "INSERT INTO requests (org_id, kind, status, requested_by, subject_id, justification, \
                      product, user_kind, quantity, grant_permissions, revoke_permissions, new_role, \
                      products, terms_accepted, created_at, expires_at, updated_at, filed_by_owner) \
                      VALUES ($1, $2, 'SUBMITTED', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $14, $16) \
-                     RETURNING id",
-                )
+                     RETURNING ", request_columns!("")
+                ))
                 .bind(new.org_id.0)
                 .bind(new.change.kind().as_str())
                 .bind(new.requested_by.0)
@@ -77,7 +77,8 @@ macro_rules! requests_impl {
                 .bind(new.filed_by_owner)
                 .fetch_one(&mut *tx)
                 .await?;
-                let id = RequestId(id);
+                let request = AccountRequest::try_from(row)?;
+                let id = request.id;
                 let change = Self::record_event_in(&mut tx, new.org_id, id, new.at, RequestStatus::Submitted, Some(new.requested_by), None).await?;
                 if let Some(key) = &new.idempotency_key {
                     sqlx::query(
@@ -92,7 +93,6 @@ macro_rules! requests_impl {
                     .await?;
                 }
                 Self::enqueue_in(&mut tx, &(new.route)(id), new.at).await?;
-                let request = Self::request_in(&mut tx, id).await?;
                 // Last: the organization's chain stays locked only until the commit.
                 let mut audit = new.audit.clone();
                 audit.request_id = Some(id.0);
@@ -216,10 +216,12 @@ macro_rules! requests_impl {
                 for status in t.step.from() {
                     list.push_bind(status.as_str());
                 }
-                b.push(")");
-                if b.build().execute(&mut *tx).await?.rows_affected() == 0 {
+                b.push(") RETURNING ").push(request_columns!(""));
+                let Some(row) = b.build_query_as::<RequestRow>().fetch_optional(&mut *tx).await? else {
                     return Err(StoreError::Conflict("The request has already moved on.".into()));
-                }
+                };
+                // Nothing below writes the request's own columns.
+                let request = AccountRequest::try_from(row)?;
                 if let Some(approver) = t.approver_must_be_owner {
                     // Decided in the write (a row lock on PostgreSQL): an owner locked,
                     // inactivated or demoted meanwhile decides nothing.
@@ -270,7 +272,6 @@ macro_rules! requests_impl {
                 for job in &t.jobs {
                     Self::enqueue_in(&mut tx, job, t.at).await?;
                 }
-                let request = Self::request_in(&mut tx, t.request_id).await?;
                 let change = Self::record_event_in(&mut tx, request.org_id, t.request_id, t.at, t.step.to(), t.actor_id, t.note.as_deref()).await?;
                 // Last: the organization's chain stays locked only until the commit.
                 Self::append_audit_in(&mut tx, &t.audit).await?;
@@ -304,11 +305,14 @@ macro_rules! requests_impl {
                         .fetch_optional(&mut *tx)
                         .await?;
                 Self::apply_change_in(&mut tx, &request, approver.map(UserId), a.at).await?;
-                sqlx::query("UPDATE requests SET status = 'APPLIED', applied_at = $2, updated_at = $2 WHERE id = $1")
-                    .bind(a.request_id.0)
-                    .bind(a.at)
-                    .execute(&mut *tx)
-                    .await?;
+                let applied: RequestRow = sqlx::query_as(concat!(
+                    "UPDATE requests SET status = 'APPLIED', applied_at = $2, updated_at = $2 WHERE id = $1 RETURNING ",
+                    request_columns!("")
+                ))
+                .bind(a.request_id.0)
+                .bind(a.at)
+                .fetch_one(&mut *tx)
+                .await?;
                 let change = Self::record_event_in(&mut tx, request.org_id, a.request_id, a.at, RequestStatus::Applied, None, None).await?;
                 let mut audit = AuditEntry::new(request.org_id, a.at, "request.applied");
                 audit.request_id = Some(request.id.0);
@@ -316,7 +320,7 @@ macro_rules! requests_impl {
                 for job in &a.jobs {
                     Self::enqueue_in(&mut tx, job, a.at).await?;
                 }
-                let request = Self::request_in(&mut tx, a.request_id).await?;
+                let request = AccountRequest::try_from(applied)?;
                 Self::append_audit_in(&mut tx, &audit).await?;
                 tx.commit().await?;
                 self.committed(change);
