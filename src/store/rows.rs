@@ -204,52 +204,13 @@ macro_rules! request_columns {
         request_columns!("r.")
     };
     ($p:literal) => {
-        concat!(
-            $p,
-            "id, ",
-            $p,
-            "org_id, ",
-            $p,
-            "kind, ",
-            $p,
-            "status, ",
-            $p,
-            "requested_by, ",
-            $p,
-            "subject_id, ",
-            $p,
-            "justification, ",
-            $p,
-            "product, ",
-            $p,
-            "user_kind, ",
-            $p,
-            "quantity, ",
-            $p,
-            "grant_permissions, ",
-            $p,
-            "revoke_permissions, ",
-            $p,
-            "new_role, ",
-            $p,
-            "products, ",
-            $p,
-            "terms_accepted, ",
-            $p,
-            "filed_by_owner, ",
-            $p,
-            "failure_reason, ",
-            $p,
-            "created_at, ",
-            $p,
-            "expires_at, ",
-            $p,
-            "reminded_at, ",
-            $p,
-            "decided_at, ",
-            $p,
-            "applied_at"
-        )
+        request_columns!(@ $p; id, org_id, kind, status, requested_by, subject_id, justification,
+            product, user_kind, quantity, grant_permissions, revoke_permissions, new_role,
+            products, terms_accepted, filed_by_owner, failure_reason, created_at, expires_at,
+            reminded_at, decided_at, applied_at)
+    };
+    (@ $p:literal; $first:ident $(, $column:ident)*) => {
+        concat!($p, stringify!($first) $(, ", ", $p, stringify!($column))*)
     };
 }
 pub(super) use request_columns;
