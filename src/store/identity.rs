@@ -59,9 +59,13 @@ pub trait IdentityStore: Send + Sync {
     ) -> StoreResult<Option<(User, Option<String>)>>;
 
     /// Starts a session after a successful sign-in: resets the failure count, stamps the
-    /// login time and records the audit event.
-    async fn start_session(&self, session: NewSession, audit: AuditEntry)
-    -> StoreResult<SessionId>;
+    /// login time and records the audit event. Returns the session and the user as signed
+    /// in.
+    async fn start_session(
+        &self,
+        session: NewSession,
+        audit: AuditEntry,
+    ) -> StoreResult<(SessionId, User)>;
     /// The live session for a token hash (not ended, not expired, not idle past `idle`,
     /// user ACTIVE), marking it seen.
     async fn session_by_token(

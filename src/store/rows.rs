@@ -18,12 +18,24 @@ where
         .map_err(|e: T::Err| StoreError::Corrupt(e.to_string()))
 }
 
-/// The columns of a `UserRow`, for `concat!` into queries over `users u`.
+/// `"p.a, p.b, …"` for a prefix `p` and the columns `a, b, …`, for `concat!` into queries.
+macro_rules! columns {
+    ($p:literal; $first:ident $(, $column:ident)*) => {
+        concat!($p, stringify!($first) $(, ", ", $p, stringify!($column))*)
+    };
+}
+pub(super) use columns;
+
+/// The columns of a `UserRow`, for `concat!` into queries over `users u`; with a prefix
+/// of `""`, for the `RETURNING` of a write to `users`.
 macro_rules! user_columns {
     () => {
-        "u.id, u.org_id, u.username, u.email, u.first_name, u.last_name, u.mobile, u.kind, \
-         u.role, u.status, u.locked_until, u.failed_logins, u.password_change_required, \
-         u.encryption_key_version, u.created_at, u.last_login_at, u.deactivated_at"
+        user_columns!("u.")
+    };
+    ($p:literal) => {
+        $crate::store::rows::columns!($p; id, org_id, username, email, first_name, last_name, mobile, kind,
+            role, status, locked_until, failed_logins, password_change_required,
+            encryption_key_version, created_at, last_login_at, deactivated_at)
     };
 }
 pub(super) use user_columns;
@@ -204,13 +216,10 @@ macro_rules! request_columns {
         request_columns!("r.")
     };
     ($p:literal) => {
-        request_columns!(@ $p; id, org_id, kind, status, requested_by, subject_id, justification,
+        $crate::store::rows::columns!($p; id, org_id, kind, status, requested_by, subject_id, justification,
             product, user_kind, quantity, grant_permissions, revoke_permissions, new_role,
             products, terms_accepted, filed_by_owner, failure_reason, created_at, expires_at,
             reminded_at, decided_at, applied_at)
-    };
-    (@ $p:literal; $first:ident $(, $column:ident)*) => {
-        concat!($p, stringify!($first) $(, ", ", $p, stringify!($column))*)
     };
 }
 pub(super) use request_columns;

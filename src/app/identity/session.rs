@@ -208,8 +208,8 @@ impl Identity {
             .actor(Some(user.id))
             .subject(user.id)
             .ip(client.ip.clone());
-        match self.store.start_session(session, audit).await {
-            Ok(_) => {}
+        let user = match self.store.start_session(session, audit).await {
+            Ok((_, user)) => user,
             // The password changed, or other attempts locked the account, after this one
             // was verified: it must not sign in.
             Err(StoreError::Conflict(_)) => {
@@ -222,8 +222,7 @@ impl Identity {
                 return Err(invalid_credentials().into());
             }
             Err(other) => return Err(other.into()),
-        }
-        let user = self.store.user(user.org_id, user.id).await?;
+        };
         Ok(LoggedIn { token, user })
     }
 

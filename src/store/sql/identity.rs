@@ -20,34 +20,35 @@ macro_rules! identity_impl {
                 row.map(|r| Ok((r.user.try_into()?, r.password_hash))).transpose()
             }
 
-            async fn start_session(&self, session: NewSession, audit: AuditEntry) -> StoreResult<SessionId> {
+            async fn start_session(&self, session: NewSession, audit: AuditEntry) -> StoreResult<(SessionId, User)> {
                 let mut tx = self.begin_write().await?;
-                let user_updated = match &session.guard {
-                    Some(guard) => sqlx::query(
+                let user_updated: Option<UserRow> = match &session.guard {
+                    Some(guard) => sqlx::query_as(concat!(
                         "UPDATE users SET failed_logins = 0, locked_until = NULL, last_login_at = $2, \
                          password_hash = $5 WHERE id = $1 AND status = 'ACTIVE' AND password_hash = $3 \
-                         AND (locked_until IS NULL OR locked_until <= $2 OR locked_until = $4)",
-                    )
+                         AND (locked_until IS NULL OR locked_until <= $2 OR locked_until = $4) RETURNING ",
+                        user_columns!("")
+                    ))
                     .bind(session.user_id.0)
                     .bind(session.created_at)
                     .bind(&guard.verified_hash)
                     .bind(guard.check_lock)
                     .bind(guard.rehash.as_ref().unwrap_or(&guard.verified_hash)),
-                    None => sqlx::query(
+                    None => sqlx::query_as(concat!(
                         "UPDATE users SET failed_logins = 0, locked_until = NULL, last_login_at = $2 \
-                         WHERE id = $1",
-                    )
+                         WHERE id = $1 RETURNING ",
+                        user_columns!("")
+                    ))
                     .bind(session.user_id.0)
                     .bind(session.created_at),
                 }
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                if user_updated == 0 {
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(user) = user_updated else {
                     return Err(StoreError::Conflict(
                         "the password changed or the account locked meanwhile".into(),
                     ));
-                }
+                };
                 let id: i64 = sqlx::query_scalar(
                     "INSERT INTO sessions (user_id, token_hash, created_at, last_seen_at, expires_at, \
                      user_agent, ip) VALUES ($1, $2, $3, $3, $4, $5, $6) RETURNING id",
@@ -62,7 +63,7 @@ macro_rules! identity_impl {
                 .await?;
                 Self::append_audit_in(&mut tx, &audit).await?;
                 tx.commit().await?;
-                Ok(SessionId(id))
+                Ok((SessionId(id), user.try_into()?))
             }
 
             async fn claim_secret_check(

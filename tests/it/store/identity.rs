@@ -25,11 +25,14 @@ async fn sessions_are_found_by_token_until_ended(db: TestDb) {
         ip: Some("192.0.2.1".into()),
         guard: None,
     };
-    let id = app
+    let (id, signed_in) = app
         .store
         .start_session(session, AuditEntry::new(org.id, at, "session.login"))
         .await
         .unwrap();
+    assert_eq!(signed_in.id, owner.id);
+    assert_eq!(signed_in.last_login_at, Some(at));
+    assert_eq!(signed_in.failed_logins, 0);
     let found = app
         .store
         .session_by_token(&[1; 32], now(), Duration::from_secs(1800))
