@@ -255,8 +255,14 @@ macro_rules! bulk_impl {
                     let (details, hash) = Self::chained(entry, seq, &prev);
                     rows.push((entry, seq, details, std::mem::replace(&mut prev, hash.clone()), hash));
                 }
-                for part in rows.chunks(400) {
-                    let mut insert = sqlx::QueryBuilder::<Db>::new(
+                // The sequence already moved when the head was read; else it moves here. On
+                // PostgreSQL the head moves in the statement of the last events.
+                let postgres = BACKEND == $crate::store::Backend::Postgres;
+                let parts = rows.chunks(400).count();
+                for (n, part) in rows.chunks(400).enumerate() {
+                    let last = n + 1 == parts;
+                    let mut insert = sqlx::QueryBuilder::<Db>::new(if postgres && last { "WITH event AS (" } else { "" });
+                    insert.push(
                         "INSERT INTO audit_events (org_id, seq, at, action, actor_id, subject_id, \
                          request_id, ip, details, prev_hash, hash) ",
                     );
@@ -273,15 +279,21 @@ macro_rules! bulk_impl {
                             .push_bind(prev.clone())
                             .push_bind(hash.clone());
                     });
+                    if postgres && last {
+                        insert.push(") UPDATE organizations SET audit_head = ").push_bind(prev.clone())
+                            .push(", audit_seq = ").push_bind(first + count)
+                            .push(" WHERE id = ").push_bind(org_id.0);
+                    }
                     insert.build().execute(&mut **tx).await?;
                 }
-                // The sequence already moved when the head was read; else it moves here.
-                sqlx::query("UPDATE organizations SET audit_head = $2, audit_seq = $3 WHERE id = $1")
-                    .bind(org_id.0)
-                    .bind(&prev)
-                    .bind(first + count)
-                    .execute(&mut **tx)
-                    .await?;
+                if !postgres {
+                    sqlx::query("UPDATE organizations SET audit_head = $2, audit_seq = $3 WHERE id = $1")
+                        .bind(org_id.0)
+                        .bind(&prev)
+                        .bind(first + count)
+                        .execute(&mut **tx)
+                        .await?;
+                }
                 Ok(())
             }
 
