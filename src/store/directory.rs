@@ -77,10 +77,44 @@ pub trait DirectoryStore: Send + Sync {
     async fn reactivate_user(&self, reactivation: Reactivation) -> StoreResult<User>;
 }
 
+/// What a node keeps in memory to save statements: a map emptied at once when it
+/// reaches `CAPACITY` entries, so that it stays bounded with no bookkeeping per entry.
+#[derive(Debug)]
+pub struct Remembered<K, V, const CAPACITY: usize>(std::sync::Mutex<HashMap<K, V>>);
+
+impl<K, V, const CAPACITY: usize> Default for Remembered<K, V, CAPACITY> {
+    fn default() -> Self {
+        Self(Default::default())
+    }
+}
+
+impl<K: Eq + std::hash::Hash, V: Clone, const CAPACITY: usize> Remembered<K, V, CAPACITY> {
+    pub const CAPACITY: usize = CAPACITY;
+
+    pub fn get(&self, key: &K) -> Option<V> {
+        self.lock().get(key).cloned()
+    }
+
+    pub fn put(&self, key: K, value: V) {
+        let mut map = self.lock();
+        if map.len() >= CAPACITY {
+            map.clear();
+        }
+        map.insert(key, value);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<K, V>> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
 /// Totals of users searches, each good for one version of its organization's directory
-/// (moved on by the database whenever a user or their practices change).
+/// (moved on by the database whenever a user or their practices change): about 80 bytes
+/// each, 10,000 at most.
 #[derive(Debug, Default)]
-pub struct SearchTotals(std::sync::Mutex<HashMap<(OrgId, SearchKey), (i64, i64)>>);
+pub struct SearchTotals(Remembered<(OrgId, SearchKey), (i64, i64), 10_000>);
 
 /// A search's filter, hashed: what is remembered per search stays the same small size
 /// however long the filter's text.
@@ -88,10 +122,6 @@ pub struct SearchTotals(std::sync::Mutex<HashMap<(OrgId, SearchKey), (i64, i64)>
 pub struct SearchKey([u8; 32]);
 
 impl SearchTotals {
-    /// Remembered searches (about 80 bytes each); past this, the oldest knowledge is
-    /// dropped all at once.
-    const CAPACITY: usize = 10_000;
-
     /// What identifies a search's matches: its filter, not its page.
     pub fn key(search: &UserSearch) -> SearchKey {
         use sha2::Digest as _;
@@ -106,25 +136,14 @@ impl SearchTotals {
     }
 
     pub fn get(&self, org: OrgId, key: &SearchKey, version: i64) -> Option<i64> {
-        let totals = self
-            .0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        totals
+        self.0
             .get(&(org, *key))
             .filter(|(at, _)| *at == version)
-            .map(|(_, total)| *total)
+            .map(|(_, total)| total)
     }
 
     pub fn put(&self, org: OrgId, key: SearchKey, version: i64, total: i64) {
-        let mut totals = self
-            .0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if totals.len() >= Self::CAPACITY {
-            totals.clear();
-        }
-        totals.insert((org, key), (version, total));
+        self.0.put((org, key), (version, total));
     }
 }
 
@@ -149,35 +168,10 @@ pub struct Reactivation {
     pub audit: AuditEntry,
 }
 
-/// Organizations read before. An organization is never renamed or removed, so what was
-/// read once stays true on every node: request emails name theirs without a statement
-/// each. Emptied at once when it reaches its capacity.
-#[derive(Default)]
-pub struct KnownOrganizations(std::sync::Mutex<std::collections::HashMap<OrgId, Organization>>);
-
-impl KnownOrganizations {
-    /// Organizations remembered at most (a vendor's whole list, a few MB).
-    const CAPACITY: usize = 20_000;
-
-    pub fn get(&self, id: OrgId) -> Option<Organization> {
-        let known = self
-            .0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        known.get(&id).cloned()
-    }
-
-    pub fn put(&self, organization: Organization) {
-        let mut known = self
-            .0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if known.len() >= Self::CAPACITY {
-            known.clear();
-        }
-        known.insert(organization.id, organization);
-    }
-}
+/// Organizations read before, at most 20,000 (a vendor's whole list, a few MB). An
+/// organization is never renamed or removed, so what was read once stays true on every
+/// node: request emails name theirs without a statement each.
+pub type KnownOrganizations = Remembered<OrgId, Organization, 20_000>;
 
 #[cfg(test)]
 mod tests {
@@ -191,19 +185,19 @@ mod tests {
             name: format!("Practice {id}"),
             created_at: crate::domain::now(),
         };
-        assert_eq!(known.get(OrgId(1)), None);
-        known.put(org(1));
+        assert_eq!(known.get(&OrgId(1)), None);
+        known.put(OrgId(1), org(1));
         assert_eq!(
-            known.get(OrgId(1)).map(|o| o.name),
+            known.get(&OrgId(1)).map(|o| o.name),
             Some("Practice 1".into())
         );
         for id in 2..=KnownOrganizations::CAPACITY as i64 {
-            known.put(org(id));
+            known.put(OrgId(id), org(id));
         }
-        assert!(known.get(OrgId(1)).is_some());
+        assert!(known.get(&OrgId(1)).is_some());
         // One more empties the map first: memory stays bounded.
-        known.put(org(0));
-        assert_eq!(known.get(OrgId(1)), None);
-        assert!(known.get(OrgId(0)).is_some());
+        known.put(OrgId(0), org(0));
+        assert_eq!(known.get(&OrgId(1)), None);
+        assert!(known.get(&OrgId(0)).is_some());
     }
 }

@@ -351,40 +351,25 @@ fn walk(keys: &[(i64, i64)], also: &[(i64, i64)]) -> PostingWalk {
 /// Plans of recent searches, for a few seconds: a plan only chooses where to start
 /// reading (every way in finds the same users, each checked on its row), so one read from
 /// statistics a moment old is as right as a fresh one and saves a statement. "Nothing can
-/// match" is never remembered: it must hold now.
+/// match" is never remembered: it must hold now. 10,000 at most.
 #[derive(Default)]
 pub struct PlanCache(
-    std::sync::Mutex<
-        std::collections::HashMap<super::SearchKey, (SearchDriver, std::time::Instant)>,
-    >,
+    super::Remembered<super::SearchKey, (SearchDriver, std::time::Instant), 10_000>,
 );
 
 impl PlanCache {
     /// How long a plan is reused.
     const FOR: std::time::Duration = std::time::Duration::from_secs(5);
-    /// Plans remembered at most; past this, all are dropped at once.
-    const CAPACITY: usize = 10_000;
 
     pub fn get(&self, key: &super::SearchKey) -> Option<SearchDriver> {
-        let plans = self
-            .0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        plans
+        self.0
             .get(key)
             .filter(|(_, at)| at.elapsed() < Self::FOR)
-            .map(|(driver, _)| driver.clone())
+            .map(|(driver, _)| driver)
     }
 
     pub fn put(&self, key: super::SearchKey, driver: SearchDriver) {
-        let mut plans = self
-            .0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if plans.len() >= Self::CAPACITY {
-            plans.clear();
-        }
-        plans.insert(key, (driver, std::time::Instant::now()));
+        self.0.put(key, (driver, std::time::Instant::now()));
     }
 }
 
@@ -408,6 +393,14 @@ mod tests {
         posting_key(1, Posting::NameGram, text)
     }
 
+    fn walk_from(lead: i64, probes: &[i64], read_rarest_whole: bool) -> PostingWalk {
+        PostingWalk {
+            lead,
+            probes: probes.to_vec(),
+            read_rarest_whole,
+        }
+    }
+
     fn answers(postings: &[(&str, i64)]) -> Answers {
         Answers {
             postings: postings.iter().map(|(g, n)| (gram(g), *n)).collect(),
@@ -424,11 +417,11 @@ mod tests {
         );
         assert_eq!(
             planned,
-            Plan::Read(SearchDriver::Postings(vec![PostingWalk {
-                lead: gram("rci"),
-                probes: vec![gram("arc"), gram("cia"), gram("gar")],
-                read_rarest_whole: false,
-            }]))
+            Plan::Read(SearchDriver::Postings(vec![walk_from(
+                gram("rci"),
+                &[gram("arc"), gram("cia"), gram("gar")],
+                false
+            )]))
         );
         // The rarest probe is read whole to count when its list is at most four times
         // the lead's.
@@ -438,11 +431,11 @@ mod tests {
         );
         assert_eq!(
             planned,
-            Plan::Read(SearchDriver::Postings(vec![PostingWalk {
-                lead: gram("rci"),
-                probes: vec![gram("arc"), gram("gar"), gram("cia")],
-                read_rarest_whole: true,
-            }]))
+            Plan::Read(SearchDriver::Postings(vec![walk_from(
+                gram("rci"),
+                &[gram("arc"), gram("gar"), gram("cia")],
+                true
+            )]))
         );
     }
 
@@ -473,16 +466,8 @@ mod tests {
         assert_eq!(
             planned,
             Plan::Read(SearchDriver::Postings(vec![
-                PostingWalk {
-                    lead: gram("ann"),
-                    probes: vec![],
-                    read_rarest_whole: false,
-                },
-                PostingWalk {
-                    lead: username,
-                    probes: vec![],
-                    read_rarest_whole: false,
-                },
+                walk_from(gram("ann"), &[], false),
+                walk_from(username, &[], false),
             ])),
             "the email alternative matches nobody: {email}"
         );
@@ -515,16 +500,8 @@ mod tests {
         assert_eq!(
             plan(&q, &found),
             Plan::Read(SearchDriver::Postings(vec![
-                PostingWalk {
-                    lead: gram("arc"),
-                    probes: vec![gram("gar"), gram("cia")],
-                    read_rarest_whole: false,
-                },
-                PostingWalk {
-                    lead: username,
-                    probes: vec![gram("cia")],
-                    read_rarest_whole: false,
-                },
+                walk_from(gram("arc"), &[gram("gar"), gram("cia")], false),
+                walk_from(username, &[gram("cia")], false),
             ]))
         );
         // No username or email holds a space or a letter beyond ASCII: only the name is
@@ -590,11 +567,7 @@ mod tests {
         found.postings.insert(start, 2000);
         assert_eq!(
             plan(&q, &found),
-            Plan::Read(SearchDriver::Postings(vec![PostingWalk {
-                lead: start,
-                probes: vec![],
-                read_rarest_whole: false,
-            }]))
+            Plan::Read(SearchDriver::Postings(vec![walk_from(start, &[], false)]))
         );
         let q = Questions::of(&search(|s| s.name = Some("王".into())));
         assert!(matches!(

@@ -12,7 +12,7 @@ macro_rules! directory_impl {
             }
 
             async fn organization(&self, id: OrgId) -> StoreResult<Organization> {
-                if let Some(known) = self.organizations.get(id) {
+                if let Some(known) = self.organizations.get(&id) {
                     return Ok(known);
                 }
                 let row: OrganizationRow =
@@ -21,7 +21,7 @@ macro_rules! directory_impl {
                         .fetch_one(&self.pool)
                         .await?;
                 let organization: Organization = row.into();
-                self.organizations.put(organization.clone());
+                self.organizations.put(id, organization.clone());
                 Ok(organization)
             }
 

@@ -124,25 +124,28 @@ macro_rules! search_impl {
             /// once per connection (a generic plan), not at every search. Joined, the
             /// planner could start from the organization's users instead, reading all
             /// 100,000 of the largest to test each against the text.
-            /// `counting` (PostgreSQL): every match is wanted, so the walk's short probe
-            /// lists are read whole and intersected with the lead's (a hashed set, a few
+            /// `counting` (PostgreSQL): every match is wanted, so the rarest probe's list,
+            /// when the planner found it short, is read whole and intersected with the lead's (a hashed set, a few
             /// tenths of a microsecond a posting) instead of probed posting by posting (an
             /// index descent each, about 2 µs).
             fn push_user_matches(b: &mut sqlx::QueryBuilder<Db>, q: &$crate::store::UserSearch, driver: &SearchDriver, walk: Option<&PostingWalk>, lateral: bool, counting: bool) {
                 match (walk, driver) {
                     (Some(walk), _) if lateral => {
-                        let whole = usize::from(counting && walk.read_rarest_whole);
-                        if whole > 0 {
-                            b.push(" FROM (SELECT rank FROM user_search_postings WHERE key = ").push_bind(walk.lead);
-                            for probe in &walk.probes[..whole] {
+                        // The rarest probe, when it is intersected instead of probed.
+                        let intersected = walk.probes.first().filter(|_| counting && walk.read_rarest_whole);
+                        match intersected {
+                            Some(probe) => {
+                                b.push(" FROM (SELECT rank FROM user_search_postings WHERE key = ").push_bind(walk.lead);
                                 b.push(" INTERSECT SELECT rank FROM user_search_postings WHERE key = ").push_bind(*probe);
+                                b.push(") p0");
                             }
-                            b.push(") p0");
-                        } else {
-                            b.push(" FROM user_search_postings p0");
+                            None => {
+                                b.push(" FROM user_search_postings p0");
+                            }
                         }
                         b.push(" CROSS JOIN LATERAL (SELECT u.* FROM users u WHERE");
-                        for (i, probe) in walk.probes.iter().enumerate().skip(whole) {
+                        let skipped = usize::from(intersected.is_some());
+                        for (i, probe) in walk.probes.iter().enumerate().skip(skipped) {
                             let p = format!("p{}", i + 1);
                             b.push(format!(" EXISTS (SELECT 1 FROM user_search_postings {p} WHERE {p}.key = "))
                                 .push_bind(*probe)
@@ -152,7 +155,7 @@ macro_rules! search_impl {
                         b.push(" AND u.search_rank = p0.rank");
                         Self::push_conditions(b, q);
                         b.push(" OFFSET 0) u");
-                        if whole == 0 {
+                        if intersected.is_none() {
                             b.push(" WHERE p0.key = ").push_bind(walk.lead);
                         }
                         return;
