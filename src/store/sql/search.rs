@@ -133,15 +133,11 @@ macro_rules! search_impl {
                     (Some(walk), _) if lateral => {
                         // The rarest probe, when it is intersected instead of probed.
                         let intersected = walk.probes.first().filter(|_| counting && walk.read_rarest_whole);
-                        match intersected {
-                            Some(probe) => {
-                                b.push(" FROM (SELECT rank FROM user_search_postings WHERE key = ").push_bind(walk.lead);
-                                b.push(" INTERSECT SELECT rank FROM user_search_postings WHERE key = ").push_bind(*probe);
-                                b.push(") p0");
-                            }
-                            None => {
-                                b.push(" FROM user_search_postings p0");
-                            }
+                        if let Some(probe) = intersected {
+                            b.push(" FROM (SELECT rank FROM user_search_postings WHERE key = ").push_bind(walk.lead);
+                            b.push(" INTERSECT SELECT rank FROM user_search_postings WHERE key = ").push_bind(*probe).push(") p0");
+                        } else {
+                            b.push(" FROM user_search_postings p0");
                         }
                         b.push(" CROSS JOIN LATERAL (SELECT u.* FROM users u WHERE");
                         let skipped = usize::from(intersected.is_some());
