@@ -21,7 +21,7 @@ pub const UNREVERSED_MOBILES: &str = "SELECT id, mobile_digits FROM users \
      WHERE mobile_digits IS NOT NULL AND mobile_reversed IS NULL ORDER BY id LIMIT 500";
 /// Users not yet placed in directory order, found the same way.
 pub const UNRANKED_USERS: &str =
-    "SELECT id FROM users WHERE search_rank IS NULL ORDER BY id LIMIT 500";
+    "SELECT id, org_id FROM users WHERE search_rank IS NULL ORDER BY id LIMIT 500";
 
 /// A users query: what to match (already in matching form) and which page.
 #[derive(Debug, Clone, Default)]

@@ -23,9 +23,10 @@ macro_rules! bulk_impl {
                 Self::take_licenses_for(tx, org_id, creations).await?;
                 let mut ids = Vec::with_capacity(creations.len());
                 let mut counts = BTreeMap::<i64, i64>::new();
-                Self::lock_directory(tx, org_id).await?;
-                for chunk in creations.chunks(200) {
-                    let chunk_ids = Self::allocate_user_ids(tx, chunk.len()).await?;
+                let last = creations.len().div_ceil(200).saturating_sub(1);
+                for (n, chunk) in creations.chunks(200).enumerate() {
+                    // The directory is locked with the first IDs taken.
+                    let chunk_ids = Self::allocate_user_ids(tx, chunk.len(), (n == 0).then_some(org_id)).await?;
                     let keys: Vec<_> = chunk
                         .iter()
                         .map(|c| $crate::domain::search::SearchKeys::new(&c.user.first_name, &c.user.last_name, &c.user.email, c.user.mobile.as_deref()))
@@ -82,11 +83,13 @@ macro_rules! bulk_impl {
                             None => crowded_keys[i] = keys,
                         }
                     }
-                    Self::insert_postings(tx, &mut postings).await?;
+                    // The counts go with the last chunk's postings.
+                    let change = if n == last { std::mem::take(&mut counts) } else { BTreeMap::new() };
+                    Self::move_postings(tx, &[], &postings, change).await?;
                     // Squeezed into a used-up gap: each such run placed at once, spreading
                     // its neighbourhood out (postings and all).
                     for run in crowded {
-                        let placed = Self::spread_around(tx, org_id, &sort_keys[run[0]], run.len()).await?;
+                        let placed = Self::spread_around(tx, org_id, &sort_keys[run[0]], run.len(), None).await?;
                         let ranked: Vec<(i64, i64)> = run.iter().map(|i| chunk_ids[*i]).zip(placed).collect();
                         Self::set_ranks(tx, &ranked).await?;
                         let mut postings: Vec<(i64, i64)> = run
@@ -105,8 +108,6 @@ macro_rules! bulk_impl {
                     };
                     let products = pairs(&|c| c.user.products.iter().map(|p| p.as_str().to_owned()).collect());
                     let permissions = pairs(&|c| c.user.permissions.iter().map(|p| p.as_str().to_owned()).collect());
-                    Self::insert_pairs(tx, "INSERT INTO user_products (user_id, product) ", &products).await?;
-                    Self::insert_pairs(tx, "INSERT INTO user_permissions (user_id, permission) ", &permissions).await?;
                     let mut practices: Vec<(i64, i64)> = chunk
                         .iter()
                         .zip(&chunk_ids)
@@ -114,7 +115,7 @@ macro_rules! bulk_impl {
                         .collect();
                     practices.sort();
                     practices.dedup();
-                    Self::with_pairs(tx, ("INSERT INTO user_practices (user_id, practice_id) ", ""), &practices, 500).await?;
+                    Self::insert_memberships(tx, &products, &permissions, &practices).await?;
 
                     audits.extend(chunk.iter().zip(&chunk_ids).map(|(c, id)| {
                         let mut audit = c.audit.clone();
@@ -202,6 +203,41 @@ macro_rules! bulk_impl {
                     }
                 }
                 Ok(())
+            }
+
+            /// Writes new users' products, permissions and practices: on PostgreSQL in one
+            /// statement (the pairs bound as arrays), on SQLite a statement for each.
+            async fn insert_memberships(
+                tx: &mut Tx,
+                products: &[(i64, String)],
+                permissions: &[(i64, String)],
+                practices: &[(i64, i64)],
+            ) -> StoreResult<()> {
+                if BACKEND == $crate::store::Backend::Postgres {
+                    use $crate::store::sql::ranks::{pg_arrays, pg_int_array, pg_text_array};
+                    let ids = |pairs: &[(i64, String)]| pg_int_array(pairs.iter().map(|(id, _)| *id));
+                    let values = |pairs: &[(i64, String)]| pg_text_array(pairs.iter().map(|(_, v)| v.as_str()));
+                    let (practice_users, practice_ids) = pg_arrays(practices);
+                    sqlx::query(
+                        "WITH products AS (INSERT INTO user_products (user_id, product) \
+                         SELECT * FROM unnest($1::int8[], $2::text[])), \
+                         permissions AS (INSERT INTO user_permissions (user_id, permission) \
+                         SELECT * FROM unnest($3::int8[], $4::text[])) \
+                         INSERT INTO user_practices (user_id, practice_id) SELECT * FROM unnest($5::int8[], $6::int8[])",
+                    )
+                    .bind(ids(products))
+                    .bind(values(products))
+                    .bind(ids(permissions))
+                    .bind(values(permissions))
+                    .bind(practice_users)
+                    .bind(practice_ids)
+                    .execute(&mut **tx)
+                    .await?;
+                    return Ok(());
+                }
+                Self::insert_pairs(tx, "INSERT INTO user_products (user_id, product) ", products).await?;
+                Self::insert_pairs(tx, "INSERT INTO user_permissions (user_id, permission) ", permissions).await?;
+                Self::with_pairs(tx, ("INSERT INTO user_practices (user_id, practice_id) ", ""), practices, 500).await
             }
 
             async fn insert_pairs(tx: &mut Tx, sql: &str, pairs: &[(i64, String)]) -> StoreResult<()> {

@@ -175,26 +175,21 @@ macro_rules! directory_impl {
             async fn update_user(&self, update: $crate::store::UserUpdate) -> StoreResult<User> {
                 let mut tx = self.begin_write().await?;
                 let at = update.audit.at;
-                let found: Option<i64> = sqlx::query_scalar("SELECT id FROM users WHERE id = $1 AND org_id = $2")
-                    .bind(update.user_id.0)
-                    .bind(update.org_id.0)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                if found.is_none() {
+                // The row is read (and on PostgreSQL locked) once; the new names go in
+                // with the search entry they give, in one update.
+                let Some(mut row) = Self::indexed_in(&mut tx, update.org_id, update.user_id).await? else {
                     return Err(StoreError::NotFound);
-                }
+                };
                 if let Some(first) = &update.first_name {
-                    sqlx::query("UPDATE users SET first_name = $2, updated_at = $3 WHERE id = $1")
-                        .bind(update.user_id.0).bind(first).bind(at).execute(&mut *tx).await?;
+                    row.first_name = first.clone();
                 }
                 if let Some(last) = &update.last_name {
-                    sqlx::query("UPDATE users SET last_name = $2, updated_at = $3 WHERE id = $1")
-                        .bind(update.user_id.0).bind(last).bind(at).execute(&mut *tx).await?;
+                    row.last_name = last.clone();
                 }
                 if let Some(mobile) = &update.mobile {
-                    sqlx::query("UPDATE users SET mobile = $2, updated_at = $3 WHERE id = $1")
-                        .bind(update.user_id.0).bind(mobile.as_deref()).bind(at).execute(&mut *tx).await?;
+                    row.mobile = mobile.clone();
                 }
+                let changed = update.first_name.is_some() || update.last_name.is_some() || update.mobile.is_some();
                 if let Some(practices) = &update.practice_ids {
                     sqlx::query("DELETE FROM user_practices WHERE user_id = $1")
                         .bind(update.user_id.0)
@@ -220,11 +215,10 @@ macro_rules! directory_impl {
                         }
                     }
                 }
-                Self::index_user_in(&mut tx, update.user_id).await?;
+                let user = Self::write_indexed(&mut tx, update.user_id, row, changed.then_some(at)).await?;
                 Self::append_audit_in(&mut tx, &update.audit).await?;
-                let user = Self::user_in(&mut tx, update.user_id).await?;
                 tx.commit().await?;
-                Ok(user)
+                user.try_into()
             }
 
             async fn reactivate_user(&self, r: $crate::store::Reactivation) -> StoreResult<User> {

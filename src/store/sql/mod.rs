@@ -8,6 +8,7 @@ pub(super) mod backfill;
 pub(super) mod bulk;
 pub(super) mod directory;
 pub(super) mod identity;
+pub(super) mod indexing;
 pub(super) mod jobs;
 pub(super) mod onboard;
 pub(super) mod portable;
@@ -374,6 +375,10 @@ macro_rules! store_impl {
         mod search_plan_sql {
             use super::*;
             $crate::store::sql::search_plan::search_plan_impl!($store);
+        }
+        mod indexing_sql {
+            use super::*;
+            $crate::store::sql::indexing::indexing_impl!($store);
         }
         mod ranks_sql {
             use super::*;

@@ -22,54 +22,48 @@ macro_rules! ranks_impl {
             }
 
             /// For each sort key, the ranks of the ranked users just before and just after
-            /// it in the organization's directory.
+            /// it in the organization's directory (`except` one user: one moving from their
+            /// old place).
             pub(super) async fn neighbour_ranks(
                 tx: &mut Tx,
                 org_id: OrgId,
                 sort_keys: &[&str],
+                except: Option<UserId>,
             ) -> StoreResult<Vec<(Option<i64>, Option<i64>)>> {
                 let mut found = Vec::with_capacity(sort_keys.len());
-                // On PostgreSQL each neighbour is the next row of the index on (org_id,
-                // sort_key) past a row value, kept only if it is of this organization:
-                // with `org_id = $1`, statistics taken while the table was small (each
-                // organization seen once) made the planner expect one user and read the
-                // organization whole through another index for each neighbour (2 s a
-                // statement in a large one; seeding 100,000 users took 12 s or 50-60 s
-                // depending on when autovacuum had last analyzed). A row-value range has
-                // no such estimate: walking that index a step is the only cheap plan.
-                // Each subquery as pieces around the organization's ID.
-                let subqueries: [&[&str]; 2] = if BACKEND == $crate::store::Backend::Postgres {
-                    [
-                        &[
-                            "(SELECT CASE WHEN org_id = ", " THEN search_rank END FROM users \
-                             WHERE (org_id, sort_key) < (", ", v.column2) AND search_rank IS NOT NULL \
-                             ORDER BY org_id DESC, sort_key DESC LIMIT 1)",
-                        ],
-                        &[
-                            "(SELECT CASE WHEN org_id = ", " THEN search_rank END FROM users \
-                             WHERE (org_id, sort_key) > (", ", v.column2) AND search_rank IS NOT NULL \
-                             ORDER BY org_id, sort_key LIMIT 1)",
-                        ],
-                    ]
-                } else {
-                    [
-                        &[
-                            "(SELECT search_rank FROM users WHERE org_id = ", " AND sort_key < v.column2 \
-                             AND search_rank IS NOT NULL ORDER BY sort_key DESC LIMIT 1)",
-                        ],
-                        &[
-                            "(SELECT search_rank FROM users WHERE org_id = ", " AND sort_key > v.column2 \
-                             AND search_rank IS NOT NULL ORDER BY sort_key LIMIT 1)",
-                        ],
-                    ]
-                };
                 for part in sort_keys.chunks(200) {
                     let mut b = sqlx::QueryBuilder::<Db>::new("SELECT v.column1");
-                    for pieces in subqueries {
-                        b.push(", ").push(pieces[0]);
-                        for piece in &pieces[1..] {
-                            b.push_bind(org_id.0).push(*piece);
+                    for (op, order) in [("<", "DESC"), (">", "ASC")] {
+                        match BACKEND {
+                            // On PostgreSQL each neighbour is the next row of the index on
+                            // (org_id, sort_key) past a row value, kept only if it is of
+                            // this organization: with `org_id = $1`, statistics taken while
+                            // the table was small (each organization seen once) made the
+                            // planner expect one user and read the organization whole
+                            // through another index for each neighbour (2 s a statement in
+                            // a large one; seeding 100,000 users took 12 s or 50-60 s
+                            // depending on when autovacuum had last analyzed). A row-value
+                            // range has no such estimate: walking that index a step is the
+                            // only cheap plan.
+                            $crate::store::Backend::Postgres => b
+                                .push(", (SELECT CASE WHEN org_id = ")
+                                .push_bind(org_id.0)
+                                .push(format!(" THEN search_rank END FROM users WHERE (org_id, sort_key) {op} ("))
+                                .push_bind(org_id.0)
+                                .push(", v.column2) AND search_rank IS NOT NULL"),
+                            $crate::store::Backend::Sqlite => b
+                                .push(", (SELECT search_rank FROM users WHERE org_id = ")
+                                .push_bind(org_id.0)
+                                .push(format!(" AND sort_key {op} v.column2 AND search_rank IS NOT NULL")),
+                        };
+                        if let Some(user) = except {
+                            b.push(" AND id <> ").push_bind(user.0);
                         }
+                        let by = match BACKEND {
+                            $crate::store::Backend::Postgres => format!("org_id {order}, sort_key {order}"),
+                            $crate::store::Backend::Sqlite => format!("sort_key {order}"),
+                        };
+                        b.push(format!(" ORDER BY {by} LIMIT 1)"));
                     }
                     b.push(" FROM (");
                     b.push_values(part.iter().enumerate(), |mut row, (i, key)| {
@@ -84,17 +78,32 @@ macro_rules! ranks_impl {
             }
 
             /// IDs for `count` new users, taken before they are written so that their sort
-            /// keys (which end with the ID) and ranks go in with them.
-            pub(super) async fn allocate_user_ids(tx: &mut Tx, count: usize) -> StoreResult<Vec<i64>> {
-                let mut ids: Vec<i64> = match BACKEND {
-                    $crate::store::Backend::Postgres => {
+            /// keys (which end with the ID) and ranks go in with them; first locking the
+            /// directory of `lock` (on PostgreSQL in the same statement).
+            pub(super) async fn allocate_user_ids(tx: &mut Tx, count: usize, lock: Option<OrgId>) -> StoreResult<Vec<i64>> {
+                let mut ids: Vec<i64> = match (BACKEND, lock) {
+                    ($crate::store::Backend::Postgres, Some(org_id)) => {
+                        sqlx::query_scalar(
+                            "WITH locked AS (INSERT INTO directory_versions (org_id, version) VALUES ($2, 1) \
+                             ON CONFLICT (org_id) DO UPDATE SET version = directory_versions.version + 1) \
+                             SELECT nextval(pg_get_serial_sequence('users', 'id')) FROM generate_series(1, $1)",
+                        )
+                        .bind(count as i64)
+                        .bind(org_id.0)
+                        .fetch_all(&mut **tx)
+                        .await?
+                    }
+                    ($crate::store::Backend::Postgres, None) => {
                         sqlx::query_scalar("SELECT nextval(pg_get_serial_sequence('users', 'id')) FROM generate_series(1, $1)")
                             .bind(count as i64)
                             .fetch_all(&mut **tx)
                             .await?
                     }
                     // One writer at a time: the next IDs are free until this one commits.
-                    $crate::store::Backend::Sqlite => {
+                    ($crate::store::Backend::Sqlite, lock) => {
+                        if let Some(org_id) = lock {
+                            Self::lock_directory(tx, org_id).await?;
+                        }
                         let last: i64 = sqlx::query_scalar(
                             "SELECT MAX(COALESCE((SELECT MAX(id) FROM users), 0), \
                              COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'users'), 0))",
@@ -119,7 +128,7 @@ macro_rules! ranks_impl {
                 sort_keys: &[String],
             ) -> StoreResult<(Vec<Option<i64>>, Vec<Vec<usize>>)> {
                 let keys: Vec<&str> = sort_keys.iter().map(String::as_str).collect();
-                let neighbours = Self::neighbour_ranks(tx, org_id, &keys).await?;
+                let neighbours = Self::neighbour_ranks(tx, org_id, &keys, None).await?;
                 let mut order: Vec<usize> = (0..keys.len()).collect();
                 order.sort_unstable_by_key(|i| keys[*i]);
                 let mut ranks = vec![None; keys.len()];
@@ -138,20 +147,17 @@ macro_rules! ranks_impl {
                 Ok((ranks, crowded))
             }
 
-            /// A rank for a new place at `sort_key` (held by no ranked user), spreading the
-            /// neighbourhood out when the gap there is used up. The directory is locked.
-            pub(super) async fn rank_for(tx: &mut Tx, org_id: OrgId, sort_key: &str) -> StoreResult<i64> {
-                let (prev, next) = Self::neighbour_ranks(tx, org_id, &[sort_key]).await?[0];
-                match $crate::domain::search::place(prev, next, 1) {
-                    Some(ranks) => Ok(ranks[0]),
-                    None => Ok(Self::spread_around(tx, org_id, sort_key, 1).await?[0]),
-                }
-            }
-
             /// Re-ranks the users around `sort_key` evenly, in a window that grows until
             /// its ranks have room, and returns the `count` ranks left at `sort_key` among
-            /// them (for unranked users whose keys no ranked user's falls between).
-            pub(super) async fn spread_around(tx: &mut Tx, org_id: OrgId, sort_key: &str, count: usize) -> StoreResult<Vec<i64>> {
+            /// them (for unranked users whose keys no ranked user's falls between, or
+            /// `except`, moving there from elsewhere).
+            pub(super) async fn spread_around(
+                tx: &mut Tx,
+                org_id: OrgId,
+                sort_key: &str,
+                count: usize,
+                except: Option<UserId>,
+            ) -> StoreResult<Vec<i64>> {
                 #[derive(sqlx::FromRow)]
                 struct Ranked {
                     id: i64,
@@ -174,11 +180,11 @@ macro_rules! ranks_impl {
                         };
                         format!(
                             "SELECT id, org_id, search_rank, username, email, name_key, mobile_digits FROM users \
-                             WHERE {range} AND search_rank IS NOT NULL ORDER BY {by} LIMIT $3"
+                             WHERE {range} AND search_rank IS NOT NULL AND id <> $4 ORDER BY {by} LIMIT $3"
                         )
                     };
                     let fetch = |sql: String| {
-                        sqlx::query_as::<_, Ranked>(sqlx::AssertSqlSafe(sql)).bind(org_id.0).bind(sort_key.to_owned()).bind(width + 1)
+                        sqlx::query_as::<_, Ranked>(sqlx::AssertSqlSafe(sql)).bind(org_id.0).bind(sort_key.to_owned()).bind(width + 1).bind(except.map_or(0, |u| u.0))
                     };
                     let mut before: Vec<Ranked> = fetch(side("<", "DESC")).fetch_all(&mut **tx).await?;
                     let mut after: Vec<Ranked> = fetch(side(">", "ASC")).fetch_all(&mut **tx).await?;
@@ -247,19 +253,45 @@ macro_rules! ranks_impl {
                 Self::with_pairs(tx, ("DELETE FROM user_search_postings WHERE (key, rank) IN (", ")"), &pairs, 400).await
             }
 
-            /// Removes a user's postings under `keys` at `rank`.
-            pub(super) async fn delete_postings(tx: &mut Tx, rank: i64, keys: &[i64]) -> StoreResult<()> {
-                for part in keys.chunks(200) {
-                    let mut b = sqlx::QueryBuilder::<Db>::new("DELETE FROM user_search_postings WHERE rank = ");
-                    b.push_bind(rank).push(" AND key IN (");
-                    let mut list = b.separated(", ");
-                    for key in part {
-                        list.push_bind(*key);
-                    }
-                    b.push(")");
-                    b.build().execute(&mut **tx).await?;
+            /// Moves postings: removes `gone`, writes `added` and moves each key's count
+            /// of users by `change` (a posting both gone and added stays). On PostgreSQL
+            /// one statement, the pairs bound as arrays (up to 5,000 of each).
+            pub(super) async fn move_postings(
+                tx: &mut Tx,
+                gone: &[(i64, i64)],
+                added: &[(i64, i64)],
+                change: std::collections::BTreeMap<i64, i64>,
+            ) -> StoreResult<()> {
+                use std::collections::BTreeSet;
+                let (gone_set, added_set): (BTreeSet<_>, BTreeSet<_>) = (gone.iter().collect(), added.iter().collect());
+                let mut gone: Vec<(i64, i64)> = gone.iter().filter(|p| !added_set.contains(p)).copied().collect();
+                let mut added: Vec<(i64, i64)> = added.iter().filter(|p| !gone_set.contains(p)).copied().collect();
+                let change: Vec<(i64, i64)> = change.into_iter().filter(|(_, by)| *by != 0).collect();
+                gone.sort_unstable();
+                added.sort_unstable();
+                if BACKEND == $crate::store::Backend::Postgres && gone.len().max(added.len()).max(change.len()) <= 5_000 {
+                    let ((gone_keys, gone_ranks), (added_keys, added_ranks), (keys, by)) =
+                        { use $crate::store::sql::ranks::pg_arrays; (pg_arrays(&gone), pg_arrays(&added), pg_arrays(&change)) };
+                    sqlx::query(
+                        "WITH gone AS (DELETE FROM user_search_postings p USING unnest($1::int8[], $2::int8[]) AS v(a, b) \
+                         WHERE p.key = v.a AND p.rank = v.b), \
+                         added AS (INSERT INTO user_search_postings (key, rank) SELECT * FROM unnest($3::int8[], $4::int8[])) \
+                         INSERT INTO user_search_counts (key, users) SELECT * FROM unnest($5::int8[], $6::int8[]) \
+                         ON CONFLICT (key) DO UPDATE SET users = user_search_counts.users + excluded.users",
+                    )
+                    .bind(gone_keys)
+                    .bind(gone_ranks)
+                    .bind(added_keys)
+                    .bind(added_ranks)
+                    .bind(keys)
+                    .bind(by)
+                    .execute(&mut **tx)
+                    .await?;
+                    return Ok(());
                 }
-                Ok(())
+                Self::with_pairs(tx, ("DELETE FROM user_search_postings WHERE (key, rank) IN (", ")"), &gone, 400).await?;
+                Self::insert_postings(tx, &mut added).await?;
+                Self::count_postings(tx, change.into_iter().collect()).await
             }
 
             /// Writes (key, rank) postings, in index order so that each statement touches
@@ -308,15 +340,25 @@ macro_rules! ranks_impl {
 
 pub(crate) use ranks_impl;
 
-/// Pairs as two PostgreSQL array literals (`{1,2}`), bound as text: the store's SQL is
+/// Integers as a PostgreSQL array literal (`{1,2}`), bound as text: the store's SQL is
 /// compiled for both databases, and SQLite has no array type.
+pub(crate) fn pg_int_array(values: impl Iterator<Item = i64>) -> String {
+    let list: Vec<String> = values.map(|v| v.to_string()).collect();
+    format!("{{{}}}", list.join(","))
+}
+
+/// Pairs as two PostgreSQL array literals.
 pub(crate) fn pg_arrays(pairs: &[(i64, i64)]) -> (String, String) {
-    let literal = |values: &mut dyn Iterator<Item = i64>| {
-        let list: Vec<String> = values.map(|v| v.to_string()).collect();
-        format!("{{{}}}", list.join(","))
-    };
     (
-        literal(&mut pairs.iter().map(|p| p.0)),
-        literal(&mut pairs.iter().map(|p| p.1)),
+        pg_int_array(pairs.iter().map(|p| p.0)),
+        pg_int_array(pairs.iter().map(|p| p.1)),
     )
+}
+
+/// Text values as a PostgreSQL array literal, each quoted (bound as text, as above).
+pub(crate) fn pg_text_array<'a>(values: impl Iterator<Item = &'a str>) -> String {
+    let quoted: Vec<String> = values
+        .map(|v| format!("\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\"")))
+        .collect();
+    format!("{{{}}}", quoted.join(","))
 }

@@ -4,89 +4,6 @@
 macro_rules! search_impl {
     ($store:ty) => {
         impl $store {
-            /// Recomputes a user's matching keys, sort key, rank and postings from their
-            /// current name, email and mobile. Username and email never change, so the
-            /// postings held are those of the stored matching keys.
-            pub(super) async fn index_user_in(tx: &mut Tx, user_id: UserId) -> StoreResult<()> {
-                use $crate::domain::search::SearchKeys;
-                #[derive(sqlx::FromRow)]
-                struct Row {
-                    org_id: i64,
-                    username: String,
-                    first_name: String,
-                    last_name: String,
-                    email: String,
-                    mobile: Option<String>,
-                    sort_key: Option<String>,
-                    search_rank: Option<i64>,
-                    name_key: Option<String>,
-                    mobile_digits: Option<String>,
-                }
-                let row: Row = sqlx::query_as(
-                    "SELECT org_id, username, first_name, last_name, email, mobile, sort_key, search_rank, name_key, mobile_digits \
-                     FROM users WHERE id = $1",
-                )
-                .bind(user_id.0)
-                .fetch_one(&mut **tx)
-                .await?;
-                let org_id = OrgId(row.org_id);
-                let keys = SearchKeys::new(&row.first_name, &row.last_name, &row.email, row.mobile.as_deref());
-                let new_keys = keys.posting_keys(org_id.0, &row.username);
-                let old_keys = match (row.search_rank, row.name_key) {
-                    (Some(_), Some(name)) => SearchKeys { name, email: row.email.to_lowercase(), mobile_digits: row.mobile_digits }
-                        .posting_keys(org_id.0, &row.username),
-                    _ => Vec::new(),
-                };
-                let sort_key = $crate::domain::search::sort_key(&row.first_name, &row.last_name, user_id.0);
-                let rank = match row.search_rank {
-                    // Same place in the directory: only the postings that differ move.
-                    Some(rank) if row.sort_key.as_deref() == Some(sort_key.as_str()) => {
-                        let gone: Vec<i64> = old_keys.iter().filter(|k| !new_keys.contains(k)).copied().collect();
-                        let mut added: Vec<(i64, i64)> =
-                            new_keys.iter().filter(|k| !old_keys.contains(k)).map(|k| (*k, rank)).collect();
-                        Self::delete_postings(tx, rank, &gone).await?;
-                        Self::insert_postings(tx, &mut added).await?;
-                        rank
-                    }
-                    old => {
-                        if let Some(old) = old {
-                            Self::delete_postings(tx, old, &old_keys).await?;
-                        }
-                        Self::lock_directory(tx, org_id).await?;
-                        sqlx::query("UPDATE users SET sort_key = $2, search_rank = NULL WHERE id = $1")
-                            .bind(user_id.0)
-                            .bind(&sort_key)
-                            .execute(&mut **tx)
-                            .await?;
-                        let rank = Self::rank_for(tx, org_id, &sort_key).await?;
-                        let mut postings: Vec<(i64, i64)> = new_keys.iter().map(|k| (*k, rank)).collect();
-                        Self::insert_postings(tx, &mut postings).await?;
-                        rank
-                    }
-                };
-                let mut change = std::collections::BTreeMap::<i64, i64>::new();
-                for key in old_keys {
-                    *change.entry(key).or_default() -= 1;
-                }
-                for key in new_keys {
-                    *change.entry(key).or_default() += 1;
-                }
-                Self::count_postings(tx, change).await?;
-                sqlx::query(
-                    "UPDATE users SET sort_key = $2, name_key = $3, mobile_digits = $4, mobile_reversed = $5, search_rank = $6 \
-                     WHERE id = $1",
-                )
-                .bind(user_id.0)
-                .bind(&sort_key)
-                .bind(&keys.name)
-                .bind(keys.mobile_digits.as_deref())
-                .bind(keys.mobile_digits.as_deref().map(|d| d.chars().rev().collect::<String>()))
-                .bind(rank)
-                .execute(&mut **tx)
-                .await?;
-                Ok(())
-            }
-
             /// Starts the page after the cursor: a sort key, or for a walk in rank order,
             /// the rank of the last user at or before it.
             fn push_after(b: &mut sqlx::QueryBuilder<Db>, q: &$crate::store::UserSearch, order: &str, ranked: bool) {
@@ -377,15 +294,15 @@ macro_rules! search_impl {
                 self.backfill_short_name_pieces().await?;
                 let mut done = 0u64;
                 loop {
-                    let ids: Vec<i64> = sqlx::query_scalar(crate::store::search::UNRANKED_USERS)
+                    let ids: Vec<(i64, i64)> = sqlx::query_as(crate::store::search::UNRANKED_USERS)
                         .fetch_all(&self.pool)
                         .await?;
                     if ids.is_empty() {
                         return Ok(done);
                     }
                     let mut tx = self.begin_write().await?;
-                    for id in &ids {
-                        Self::index_user_in(&mut tx, UserId(*id)).await?;
+                    for (id, org_id) in &ids {
+                        Self::index_user_in(&mut tx, OrgId(*org_id), UserId(*id)).await?;
                     }
                     tx.commit().await?;
                     done += ids.len() as u64;

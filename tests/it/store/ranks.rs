@@ -3,7 +3,10 @@
 
 use super::*;
 
-crate::on_both_databases!(ranks_keep_directory_order_through_crowding_imports_and_renames,);
+crate::on_both_databases!(
+    ranks_keep_directory_order_through_crowding_imports_and_renames,
+    renames_of_one_user_at_once_leave_the_last_name_posted_alone,
+);
 
 /// Users whose rank disagrees with their sort key, ranks shared, postings at no user's
 /// rank, and keys counted other than as posted: all must be none.
@@ -190,4 +193,97 @@ async fn ranks_keep_directory_order_through_crowding_imports_and_renames(db: Tes
         [other],
         "the other organization's namesake, untouched"
     );
+}
+
+/// Eight renames of one user at once, each to a name elsewhere in the directory: all
+/// succeed, one after another, and the user is left ranked and posted under the name
+/// they hold, with no posting of the names they held on the way.
+async fn renames_of_one_user_at_once_leave_the_last_name_posted_alone(db: TestDb) {
+    use gatehouse::domain::search::SearchKeys;
+    const LAST: [&str; 8] = [
+        "Abbott", "Baker", "Castro", "Dubois", "Eriksen", "Fischer", "Garcia", "Haddad",
+    ];
+    let app = test_app(&db).await;
+    let (org, _) = seed_org(&app, "Renamed", "rena").await;
+    for (i, last) in LAST.iter().enumerate() {
+        let mut neighbour = new_user(
+            org.id,
+            &format!("n{i}"),
+            &format!("n{i}@r.example"),
+            UserKind::Staff,
+        );
+        neighbour.user.last_name = (*last).into();
+        app.store.create_user(neighbour).await.unwrap();
+    }
+    let user = app
+        .store
+        .create_user(new_user(
+            org.id,
+            "moving",
+            "moving@r.example",
+            UserKind::Staff,
+        ))
+        .await
+        .unwrap();
+    let renames = LAST.map(|last| {
+        let store = app.store.clone();
+        tokio::spawn(async move {
+            store
+                .update_user(UserUpdate {
+                    org_id: org.id,
+                    user_id: user.id,
+                    first_name: None,
+                    last_name: Some(last.into()),
+                    mobile: None,
+                    practice_ids: None,
+                    audit: AuditEntry::new(org.id, now(), "user.updated"),
+                })
+                .await
+        })
+    });
+    for rename in renames {
+        rename.await.unwrap().expect("each rename succeeds");
+    }
+    assert_eq!(inconsistencies(&db).await, [0; 4]);
+
+    let held = app.store.user(org.id, user.id).await.unwrap();
+    let keys = |last: &str| {
+        SearchKeys::new("Test", last, "moving@r.example", None).posting_keys(org.id.0, "moving")
+    };
+    let list = |keys: &[i64]| {
+        keys.iter()
+            .map(i64::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let rank = format!("(SELECT search_rank FROM users WHERE id = {})", user.id.0);
+    let posted = keys(&held.last_name);
+    let stale: Vec<i64> = LAST
+        .iter()
+        .flat_map(|l| keys(l))
+        .filter(|k| !posted.contains(k))
+        .collect();
+    let count = |keys: &[i64]| {
+        format!(
+            "SELECT COUNT(DISTINCT key) FROM user_search_postings WHERE rank = {rank} AND key IN ({})",
+            list(keys)
+        )
+    };
+    let mut distinct = posted.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert_eq!(
+        db.count(&count(&posted)).await,
+        distinct.len() as i64,
+        "posted as {}",
+        held.last_name
+    );
+    assert_eq!(
+        db.count(&count(&stale)).await,
+        0,
+        "nothing left of the names before {}",
+        held.last_name
+    );
+    let found = find_by_name(&app, org.id, &held.last_name.to_lowercase(), 25).await;
+    assert!(found.users.iter().any(|(_, u)| u.id == user.id));
 }
