@@ -13,11 +13,14 @@ macro_rules! bulk_impl {
             /// to `audits`, for the caller to append to the chain with whatever else its
             /// transaction records (one write of the chain's head for all). `NoLicense` or
             /// a practice of another organization (`NotFound`) fails the whole batch.
+            /// `empty` when the organization's directory is known to be empty (created in
+            /// this transaction): the first batch then has no neighbours to look up.
             pub(super) async fn create_users_in(
                 tx: &mut Tx,
                 org_id: OrgId,
                 creations: &[UserCreation],
                 audits: &mut Vec<AuditEntry>,
+                empty: bool,
             ) -> StoreResult<Vec<UserId>> {
                 use std::collections::BTreeMap;
                 Self::take_licenses_for(tx, org_id, creations).await?;
@@ -36,7 +39,7 @@ macro_rules! bulk_impl {
                         .zip(&chunk_ids)
                         .map(|(c, id)| $crate::domain::search::sort_key(&c.user.first_name, &c.user.last_name, *id))
                         .collect();
-                    let (ranks, crowded) = Self::ranks_for_batch(tx, org_id, &sort_keys).await?;
+                    let (ranks, crowded) = Self::ranks_for_batch(tx, org_id, &sort_keys, empty && n == 0).await?;
                     let mut insert = sqlx::QueryBuilder::<Db>::new(
                         "INSERT INTO users (id, org_id, username, email, first_name, last_name, mobile, kind, role, status, \
                          password_hash, encryption_key, created_at, updated_at, name_key, mobile_digits, mobile_reversed, \

@@ -267,7 +267,7 @@ macro_rules! store_impl {
                 // An import's practices come from the organization's own; these were named
                 // by a caller.
                 Self::check_practices(tx, creation.user.org_id, std::slice::from_ref(creation)).await?;
-                let ids = Self::create_users_in(tx, creation.user.org_id, std::slice::from_ref(creation), &mut audits).await?;
+                let ids = Self::create_users_in(tx, creation.user.org_id, std::slice::from_ref(creation), &mut audits, false).await?;
                 Self::append_audits_in(tx, creation.user.org_id, &audits).await?;
                 Self::user_in(tx, ids[0]).await
             }

@@ -34,7 +34,7 @@ macro_rules! onboard_impl {
                 let large = Self::widen_cache(&mut tx, import.users.len()).await?;
                 let ids: StoreResult<_> = async {
                     let (org_id, mut audits) = (import.org_id, Vec::new());
-                    let ids = Self::import_users_in(&mut tx, import, progress, &mut audits).await?;
+                    let ids = Self::import_users_in(&mut tx, import, progress, &mut audits, false).await?;
                     Self::append_audits_in(&mut tx, org_id, &audits).await?;
                     Ok(ids)
                 }
@@ -93,7 +93,7 @@ macro_rules! onboard_impl {
                     let org = Self::insert_organization_in(tx, &new, &mut audits).await?;
                     import.org_id = org.id;
                     import.users.insert(0, (new.owner, Vec::new()));
-                    let ids = Self::import_users_in(tx, import, &|_| {}, &mut audits).await?;
+                    let ids = Self::import_users_in(tx, import, &|_| {}, &mut audits, true).await?;
                     let genesis = (0, audit::GENESIS.to_vec());
                     Self::append_audits_after(tx, org.id, &audits, Some(genesis)).await?;
                     let owner = Self::user_in(tx, ids[0]).await?;
@@ -152,12 +152,14 @@ macro_rules! onboard_impl {
             }
 
             /// Writes one organization's import inside `tx` (see `import_users`); its audit
-            /// events (practices, then users) are added to `audits`.
+            /// events (practices, then users) are added to `audits`. `new` when the
+            /// organization was created in `tx` (its directory is empty).
             async fn import_users_in(
                 tx: &mut Tx,
                 import: $crate::store::UserImport,
                 progress: &(dyn Fn(usize) + Send + Sync),
                 audits: &mut Vec<AuditEntry>,
+                new: bool,
             ) -> StoreResult<Vec<UserId>> {
                 let org_id = import.org_id;
                 // The new practices in one statement; the organization's others are read
@@ -215,7 +217,8 @@ macro_rules! onboard_impl {
                     if given {
                         Self::check_practices(tx, org_id, &chunk).await?;
                     }
-                    ids.extend(Self::create_users_in(tx, org_id, &chunk, audits).await?);
+                    let empty = new && ids.is_empty();
+                    ids.extend(Self::create_users_in(tx, org_id, &chunk, audits, empty).await?);
                     progress(ids.len());
                 }
                 Ok(ids)

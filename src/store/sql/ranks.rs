@@ -121,14 +121,19 @@ macro_rules! ranks_impl {
             /// one gap between ranked neighbours are placed in it together (`place`). The
             /// users of a gap too narrow for them are left `None` and returned as a run
             /// (indices in directory order), placed together by `spread_around` once
-            /// written.
+            /// written. In an `empty` directory nobody has neighbours: none are looked up.
             pub(super) async fn ranks_for_batch(
                 tx: &mut Tx,
                 org_id: OrgId,
                 sort_keys: &[String],
+                empty: bool,
             ) -> StoreResult<(Vec<Option<i64>>, Vec<Vec<usize>>)> {
                 let keys: Vec<&str> = sort_keys.iter().map(String::as_str).collect();
-                let neighbours = Self::neighbour_ranks(tx, org_id, &keys, None).await?;
+                let neighbours = if empty {
+                    vec![(None, None); keys.len()]
+                } else {
+                    Self::neighbour_ranks(tx, org_id, &keys, None).await?
+                };
                 let mut order: Vec<usize> = (0..keys.len()).collect();
                 order.sort_unstable_by_key(|i| keys[*i]);
                 let mut ranks = vec![None; keys.len()];

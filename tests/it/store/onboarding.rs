@@ -5,7 +5,10 @@ use super::*;
 use gatehouse::app::directory::organization::CreateOrganization;
 use gatehouse::store::{NewOrganization, UserImport};
 
-crate::on_both_databases!(organizations_onboard_together_as_if_one_by_one,);
+crate::on_both_databases!(
+    organizations_onboard_together_as_if_one_by_one,
+    an_onboarded_organization_is_ranked_in_directory_order,
+);
 
 async fn new_organization(
     app: &gatehouse::app::App,
@@ -121,4 +124,35 @@ async fn organizations_onboard_together_as_if_one_by_one(db: TestDb) {
     );
     assert_eq!(db.count("SELECT COUNT(*) FROM users").await, users);
     assert_eq!(db.count("SELECT COUNT(*) FROM organizations").await, orgs);
+}
+
+/// An organization onboarded with 450 members of names in no order (three batches of
+/// ranks: the first placed in the new, empty directory without looking up neighbours,
+/// the others among those) has every member ranked in directory order, and a search
+/// walks them in it.
+async fn an_onboarded_organization_is_ranked_in_directory_order(db: TestDb) {
+    let app = test_app(&db).await;
+    let mut members = import("elm", 450);
+    for (i, (creation, _)) in members.users.iter_mut().enumerate() {
+        creation.user.last_name = format!("Member {:03}", (i * 7_919) % 450);
+    }
+    let batch = vec![(new_organization(&app, "elm", 500).await, members)];
+    let created = app.store.import_organizations(batch).await.unwrap();
+    let id = created[0].0.id.0;
+    let disorder = format!(
+        "SELECT COUNT(*) FROM users a JOIN users b ON a.org_id = b.org_id \
+         AND a.sort_key < b.sort_key AND a.search_rank >= b.search_rank WHERE a.org_id = {id}"
+    );
+    assert_eq!(db.count(&disorder).await, 0);
+    let unranked =
+        format!("SELECT COUNT(*) FROM users WHERE org_id = {id} AND search_rank IS NULL");
+    assert_eq!(db.count(&unranked).await, 0);
+    let found = find_by_name(&app, created[0].0.id, "member", 500).await;
+    let names: Vec<_> = found
+        .users
+        .iter()
+        .map(|(_, u)| u.last_name.clone())
+        .collect();
+    let expected: Vec<_> = (0..450).map(|i| format!("Member {i:03}")).collect();
+    assert_eq!(names, expected);
 }
