@@ -267,10 +267,13 @@ macro_rules! ranks_impl {
                 added: &[(i64, i64)],
                 change: std::collections::BTreeMap<i64, i64>,
             ) -> StoreResult<()> {
-                use std::collections::BTreeSet;
-                let (gone_set, added_set): (BTreeSet<_>, BTreeSet<_>) = (gone.iter().collect(), added.iter().collect());
-                let mut gone: Vec<(i64, i64)> = gone.iter().filter(|p| !added_set.contains(p)).copied().collect();
-                let mut added: Vec<(i64, i64)> = added.iter().filter(|p| !gone_set.contains(p)).copied().collect();
+                let (mut gone, mut added) = (gone.to_vec(), added.to_vec());
+                if !gone.is_empty() && !added.is_empty() {
+                    use std::collections::BTreeSet;
+                    let (gone_set, added_set): (BTreeSet<_>, BTreeSet<_>) = (gone.iter().copied().collect(), added.iter().copied().collect());
+                    gone.retain(|p| !added_set.contains(p));
+                    added.retain(|p| !gone_set.contains(p));
+                }
                 let change: Vec<(i64, i64)> = change.into_iter().filter(|(_, by)| *by != 0).collect();
                 gone.sort_unstable();
                 added.sort_unstable();
