@@ -4,6 +4,14 @@
 //! takes a rank in the gap between theirs; when a gap is used up, the neighbourhood is
 //! spread out again (a window growing until it has room, at worst the organization).
 
+/// Moves the directory version of organization `$1` on, which locks it.
+macro_rules! lock_directory_sql {
+    () => {
+        "INSERT INTO directory_versions (org_id, version) VALUES ($1, 1) \
+         ON CONFLICT (org_id) DO UPDATE SET version = directory_versions.version + 1"
+    };
+}
+
 macro_rules! ranks_impl {
     ($store:ty) => {
         impl $store {
@@ -11,13 +19,7 @@ macro_rules! ranks_impl {
             /// ends, by moving its directory's version on: the row every change to its
             /// users moves (by trigger), so this lock is always taken in the same order.
             pub(super) async fn lock_directory(tx: &mut Tx, org_id: OrgId) -> StoreResult<()> {
-                sqlx::query(
-                    "INSERT INTO directory_versions (org_id, version) VALUES ($1, 1) \
-                     ON CONFLICT (org_id) DO UPDATE SET version = directory_versions.version + 1",
-                )
-                .bind(org_id.0)
-                .execute(&mut **tx)
-                .await?;
+                sqlx::query($crate::store::sql::ranks::lock_directory_sql!()).bind(org_id.0).execute(&mut **tx).await?;
                 Ok(())
             }
 
@@ -83,13 +85,13 @@ macro_rules! ranks_impl {
             pub(super) async fn allocate_user_ids(tx: &mut Tx, count: usize, lock: Option<OrgId>) -> StoreResult<Vec<i64>> {
                 let mut ids: Vec<i64> = match (BACKEND, lock) {
                     ($crate::store::Backend::Postgres, Some(org_id)) => {
-                        sqlx::query_scalar(
-                            "WITH locked AS (INSERT INTO directory_versions (org_id, version) VALUES ($2, 1) \
-                             ON CONFLICT (org_id) DO UPDATE SET version = directory_versions.version + 1) \
-                             SELECT nextval(pg_get_serial_sequence('users', 'id')) FROM generate_series(1, $1)",
-                        )
-                        .bind(count as i64)
+                        sqlx::query_scalar(concat!(
+                            "WITH locked AS (",
+                            $crate::store::sql::ranks::lock_directory_sql!(),
+                            ") SELECT nextval(pg_get_serial_sequence('users', 'id')) FROM generate_series(1, $2)"
+                        ))
                         .bind(org_id.0)
+                        .bind(count as i64)
                         .fetch_all(&mut **tx)
                         .await?
                     }
@@ -346,7 +348,7 @@ macro_rules! ranks_impl {
     };
 }
 
-pub(crate) use ranks_impl;
+pub(crate) use {lock_directory_sql, ranks_impl};
 
 /// Integers as a PostgreSQL array literal (`{1,2}`), bound as text: the store's SQL is
 /// compiled for both databases, and SQLite has no array type.
