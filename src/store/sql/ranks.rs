@@ -277,6 +277,9 @@ macro_rules! ranks_impl {
                     added.retain(|p| !gone_set.contains(p));
                 }
                 let change: Vec<(i64, i64)> = change.into_iter().filter(|(_, by)| *by != 0).collect();
+                if gone.is_empty() && added.is_empty() && change.is_empty() {
+                    return Ok(());
+                }
                 gone.sort_unstable();
                 added.sort_unstable();
                 if BACKEND == $crate::store::Backend::Postgres && gone.len().max(added.len()).max(change.len()) <= 5_000 {
