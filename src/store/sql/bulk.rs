@@ -217,7 +217,7 @@ macro_rules! bulk_impl {
                 practices: &[(i64, i64)],
             ) -> StoreResult<()> {
                 if BACKEND == $crate::store::Backend::Postgres {
-                    use $crate::store::sql::ranks::{pg_arrays, pg_int_array, pg_text_array};
+                    use $crate::store::sql::arrays::{pg_arrays, pg_int_array, pg_text_array};
                     let ids = |pairs: &[(i64, String)]| pg_int_array(pairs.iter().map(|(id, _)| *id));
                     let values = |pairs: &[(i64, String)]| pg_text_array(pairs.iter().map(|(_, v)| v.as_str()));
                     let (practice_users, practice_ids) = pg_arrays(practices);

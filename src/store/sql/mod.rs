@@ -3,6 +3,7 @@
 //! `RETURNING`; what differs (connecting, starting a write transaction) stays in the
 //! backend's own module.
 
+pub(super) mod arrays;
 pub(super) mod audit;
 pub(super) mod backfill;
 pub(super) mod bulk;

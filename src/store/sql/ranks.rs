@@ -36,7 +36,7 @@ macro_rules! ranks_impl {
                 for part in sort_keys.chunks(200) {
                     let mut b = sqlx::QueryBuilder::<Db>::new("SELECT v.column1");
                     for (op, order) in [("<", "DESC"), (">", "ASC")] {
-                        match BACKEND {
+                        let by = match BACKEND {
                             // On PostgreSQL each neighbour is the next row of the index on
                             // (org_id, sort_key) past a row value, kept only if it is of
                             // this organization: with `org_id = $1`, statistics taken while
@@ -47,24 +47,24 @@ macro_rules! ranks_impl {
                             // depending on when autovacuum had last analyzed). A row-value
                             // range has no such estimate: walking that index a step is the
                             // only cheap plan.
-                            $crate::store::Backend::Postgres => b
-                                .push(", (SELECT CASE WHEN org_id = ")
-                                .push_bind(org_id.0)
-                                .push(format!(" THEN search_rank END FROM users WHERE (org_id, sort_key) {op} ("))
-                                .push_bind(org_id.0)
-                                .push(", v.column2) AND search_rank IS NOT NULL"),
-                            $crate::store::Backend::Sqlite => b
-                                .push(", (SELECT search_rank FROM users WHERE org_id = ")
-                                .push_bind(org_id.0)
-                                .push(format!(" AND sort_key {op} v.column2 AND search_rank IS NOT NULL")),
+                            $crate::store::Backend::Postgres => {
+                                b.push(", (SELECT CASE WHEN org_id = ")
+                                    .push_bind(org_id.0)
+                                    .push(format!(" THEN search_rank END FROM users WHERE (org_id, sort_key) {op} ("))
+                                    .push_bind(org_id.0)
+                                    .push(", v.column2) AND search_rank IS NOT NULL");
+                                format!("org_id {order}, sort_key {order}")
+                            }
+                            $crate::store::Backend::Sqlite => {
+                                b.push(", (SELECT search_rank FROM users WHERE org_id = ")
+                                    .push_bind(org_id.0)
+                                    .push(format!(" AND sort_key {op} v.column2 AND search_rank IS NOT NULL"));
+                                format!("sort_key {order}")
+                            }
                         };
                         if let Some(user) = except {
                             b.push(" AND id <> ").push_bind(user.0);
                         }
-                        let by = match BACKEND {
-                            $crate::store::Backend::Postgres => format!("org_id {order}, sort_key {order}"),
-                            $crate::store::Backend::Sqlite => format!("sort_key {order}"),
-                        };
                         b.push(format!(" ORDER BY {by} LIMIT 1)"));
                     }
                     b.push(" FROM (");
@@ -225,9 +225,9 @@ macro_rules! ranks_impl {
                         }
                         .posting_keys(org_id.0, &r.username);
                         postings.extend(keys.iter().map(|key| (*key, *rank)));
-                        old.push((r.search_rank, keys));
+                        old.extend(keys.iter().map(|key| (*key, r.search_rank)));
                     }
-                    Self::delete_posted(tx, &old).await?;
+                    Self::delete_postings(tx, &old).await?;
                     let moved: Vec<(i64, i64)> = members.iter().map(|(r, rank)| (r.id, *rank)).collect();
                     Self::set_ranks(tx, &moved).await?;
                     Self::insert_postings(tx, &mut postings).await?;
@@ -248,16 +248,15 @@ macro_rules! ranks_impl {
                 Self::with_pairs(tx, sql, ranks, 400).await
             }
 
-            /// Removes users' postings: (rank, keys) for each, a few hundred postings to a
-            /// statement (on PostgreSQL as two arrays unnested, as in `set_ranks`).
-            async fn delete_posted(tx: &mut Tx, postings: &[(i64, Vec<i64>)]) -> StoreResult<()> {
-                let pairs: Vec<(i64, i64)> = postings.iter().flat_map(|(rank, keys)| keys.iter().map(move |key| (*key, *rank))).collect();
+            /// Removes (key, rank) postings, a few hundred to a statement (on PostgreSQL as
+            /// two arrays unnested, as in `set_ranks`).
+            async fn delete_postings(tx: &mut Tx, pairs: &[(i64, i64)]) -> StoreResult<()> {
                 if BACKEND == $crate::store::Backend::Postgres {
                     let sql = "DELETE FROM user_search_postings p USING unnest($1::int8[], $2::int8[]) AS v(a, b) \
                                WHERE p.key = v.a AND p.rank = v.b";
-                    return Self::with_unnested_pairs(tx, sql, &pairs, 400).await;
+                    return Self::with_unnested_pairs(tx, sql, pairs, 400).await;
                 }
-                Self::with_pairs(tx, ("DELETE FROM user_search_postings WHERE (key, rank) IN (", ")"), &pairs, 400).await
+                Self::with_pairs(tx, ("DELETE FROM user_search_postings WHERE (key, rank) IN (", ")"), pairs, 400).await
             }
 
             /// Moves postings: removes `gone`, writes `added` and moves each key's count
@@ -267,7 +266,7 @@ macro_rules! ranks_impl {
                 tx: &mut Tx,
                 gone: &[(i64, i64)],
                 added: &[(i64, i64)],
-                change: std::collections::BTreeMap<i64, i64>,
+                mut change: std::collections::BTreeMap<i64, i64>,
             ) -> StoreResult<()> {
                 let (mut gone, mut added) = (gone.to_vec(), added.to_vec());
                 if !gone.is_empty() && !added.is_empty() {
@@ -276,15 +275,17 @@ macro_rules! ranks_impl {
                     gone.retain(|p| !added_set.contains(p));
                     added.retain(|p| !gone_set.contains(p));
                 }
-                let change: Vec<(i64, i64)> = change.into_iter().filter(|(_, by)| *by != 0).collect();
+                change.retain(|_, by| *by != 0);
                 if gone.is_empty() && added.is_empty() && change.is_empty() {
                     return Ok(());
                 }
                 gone.sort_unstable();
                 added.sort_unstable();
                 if BACKEND == $crate::store::Backend::Postgres && gone.len().max(added.len()).max(change.len()) <= 5_000 {
+                    use $crate::store::sql::arrays::pg_arrays;
+                    let change: Vec<(i64, i64)> = change.into_iter().collect();
                     let ((gone_keys, gone_ranks), (added_keys, added_ranks), (keys, by)) =
-                        { use $crate::store::sql::ranks::pg_arrays; (pg_arrays(&gone), pg_arrays(&added), pg_arrays(&change)) };
+                        (pg_arrays(&gone), pg_arrays(&added), pg_arrays(&change));
                     sqlx::query(
                         "WITH gone AS (DELETE FROM user_search_postings p USING unnest($1::int8[], $2::int8[]) AS v(a, b) \
                          WHERE p.key = v.a AND p.rank = v.b), \
@@ -302,9 +303,9 @@ macro_rules! ranks_impl {
                     .await?;
                     return Ok(());
                 }
-                Self::with_pairs(tx, ("DELETE FROM user_search_postings WHERE (key, rank) IN (", ")"), &gone, 400).await?;
+                Self::delete_postings(tx, &gone).await?;
                 Self::insert_postings(tx, &mut added).await?;
-                Self::count_postings(tx, change.into_iter().collect()).await
+                Self::count_postings(tx, change).await
             }
 
             /// Writes (key, rank) postings, in index order so that each statement touches
@@ -342,7 +343,7 @@ macro_rules! ranks_impl {
             /// $2::int8[]) AS v(a, b)`, for `per_statement` pairs at a time.
             async fn with_unnested_pairs(tx: &mut Tx, sql: &'static str, pairs: &[(i64, i64)], per_statement: usize) -> StoreResult<()> {
                 for part in pairs.chunks(per_statement) {
-                    let (a, b) = $crate::store::sql::ranks::pg_arrays(part);
+                    let (a, b) = $crate::store::sql::arrays::pg_arrays(part);
                     sqlx::query(sql).bind(a).bind(b).execute(&mut **tx).await?;
                 }
                 Ok(())
@@ -352,26 +353,3 @@ macro_rules! ranks_impl {
 }
 
 pub(crate) use {lock_directory_sql, ranks_impl};
-
-/// Integers as a PostgreSQL array literal (`{1,2}`), bound as text: the store's SQL is
-/// compiled for both databases, and SQLite has no array type.
-pub(crate) fn pg_int_array(values: impl Iterator<Item = i64>) -> String {
-    let list: Vec<String> = values.map(|v| v.to_string()).collect();
-    format!("{{{}}}", list.join(","))
-}
-
-/// Pairs as two PostgreSQL array literals.
-pub(crate) fn pg_arrays(pairs: &[(i64, i64)]) -> (String, String) {
-    (
-        pg_int_array(pairs.iter().map(|p| p.0)),
-        pg_int_array(pairs.iter().map(|p| p.1)),
-    )
-}
-
-/// Text values as a PostgreSQL array literal, each quoted (bound as text, as above).
-pub(crate) fn pg_text_array<'a>(values: impl Iterator<Item = &'a str>) -> String {
-    let quoted: Vec<String> = values
-        .map(|v| format!("\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\"")))
-        .collect();
-    format!("{{{}}}", quoted.join(","))
-}
