@@ -40,6 +40,7 @@ struct Scraped {
     users_locked: IntGauge,
     pool: IntGaugeVec,
     queue: IntGaugeVec,
+    writes_retried: IntCounterVec,
 }
 
 impl Metrics {
@@ -105,6 +106,11 @@ impl Metrics {
                 "Database connections, by state (open, idle, max)",
                 &["state"],
             ),
+            writes_retried: counter(
+                "store_writes_retried_total",
+                "Write transactions run again after the database aborted them as a deadlock's victim",
+                &[],
+            ),
             queue: gauge_vec(
                 "queue_jobs",
                 "Jobs on the queue, by state (pending, running)",
@@ -125,6 +131,7 @@ impl Metrics {
             Box::new(scraped.users_locked.clone()),
             Box::new(scraped.pool.clone()),
             Box::new(scraped.queue.clone()),
+            Box::new(scraped.writes_retried.clone()),
         ] {
             registry.register(collector).expect("registered once");
         }
@@ -173,6 +180,8 @@ impl Metrics {
             ] {
                 s.pool.with_label_values(&[state]).set(i64::from(value));
             }
+            let retried = s.writes_retried.with_label_values(&[] as &[&str]);
+            retried.inc_by(g.writes_retried.saturating_sub(retried.get()));
         }
         if let Some(q) = queue {
             for (state, value) in [("pending", q.pending), ("running", q.running)] {

@@ -146,6 +146,9 @@ pub struct Gauges {
     pub pool_open: u32,
     pub pool_idle: u32,
     pub pool_max: u32,
+    /// Write transactions run again since the start, after the database aborted them as
+    /// a deadlock's victim (a sign that two writes lock in opposite orders).
+    pub writes_retried: u64,
 }
 
 /// Opens the store named by a database URL (`sqlite://…` or `postgres://…`) and migrates it.

@@ -12,6 +12,8 @@ use tokio::sync::{Notify, broadcast, watch};
 
 pub struct PostgresStore {
     totals: super::SearchTotals,
+    /// Write transactions run again after the database aborted them.
+    retried: std::sync::atomic::AtomicU64,
     plans: super::search::PlanCache,
     organizations: super::directory::KnownOrganizations,
     pool: PgPool,
@@ -88,6 +90,7 @@ impl PostgresStore {
             search,
             postings,
             totals: Default::default(),
+            retried: Default::default(),
             plans: Default::default(),
             organizations: Default::default(),
             outbox: Arc::new(Notify::new()),

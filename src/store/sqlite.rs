@@ -26,6 +26,8 @@ fn connections() -> u32 {
 
 pub struct SqliteStore {
     totals: super::SearchTotals,
+    /// Write transactions run again after the database aborted them.
+    retried: std::sync::atomic::AtomicU64,
     plans: super::search::PlanCache,
     organizations: super::directory::KnownOrganizations,
     pool: SqlitePool,
@@ -100,6 +102,7 @@ impl SqliteStore {
             postings: pool.clone(),
             pool,
             totals: Default::default(),
+            retried: Default::default(),
             plans: Default::default(),
             organizations: Default::default(),
             outbox,

@@ -23,13 +23,17 @@ macro_rules! bulk_impl {
                 empty: bool,
             ) -> StoreResult<Vec<UserId>> {
                 use std::collections::BTreeMap;
-                Self::take_licenses_for(tx, org_id, creations).await?;
                 let mut ids = Vec::with_capacity(creations.len());
                 let mut counts = BTreeMap::<i64, i64>::new();
                 let last = creations.len().div_ceil(200).saturating_sub(1);
                 for (n, chunk) in creations.chunks(200).enumerate() {
-                    // The directory is locked with the first IDs taken.
+                    // The directory is locked with the first IDs taken, then the license
+                    // pools: on PostgreSQL every write takes the directory, pools, users'
+                    // rows, and the organization's audit chain in that order.
                     let chunk_ids = Self::allocate_user_ids(tx, chunk.len(), (n == 0).then_some(org_id)).await?;
+                    if n == 0 {
+                        Self::take_licenses_for(tx, org_id, creations).await?;
+                    }
                     let keys: Vec<_> = chunk
                         .iter()
                         .map(|c| $crate::domain::search::SearchKeys::new(&c.user.first_name, &c.user.last_name, &c.user.email, c.user.mobile.as_deref()))

@@ -5,10 +5,14 @@ macro_rules! directory_impl {
         #[async_trait::async_trait]
         impl $crate::store::DirectoryStore for $store {
             async fn create_organization(&self, new: NewOrganization) -> StoreResult<(Organization, User)> {
-                let mut tx = self.begin_write().await?;
-                let created = Self::create_organization_in(&mut tx, new).await?;
-                tx.commit().await?;
-                Ok(created)
+                retrying(&self.retried, || async {
+                    let mut tx = self.begin_write().await?;
+                    let created = Self::create_organization_in(&mut tx, new.clone()).await?;
+                    tx.commit().await?;
+                    Ok(created)
+
+                })
+                .await
             }
 
             async fn organization(&self, id: OrgId) -> StoreResult<Organization> {
@@ -33,26 +37,30 @@ macro_rules! directory_impl {
             }
 
             async fn create_practice(&self, org_id: OrgId, name: &str, audit: AuditEntry) -> StoreResult<Practice> {
-                let mut tx = self.begin_write().await?;
-                let row: PracticeRow = sqlx::query_as(
-                    "INSERT INTO practices (org_id, name, created_at) VALUES ($1, $2, $3) \
-                     RETURNING id, org_id, name, created_at",
-                )
-                .bind(org_id.0)
-                .bind(name)
-                .bind(audit.at)
-                .fetch_one(&mut *tx)
-                .await?;
-                let practice = Practice::from(row);
-                let mut audit = audit;
-                audit.org_id = org_id;
-                if let serde_json::Value::Object(map) = &mut audit.details {
-                    map.insert("practiceId".into(), practice.id.to_global().into());
-                    map.insert("name".into(), practice.name.clone().into());
-                }
-                Self::append_audit_in(&mut tx, &audit).await?;
-                tx.commit().await?;
-                Ok(practice)
+                retrying(&self.retried, || async {
+                    let mut tx = self.begin_write().await?;
+                    let row: PracticeRow = sqlx::query_as(
+                        "INSERT INTO practices (org_id, name, created_at) VALUES ($1, $2, $3) \
+                         RETURNING id, org_id, name, created_at",
+                    )
+                    .bind(org_id.0)
+                    .bind(name)
+                    .bind(audit.at)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    let practice = Practice::from(row);
+                    let mut audit = audit.clone();
+                    audit.org_id = org_id;
+                    if let serde_json::Value::Object(map) = &mut audit.details {
+                        map.insert("practiceId".into(), practice.id.to_global().into());
+                        map.insert("name".into(), practice.name.clone().into());
+                    }
+                    Self::append_audit_in(&mut tx, &audit).await?;
+                    tx.commit().await?;
+                    Ok(practice)
+
+                })
+                .await
             }
 
             async fn practices(&self, org_id: OrgId) -> StoreResult<Vec<Practice>> {
@@ -77,10 +85,14 @@ macro_rules! directory_impl {
             }
 
             async fn create_user(&self, creation: UserCreation) -> StoreResult<User> {
-                let mut tx = self.begin_write().await?;
-                let user = Self::create_user_in(&mut tx, &creation).await?;
-                tx.commit().await?;
-                Ok(user)
+                retrying(&self.retried, || async {
+                    let mut tx = self.begin_write().await?;
+                    let user = Self::create_user_in(&mut tx, &creation).await?;
+                    tx.commit().await?;
+                    Ok(user)
+
+                })
+                .await
             }
 
             async fn user(&self, org_id: OrgId, id: UserId) -> StoreResult<User> {
@@ -173,61 +185,69 @@ macro_rules! directory_impl {
             }
 
             async fn update_user(&self, update: $crate::store::UserUpdate) -> StoreResult<User> {
-                let mut tx = self.begin_write().await?;
-                let at = update.audit.at;
-                // The row is read (and on PostgreSQL locked) once; the new names go in
-                // with the search entry they give, in one update.
-                let Some(mut row) = Self::indexed_in(&mut tx, update.org_id, update.user_id).await? else {
-                    return Err(StoreError::NotFound);
-                };
-                if let Some(first) = &update.first_name {
-                    row.first_name = first.clone();
-                }
-                if let Some(last) = &update.last_name {
-                    row.last_name = last.clone();
-                }
-                if let Some(mobile) = &update.mobile {
-                    row.mobile = mobile.clone();
-                }
-                let changed = update.first_name.is_some() || update.last_name.is_some() || update.mobile.is_some();
-                if let Some(practices) = &update.practice_ids {
-                    sqlx::query("DELETE FROM user_practices WHERE user_id = $1")
-                        .bind(update.user_id.0)
-                        .execute(&mut *tx)
-                        .await?;
-                    let mut practices = practices.clone();
-                    practices.sort();
-                    practices.dedup();
-                    for practice in practices {
-                        // Only a practice of the same organization can be attached.
-                        let attached = sqlx::query(
-                            "INSERT INTO user_practices (user_id, practice_id) \
-                             SELECT $1, p.id FROM practices p WHERE p.id = $2 AND p.org_id = $3",
-                        )
-                        .bind(update.user_id.0)
-                        .bind(practice.0)
-                        .bind(update.org_id.0)
-                        .execute(&mut *tx)
-                        .await?
-                        .rows_affected();
-                        if attached == 0 {
-                            return Err(StoreError::NotFound);
+                retrying(&self.retried, || async {
+                    let mut tx = self.begin_write().await?;
+                    let at = update.audit.at;
+                    // The row is read (and on PostgreSQL locked) once; the new names go in
+                    // with the search entry they give, in one update.
+                    let Some(mut row) = Self::indexed_in(&mut tx, update.org_id, update.user_id).await? else {
+                        return Err(StoreError::NotFound);
+                    };
+                    if let Some(first) = &update.first_name {
+                        row.first_name = first.clone();
+                    }
+                    if let Some(last) = &update.last_name {
+                        row.last_name = last.clone();
+                    }
+                    if let Some(mobile) = &update.mobile {
+                        row.mobile = mobile.clone();
+                    }
+                    let changed = update.first_name.is_some() || update.last_name.is_some() || update.mobile.is_some();
+                    if let Some(practices) = &update.practice_ids {
+                        sqlx::query("DELETE FROM user_practices WHERE user_id = $1")
+                            .bind(update.user_id.0)
+                            .execute(&mut *tx)
+                            .await?;
+                        let mut practices = practices.clone();
+                        practices.sort();
+                        practices.dedup();
+                        for practice in practices {
+                            // Only a practice of the same organization can be attached.
+                            let attached = sqlx::query(
+                                "INSERT INTO user_practices (user_id, practice_id) \
+                                 SELECT $1, p.id FROM practices p WHERE p.id = $2 AND p.org_id = $3",
+                            )
+                            .bind(update.user_id.0)
+                            .bind(practice.0)
+                            .bind(update.org_id.0)
+                            .execute(&mut *tx)
+                            .await?
+                            .rows_affected();
+                            if attached == 0 {
+                                return Err(StoreError::NotFound);
+                            }
                         }
                     }
-                }
-                let user = Self::write_indexed(&mut tx, update.user_id, row, changed.then_some(at)).await?;
-                Self::append_audit_in(&mut tx, &update.audit).await?;
-                tx.commit().await?;
-                user.try_into()
+                    let user = Self::write_indexed(&mut tx, update.user_id, row, changed.then_some(at)).await?;
+                    Self::append_audit_in(&mut tx, &update.audit).await?;
+                    tx.commit().await?;
+                    user.try_into()
+
+                })
+                .await
             }
 
             async fn reactivate_user(&self, r: $crate::store::Reactivation) -> StoreResult<User> {
-                let mut tx = self.begin_write().await?;
-                Self::reactivate_in(&mut tx, r.org_id, r.user_id, &r.products, r.audit.at).await?;
-                Self::append_audit_in(&mut tx, &r.audit).await?;
-                let user = Self::user_in(&mut tx, r.user_id).await?;
-                tx.commit().await?;
-                Ok(user)
+                retrying(&self.retried, || async {
+                    let mut tx = self.begin_write().await?;
+                    Self::reactivate_in(&mut tx, r.org_id, r.user_id, &r.products, r.audit.at).await?;
+                    Self::append_audit_in(&mut tx, &r.audit).await?;
+                    let user = Self::user_in(&mut tx, r.user_id).await?;
+                    tx.commit().await?;
+                    Ok(user)
+
+                })
+                .await
             }
         }
     };

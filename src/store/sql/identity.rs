@@ -21,49 +21,53 @@ macro_rules! identity_impl {
             }
 
             async fn start_session(&self, session: NewSession, audit: AuditEntry) -> StoreResult<(SessionId, User)> {
-                let mut tx = self.begin_write().await?;
-                let user_updated: Option<UserRow> = match &session.guard {
-                    Some(guard) => sqlx::query_as(concat!(
-                        "UPDATE users SET failed_logins = 0, locked_until = NULL, last_login_at = $2, \
-                         password_hash = $5 WHERE id = $1 AND status = 'ACTIVE' AND password_hash = $3 \
-                         AND (locked_until IS NULL OR locked_until <= $2 OR locked_until = $4) RETURNING ",
-                        user_columns!("")
-                    ))
+                retrying(&self.retried, || async {
+                    let mut tx = self.begin_write().await?;
+                    let user_updated: Option<UserRow> = match &session.guard {
+                        Some(guard) => sqlx::query_as(concat!(
+                            "UPDATE users SET failed_logins = 0, locked_until = NULL, last_login_at = $2, \
+                             password_hash = $5 WHERE id = $1 AND status = 'ACTIVE' AND password_hash = $3 \
+                             AND (locked_until IS NULL OR locked_until <= $2 OR locked_until = $4) RETURNING ",
+                            user_columns!("")
+                        ))
+                        .bind(session.user_id.0)
+                        .bind(session.created_at)
+                        .bind(&guard.verified_hash)
+                        .bind(guard.check_lock)
+                        .bind(guard.rehash.as_ref().unwrap_or(&guard.verified_hash)),
+                        None => sqlx::query_as(concat!(
+                            "UPDATE users SET failed_logins = 0, locked_until = NULL, last_login_at = $2 \
+                             WHERE id = $1 RETURNING ",
+                            user_columns!("")
+                        ))
+                        .bind(session.user_id.0)
+                        .bind(session.created_at),
+                    }
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    let Some(user) = user_updated else {
+                        return Err(StoreError::Conflict(
+                            "the password changed or the account locked meanwhile".into(),
+                        ));
+                    };
+                    let id: i64 = sqlx::query_scalar(
+                        "INSERT INTO sessions (user_id, token_hash, created_at, last_seen_at, expires_at, \
+                         user_agent, ip) VALUES ($1, $2, $3, $3, $4, $5, $6) RETURNING id",
+                    )
                     .bind(session.user_id.0)
+                    .bind(&session.token_hash)
                     .bind(session.created_at)
-                    .bind(&guard.verified_hash)
-                    .bind(guard.check_lock)
-                    .bind(guard.rehash.as_ref().unwrap_or(&guard.verified_hash)),
-                    None => sqlx::query_as(concat!(
-                        "UPDATE users SET failed_logins = 0, locked_until = NULL, last_login_at = $2 \
-                         WHERE id = $1 RETURNING ",
-                        user_columns!("")
-                    ))
-                    .bind(session.user_id.0)
-                    .bind(session.created_at),
-                }
-                .fetch_optional(&mut *tx)
-                .await?;
-                let Some(user) = user_updated else {
-                    return Err(StoreError::Conflict(
-                        "the password changed or the account locked meanwhile".into(),
-                    ));
-                };
-                let id: i64 = sqlx::query_scalar(
-                    "INSERT INTO sessions (user_id, token_hash, created_at, last_seen_at, expires_at, \
-                     user_agent, ip) VALUES ($1, $2, $3, $3, $4, $5, $6) RETURNING id",
-                )
-                .bind(session.user_id.0)
-                .bind(&session.token_hash)
-                .bind(session.created_at)
-                .bind(session.expires_at)
-                .bind(session.user_agent.as_deref())
-                .bind(session.ip.as_deref())
-                .fetch_one(&mut *tx)
-                .await?;
-                Self::append_audit_in(&mut tx, &audit).await?;
-                tx.commit().await?;
-                Ok((SessionId(id), user.try_into()?))
+                    .bind(session.expires_at)
+                    .bind(session.user_agent.as_deref())
+                    .bind(session.ip.as_deref())
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    Self::append_audit_in(&mut tx, &audit).await?;
+                    tx.commit().await?;
+                    Ok((SessionId(id), user.try_into()?))
+
+                })
+                .await
             }
 
             async fn claim_secret_check(
@@ -93,24 +97,28 @@ macro_rules! identity_impl {
             }
 
             async fn secret_check_failed(&self, failure: $crate::store::FailedCheck) -> StoreResult<bool> {
-                let mut tx = self.begin_write().await?;
-                Self::append_audit_in(&mut tx, &failure.audit).await?;
-                let mut locked = false;
-                if let Some(lock) = failure.check_lock {
-                    // Unless an admin unlocked the account meanwhile.
-                    locked = sqlx::query_scalar::<_, i64>("SELECT id FROM users WHERE id = $1 AND locked_until = $2")
-                        .bind(failure.user_id.0)
-                        .bind(lock)
-                        .fetch_optional(&mut *tx)
-                        .await?
-                        .is_some();
-                }
-                if locked {
-                    Self::append_audit_in(&mut tx, &failure.lock.audit).await?;
-                    Self::enqueue_in(&mut tx, &failure.lock.email, failure.audit.at).await?;
-                }
-                tx.commit().await?;
-                Ok(locked)
+                retrying(&self.retried, || async {
+                    let mut tx = self.begin_write().await?;
+                    Self::append_audit_in(&mut tx, &failure.audit).await?;
+                    let mut locked = false;
+                    if let Some(lock) = failure.check_lock {
+                        // Unless an admin unlocked the account meanwhile.
+                        locked = sqlx::query_scalar::<_, i64>("SELECT id FROM users WHERE id = $1 AND locked_until = $2")
+                            .bind(failure.user_id.0)
+                            .bind(lock)
+                            .fetch_optional(&mut *tx)
+                            .await?
+                            .is_some();
+                    }
+                    if locked {
+                        Self::append_audit_in(&mut tx, &failure.lock.audit).await?;
+                        Self::enqueue_in(&mut tx, &failure.lock.email, failure.audit.at).await?;
+                    }
+                    tx.commit().await?;
+                    Ok(locked)
+
+                })
+                .await
             }
 
             async fn secret_check_passed(
@@ -186,19 +194,23 @@ macro_rules! identity_impl {
             }
 
             async fn end_session(&self, id: SessionId, audit: AuditEntry) -> StoreResult<()> {
-                let mut tx = self.begin_write().await?;
-                let ended = sqlx::query("UPDATE sessions SET ended_at = $2 WHERE id = $1 AND ended_at IS NULL")
-                    .bind(id.0)
-                    .bind(audit.at)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                if ended == 0 {
-                    return Err(StoreError::Conflict("session already ended".into()));
-                }
-                Self::append_audit_in(&mut tx, &audit).await?;
-                tx.commit().await?;
-                Ok(())
+                retrying(&self.retried, || async {
+                    let mut tx = self.begin_write().await?;
+                    let ended = sqlx::query("UPDATE sessions SET ended_at = $2 WHERE id = $1 AND ended_at IS NULL")
+                        .bind(id.0)
+                        .bind(audit.at)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                    if ended == 0 {
+                        return Err(StoreError::Conflict("session already ended".into()));
+                    }
+                    Self::append_audit_in(&mut tx, &audit).await?;
+                    tx.commit().await?;
+                    Ok(())
+
+                })
+                .await
             }
 
             async fn expire_credentials(&self, now: Timestamp, idle: std::time::Duration) -> StoreResult<(u64, u64)> {
@@ -244,83 +256,99 @@ macro_rules! identity_impl {
             }
 
             async fn set_password(&self, change: $crate::store::PasswordChange) -> StoreResult<User> {
-                let mut tx = self.begin_write().await?;
-                let at = change.audit.at;
-                // With `replaces`, only over the password the caller proved (decided in the
-                // write itself, so a concurrent change cannot slip in between).
-                let updated = sqlx::query(
-                    "UPDATE users SET password_hash = $2, password_change_required = $3, failed_logins = 0, \
-                     locked_until = NULL, updated_at = $4 WHERE id = $1 AND ($5 IS NULL OR password_hash = $5)",
-                )
-                .bind(change.user_id.0)
-                .bind(&change.hash)
-                .bind(change.change_required)
-                .bind(at)
-                .bind(change.replaces.as_deref())
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                if updated == 0 {
-                    return Err(StoreError::Conflict("the password changed meanwhile".into()));
-                }
-                Self::end_sessions_in(&mut tx, change.user_id, at).await?;
-                Self::append_audit_in(&mut tx, &change.audit).await?;
-                if let Some(email) = &change.email {
-                    Self::enqueue_in(&mut tx, email, at).await?;
-                }
-                let user = Self::user_in(&mut tx, change.user_id).await?;
-                tx.commit().await?;
-                Ok(user)
+                retrying(&self.retried, || async {
+                    let mut tx = self.begin_write().await?;
+                    let at = change.audit.at;
+                    // With `replaces`, only over the password the caller proved (decided in the
+                    // write itself, so a concurrent change cannot slip in between).
+                    let updated = sqlx::query(
+                        "UPDATE users SET password_hash = $2, password_change_required = $3, failed_logins = 0, \
+                         locked_until = NULL, updated_at = $4 WHERE id = $1 AND ($5 IS NULL OR password_hash = $5)",
+                    )
+                    .bind(change.user_id.0)
+                    .bind(&change.hash)
+                    .bind(change.change_required)
+                    .bind(at)
+                    .bind(change.replaces.as_deref())
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                    if updated == 0 {
+                        return Err(StoreError::Conflict("the password changed meanwhile".into()));
+                    }
+                    Self::end_sessions_in(&mut tx, change.user_id, at).await?;
+                    Self::append_audit_in(&mut tx, &change.audit).await?;
+                    if let Some(email) = &change.email {
+                        Self::enqueue_in(&mut tx, email, at).await?;
+                    }
+                    let user = Self::user_in(&mut tx, change.user_id).await?;
+                    tx.commit().await?;
+                    Ok(user)
+
+                })
+                .await
             }
 
             async fn reset_encryption_key(&self, reset: $crate::store::KeyReset) -> StoreResult<User> {
-                let mut tx = self.begin_write().await?;
-                let at = reset.audit.at;
-                let changed = sqlx::query(
-                    "UPDATE users SET encryption_key = $2, encryption_key_version = encryption_key_version + 1, \
-                     updated_at = $4 WHERE id = $1 AND encryption_key_version = $3",
-                )
-                .bind(reset.user_id.0)
-                .bind(&reset.key)
-                .bind(reset.from_version)
-                .bind(at)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                if changed == 0 {
-                    return Err(StoreError::Conflict("the key was reset meanwhile".into()));
-                }
-                Self::end_sessions_in(&mut tx, reset.user_id, at).await?;
-                Self::append_audit_in(&mut tx, &reset.audit).await?;
-                Self::enqueue_in(&mut tx, &reset.email, at).await?;
-                let user = Self::user_in(&mut tx, reset.user_id).await?;
-                tx.commit().await?;
-                Ok(user)
+                retrying(&self.retried, || async {
+                    let mut tx = self.begin_write().await?;
+                    let at = reset.audit.at;
+                    let changed = sqlx::query(
+                        "UPDATE users SET encryption_key = $2, encryption_key_version = encryption_key_version + 1, \
+                         updated_at = $4 WHERE id = $1 AND encryption_key_version = $3",
+                    )
+                    .bind(reset.user_id.0)
+                    .bind(&reset.key)
+                    .bind(reset.from_version)
+                    .bind(at)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                    if changed == 0 {
+                        return Err(StoreError::Conflict("the key was reset meanwhile".into()));
+                    }
+                    Self::end_sessions_in(&mut tx, reset.user_id, at).await?;
+                    Self::append_audit_in(&mut tx, &reset.audit).await?;
+                    Self::enqueue_in(&mut tx, &reset.email, at).await?;
+                    let user = Self::user_in(&mut tx, reset.user_id).await?;
+                    tx.commit().await?;
+                    Ok(user)
+
+                })
+                .await
             }
 
             async fn revoke_sessions(&self, user_id: UserId, audit: AuditEntry) -> StoreResult<u64> {
-                let mut tx = self.begin_write().await?;
-                let ended = Self::end_sessions_in(&mut tx, user_id, audit.at).await?;
-                let mut audit = audit;
-                if let serde_json::Value::Object(map) = &mut audit.details {
-                    map.insert("sessionsEnded".into(), ended.into());
-                }
-                Self::append_audit_in(&mut tx, &audit).await?;
-                tx.commit().await?;
-                Ok(ended)
+                retrying(&self.retried, || async {
+                    let mut tx = self.begin_write().await?;
+                    let ended = Self::end_sessions_in(&mut tx, user_id, audit.at).await?;
+                    let mut audit = audit.clone();
+                    if let serde_json::Value::Object(map) = &mut audit.details {
+                        map.insert("sessionsEnded".into(), ended.into());
+                    }
+                    Self::append_audit_in(&mut tx, &audit).await?;
+                    tx.commit().await?;
+                    Ok(ended)
+
+                })
+                .await
             }
 
             async fn unlock_user(&self, user_id: UserId, audit: AuditEntry) -> StoreResult<User> {
-                let mut tx = self.begin_write().await?;
-                sqlx::query("UPDATE users SET locked_until = NULL, failed_logins = 0, updated_at = $2 WHERE id = $1")
-                    .bind(user_id.0)
-                    .bind(audit.at)
-                    .execute(&mut *tx)
-                    .await?;
-                Self::append_audit_in(&mut tx, &audit).await?;
-                let user = Self::user_in(&mut tx, user_id).await?;
-                tx.commit().await?;
-                Ok(user)
+                retrying(&self.retried, || async {
+                    let mut tx = self.begin_write().await?;
+                    sqlx::query("UPDATE users SET locked_until = NULL, failed_logins = 0, updated_at = $2 WHERE id = $1")
+                        .bind(user_id.0)
+                        .bind(audit.at)
+                        .execute(&mut *tx)
+                        .await?;
+                    Self::append_audit_in(&mut tx, &audit).await?;
+                    let user = Self::user_in(&mut tx, user_id).await?;
+                    tx.commit().await?;
+                    Ok(user)
+
+                })
+                .await
             }
 
             async fn user_sessions(

@@ -23,7 +23,10 @@ macro_rules! indexing_impl {
         impl $store {
             /// A user's row as their entry is computed from it; on PostgreSQL locked for
             /// the transaction (SQLite's write transactions already hold its one lock), so
-            /// that two changes of one user are indexed one after the other.
+            /// that two changes of one user are indexed one after the other, and the
+            /// directory locked before it: a rename that spreads its neighbours out holds
+            /// the directory while it moves their rows, so a neighbour's own rename must
+            /// not hold their row while it waits for the directory.
             pub(super) async fn indexed_in(tx: &mut Tx, org_id: OrgId, user_id: UserId) -> StoreResult<Option<Indexed>> {
                 macro_rules! read {
                     ($lock:literal) => {
@@ -35,7 +38,10 @@ macro_rules! indexing_impl {
                     };
                 }
                 let sql = match BACKEND {
-                    $crate::store::Backend::Postgres => read!(" FOR UPDATE"),
+                    $crate::store::Backend::Postgres => {
+                        Self::lock_directory(tx, org_id).await?;
+                        read!(" FOR UPDATE")
+                    }
                     $crate::store::Backend::Sqlite => read!(""),
                 };
                 Ok(sqlx::query_as(sql).bind(user_id.0).bind(org_id.0).fetch_optional(&mut **tx).await?)
@@ -81,7 +87,10 @@ macro_rules! indexing_impl {
                 let rank = match row.search_rank {
                     Some(rank) if row.sort_key.as_deref() == Some(sort_key.as_str()) => rank,
                     _ => {
-                        Self::lock_directory(tx, org_id).await?;
+                        // (On PostgreSQL `indexed_in` took it.)
+                        if BACKEND == $crate::store::Backend::Sqlite {
+                            Self::lock_directory(tx, org_id).await?;
+                        }
                         let (prev, next) = Self::neighbour_ranks(tx, org_id, &[&sort_key], Some(user_id)).await?[0];
                         match $crate::domain::search::place(prev, next, 1) {
                             Some(ranks) => ranks[0],

@@ -11,11 +11,13 @@ pub(super) mod directory;
 pub(super) mod identity;
 pub(super) mod indexing;
 pub(super) mod jobs;
+pub(super) mod licenses;
 pub(super) mod onboard;
 pub(super) mod portable;
 pub(super) mod ranks;
 pub(super) mod request_changes;
 pub(super) mod requests;
+pub(super) mod retry;
 pub(super) mod search;
 pub(super) mod search_plan;
 pub(super) mod setup;
@@ -60,6 +62,10 @@ pub(crate) fn idle_cutoff(
         .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC)
 }
 
+/// The first key of PostgreSQL advisory locks serializing the application of one
+/// organization's requests (the second is the organization's ID).
+pub(crate) const APPLY_LOCKS: i32 = 0x6761_7070;
+
 /// Sessions are marked seen at most this often, so that reads do not all become writes.
 pub(super) const SEEN_GRANULARITY: chrono::TimeDelta = chrono::TimeDelta::seconds(30);
 
@@ -93,6 +99,7 @@ macro_rules! store_impl {
         };
         use $crate::domain::{OutboxMessage, SetupPurpose};
         use sqlx::Transaction;
+        use $crate::store::sql::retry::retrying;
 
         type Db = $db;
         type Tx = Transaction<'static, $db>;
@@ -176,73 +183,6 @@ macro_rules! store_impl {
                 Ok(b.build_query_as().fetch_all(pool).await?)
             }
 
-            /// Gives the user one license of each product (and records the products), taking
-            /// them from the pool of the user's kind; `NoLicense` when one is used up.
-            async fn take_licenses_in(
-                tx: &mut Tx,
-                org_id: OrgId,
-                user_id: UserId,
-                kind: $crate::domain::UserKind,
-                products: &[Product],
-            ) -> StoreResult<()> {
-                let mut products = products.to_vec();
-                products.sort();
-                products.dedup();
-                for product in products {
-                    let taken = sqlx::query(
-                        "UPDATE license_pools SET used = used + 1 \
-                         WHERE org_id = $1 AND product = $2 AND kind = $3 AND used < total",
-                    )
-                    .bind(org_id.0)
-                    .bind(product.as_str())
-                    .bind(kind.as_str())
-                    .execute(&mut **tx)
-                    .await?
-                    .rows_affected();
-                    if taken == 0 {
-                        return Err(StoreError::NoLicense { product, kind });
-                    }
-                    sqlx::query("INSERT INTO user_products (user_id, product) VALUES ($1, $2)")
-                        .bind(user_id.0)
-                        .bind(product.as_str())
-                        .execute(&mut **tx)
-                        .await?;
-                }
-                Ok(())
-            }
-
-            /// Makes an INACTIVE user ACTIVE again with `products`, taking their licenses
-            /// (`Conflict` when the user is not inactive, `NoLicense` when one is used up).
-            async fn reactivate_in(
-                tx: &mut Tx,
-                org_id: OrgId,
-                user_id: UserId,
-                products: &[Product],
-                at: Timestamp,
-            ) -> StoreResult<()> {
-                let kind: Option<String> = sqlx::query_scalar(
-                    "UPDATE users SET status = 'ACTIVE', deactivated_at = NULL, updated_at = $3 \
-                     WHERE id = $1 AND org_id = $2 AND status = 'INACTIVE' RETURNING kind",
-                )
-                .bind(user_id.0)
-                .bind(org_id.0)
-                .bind(at)
-                .fetch_optional(&mut **tx)
-                .await?;
-                let Some(kind) = kind else {
-                    return Err(StoreError::NotApplicable($crate::domain::request::NotApplicable::NotInactive));
-                };
-                let kind = kind
-                    .parse()
-                    .map_err(|e: $crate::domain::enums::UnknownValue| StoreError::Corrupt(e.to_string()))?;
-                // An inactive user holds no license; the products they had are replaced.
-                sqlx::query("DELETE FROM user_products WHERE user_id = $1")
-                    .bind(user_id.0)
-                    .execute(&mut **tx)
-                    .await?;
-                Self::take_licenses_in(tx, org_id, user_id, kind, products).await
-            }
-
             /// Ends every open session of the user; returns how many.
             async fn end_sessions_in(tx: &mut Tx, user_id: UserId, at: Timestamp) -> StoreResult<u64> {
                 let ended = sqlx::query("UPDATE sessions SET ended_at = $2 WHERE user_id = $1 AND ended_at IS NULL")
@@ -324,6 +264,7 @@ macro_rules! store_impl {
                     pool_open: self.pool.size(),
                     pool_idle: u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX),
                     pool_max: self.pool.options().get_max_connections(),
+                    writes_retried: self.retried.load(std::sync::atomic::Ordering::Relaxed),
                 })
             }
 
@@ -384,6 +325,10 @@ macro_rules! store_impl {
         mod ranks_sql {
             use super::*;
             $crate::store::sql::ranks::ranks_impl!($store);
+        }
+        mod licenses_sql {
+            use super::*;
+            $crate::store::sql::licenses::licenses_impl!($store);
         }
         mod backfill_sql {
             use super::*;

@@ -9,6 +9,64 @@ macro_rules! request_changes_impl {
         use $crate::store::rows::{RequestRow, request_columns};
 
         impl $store {
+            /// Applies an approved request: claims it, carries out its change, records it
+            /// APPLIED and enqueues the outcome emails, in one transaction.
+            pub(super) async fn apply(&self, a: $crate::store::Application) -> StoreResult<AccountRequest> {
+                retrying(&self.retried, || async {
+                    let mut tx = self.begin_write().await?;
+                    let claimed = sqlx::query("UPDATE requests SET updated_at = $2 WHERE id = $1 AND status = 'APPROVED'")
+                        .bind(a.request_id.0)
+                        .bind(a.at)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                    if claimed == 0 {
+                        // Applied already, or no longer approved: nothing to do.
+                        return Err(StoreError::NotFound);
+                    }
+                    let request = Self::request_in(&mut tx, a.request_id).await?;
+                    // Changes of one organization apply one at a time, so that two inactivations
+                    // cannot each leave the other as the last owner: on PostgreSQL under a lock
+                    // only applications take (nothing else waits for it while holding a row an
+                    // application needs); SQLite's writes are one at a time already.
+                    if BACKEND == $crate::store::Backend::Postgres {
+                        sqlx::query("SELECT pg_advisory_xact_lock($1, ($2 % 2147483648)::int4)")
+                            .bind($crate::store::sql::APPLY_LOCKS)
+                            .bind(request.org_id.0)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    let approver: Option<i64> =
+                        sqlx::query_scalar("SELECT approver_id FROM request_decisions WHERE request_id = $1")
+                            .bind(a.request_id.0)
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                    Self::apply_change_in(&mut tx, &request, approver.map(UserId), a.at).await?;
+                    let applied: RequestRow = sqlx::query_as(concat!(
+                        "UPDATE requests SET status = 'APPLIED', applied_at = $2, updated_at = $2 WHERE id = $1 RETURNING ",
+                        request_columns!("")
+                    ))
+                    .bind(a.request_id.0)
+                    .bind(a.at)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    let change = Self::record_event_in(&mut tx, request.org_id, a.request_id, a.at, RequestStatus::Applied, None, None).await?;
+                    let mut audit = AuditEntry::new(request.org_id, a.at, "request.applied");
+                    audit.request_id = Some(request.id.0);
+                    audit.subject_id = request.subject_id;
+                    for job in &a.jobs {
+                        Self::enqueue_in(&mut tx, job, a.at).await?;
+                    }
+                    let request = AccountRequest::try_from(applied)?;
+                    Self::append_audit_in(&mut tx, &audit).await?;
+                    tx.commit().await?;
+                    self.committed(change);
+                    Ok(request)
+
+                })
+                .await
+            }
+
             pub(super) async fn request_in(tx: &mut Tx, id: RequestId) -> StoreResult<AccountRequest> {
                 let row: RequestRow =
                     sqlx::query_as(concat!("SELECT ", request_columns!(), " FROM requests r WHERE r.id = $1"))
@@ -161,6 +219,11 @@ macro_rules! request_changes_impl {
                             && Self::other_active_owners_in(tx, org, user.id).await? == 0
                         {
                             return Err(StoreError::LastOwner);
+                        }
+                        // The directory before the pools and the user's row (see
+                        // `create_users_in` for the order of locks).
+                        if BACKEND == $crate::store::Backend::Postgres {
+                            Self::lock_directory(tx, org).await?;
                         }
                         let products: Vec<String> =
                             sqlx::query_scalar("SELECT product FROM user_products WHERE user_id = $1 ORDER BY product")

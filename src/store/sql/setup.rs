@@ -18,49 +18,53 @@ macro_rules! setup_impl {
             }
 
             async fn issue_setup_token(&self, token: NewSetupToken, audit: AuditEntry) -> StoreResult<Option<(User, String)>> {
-                let mut tx = self.begin_write().await?;
-                let user = match Self::user_in(&mut tx, token.user_id).await {
-                    Ok(user) => user,
-                    Err(StoreError::NotFound) => return Ok(None),
-                    Err(other) => return Err(other),
-                };
-                let eligible = match token.purpose {
-                    SetupPurpose::Invitation => user.status == UserStatus::Invited,
-                    SetupPurpose::Reset => matches!(user.status, UserStatus::Invited | UserStatus::Active),
-                };
-                if !eligible {
-                    return Ok(None);
-                }
-                sqlx::query(
-                    "UPDATE setup_tokens SET voided_at = $2 \
-                     WHERE user_id = $1 AND used_at IS NULL AND voided_at IS NULL",
-                )
-                .bind(user.id.0)
-                .bind(token.created_at)
-                .execute(&mut *tx)
-                .await?;
-                sqlx::query(
-                    "INSERT INTO setup_tokens (user_id, token_hash, purpose, self_requested, created_at, expires_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6)",
-                )
-                .bind(user.id.0)
-                .bind(&token.token_hash)
-                .bind(token.purpose.as_str())
-                .bind(token.self_requested)
-                .bind(token.created_at)
-                .bind(token.expires_at)
-                .execute(&mut *tx)
-                .await?;
-                let mut audit = audit;
-                audit.org_id = user.org_id;
-                audit.subject_id = Some(user.id);
-                Self::append_audit_in(&mut tx, &audit).await?;
-                let org: String = sqlx::query_scalar("SELECT name FROM organizations WHERE id = $1")
-                    .bind(user.org_id.0)
-                    .fetch_one(&mut *tx)
+                retrying(&self.retried, || async {
+                    let mut tx = self.begin_write().await?;
+                    let user = match Self::user_in(&mut tx, token.user_id).await {
+                        Ok(user) => user,
+                        Err(StoreError::NotFound) => return Ok(None),
+                        Err(other) => return Err(other),
+                    };
+                    let eligible = match token.purpose {
+                        SetupPurpose::Invitation => user.status == UserStatus::Invited,
+                        SetupPurpose::Reset => matches!(user.status, UserStatus::Invited | UserStatus::Active),
+                    };
+                    if !eligible {
+                        return Ok(None);
+                    }
+                    sqlx::query(
+                        "UPDATE setup_tokens SET voided_at = $2 \
+                         WHERE user_id = $1 AND used_at IS NULL AND voided_at IS NULL",
+                    )
+                    .bind(user.id.0)
+                    .bind(token.created_at)
+                    .execute(&mut *tx)
                     .await?;
-                tx.commit().await?;
-                Ok(Some((user, org)))
+                    sqlx::query(
+                        "INSERT INTO setup_tokens (user_id, token_hash, purpose, self_requested, created_at, expires_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6)",
+                    )
+                    .bind(user.id.0)
+                    .bind(&token.token_hash)
+                    .bind(token.purpose.as_str())
+                    .bind(token.self_requested)
+                    .bind(token.created_at)
+                    .bind(token.expires_at)
+                    .execute(&mut *tx)
+                    .await?;
+                    let mut audit = audit.clone();
+                    audit.org_id = user.org_id;
+                    audit.subject_id = Some(user.id);
+                    Self::append_audit_in(&mut tx, &audit).await?;
+                    let org: String = sqlx::query_scalar("SELECT name FROM organizations WHERE id = $1")
+                        .bind(user.org_id.0)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                    tx.commit().await?;
+                    Ok(Some((user, org)))
+
+                })
+                .await
             }
 
             async fn setup_token(&self, token_hash: &[u8]) -> StoreResult<Option<$crate::store::SetupTokenRecord>> {
@@ -75,27 +79,31 @@ macro_rules! setup_impl {
             }
 
             async fn open_setup_form(&self, form: $crate::store::NewSetupForm) -> StoreResult<()> {
-                let mut tx = self.begin_write().await?;
-                sqlx::query("DELETE FROM setup_forms WHERE expires_at <= $1")
-                    .bind(form.created_at)
-                    .execute(&mut *tx)
-                    .await?;
-                // A link opened again and again keeps its newest few forms (tabs), no more.
-                sqlx::query(
-                    "DELETE FROM setup_forms WHERE token_id = $1 AND form_hash NOT IN \
-                     (SELECT form_hash FROM setup_forms WHERE token_id = $1 ORDER BY expires_at DESC LIMIT 4)",
-                )
-                .bind(form.token_id)
-                .execute(&mut *tx)
-                .await?;
-                sqlx::query("INSERT INTO setup_forms (form_hash, token_id, expires_at) VALUES ($1, $2, $3)")
-                    .bind(&form.form_hash)
+                retrying(&self.retried, || async {
+                    let mut tx = self.begin_write().await?;
+                    sqlx::query("DELETE FROM setup_forms WHERE expires_at <= $1")
+                        .bind(form.created_at)
+                        .execute(&mut *tx)
+                        .await?;
+                    // A link opened again and again keeps its newest few forms (tabs), no more.
+                    sqlx::query(
+                        "DELETE FROM setup_forms WHERE token_id = $1 AND form_hash NOT IN \
+                         (SELECT form_hash FROM setup_forms WHERE token_id = $1 ORDER BY expires_at DESC LIMIT 4)",
+                    )
                     .bind(form.token_id)
-                    .bind(form.expires_at)
                     .execute(&mut *tx)
                     .await?;
-                tx.commit().await?;
-                Ok(())
+                    sqlx::query("INSERT INTO setup_forms (form_hash, token_id, expires_at) VALUES ($1, $2, $3)")
+                        .bind(&form.form_hash)
+                        .bind(form.token_id)
+                        .bind(form.expires_at)
+                        .execute(&mut *tx)
+                        .await?;
+                    tx.commit().await?;
+                    Ok(())
+
+                })
+                .await
             }
 
             async fn setup_form_token(&self, form_hash: &[u8], at: Timestamp) -> StoreResult<Option<$crate::store::SetupTokenRecord>> {
@@ -125,62 +133,78 @@ macro_rules! setup_impl {
             }
 
             async fn complete_setup(&self, setup: $crate::store::CompleteSetup) -> StoreResult<User> {
-                let mut tx = self.begin_write().await?;
-                let at = setup.audit.at;
-                let used = sqlx::query(
-                    "UPDATE setup_tokens SET used_at = $2 \
-                     WHERE id = $1 AND used_at IS NULL AND voided_at IS NULL AND expires_at > $2",
-                )
-                .bind(setup.token_id)
-                .bind(at)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                if used == 0 {
-                    return Err(StoreError::Conflict("the setup link was used or replaced meanwhile".into()));
-                }
-                sqlx::query("DELETE FROM setup_forms WHERE token_id = $1")
+                retrying(&self.retried, || async {
+                    let mut tx = self.begin_write().await?;
+                    let at = setup.audit.at;
+                    // The user's directory first (on PostgreSQL; the order of locks is in
+                    // `create_users_in`): the status changes, and an inactivation of the
+                    // user, which voids their links, takes it first too.
+                    if BACKEND == $crate::store::Backend::Postgres {
+                        sqlx::query(
+                            "INSERT INTO directory_versions (org_id, version) SELECT org_id, 1 FROM users WHERE id = $1 \
+                             ON CONFLICT (org_id) DO UPDATE SET version = directory_versions.version + 1",
+                        )
+                        .bind(setup.user_id.0)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    let used = sqlx::query(
+                        "UPDATE setup_tokens SET used_at = $2 \
+                         WHERE id = $1 AND used_at IS NULL AND voided_at IS NULL AND expires_at > $2",
+                    )
                     .bind(setup.token_id)
+                    .bind(at)
                     .execute(&mut *tx)
-                    .await?;
-                let activated = sqlx::query(
-                    "UPDATE users SET password_hash = $2, status = 'ACTIVE', password_change_required = $3, \
-                     failed_logins = 0, locked_until = NULL, updated_at = $4 \
-                     WHERE id = $1 AND status IN ('INVITED', 'ACTIVE')",
-                )
-                .bind(setup.user_id.0)
-                .bind(&setup.password_hash)
-                .bind(false)
-                .bind(at)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                if activated == 0 {
-                    return Err(StoreError::Conflict("the account is no longer open for setup".into()));
-                }
-                sqlx::query("DELETE FROM security_answers WHERE user_id = $1")
-                    .bind(setup.user_id.0)
-                    .execute(&mut *tx)
-                    .await?;
-                for (position, answer) in setup.answers.iter().enumerate() {
-                    sqlx::query(
-                        "INSERT INTO security_answers (user_id, position, question, answer_hash) VALUES ($1, $2, $3, $4)",
+                    .await?
+                    .rows_affected();
+                    if used == 0 {
+                        return Err(StoreError::Conflict("the setup link was used or replaced meanwhile".into()));
+                    }
+                    sqlx::query("DELETE FROM setup_forms WHERE token_id = $1")
+                        .bind(setup.token_id)
+                        .execute(&mut *tx)
+                        .await?;
+                    let activated = sqlx::query(
+                        "UPDATE users SET password_hash = $2, status = 'ACTIVE', password_change_required = $3, \
+                         failed_logins = 0, locked_until = NULL, updated_at = $4 \
+                         WHERE id = $1 AND status IN ('INVITED', 'ACTIVE')",
                     )
                     .bind(setup.user_id.0)
-                    .bind(position as i32)
-                    .bind(&answer.question)
-                    .bind(&answer.answer_hash)
+                    .bind(&setup.password_hash)
+                    .bind(false)
+                    .bind(at)
                     .execute(&mut *tx)
-                    .await?;
-                }
-                Self::end_sessions_in(&mut tx, setup.user_id, at).await?;
-                Self::append_audit_in(&mut tx, &setup.audit).await?;
-                if let Some(email) = &setup.email {
-                    Self::enqueue_in(&mut tx, email, at).await?;
-                }
-                let user = Self::user_in(&mut tx, setup.user_id).await?;
-                tx.commit().await?;
-                Ok(user)
+                    .await?
+                    .rows_affected();
+                    if activated == 0 {
+                        return Err(StoreError::Conflict("the account is no longer open for setup".into()));
+                    }
+                    sqlx::query("DELETE FROM security_answers WHERE user_id = $1")
+                        .bind(setup.user_id.0)
+                        .execute(&mut *tx)
+                        .await?;
+                    for (position, answer) in setup.answers.iter().enumerate() {
+                        sqlx::query(
+                            "INSERT INTO security_answers (user_id, position, question, answer_hash) VALUES ($1, $2, $3, $4)",
+                        )
+                        .bind(setup.user_id.0)
+                        .bind(position as i32)
+                        .bind(&answer.question)
+                        .bind(&answer.answer_hash)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    Self::end_sessions_in(&mut tx, setup.user_id, at).await?;
+                    Self::append_audit_in(&mut tx, &setup.audit).await?;
+                    if let Some(email) = &setup.email {
+                        Self::enqueue_in(&mut tx, email, at).await?;
+                    }
+                    let user = Self::user_in(&mut tx, setup.user_id).await?;
+                    tx.commit().await?;
+                    Ok(user)
+
+                })
+                .await
             }
 
             async fn file_setup_email_request(
@@ -191,31 +215,35 @@ macro_rules! setup_impl {
                 max: i64,
                 job: OutboxMessage,
             ) -> StoreResult<bool> {
-                let mut tx = self.begin_write().await?;
-                // Touching the user row first serializes concurrent requests for one account
-                // (a row lock on PostgreSQL; SQLite writes are serialized already).
-                sqlx::query("UPDATE users SET updated_at = updated_at WHERE id = $1")
+                retrying(&self.retried, || async {
+                    let mut tx = self.begin_write().await?;
+                    // Touching the user row first serializes concurrent requests for one account
+                    // (a row lock on PostgreSQL; SQLite writes are serialized already).
+                    sqlx::query("UPDATE users SET updated_at = updated_at WHERE id = $1")
+                        .bind(user_id.0)
+                        .execute(&mut *tx)
+                        .await?;
+                    let recent: i64 = sqlx::query_scalar(
+                        "SELECT COUNT(*) FROM setup_email_requests WHERE user_id = $1 AND requested_at > $2",
+                    )
                     .bind(user_id.0)
-                    .execute(&mut *tx)
+                    .bind(since)
+                    .fetch_one(&mut *tx)
                     .await?;
-                let recent: i64 = sqlx::query_scalar(
-                    "SELECT COUNT(*) FROM setup_email_requests WHERE user_id = $1 AND requested_at > $2",
-                )
-                .bind(user_id.0)
-                .bind(since)
-                .fetch_one(&mut *tx)
-                .await?;
-                if recent >= max {
-                    return Ok(false);
-                }
-                sqlx::query("INSERT INTO setup_email_requests (user_id, requested_at) VALUES ($1, $2)")
-                    .bind(user_id.0)
-                    .bind(at)
-                    .execute(&mut *tx)
-                    .await?;
-                Self::enqueue_in(&mut tx, &job, at).await?;
-                tx.commit().await?;
-                Ok(true)
+                    if recent >= max {
+                        return Ok(false);
+                    }
+                    sqlx::query("INSERT INTO setup_email_requests (user_id, requested_at) VALUES ($1, $2)")
+                        .bind(user_id.0)
+                        .bind(at)
+                        .execute(&mut *tx)
+                        .await?;
+                    Self::enqueue_in(&mut tx, &job, at).await?;
+                    tx.commit().await?;
+                    Ok(true)
+
+                })
+                .await
             }
         }
     };

@@ -6,6 +6,7 @@ use super::*;
 crate::on_both_databases!(
     ranks_keep_directory_order_through_crowding_imports_and_renames,
     renames_of_one_user_at_once_leave_the_last_name_posted_alone,
+    neighbours_renamed_at_once_into_a_crowded_gap_all_succeed,
 );
 
 /// Users whose rank disagrees with their sort key, ranks shared, postings at no user's
@@ -286,4 +287,122 @@ async fn renames_of_one_user_at_once_leave_the_last_name_posted_alone(db: TestDb
     );
     let found = find_by_name(&app, org.id, &held.last_name.to_lowercase(), 25).await;
     assert!(found.users.iter().any(|(_, u)| u.id == user.id));
+}
+
+/// Thirty neighbours renamed at once into a gap already used up, so that the first to
+/// arrive spreads the neighbourhood out, moving neighbours whose own renames are under
+/// way, while five users are invited into the same gap (on PostgreSQL the directory is
+/// held until all have started). Every write succeeds without being a deadlock's victim
+/// (none is run again) and the directory stays in order.
+async fn neighbours_renamed_at_once_into_a_crowded_gap_all_succeed(db: TestDb) {
+    const COUNT: usize = 30;
+    let app = test_app(&db).await;
+    let (org, _) = seed_org(&app, "Renamed", "rena").await;
+    let invite = |first: String| {
+        let (store, n) = (app.store.clone(), first.to_lowercase());
+        async move {
+            let mut user = new_user(org.id, &n, &format!("{n}@r.example"), UserKind::Staff);
+            user.user.first_name = first;
+            user.user.last_name = "Crowd".into();
+            user.user.products.clear();
+            store.create_user(user).await.unwrap().id
+        }
+    };
+    let mut ids = Vec::new();
+    for first in (0..COUNT)
+        .map(|i| format!("P{i:02}"))
+        .chain(["Q".into(), "R".into()])
+    {
+        ids.push(invite(first).await);
+    }
+    // The gap between Q and R halved until it is used up: QA19 … QA00.
+    for i in (0..20).rev() {
+        invite(format!("QA{i:02}")).await;
+    }
+    // Connections open first, so that the renames start together.
+    let reads = ids.iter().map(|id| app.store.user(org.id, *id));
+    futures_util::future::try_join_all(reads).await.unwrap();
+    let mut held = None;
+    if !db.url.starts_with("sqlite:") {
+        use sqlx::Connection as _;
+        let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+        sqlx::query("BEGIN").execute(&mut conn).await.unwrap();
+        sqlx::query("UPDATE directory_versions SET version = version + 1 WHERE org_id = $1")
+            .bind(org.id.0)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        held = Some(conn);
+    }
+    // P00 … P29 become Q00 … Q29, between Q and QA00.
+    let renames: Vec<_> = (0..COUNT)
+        .map(|i| {
+            let (store, id) = (app.store.clone(), ids[i]);
+            tokio::spawn(async move {
+                store
+                    .update_user(UserUpdate {
+                        org_id: org.id,
+                        user_id: id,
+                        first_name: Some(format!("Q{i:02}")),
+                        last_name: None,
+                        mobile: None,
+                        practice_ids: None,
+                        audit: AuditEntry::new(org.id, now(), "user.updated"),
+                    })
+                    .await
+            })
+        })
+        .collect();
+    // And five invitations into the same gap, taking licenses.
+    let invitations: Vec<_> = (0..5)
+        .map(|i| {
+            let store = app.store.clone();
+            let mut user = new_user(
+                org.id,
+                &format!("new{i}"),
+                &format!("new{i}@r.example"),
+                UserKind::Staff,
+            );
+            user.user.first_name = format!("Q15{i}");
+            user.user.last_name = "Crowd".into();
+            tokio::spawn(async move { store.create_user(user).await })
+        })
+        .collect();
+    if let Some(mut conn) = held {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        sqlx::query("COMMIT").execute(&mut conn).await.unwrap();
+    }
+    for rename in renames {
+        rename.await.unwrap().expect("each rename succeeds");
+    }
+    let mut invited = Vec::new();
+    for invitation in invitations {
+        invited.push(
+            invitation
+                .await
+                .unwrap()
+                .expect("each invitation succeeds")
+                .id,
+        );
+    }
+    let retried = app.store.gauges(now()).await.unwrap().writes_retried;
+    assert_eq!(retried, 0, "no write was a deadlock's victim");
+    assert_eq!(inconsistencies(&db).await, [0; 4]);
+    let found = find_by_name(&app, org.id, "crowd", 100).await;
+    let found: Vec<_> = found
+        .users
+        .iter()
+        .map(|(_, u)| u.id)
+        .take(COUNT + 6)
+        .collect();
+    let order = [ids[COUNT]]
+        .into_iter()
+        .chain(ids[..16].iter().copied())
+        .chain(invited)
+        .chain(ids[16..COUNT].iter().copied());
+    assert_eq!(
+        found,
+        order.collect::<Vec<_>>(),
+        "all renamed and invited, in directory order"
+    );
 }

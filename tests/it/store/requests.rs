@@ -5,6 +5,7 @@ use super::*;
 crate::on_both_databases!(
     twenty_simultaneous_decisions_record_exactly_one,
     a_locked_owners_decision_is_refused,
+    license_applications_and_invitations_at_once_are_no_deadlock,
 );
 
 /// Files a license request as `requester` and moves it to PENDING_APPROVAL.
@@ -169,4 +170,115 @@ async fn a_locked_owners_decision_is_refused(db: TestDb) {
     assert!(matches!(decided, Err(StoreError::Forbidden)), "{decided:?}");
     let request = app.store.request(org.id, id).await.unwrap().unwrap();
     assert_eq!(request.status, RequestStatus::PendingApproval);
+}
+
+/// Six approved license requests applied while six users are invited into the same
+/// organization, all waiting for the pool they share (held meanwhile on PostgreSQL):
+/// every one succeeds, none as a deadlock's victim run again, and the pool counts them all.
+async fn license_applications_and_invitations_at_once_are_no_deadlock(db: TestDb) {
+    use gatehouse::store::{Application, NewDecision, Transition};
+    const EACH: usize = 6;
+    let app = test_app(&db).await;
+    let (org, owner) = seed_org(&app, "Busy", "busy").await;
+    let filer = app
+        .store
+        .create_user(new_user(
+            org.id,
+            "filer",
+            "filer@busy.example",
+            UserKind::Staff,
+        ))
+        .await
+        .unwrap();
+    let mut approved = Vec::new();
+    for _ in 0..EACH {
+        let id = pending_request(&app, org.id, filer.id).await;
+        let mut audit = AuditEntry::new(org.id, now(), "request.approved");
+        audit.request_id = Some(id.0);
+        app.store
+            .transition_request(Transition {
+                request_id: id,
+                step: gatehouse::domain::request::Step::Approve,
+                at: now(),
+                actor_id: Some(owner.id),
+                note: None,
+                failure_reason: None,
+                decision: Some(NewDecision {
+                    approver_id: owner.id,
+                    approved: true,
+                    comment: None,
+                    terms_accepted: true,
+                }),
+                approver_must_be_owner: Some(owner.id),
+                approvers: vec![],
+                audit,
+                jobs: vec![],
+            })
+            .await
+            .unwrap();
+        approved.push(id);
+    }
+    let mut held = None;
+    if !db.url.starts_with("sqlite:") {
+        use sqlx::Connection as _;
+        let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+        sqlx::query("BEGIN").execute(&mut conn).await.unwrap();
+        sqlx::query("UPDATE license_pools SET used = used WHERE org_id = $1")
+            .bind(org.id.0)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        held = Some(conn);
+    }
+    let applications: Vec<_> = approved
+        .iter()
+        .map(|id| {
+            let (store, id) = (app.store.clone(), *id);
+            tokio::spawn(async move {
+                store
+                    .apply_request(Application {
+                        request_id: id,
+                        at: now(),
+                        jobs: vec![],
+                    })
+                    .await
+            })
+        })
+        .collect();
+    let invitations: Vec<_> = (0..EACH)
+        .map(|i| {
+            let store = app.store.clone();
+            let user = new_user(
+                org.id,
+                &format!("new{i}"),
+                &format!("new{i}@busy.example"),
+                UserKind::Staff,
+            );
+            tokio::spawn(async move { store.create_user(user).await })
+        })
+        .collect();
+    if let Some(mut conn) = held {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        sqlx::query("COMMIT").execute(&mut conn).await.unwrap();
+    }
+    for application in applications {
+        application
+            .await
+            .unwrap()
+            .expect("each application succeeds");
+    }
+    for invitation in invitations {
+        invitation.await.unwrap().expect("each invitation succeeds");
+    }
+    let retried = app.store.gauges(now()).await.unwrap().writes_retried;
+    assert_eq!(retried, 0, "no write was a deadlock's victim");
+    let pools = app.store.license_pools(org.id).await.unwrap();
+    let staff = pools
+        .iter()
+        .find(|p| p.product == Product::Ehr && p.kind == UserKind::Staff)
+        .unwrap();
+    assert_eq!(
+        (staff.total, staff.used),
+        (10 + 2 * EACH as i32, 2 + EACH as i32)
+    );
 }
