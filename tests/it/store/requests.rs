@@ -6,6 +6,7 @@ crate::on_both_databases!(
     twenty_simultaneous_decisions_record_exactly_one,
     a_locked_owners_decision_is_refused,
     license_applications_and_invitations_at_once_are_no_deadlock,
+    an_owners_demotion_and_anothers_inactivation_at_once_leave_one_owner,
 );
 
 /// Files a license request as `requester` and moves it to PENDING_APPROVAL.
@@ -15,19 +16,32 @@ async fn pending_request(
     requester: gatehouse::domain::UserId,
 ) -> gatehouse::domain::RequestId {
     use gatehouse::domain::{Change, LicenseChange};
+    let licenses = Change::Licenses(LicenseChange {
+        product: Product::Ehr,
+        kind: UserKind::Staff,
+        quantity: 2,
+    });
+    pending_change(app, org, requester, None, licenses).await
+}
+
+/// Files a request for `change` (of `subject`) as `requester` and moves it to
+/// PENDING_APPROVAL.
+async fn pending_change(
+    app: &crate::common::TestApp,
+    org: gatehouse::domain::OrgId,
+    requester: gatehouse::domain::UserId,
+    subject_id: Option<gatehouse::domain::UserId>,
+    change: gatehouse::domain::Change,
+) -> gatehouse::domain::RequestId {
     use gatehouse::store::{Filing, NewRequest, Transition};
     let at = now();
     let new = NewRequest {
         route: gatehouse::app::jobs::route_job,
         org_id: org,
         requested_by: requester,
-        subject_id: None,
+        subject_id,
         justification: None,
-        change: Change::Licenses(LicenseChange {
-            product: Product::Ehr,
-            kind: UserKind::Staff,
-            quantity: 2,
-        }),
+        change,
         terms_accepted: false,
         filed_by_owner: false,
         at,
@@ -36,8 +50,9 @@ async fn pending_request(
         idempotency_since: at,
         audit: AuditEntry::new(org, at, "request.submitted"),
     };
-    let Filing::New(request) = app.store.file_request(new).await.unwrap() else {
-        panic!("a new request");
+    let request = match app.store.file_request(new).await.unwrap() {
+        Filing::New(request) => request,
+        other => panic!("a new request, not {other:?}"),
     };
     let mut audit = AuditEntry::new(org, at, "request.pending_approval");
     audit.request_id = Some(request.id.0);
@@ -176,7 +191,7 @@ async fn a_locked_owners_decision_is_refused(db: TestDb) {
 /// organization, all waiting for the pool they share (held meanwhile on PostgreSQL):
 /// every one succeeds, none as a deadlock's victim run again, and the pool counts them all.
 async fn license_applications_and_invitations_at_once_are_no_deadlock(db: TestDb) {
-    use gatehouse::store::{Application, NewDecision, Transition};
+    use gatehouse::store::Application;
     const EACH: usize = 6;
     let app = test_app(&db).await;
     let (org, owner) = seed_org(&app, "Busy", "busy").await;
@@ -193,29 +208,7 @@ async fn license_applications_and_invitations_at_once_are_no_deadlock(db: TestDb
     let mut approved = Vec::new();
     for _ in 0..EACH {
         let id = pending_request(&app, org.id, filer.id).await;
-        let mut audit = AuditEntry::new(org.id, now(), "request.approved");
-        audit.request_id = Some(id.0);
-        app.store
-            .transition_request(Transition {
-                request_id: id,
-                step: gatehouse::domain::request::Step::Approve,
-                at: now(),
-                actor_id: Some(owner.id),
-                note: None,
-                failure_reason: None,
-                decision: Some(NewDecision {
-                    approver_id: owner.id,
-                    approved: true,
-                    comment: None,
-                    terms_accepted: true,
-                }),
-                approver_must_be_owner: Some(owner.id),
-                approvers: vec![],
-                audit,
-                jobs: vec![],
-            })
-            .await
-            .unwrap();
+        approve(&app, org.id, owner.id, id).await;
         approved.push(id);
     }
     let mut held = None;
@@ -281,4 +274,137 @@ async fn license_applications_and_invitations_at_once_are_no_deadlock(db: TestDb
         (staff.total, staff.used),
         (10 + 2 * EACH as i32, 2 + EACH as i32)
     );
+}
+
+/// Approves a pending request as `owner`.
+async fn approve(
+    app: &crate::common::TestApp,
+    org: gatehouse::domain::OrgId,
+    owner: gatehouse::domain::UserId,
+    id: gatehouse::domain::RequestId,
+) {
+    use gatehouse::store::{NewDecision, Transition};
+    let mut audit = AuditEntry::new(org, now(), "request.approved");
+    audit.request_id = Some(id.0);
+    app.store
+        .transition_request(Transition {
+            request_id: id,
+            step: gatehouse::domain::request::Step::Approve,
+            at: now(),
+            actor_id: Some(owner),
+            note: None,
+            failure_reason: None,
+            decision: Some(NewDecision {
+                approver_id: owner,
+                approved: true,
+                comment: None,
+                terms_accepted: true,
+            }),
+            approver_must_be_owner: Some(owner),
+            approvers: vec![],
+            audit,
+            jobs: vec![],
+        })
+        .await
+        .unwrap();
+}
+
+/// Two owners; one's demotion and the other's inactivation, both approved, applied at
+/// once (five times over): exactly one applies each time, the other finds the last
+/// active owner, and the organization always keeps one.
+async fn an_owners_demotion_and_anothers_inactivation_at_once_leave_one_owner(db: TestDb) {
+    use gatehouse::domain::{Change, PermissionChange};
+    use gatehouse::store::Application;
+    let app = test_app(&db).await;
+    let (org, first) = seed_org(&app, "Owners", "boss").await;
+    let owners = format!(
+        "SELECT COUNT(*) FROM users WHERE org_id = {} AND role = 'OWNER' AND status = 'ACTIVE'",
+        org.id.0
+    );
+    // `owner` stays an active owner throughout, demoted in even rounds, else inactivated.
+    let mut owner = first.id;
+    for round in 0..5 {
+        let mut second = new_user(
+            org.id,
+            &format!("second{round}"),
+            &format!("second{round}@o.example"),
+            UserKind::Staff,
+        );
+        second.user.role = Role::Owner;
+        second.user.products.clear();
+        // With a password, an ACTIVE owner at once.
+        second.user.password_hash =
+            Some("$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaA".into());
+        let second = app.store.create_user(second).await.unwrap().id;
+        assert_eq!(db.count(&owners).await, 2);
+        let (demoted, inactivated) = if round % 2 == 0 {
+            (owner, second)
+        } else {
+            (second, owner)
+        };
+        let demote = Change::Permissions(PermissionChange {
+            grant: vec![],
+            revoke: vec![],
+            role: Some(Role::Member),
+        });
+        let demotion = pending_change(&app, org.id, owner, Some(demoted), demote).await;
+        approve(&app, org.id, owner, demotion).await;
+        let inactivation =
+            pending_change(&app, org.id, owner, Some(inactivated), Change::Inactivation).await;
+        approve(&app, org.id, owner, inactivation).await;
+        let applied = [demotion, inactivation].map(|id| {
+            let store = app.store.clone();
+            tokio::spawn(async move {
+                store
+                    .apply_request(Application {
+                        request_id: id,
+                        at: now(),
+                        jobs: vec![],
+                    })
+                    .await
+            })
+        });
+        let mut outcomes = Vec::new();
+        for application in applied {
+            outcomes.push(application.await.unwrap());
+        }
+        let done = outcomes.iter().filter(|o| o.is_ok()).count();
+        assert_eq!(done, 1, "exactly one applies: {outcomes:?}");
+        assert!(
+            outcomes
+                .iter()
+                .any(|o| matches!(o, Err(StoreError::LastOwner))),
+            "{outcomes:?}"
+        );
+        assert_eq!(db.count(&owners).await, 1, "one active owner left");
+        // The survivor is the one whose change failed, as the workflow records it.
+        let failed = if outcomes[0].is_ok() {
+            inactivation
+        } else {
+            demotion
+        };
+        owner = if outcomes[0].is_ok() {
+            inactivated
+        } else {
+            demoted
+        };
+        let mut audit = AuditEntry::new(org.id, now(), "request.failed");
+        audit.request_id = Some(failed.0);
+        app.store
+            .transition_request(gatehouse::store::Transition {
+                request_id: failed,
+                step: gatehouse::domain::request::Step::FailToApply,
+                at: now(),
+                actor_id: None,
+                note: None,
+                failure_reason: Some("the last active owner".into()),
+                decision: None,
+                approver_must_be_owner: None,
+                approvers: vec![],
+                audit,
+                jobs: vec![],
+            })
+            .await
+            .unwrap();
+    }
 }
