@@ -254,6 +254,11 @@ fn internal_response(panic: &Box<dyn std::any::Any + Send>) -> Response {
 /// Gives every error a code: the executor's own refusals (parse, validation, limits)
 /// carry none.
 fn with_codes(mut response: Response) -> Response {
+    // Every root field skipped (`@skip`, `@include`): the operation ran and selected
+    // nothing, which is an empty map, where async-graphql gives null.
+    if response.data == async_graphql::Value::Null && response.errors.is_empty() {
+        response.data = async_graphql::Value::Object(Default::default());
+    }
     let rejected = is_rejected(&response);
     for error in &mut response.errors {
         if error

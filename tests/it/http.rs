@@ -9,6 +9,7 @@ crate::on_both_databases!(
     wrong_password_and_unknown_user_answer_the_same,
     logout_ends_the_session,
     protected_fields_need_a_session,
+    every_field_skipped_answers_an_empty_map,
     node_finds_only_own_organization_objects,
     malformed_requests_get_400_with_a_graphql_error,
     deep_queries_are_refused,
@@ -187,6 +188,21 @@ async fn protected_fields_need_a_session(db: TestDb) {
         body["errors"][0]["extensions"]["code"], "UNAUTHENTICATED",
         "{body}"
     );
+}
+
+/// An operation whose every root field is skipped ran and selected nothing: `data` is an
+/// empty map (not null), without errors.
+async fn every_field_skipped_answers_an_empty_map(db: TestDb) {
+    let server = TestServer::start(&db).await;
+    for query in [
+        "{ me @skip(if: true) { id } }",
+        "query($no: Boolean!) { me @include(if: $no) { id } }",
+        "{ ... @skip(if: true) { me { id } } }",
+    ] {
+        let (status, body) = server.graphql(None, query, json!({"no": false})).await;
+        assert_eq!(status, 200, "{query}: {body}");
+        assert_eq!(body, json!({"data": {}}), "{query}");
+    }
 }
 
 async fn node_finds_only_own_organization_objects(db: TestDb) {
