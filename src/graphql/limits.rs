@@ -6,6 +6,9 @@
 
 use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
 use std::collections::HashMap;
+use typename::Declared;
+
+mod typename;
 
 /// Nesting of any kind (selections, list and object values, variables) allowed in a document.
 pub const MAX_NESTING: usize = 64;
@@ -255,33 +258,38 @@ fn check_literal(value: &async_graphql_value::Value) -> Result<(), Refusal> {
     }
 }
 
-/// Every argument written in the document, in operations and fragments.
+/// Every argument written in the document, in operations and fragments; and each
+/// `__typename`, which the executor's validation passes over.
 fn check_arguments(doc: &ExecutableDocument) -> Result<(), Refusal> {
-    fn walk(set: &SelectionSet, level: usize) -> Result<(), Refusal> {
+    fn walk(set: &SelectionSet, level: usize, declared: &Declared<'_>) -> Result<(), Refusal> {
         if level > MAX_NESTING {
             return Ok(());
         }
         for item in &set.items {
             match &item.node {
                 Selection::Field(field) => {
+                    if field.node.name.node == "__typename" {
+                        typename::check(&field.node, declared)?;
+                    }
                     for (_, value) in &field.node.arguments {
                         check_literal(&value.node)?;
                     }
-                    walk(&field.node.selection_set.node, level + 1)?;
+                    walk(&field.node.selection_set.node, level + 1, declared)?;
                 }
                 Selection::InlineFragment(fragment) => {
-                    walk(&fragment.node.selection_set.node, level + 1)?;
+                    walk(&fragment.node.selection_set.node, level + 1, declared)?;
                 }
                 Selection::FragmentSpread(_) => {}
             }
         }
         Ok(())
     }
+    let declared = Declared::of(doc);
     for (_, op) in doc.operations.iter() {
-        walk(&op.node.selection_set.node, 0)?;
+        walk(&op.node.selection_set.node, 0, &declared)?;
     }
     for fragment in doc.fragments.values() {
-        walk(&fragment.node.selection_set.node, 0)?;
+        walk(&fragment.node.selection_set.node, 0, &declared)?;
     }
     Ok(())
 }
@@ -413,6 +421,32 @@ mod tests {
     fn aliases(query: &str) -> usize {
         let doc = async_graphql::parser::parse_query(query).unwrap();
         Walker::new(&doc, 1000).operations().aliases
+    }
+
+    #[test]
+    fn typename_is_validated_like_any_field() {
+        for query in [
+            "{ __typename(arg: 1) }",
+            "{ __typename @unknown }",
+            "{ __typename @include }",
+            "{ __typename @skip(if: \"yes\") }",
+            "{ __typename @skip(if: true, also: 1) }",
+            "{ __typename @skip(unless: true) }",
+            "{ __typename @skip(if: false) @skip(if: false) }",
+            "{ __typename @skip(if: $undefined) }",
+            "query($n: Int) { __typename @include(if: $n) }",
+            "query { ...F } fragment F on Query { __typename @include }",
+        ] {
+            let refusal = check_text(query).expect_err(query);
+            assert_eq!(refusal.code, "BAD_REQUEST", "{query}");
+        }
+        for query in [
+            "{ __typename }",
+            "{ a: __typename @skip(if: false) @include(if: true) }",
+            "query($b: Boolean!) { me @include(if: $b) { __typename @skip(if: $b) } }",
+        ] {
+            assert!(check_text(query).is_ok(), "{query}");
+        }
     }
 
     #[test]

@@ -248,6 +248,8 @@ async fn malformed_requests_get_400_with_a_graphql_error(db: TestDb) {
         "{\"query\": 5}",
         "{\"query\": \"{ me { \"}",
         "{\"query\": \"{ nonsense }\"}",
+        "{\"query\": \"{ __typename(arg: 1) }\"}",
+        "{\"query\": \"{ __typename @unknown }\"}",
     ] {
         let response = post(bad).await.unwrap();
         assert_eq!(response.status(), 400, "{bad}");
