@@ -10,7 +10,6 @@ macro_rules! directory_impl {
                     let created = Self::create_organization_in(&mut tx, new.clone()).await?;
                     tx.commit().await?;
                     Ok(created)
-
                 })
                 .await
             }
@@ -58,7 +57,6 @@ macro_rules! directory_impl {
                     Self::append_audit_in(&mut tx, &audit).await?;
                     tx.commit().await?;
                     Ok(practice)
-
                 })
                 .await
             }
@@ -90,7 +88,6 @@ macro_rules! directory_impl {
                     let user = Self::create_user_in(&mut tx, &creation).await?;
                     tx.commit().await?;
                     Ok(user)
-
                 })
                 .await
             }
@@ -232,7 +229,6 @@ macro_rules! directory_impl {
                     Self::append_audit_in(&mut tx, &update.audit).await?;
                     tx.commit().await?;
                     user.try_into()
-
                 })
                 .await
             }
@@ -245,7 +241,6 @@ macro_rules! directory_impl {
                     let user = Self::user_in(&mut tx, r.user_id).await?;
                     tx.commit().await?;
                     Ok(user)
-
                 })
                 .await
             }

@@ -65,7 +65,6 @@ macro_rules! identity_impl {
                     Self::append_audit_in(&mut tx, &audit).await?;
                     tx.commit().await?;
                     Ok((SessionId(id), user.try_into()?))
-
                 })
                 .await
             }
@@ -116,7 +115,6 @@ macro_rules! identity_impl {
                     }
                     tx.commit().await?;
                     Ok(locked)
-
                 })
                 .await
             }
@@ -208,7 +206,6 @@ macro_rules! identity_impl {
                     Self::append_audit_in(&mut tx, &audit).await?;
                     tx.commit().await?;
                     Ok(())
-
                 })
                 .await
             }
@@ -284,7 +281,6 @@ macro_rules! identity_impl {
                     let user = Self::user_in(&mut tx, change.user_id).await?;
                     tx.commit().await?;
                     Ok(user)
-
                 })
                 .await
             }
@@ -313,7 +309,6 @@ macro_rules! identity_impl {
                     let user = Self::user_in(&mut tx, reset.user_id).await?;
                     tx.commit().await?;
                     Ok(user)
-
                 })
                 .await
             }
@@ -329,7 +324,6 @@ macro_rules! identity_impl {
                     Self::append_audit_in(&mut tx, &audit).await?;
                     tx.commit().await?;
                     Ok(ended)
-
                 })
                 .await
             }
@@ -346,7 +340,6 @@ macro_rules! identity_impl {
                     let user = Self::user_in(&mut tx, user_id).await?;
                     tx.commit().await?;
                     Ok(user)
-
                 })
                 .await
             }

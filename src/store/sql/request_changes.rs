@@ -62,7 +62,6 @@ macro_rules! request_changes_impl {
                     tx.commit().await?;
                     self.committed(change);
                     Ok(request)
-
                 })
                 .await
             }

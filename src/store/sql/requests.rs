@@ -102,7 +102,6 @@ macro_rules! requests_impl {
                     tx.commit().await?;
                     self.committed(change);
                     Ok(Filing::New(request))
-
                 })
                 .await
             }
@@ -283,7 +282,6 @@ macro_rules! requests_impl {
                     tx.commit().await?;
                     self.committed(change);
                     Ok(request)
-
                 })
                 .await
             }
@@ -312,7 +310,6 @@ macro_rules! requests_impl {
                     }
                     tx.commit().await?;
                     Ok(true)
-
                 })
                 .await
             }

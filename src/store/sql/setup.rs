@@ -62,7 +62,6 @@ macro_rules! setup_impl {
                         .await?;
                     tx.commit().await?;
                     Ok(Some((user, org)))
-
                 })
                 .await
             }
@@ -101,7 +100,6 @@ macro_rules! setup_impl {
                         .await?;
                     tx.commit().await?;
                     Ok(())
-
                 })
                 .await
             }
@@ -202,7 +200,6 @@ macro_rules! setup_impl {
                     let user = Self::user_in(&mut tx, setup.user_id).await?;
                     tx.commit().await?;
                     Ok(user)
-
                 })
                 .await
             }
@@ -241,7 +238,6 @@ macro_rules! setup_impl {
                     Self::enqueue_in(&mut tx, &job, at).await?;
                     tx.commit().await?;
                     Ok(true)
-
                 })
                 .await
             }
