@@ -264,6 +264,8 @@ async fn metrics_show_what_happened(db: TestDb) {
     get("gatehouse_queue_jobs", &[("state", "pending")]);
     get("gatehouse_outbox_backlog", &[]);
     get("gatehouse_outbox_oldest_age_seconds", &[]);
+    // Nothing here waits on anything else: no write was a deadlock's victim.
+    assert_eq!(get("gatehouse_store_writes_retried_total", &[]), 0.0);
     assert!(
         get(
             "gatehouse_jobs_succeeded_total",
