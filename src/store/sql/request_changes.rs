@@ -1,5 +1,6 @@
-//! SQL that moves account requests and applies their changes to the directory, inside
-//! the transaction of the move (used by `requests.rs`).
+//! SQL that moves account requests and applies their changes to the directory: the
+//! application of an approved request as one transaction (`apply`, behind
+//! `RequestStore::apply_request`), and the steps `requests.rs` takes inside its own.
 
 macro_rules! request_changes_impl {
     ($store:ty) => {

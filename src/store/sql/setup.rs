@@ -136,15 +136,10 @@ macro_rules! setup_impl {
                     let at = setup.audit.at;
                     // The user's directory first (on PostgreSQL; the order of locks is in
                     // `create_users_in`): the status changes, and an inactivation of the
-                    // user, which voids their links, takes it first too.
+                    // user, which voids their links, takes it first too. (The audit event
+                    // is the user's organization's.)
                     if BACKEND == $crate::store::Backend::Postgres {
-                        sqlx::query(
-                            "INSERT INTO directory_versions (org_id, version) SELECT org_id, 1 FROM users WHERE id = $1 \
-                             ON CONFLICT (org_id) DO UPDATE SET version = directory_versions.version + 1",
-                        )
-                        .bind(setup.user_id.0)
-                        .execute(&mut *tx)
-                        .await?;
+                        Self::lock_directory(&mut tx, setup.audit.org_id).await?;
                     }
                     let used = sqlx::query(
                         "UPDATE setup_tokens SET used_at = $2 \

@@ -108,6 +108,20 @@ impl TestDb {
         }
     }
 
+    /// On PostgreSQL, another client's open transaction that has run `sql` (`$1` bound to
+    /// `id`), holding the rows it wrote until released: writes started meanwhile queue
+    /// behind it and then start together. `None` on SQLite (one writer at a time anyway).
+    pub async fn hold(&self, sql: &'static str, id: i64) -> Option<Held> {
+        use sqlx::Connection as _;
+        if self.url.starts_with("sqlite:") {
+            return None;
+        }
+        let mut conn = sqlx::PgConnection::connect(&self.url).await.unwrap();
+        sqlx::query("BEGIN").execute(&mut conn).await.unwrap();
+        sqlx::query(sql).bind(id).execute(&mut conn).await.unwrap();
+        Some(Held(conn))
+    }
+
     /// Runs raw SQL against the database, as an attacker with database access would.
     pub async fn execute(&self, sql: &str) -> u64 {
         let sql = sqlx::AssertSqlSafe(sql.to_owned());
@@ -141,4 +155,15 @@ pub fn test_config(db: &TestDb, extra: &[(&str, &str)]) -> Config {
         vars.insert((*k).into(), (*v).into());
     }
     Config::from_lookup(|k| vars.get(k).cloned()).expect("valid test config")
+}
+
+/// Rows held by another client's transaction (see [`TestDb::hold`]).
+pub struct Held(sqlx::PgConnection);
+
+impl Held {
+    /// Lets the writers queued behind it arrive, then commits.
+    pub async fn release_after_half_a_second(mut self) {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        sqlx::query("COMMIT").execute(&mut self.0).await.unwrap();
+    }
 }

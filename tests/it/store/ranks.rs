@@ -322,18 +322,12 @@ async fn neighbours_renamed_at_once_into_a_crowded_gap_all_succeed(db: TestDb) {
     // Connections open first, so that the renames start together.
     let reads = ids.iter().map(|id| app.store.user(org.id, *id));
     futures_util::future::try_join_all(reads).await.unwrap();
-    let mut held = None;
-    if !db.url.starts_with("sqlite:") {
-        use sqlx::Connection as _;
-        let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
-        sqlx::query("BEGIN").execute(&mut conn).await.unwrap();
-        sqlx::query("UPDATE directory_versions SET version = version + 1 WHERE org_id = $1")
-            .bind(org.id.0)
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        held = Some(conn);
-    }
+    let held = db
+        .hold(
+            "UPDATE directory_versions SET version = version + 1 WHERE org_id = $1",
+            org.id.0,
+        )
+        .await;
     // P00 … P29 become Q00 … Q29, between Q and QA00.
     let renames: Vec<_> = (0..COUNT)
         .map(|i| {
@@ -368,9 +362,8 @@ async fn neighbours_renamed_at_once_into_a_crowded_gap_all_succeed(db: TestDb) {
             tokio::spawn(async move { store.create_user(user).await })
         })
         .collect();
-    if let Some(mut conn) = held {
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-        sqlx::query("COMMIT").execute(&mut conn).await.unwrap();
+    if let Some(held) = held {
+        held.release_after_half_a_second().await;
     }
     for rename in renames {
         rename.await.unwrap().expect("each rename succeeds");

@@ -191,7 +191,6 @@ async fn a_locked_owners_decision_is_refused(db: TestDb) {
 /// organization, all waiting for the pool they share (held meanwhile on PostgreSQL):
 /// every one succeeds, none as a deadlock's victim run again, and the pool counts them all.
 async fn license_applications_and_invitations_at_once_are_no_deadlock(db: TestDb) {
-    use gatehouse::store::Application;
     const EACH: usize = 6;
     let app = test_app(&db).await;
     let (org, owner) = seed_org(&app, "Busy", "busy").await;
@@ -211,33 +210,13 @@ async fn license_applications_and_invitations_at_once_are_no_deadlock(db: TestDb
         approve(&app, org.id, owner.id, id).await;
         approved.push(id);
     }
-    let mut held = None;
-    if !db.url.starts_with("sqlite:") {
-        use sqlx::Connection as _;
-        let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
-        sqlx::query("BEGIN").execute(&mut conn).await.unwrap();
-        sqlx::query("UPDATE license_pools SET used = used WHERE org_id = $1")
-            .bind(org.id.0)
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        held = Some(conn);
-    }
-    let applications: Vec<_> = approved
-        .iter()
-        .map(|id| {
-            let (store, id) = (app.store.clone(), *id);
-            tokio::spawn(async move {
-                store
-                    .apply_request(Application {
-                        request_id: id,
-                        at: now(),
-                        jobs: vec![],
-                    })
-                    .await
-            })
-        })
-        .collect();
+    let held = db
+        .hold(
+            "UPDATE license_pools SET used = used WHERE org_id = $1",
+            org.id.0,
+        )
+        .await;
+    let applications: Vec<_> = approved.iter().map(|id| applying(&app, *id)).collect();
     let invitations: Vec<_> = (0..EACH)
         .map(|i| {
             let store = app.store.clone();
@@ -250,9 +229,8 @@ async fn license_applications_and_invitations_at_once_are_no_deadlock(db: TestDb
             tokio::spawn(async move { store.create_user(user).await })
         })
         .collect();
-    if let Some(mut conn) = held {
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-        sqlx::query("COMMIT").execute(&mut conn).await.unwrap();
+    if let Some(held) = held {
+        held.release_after_half_a_second().await;
     }
     for application in applications {
         application
@@ -314,7 +292,6 @@ async fn approve(
 /// active owner, and the organization always keeps one.
 async fn an_owners_demotion_and_anothers_inactivation_at_once_leave_one_owner(db: TestDb) {
     use gatehouse::domain::{Change, PermissionChange};
-    use gatehouse::store::Application;
     let app = test_app(&db).await;
     let (org, first) = seed_org(&app, "Owners", "boss").await;
     let owners = format!(
@@ -352,18 +329,7 @@ async fn an_owners_demotion_and_anothers_inactivation_at_once_leave_one_owner(db
         let inactivation =
             pending_change(&app, org.id, owner, Some(inactivated), Change::Inactivation).await;
         approve(&app, org.id, owner, inactivation).await;
-        let applied = [demotion, inactivation].map(|id| {
-            let store = app.store.clone();
-            tokio::spawn(async move {
-                store
-                    .apply_request(Application {
-                        request_id: id,
-                        at: now(),
-                        jobs: vec![],
-                    })
-                    .await
-            })
-        });
+        let applied = [demotion, inactivation].map(|id| applying(&app, id));
         let mut outcomes = Vec::new();
         for application in applied {
             outcomes.push(application.await.unwrap());
@@ -407,4 +373,20 @@ async fn an_owners_demotion_and_anothers_inactivation_at_once_leave_one_owner(db
             .await
             .unwrap();
     }
+}
+
+/// Applies an approved request in a task of its own, now.
+fn applying(
+    app: &crate::common::TestApp,
+    id: gatehouse::domain::RequestId,
+) -> tokio::task::JoinHandle<Result<gatehouse::domain::AccountRequest, StoreError>> {
+    let store = app.store.clone();
+    tokio::spawn(async move {
+        let application = gatehouse::store::Application {
+            request_id: id,
+            at: now(),
+            jobs: vec![],
+        };
+        store.apply_request(application).await
+    })
 }
