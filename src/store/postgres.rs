@@ -17,6 +17,8 @@ pub struct PostgresStore {
     plans: super::search::PlanCache,
     organizations: super::directory::KnownOrganizations,
     pool: PgPool,
+    /// Writes share the pool: PostgreSQL locks rows, not the database.
+    writer: PgPool,
     /// Connections for searches, which are planned for their own values.
     search: PgPool,
     /// Connections for searches led by postings, written to have one plan whatever
@@ -86,6 +88,7 @@ impl PostgresStore {
                 .with_context(|| format!("cannot migrate the PostgreSQL database {shown}"))?;
         }
         let store = Self {
+            writer: pool.clone(),
             pool,
             search,
             postings,

@@ -15,10 +15,17 @@ use tokio::sync::{Notify, broadcast};
 /// Write-ahead log size past which it is checkpointed in full and truncated.
 const WAL_LIMIT_BYTES: i64 = 64 * 1024 * 1024;
 
-/// Connections to the database file: two per core (at least 4, at most 16). Each holds its
-/// own page cache, prepared statements and worker thread (about 9 MB when warm), and
-/// SQLite reads no faster with more than the cores can run: at 100,000 users 4 instead of
-/// 8 took the server's peak memory from 155 to 120 MB with searches as fast.
+/// How long a write waits for the database's one write lock: for another process's
+/// transaction (a large `gatehouse users import` holds it for about 0.1 ms a row) and for
+/// this process's writes queued before it. A sign-in behind an import of the largest
+/// organization (100,000 rows, about 12 s on the benchmark machine) waits and succeeds.
+pub const WRITE_WAIT: Duration = Duration::from_secs(60);
+
+/// Connections that read the database file: two per core (at least 4, at most 16), beside
+/// the one that writes. Each holds its own page cache, prepared statements and worker
+/// thread (about 9 MB when warm), and SQLite reads no faster with more than the cores can
+/// run: at 100,000 users 4 instead of 8 took the server's peak memory from 155 to 120 MB
+/// with searches as fast.
 fn connections() -> u32 {
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     (2 * cores as u32).clamp(4, 16)
@@ -30,8 +37,14 @@ pub struct SqliteStore {
     retried: std::sync::atomic::AtomicU64,
     plans: super::search::PlanCache,
     organizations: super::directory::KnownOrganizations,
+    /// Connections that only read (`query_only`): in WAL mode they never wait for a
+    /// writer, so reads are answered while writes queue for the lock.
     pool: SqlitePool,
-    /// Searches use the same connections (SQLite plans each statement once).
+    /// The one connection that writes. SQLite lets one transaction write at a time; this
+    /// process's writes queue for this connection in order (no polling for the lock), so
+    /// that a long write elsewhere holds back only writes, never reads.
+    writer: SqlitePool,
+    /// Searches use the reading connections (SQLite plans each statement once).
     search: SqlitePool,
     postings: SqlitePool,
     outbox: Arc<Notify>,
@@ -48,7 +61,7 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10))
+            .busy_timeout(WRITE_WAIT)
             // A log reset by a checkpoint is cut back to this size.
             .pragma("journal_size_limit", WAL_LIMIT_BYTES.to_string())
             // Each connection keeps the pages it reads in a cache of its own (4 MiB, 32
@@ -68,7 +81,7 @@ impl SqliteStore {
         }
         let outbox = Arc::new(Notify::new());
         let signal = outbox.clone();
-        let pool = SqlitePoolOptions::new()
+        let writer = SqlitePoolOptions::new()
             // A job written to the outbox wakes the relay. The hook runs inside the
             // writing transaction, which holds the write lock, so the relay's claim (a
             // write) waits for its commit and then sees the job.
@@ -86,21 +99,31 @@ impl SqliteStore {
                     Ok(())
                 })
             })
-            .max_connections(connections())
-            .acquire_timeout(Duration::from_secs(10))
-            .connect_with(options)
+            .max_connections(1)
+            .acquire_timeout(WRITE_WAIT)
+            .connect_with(options.clone())
             .await
             .with_context(|| format!("cannot open the SQLite database {url}"))?;
         if migrate {
             migrations::migrator(Backend::Sqlite)
-                .run(&pool)
+                .run(&writer)
                 .await
                 .with_context(|| format!("cannot migrate the SQLite database {url}"))?;
         }
+        // Readers wait only for a checkpoint that truncates the log (moments).
+        let pool = SqlitePoolOptions::new()
+            .max_connections(connections())
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_lazy_with(
+                options
+                    .busy_timeout(Duration::from_secs(10))
+                    .pragma("query_only", "1"),
+            );
         let store = Self {
             search: pool.clone(),
             postings: pool.clone(),
             pool,
+            writer,
             totals: Default::default(),
             retried: Default::default(),
             plans: Default::default(),
@@ -134,10 +157,11 @@ impl SqliteStore {
         let _ = self.pushes.send(super::Pushed::Change(change));
     }
 
-    /// Write transactions take the database's write lock up front, so that two writers
-    /// wait for each other (busy timeout) instead of failing on a lock upgrade.
+    /// Write transactions take the database's write lock up front, so that a writer in
+    /// another process and this one wait for each other (busy timeout) instead of failing
+    /// on a lock upgrade.
     async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Sqlite>, sqlx::Error> {
-        self.pool.begin_with("BEGIN IMMEDIATE").await
+        self.writer.begin_with("BEGIN IMMEDIATE").await
     }
 
     /// SQLite's automatic checkpoints never reset the log while readers and writers keep
@@ -153,8 +177,10 @@ impl SqliteStore {
             .fetch_one(&self.pool)
             .await?;
         if frames * page_size > WAL_LIMIT_BYTES {
+            // On the writing connection: it waits for writers, and this process's wait
+            // behind it rather than for the lock.
             let (busy, _, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
-                .fetch_one(&self.pool)
+                .fetch_one(&self.writer)
                 .await?;
             tracing::info!(
                 wal_bytes = frames * page_size,

@@ -41,7 +41,7 @@ macro_rules! backfill_impl {
                             // PostgreSQL reads the new postings index-only once vacuum has
                             // marked their pages all-visible; and plans by fresh statistics.
                             if BACKEND == $crate::store::Backend::Postgres {
-                                sqlx::query("VACUUM (ANALYZE) user_search_postings, user_search_counts").execute(&self.pool).await?;
+                                sqlx::query("VACUUM (ANALYZE) user_search_postings, user_search_counts").execute(&self.writer).await?;
                             }
                             tracing::info!(users = done, seconds = started.elapsed().as_secs_f64(), "short name pieces posted");
                         }

@@ -90,7 +90,7 @@ macro_rules! identity_impl {
                 .bind(now)
                 .bind(threshold)
                 .bind(lock_until)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&self.writer)
                 .await?;
                 Ok(row.map(|(password_hash, check_lock)| $crate::store::SecretCheck { password_hash, check_lock }))
             }
@@ -132,7 +132,7 @@ macro_rules! identity_impl {
                 .bind(user_id.0)
                 .bind(now)
                 .bind(check_lock)
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await?
                 .rows_affected();
                 Ok(updated > 0)
@@ -161,7 +161,7 @@ macro_rules! identity_impl {
                     sqlx::query("UPDATE sessions SET last_seen_at = $2 WHERE id = $1 AND ended_at IS NULL")
                         .bind(row.session_id)
                         .bind(now)
-                        .execute(&self.pool)
+                        .execute(&self.writer)
                         .await?;
                 }
                 Ok(Some(SessionUser { session_id: SessionId(row.session_id), user: row.user.try_into()? }))
@@ -218,7 +218,7 @@ macro_rules! identity_impl {
                 )
                 .bind(now)
                 .bind(idle_cutoff)
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await?
                 .rows_affected();
                 // Expired tokens already fail on their own (TOKEN_EXPIRED); a week later
@@ -226,7 +226,7 @@ macro_rules! identity_impl {
                 let week_ago = now - chrono::TimeDelta::days(7);
                 let tokens = sqlx::query("DELETE FROM setup_tokens WHERE expires_at <= $1")
                     .bind(week_ago)
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await?
                     .rows_affected();
                 Ok((sessions, tokens))

@@ -53,7 +53,7 @@ macro_rules! jobs_impl {
                         list.push_bind(*id);
                     }
                     b.push(")");
-                    b.build().execute(&self.pool).await?;
+                    b.build().execute(&self.writer).await?;
                 }
                 Ok(())
             }
@@ -63,7 +63,7 @@ macro_rules! jobs_impl {
                     .bind(id)
                     .bind(error)
                     .bind(retry_at)
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await?;
                 Ok(())
             }
@@ -90,7 +90,7 @@ macro_rules! jobs_impl {
                 .bind(key)
                 .bind(now)
                 .bind(stale_before)
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await?
                 .rows_affected();
                 Ok(claimed > 0)
@@ -100,7 +100,7 @@ macro_rules! jobs_impl {
                 sqlx::query("UPDATE email_claims SET claimed_at = $2 WHERE email_key = $1")
                     .bind(key)
                     .bind(now)
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await?;
                 Ok(())
             }
@@ -108,7 +108,7 @@ macro_rules! jobs_impl {
             async fn release_email_claim(&self, key: &str) -> StoreResult<()> {
                 sqlx::query("DELETE FROM email_claims WHERE email_key = $1")
                     .bind(key)
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await?;
                 Ok(())
             }
@@ -124,7 +124,7 @@ macro_rules! jobs_impl {
                 .bind(if delivery.failure.is_some() { "FAILED" } else { "SENT" })
                 .bind(delivery.failure.as_deref())
                 .bind(delivery.at)
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await?;
                 // The claim row stays: deleting it would let a run that checked a moment
                 // ago claim and send again (on PostgreSQL its insert waits for this

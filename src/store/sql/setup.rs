@@ -11,7 +11,7 @@ macro_rules! setup_impl {
                 )
                 .bind(token_id)
                 .bind(threshold)
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await?
                 .rows_affected();
                 Ok(updated > 0)

@@ -122,6 +122,24 @@ impl TestDb {
         Some(Held(conn))
     }
 
+    /// Another process's write transaction that has run `sql` (`$1` bound to `id`) and
+    /// stays open until committed: on SQLite it holds the database's one write lock (as a
+    /// large import does while it writes), on PostgreSQL the rows it wrote.
+    pub async fn begin_writing(&self, sql: &'static str, id: i64) -> Writing {
+        use sqlx::Connection as _;
+        if self.url.starts_with("sqlite:") {
+            let mut conn = sqlx::SqliteConnection::connect(&self.url).await.unwrap();
+            sqlx::query("BEGIN IMMEDIATE")
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            sqlx::query(sql).bind(id).execute(&mut conn).await.unwrap();
+            Writing::Sqlite(conn)
+        } else {
+            Writing::Postgres(self.hold(sql, id).await.expect("PostgreSQL").0)
+        }
+    }
+
     /// Runs raw SQL against the database, as an attacker with database access would.
     pub async fn execute(&self, sql: &str) -> u64 {
         let sql = sqlx::AssertSqlSafe(sql.to_owned());
@@ -165,5 +183,24 @@ impl Held {
     pub async fn release_after_half_a_second(mut self) {
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
         sqlx::query("COMMIT").execute(&mut self.0).await.unwrap();
+    }
+}
+
+/// An open write transaction of another process (see [`TestDb::begin_writing`]).
+pub enum Writing {
+    Sqlite(sqlx::SqliteConnection),
+    Postgres(sqlx::PgConnection),
+}
+
+impl Writing {
+    pub async fn commit(self) {
+        match self {
+            Writing::Sqlite(mut conn) => {
+                sqlx::query("COMMIT").execute(&mut conn).await.unwrap();
+            }
+            Writing::Postgres(mut conn) => {
+                sqlx::query("COMMIT").execute(&mut conn).await.unwrap();
+            }
+        }
     }
 }
