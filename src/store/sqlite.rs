@@ -21,6 +21,10 @@ const WAL_LIMIT_BYTES: i64 = 64 * 1024 * 1024;
 /// organization (100,000 rows, about 12 s on the benchmark machine) waits and succeeds.
 pub const WRITE_WAIT: Duration = Duration::from_secs(60);
 
+/// How long a checkpoint that empties the write-ahead log waits for readers (holding
+/// writers back meanwhile) before it leaves the log for later.
+const CHECKPOINT_WAIT: Duration = Duration::from_secs(1);
+
 /// Connections that read the database file: two per core (at least 4, at most 16), beside
 /// the one that writes. Each holds its own page cache, prepared statements and worker
 /// thread (about 9 MB when warm), and SQLite reads no faster with more than the cores can
@@ -177,11 +181,28 @@ impl SqliteStore {
             .fetch_one(&self.pool)
             .await?;
         if frames * page_size > WAL_LIMIT_BYTES {
-            // On the writing connection: it waits for writers, and this process's wait
-            // behind it rather than for the lock.
-            let (busy, _, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
-                .fetch_one(&self.writer)
-                .await?;
+            // On the writing connection, so that this process's writes queue behind it
+            // rather than poll for the lock. While it waits for readers of an older
+            // snapshot it holds every writer back: it waits a second at most and, should
+            // a long read (an export) be running, leaves the log to the next round.
+            let mut writer = self.writer.acquire().await?;
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "PRAGMA busy_timeout = {}",
+                CHECKPOINT_WAIT.as_millis()
+            )))
+            .execute(&mut *writer)
+            .await?;
+            let checkpoint: Result<(i64, i64, i64), _> =
+                sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
+                    .fetch_one(&mut *writer)
+                    .await;
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "PRAGMA busy_timeout = {}",
+                WRITE_WAIT.as_millis()
+            )))
+            .execute(&mut *writer)
+            .await?;
+            let (busy, _, _) = checkpoint?;
             tracing::info!(
                 wal_bytes = frames * page_size,
                 completed = busy == 0,

@@ -125,3 +125,59 @@ async fn compacting_keeps_every_row(db: TestDb) {
     }
     assert_eq!(db.count("SELECT COUNT(*) FROM users").await, 1);
 }
+
+/// On SQLite, compacting empties a write-ahead log grown past 64 MiB. While it waits for
+/// a reader of an older snapshot (an export running in another process) it holds every
+/// writer back, so it waits a second at most and leaves the log for the next round; once
+/// the reader is done the log is emptied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compacting_gives_way_to_a_long_read_then_empties_the_log() {
+    use sqlx::Connection as _;
+    let db = TestDb::sqlite().await;
+    let app = test_app(&db).await;
+    seed_org(&app, "Compact", "compact.owner").await;
+    let mut other = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
+    // Left in the log (no automatic checkpoint), so that the reader below reads it.
+    sqlx::query("PRAGMA wal_autocheckpoint = 0")
+        .execute(&mut other)
+        .await
+        .unwrap();
+    sqlx::query("CREATE TABLE filler (b BLOB)")
+        .execute(&mut other)
+        .await
+        .unwrap();
+    sqlx::query(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 70) \
+         INSERT INTO filler SELECT randomblob(1048576) FROM n",
+    )
+    .execute(&mut other)
+    .await
+    .unwrap();
+    let log = std::path::PathBuf::from(format!("{}-wal", db.url.trim_start_matches("sqlite://")));
+    let log_size = || std::fs::metadata(&log).unwrap().len();
+    assert!(log_size() > 64 << 20, "the log holds the 70 MiB written");
+    let mut reader = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut reader).await.unwrap();
+    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM filler")
+        .fetch_one(&mut reader)
+        .await
+        .unwrap();
+    assert_eq!(count, 70);
+    // The writers' wait is a minute: compacting must not make them wait that long.
+    let started = std::time::Instant::now();
+    app.store.compact().await.expect("compacting works");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "compacting held the writers back for {:?}",
+        started.elapsed()
+    );
+    seed_org(&app, "Meanwhile", "meanwhile.owner").await;
+    assert!(
+        log_size() > 64 << 20,
+        "the log stays while the reader needs it"
+    );
+    sqlx::query("COMMIT").execute(&mut reader).await.unwrap();
+    app.store.compact().await.expect("compacting works");
+    assert_eq!(log_size(), 0, "the log is emptied once nobody reads it");
+    assert_eq!(db.count("SELECT COUNT(*) FROM users").await, 2);
+}
