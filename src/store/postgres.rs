@@ -144,6 +144,11 @@ impl PostgresStore {
         });
     }
 
+    /// The pool whose connections the metrics count (writes share it).
+    fn connections(&self) -> [&PgPool; 1] {
+        [&self.pool]
+    }
+
     async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Postgres>, sqlx::Error> {
         self.pool.begin().await
     }

@@ -161,6 +161,11 @@ impl SqliteStore {
         let _ = self.pushes.send(super::Pushed::Change(change));
     }
 
+    /// The pools whose connections the metrics count: the readers and the writer.
+    fn connections(&self) -> [&SqlitePool; 2] {
+        [&self.pool, &self.writer]
+    }
+
     /// Write transactions take the database's write lock up front, so that a writer in
     /// another process and this one wait for each other (busy timeout) instead of failing
     /// on a lock upgrade.

@@ -261,9 +261,17 @@ macro_rules! store_impl {
                     outbox_backlog,
                     outbox_oldest,
                     users_locked,
-                    pool_open: self.pool.size(),
-                    pool_idle: u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX),
-                    pool_max: self.pool.options().get_max_connections(),
+                    pool_open: self.connections().iter().map(|pool| pool.size()).sum(),
+                    pool_idle: self
+                        .connections()
+                        .iter()
+                        .map(|pool| u32::try_from(pool.num_idle()).unwrap_or(u32::MAX))
+                        .sum(),
+                    pool_max: self
+                        .connections()
+                        .iter()
+                        .map(|pool| pool.options().get_max_connections())
+                        .sum(),
                     writes_retried: self.retried.load(std::sync::atomic::Ordering::Relaxed),
                 })
             }
