@@ -83,13 +83,25 @@ macro_rules! directory_impl {
             }
 
             async fn create_user(&self, creation: UserCreation) -> StoreResult<User> {
-                retrying(&self.retried, || async {
+                let created = retrying(&self.retried, || async {
                     let mut tx = self.begin_write().await?;
                     let user = Self::create_user_in(&mut tx, &creation).await?;
                     tx.commit().await?;
                     Ok(user)
                 })
-                .await
+                .await;
+                match created {
+                    // Both taken (by another invitation at the same moment): the username
+                    // is named, on both databases, whichever unique index each checks first.
+                    Err(StoreError::AlreadyExists { field: "email" }) => {
+                        let username: Option<i64> = sqlx::query_scalar("SELECT id FROM users WHERE username = $1")
+                            .bind(&creation.user.username)
+                            .fetch_optional(&self.pool)
+                            .await?;
+                        Err(StoreError::AlreadyExists { field: if username.is_some() { "username" } else { "email" } })
+                    }
+                    other => other,
+                }
             }
 
             async fn user(&self, org_id: OrgId, id: UserId) -> StoreResult<User> {

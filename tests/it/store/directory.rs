@@ -161,6 +161,21 @@ async fn usernames_and_emails_are_unique_across_organizations(db: TestDb) {
         matches!(err, StoreError::AlreadyExists { field: "email" }),
         "{err:?}"
     );
+    // Both taken: the username is named, on either database.
+    let err = app
+        .store
+        .create_user(new_user(
+            b.id,
+            "jdoe",
+            "jdoe@alpha.example",
+            UserKind::Staff,
+        ))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::AlreadyExists { field: "username" }),
+        "{err:?}"
+    );
     let pools = app.store.license_pools(b.id).await.unwrap();
     assert!(
         pools
