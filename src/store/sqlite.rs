@@ -19,7 +19,7 @@ const WAL_LIMIT_BYTES: i64 = 64 * 1024 * 1024;
 /// transaction (a large `gatehouse users import` holds it for about 0.1 ms a row) and for
 /// this process's writes queued before it. A sign-in behind an import of the largest
 /// organization (100,000 rows, about 12 s on the benchmark machine) waits and succeeds.
-pub const WRITE_WAIT: Duration = Duration::from_secs(60);
+const WRITE_WAIT: Duration = Duration::from_secs(60);
 
 /// How long a checkpoint that empties the write-ahead log waits for readers (holding
 /// writers back meanwhile) before it leaves the log for later.

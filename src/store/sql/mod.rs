@@ -256,22 +256,18 @@ macro_rules! store_impl {
                 .bind(now)
                 .fetch_one(&self.pool)
                 .await?;
+                let pools = self.connections();
                 Ok($crate::store::Gauges {
                     requests,
                     outbox_backlog,
                     outbox_oldest,
                     users_locked,
-                    pool_open: self.connections().iter().map(|pool| pool.size()).sum(),
-                    pool_idle: self
-                        .connections()
+                    pool_open: pools.iter().map(|pool| pool.size()).sum(),
+                    pool_idle: pools
                         .iter()
                         .map(|pool| u32::try_from(pool.num_idle()).unwrap_or(u32::MAX))
                         .sum(),
-                    pool_max: self
-                        .connections()
-                        .iter()
-                        .map(|pool| pool.options().get_max_connections())
-                        .sum(),
+                    pool_max: pools.iter().map(|pool| pool.options().get_max_connections()).sum(),
                     writes_retried: self.retried.load(std::sync::atomic::Ordering::Relaxed),
                 })
             }

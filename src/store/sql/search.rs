@@ -295,7 +295,7 @@ macro_rules! search_impl {
                 let mut done = 0u64;
                 loop {
                     let ids: Vec<(i64, i64)> = sqlx::query_as(crate::store::search::UNRANKED_USERS)
-                        .fetch_all(&self.writer)
+                        .fetch_all(&self.pool)
                         .await?;
                     if ids.is_empty() {
                         return Ok(done);

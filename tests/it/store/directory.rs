@@ -133,49 +133,23 @@ async fn usernames_and_emails_are_unique_across_organizations(db: TestDb) {
         ))
         .await
         .unwrap();
-    let err = app
-        .store
-        .create_user(new_user(
-            b.id,
-            "jdoe",
-            "other@beta.example",
-            UserKind::Staff,
-        ))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, StoreError::AlreadyExists { field: "username" }),
-        "{err:?}"
-    );
-    let err = app
-        .store
-        .create_user(new_user(
-            b.id,
-            "jdoe2",
-            "JDoe@Alpha.example",
-            UserKind::Staff,
-        ))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, StoreError::AlreadyExists { field: "email" }),
-        "{err:?}"
-    );
+    // The input a refused creation in Beta names.
+    let refused_on = |username: &'static str, email: &'static str| {
+        let store = &app.store;
+        async move {
+            match store
+                .create_user(new_user(b.id, username, email, UserKind::Staff))
+                .await
+            {
+                Err(StoreError::AlreadyExists { field }) => field,
+                other => panic!("{other:?}"),
+            }
+        }
+    };
+    assert_eq!(refused_on("jdoe", "other@beta.example").await, "username");
+    assert_eq!(refused_on("jdoe2", "JDoe@Alpha.example").await, "email");
     // Both taken: the username is named, on either database.
-    let err = app
-        .store
-        .create_user(new_user(
-            b.id,
-            "jdoe",
-            "jdoe@alpha.example",
-            UserKind::Staff,
-        ))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, StoreError::AlreadyExists { field: "username" }),
-        "{err:?}"
-    );
+    assert_eq!(refused_on("jdoe", "jdoe@alpha.example").await, "username");
     let pools = app.store.license_pools(b.id).await.unwrap();
     assert!(
         pools
