@@ -29,8 +29,20 @@ pub struct SignInGuard {
 #[derive(Debug, Clone)]
 pub struct SecretCheck {
     pub password_hash: Option<String>,
-    /// The lock this check started provisionally, being the threshold-th in a row.
+    /// The lock this check started pending its outcome, being the threshold-th in a row.
     pub check_lock: Option<Timestamp>,
+}
+
+/// The answer to a claim of a secret check.
+#[derive(Debug, Clone)]
+pub enum SecretClaim {
+    /// The secret may be verified against this.
+    Granted(SecretCheck),
+    /// Checks claimed before are still being verified and the last of them locked the
+    /// account pending their outcome (or they have just been decided): claim again.
+    Pending,
+    /// Locked, or not active: nothing may be verified.
+    Refused,
 }
 
 /// A wrong secret, to record.
@@ -93,21 +105,23 @@ pub trait IdentityStore: Send + Sync {
     async fn user_by_id(&self, id: UserId) -> StoreResult<Option<User>>;
     /// Decides, in one statement, that the ACTIVE user is not locked and counts this check
     /// of their secret as a failure until it is proven right; the threshold-th check in a
-    /// row locks the account until `lock_until` at once (Keycloak's brute-force detector
-    /// decides before verifying, likewise). `None`: locked or not active; nothing may be
-    /// verified. However many checks arrive at once, at most `threshold` are verified.
+    /// row locks the account until `lock_until` at once, pending the outcome of the checks
+    /// claimed so far (Keycloak's brute-force detector decides before verifying,
+    /// likewise). However many checks arrive at once, at most `threshold` are verified
+    /// before a lock.
     async fn claim_secret_check(
         &self,
         user_id: UserId,
         now: Timestamp,
         threshold: i32,
         lock_until: Timestamp,
-    ) -> StoreResult<Option<SecretCheck>>;
-    /// Records a wrong secret; when its check started the lock (and it still stands), the
-    /// lock's audit event and email with it. Returns whether the lock started.
+    ) -> StoreResult<SecretClaim>;
+    /// Records a wrong secret; when its check started the pending lock (and it still
+    /// stands), the lock becomes real, with its audit event and email. Returns whether the
+    /// lock started.
     async fn secret_check_failed(&self, failure: FailedCheck) -> StoreResult<bool>;
-    /// A right secret: the count starts over and the check's own lock ends, unless other
-    /// checks locked the account meanwhile (then `false`, and the lock stands).
+    /// A right secret: the count starts over and a pending lock ends, unless the account
+    /// was locked meanwhile by wrong secrets (then `false`, and the lock stands).
     async fn secret_check_passed(
         &self,
         user_id: UserId,

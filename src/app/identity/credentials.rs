@@ -3,7 +3,7 @@
 
 use super::Identity;
 use super::crypto::{Verified, random_bytes};
-use super::session::{Caller, ClientInfo, invalid_credentials};
+use super::session::{Caller, ClientInfo, decided, invalid_credentials};
 use crate::app::policy::Action;
 use crate::app::{Actor, AppResult};
 use crate::domain::password::Password;
@@ -52,30 +52,34 @@ impl Identity {
         &self,
         actor: &Actor,
         password: &str,
-        reason: &str,
+        reason: &'static str,
     ) -> AppResult<Option<String>> {
-        let Some(check) = self.claim_check(actor.user.id).await? else {
-            self.hasher.verify(password, None).await?;
-            return Ok(None);
-        };
-        match self
-            .hasher
-            .verify(password, check.password_hash.as_deref())
-            .await?
-        {
-            Verified::No => {
-                self.check_failed(&actor.user, &check, actor.ip.clone(), reason)
-                    .await?;
-                Ok(None)
-            }
-            Verified::Yes | Verified::YesRehashed(_) => {
-                if self.check_passed(actor.user.id, &check).await? {
-                    Ok(check.password_hash)
-                } else {
+        let (app, actor, password) = (self.clone(), actor.clone(), password.to_owned());
+        decided(async move {
+            let Some(check) = app.claim_check(actor.user.id).await? else {
+                app.hasher.verify(&password, None).await?;
+                return Ok(None);
+            };
+            match app
+                .hasher
+                .verify(&password, check.password_hash.as_deref())
+                .await?
+            {
+                Verified::No => {
+                    app.check_failed(&actor.user, &check, actor.ip.clone(), reason)
+                        .await?;
                     Ok(None)
                 }
+                Verified::Yes | Verified::YesRehashed(_) => {
+                    if app.check_passed(actor.user.id, &check).await? {
+                        Ok(check.password_hash)
+                    } else {
+                        Ok(None)
+                    }
+                }
             }
-        }
+        })
+        .await
     }
 
     /// Step-up re-authentication: the caller re-enters their own password. A wrong one

@@ -8,8 +8,16 @@ use crate::domain::{
     DomainError, ErrorCode, OrgId, SessionId, Timestamp, User, UserId, UserStatus,
 };
 use crate::store::{
-    AuditEntry, FailedCheck, LockNotice, NewSession, SecretCheck, SignInGuard, StoreError,
+    AuditEntry, FailedCheck, LockNotice, NewSession, SecretCheck, SecretClaim, SignInGuard,
+    StoreError,
 };
+use std::time::Duration;
+use tracing::Instrument as _;
+
+/// How long a check waits for the checks claimed before it to be decided, when the last of
+/// them locked the account pending their outcome (25 right passwords at once: the sixth
+/// waits for the first five). Longer, and it is refused as if locked.
+const PENDING_WAIT: Duration = Duration::from_secs(10);
 use gatehouse_workers::{Email, Job};
 
 /// The authenticated caller of an operation.
@@ -124,7 +132,10 @@ impl Identity {
         password: &str,
         client: &ClientInfo,
     ) -> AppResult<LoggedIn> {
-        let result = self.sign_in(username, password, client).await;
+        let app = self.clone();
+        let (username, password, client) =
+            (username.to_owned(), password.to_owned(), client.clone());
+        let result = decided(async move { app.sign_in(&username, &password, &client).await }).await;
         self.stats.login(match &result {
             Ok(_) => LoginOutcome::Success,
             Err(AppError::RateLimited) => LoginOutcome::RateLimited,
@@ -227,19 +238,28 @@ impl Identity {
     }
 
     /// Claims a check of the user's secret: `None` when they are locked (or not active),
-    /// and then nothing may be verified.
+    /// and then nothing may be verified. While checks claimed before are still deciding
+    /// whether the account locks, waits for them (up to `PENDING_WAIT`).
     pub(crate) async fn claim_check(&self, user_id: UserId) -> AppResult<Option<SecretCheck>> {
-        let at = self.now();
         let threshold = i32::try_from(self.config.lockout_threshold).unwrap_or(i32::MAX);
-        Ok(self
-            .store
-            .claim_secret_check(
-                user_id,
-                at,
-                threshold,
-                later(at, self.config.lockout_duration),
-            )
-            .await?)
+        let waiting_since = tokio::time::Instant::now();
+        let mut pause = Duration::from_millis(5);
+        loop {
+            let at = self.now();
+            let lock_until = later(at, self.config.lockout_duration);
+            match self
+                .store
+                .claim_secret_check(user_id, at, threshold, lock_until)
+                .await?
+            {
+                SecretClaim::Granted(check) => return Ok(Some(check)),
+                SecretClaim::Pending if waiting_since.elapsed() < PENDING_WAIT => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(50));
+                }
+                SecretClaim::Pending | SecretClaim::Refused => return Ok(None),
+            }
+        }
     }
 
     /// A right secret after `claim_check`: false when other checks locked the account
@@ -354,4 +374,14 @@ impl Identity {
         self.store.end_session(actor.session_id, audit).await?;
         Ok(())
     }
+}
+
+/// Runs a secret check to its end even if its caller goes away (a client that hangs up):
+/// a claimed check is always decided, never left counted and locking the account.
+pub(crate) async fn decided<T: Send + 'static>(
+    check: impl Future<Output = AppResult<T>> + Send + 'static,
+) -> AppResult<T> {
+    tokio::spawn(check.in_current_span())
+        .await
+        .map_err(|e| AppError::Unexpected(anyhow::anyhow!("a secret check stopped: {e}")))?
 }

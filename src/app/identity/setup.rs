@@ -4,8 +4,8 @@
 use super::Identity;
 use super::credentials::{local_part, password_changed_email};
 use super::crypto::{Verified, new_token, token_hash};
-use super::session::ClientInfo;
 use super::session::later;
+use super::session::{ClientInfo, decided};
 use crate::app::policy::Action;
 use crate::app::{Actor, AppResult};
 use crate::domain::password::Password;
@@ -352,24 +352,28 @@ impl Identity {
             .iter()
             .find(|a| a.question.trim().eq_ignore_ascii_case(question.trim()));
         let answer = normalize_answer(answer);
-        let Some(check) = self.claim_check(user.id).await? else {
-            // Locked: the answer is not even looked at.
-            self.hasher.verify(&answer, None).await?;
-            return Err(mismatch().into());
-        };
-        let verified = self
-            .hasher
-            .verify(&answer, stored.map(|a| a.answer_hash.as_str()))
-            .await?;
-        if verified == Verified::No {
-            self.check_failed(user, &check, client.ip.clone(), "security answer mismatch")
-                .await?;
-            return Err(mismatch().into());
+        let stored = stored.map(|a| a.answer_hash.clone());
+        let (app, user, ip) = (self.clone(), user.clone(), client.ip.clone());
+        let right = decided(async move {
+            let Some(check) = app.claim_check(user.id).await? else {
+                // Locked: the answer is not even looked at.
+                app.hasher.verify(&answer, None).await?;
+                return Ok(false);
+            };
+            let verified = app.hasher.verify(&answer, stored.as_deref()).await?;
+            if verified == Verified::No {
+                app.check_failed(&user, &check, ip, "security answer mismatch")
+                    .await?;
+                return Ok(false);
+            }
+            app.check_passed(user.id, &check).await
+        })
+        .await?;
+        if right {
+            Ok(())
+        } else {
+            Err(mismatch().into())
         }
-        if !self.check_passed(user.id, &check).await? {
-            return Err(mismatch().into());
-        }
-        Ok(())
     }
 }
 

@@ -25,9 +25,11 @@ macro_rules! identity_impl {
                     let mut tx = self.begin_write().await?;
                     let user_updated: Option<UserRow> = match &session.guard {
                         Some(guard) => sqlx::query_as(concat!(
-                            "UPDATE users SET failed_logins = 0, locked_until = NULL, last_login_at = $2, \
-                             password_hash = $5 WHERE id = $1 AND status = 'ACTIVE' AND password_hash = $3 \
-                             AND (locked_until IS NULL OR locked_until <= $2 OR locked_until = $4) RETURNING ",
+                            "UPDATE users SET failed_logins = 0, locked_until = NULL, lock_pending = FALSE, \
+                             last_login_at = $2, password_hash = $5 \
+                             WHERE id = $1 AND status = 'ACTIVE' AND password_hash = $3 \
+                             AND (locked_until IS NULL OR locked_until <= $2 OR locked_until = $4 OR lock_pending) \
+                             RETURNING ",
                             user_columns!("")
                         ))
                         .bind(session.user_id.0)
@@ -36,8 +38,8 @@ macro_rules! identity_impl {
                         .bind(guard.check_lock)
                         .bind(guard.rehash.as_ref().unwrap_or(&guard.verified_hash)),
                         None => sqlx::query_as(concat!(
-                            "UPDATE users SET failed_logins = 0, locked_until = NULL, last_login_at = $2 \
-                             WHERE id = $1 RETURNING ",
+                            "UPDATE users SET failed_logins = 0, locked_until = NULL, lock_pending = FALSE, \
+                             last_login_at = $2 WHERE id = $1 RETURNING ",
                             user_columns!("")
                         ))
                         .bind(session.user_id.0)
@@ -75,14 +77,16 @@ macro_rules! identity_impl {
                 now: Timestamp,
                 threshold: i32,
                 lock_until: Timestamp,
-            ) -> StoreResult<Option<$crate::store::SecretCheck>> {
+            ) -> StoreResult<$crate::store::SecretClaim> {
+                use $crate::store::{SecretCheck, SecretClaim};
                 // A lock that has run out no longer counts: the count starts over.
                 let row: Option<(Option<String>, Option<Timestamp>)> = sqlx::query_as(
                     "UPDATE users SET \
                        failed_logins = CASE WHEN locked_until IS NULL THEN failed_logins + 1 ELSE 1 END, \
                        locked_until = CASE WHEN \
                          (CASE WHEN locked_until IS NULL THEN failed_logins + 1 ELSE 1 END) >= $3 \
-                         THEN $4 ELSE NULL END \
+                         THEN $4 ELSE NULL END, \
+                       lock_pending = (CASE WHEN locked_until IS NULL THEN failed_logins + 1 ELSE 1 END) >= $3 \
                      WHERE id = $1 AND status = 'ACTIVE' AND (locked_until IS NULL OR locked_until <= $2) \
                      RETURNING password_hash, locked_until",
                 )
@@ -92,7 +96,20 @@ macro_rules! identity_impl {
                 .bind(lock_until)
                 .fetch_optional(&self.writer)
                 .await?;
-                Ok(row.map(|(password_hash, check_lock)| $crate::store::SecretCheck { password_hash, check_lock }))
+                if let Some((password_hash, check_lock)) = row {
+                    return Ok(SecretClaim::Granted(SecretCheck { password_hash, check_lock }));
+                }
+                // Refused for a lock of wrong secrets only; a pending lock, or one that ended
+                // since, is worth another claim.
+                let locked: Option<bool> = sqlx::query_scalar(
+                    "SELECT COALESCE(locked_until > $2 AND NOT lock_pending, FALSE) FROM users \
+                     WHERE id = $1 AND status = 'ACTIVE'",
+                )
+                .bind(user_id.0)
+                .bind(now)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(if locked == Some(false) { SecretClaim::Pending } else { SecretClaim::Refused })
             }
 
             async fn secret_check_failed(&self, failure: $crate::store::FailedCheck) -> StoreResult<bool> {
@@ -101,8 +118,10 @@ macro_rules! identity_impl {
                     Self::append_audit_in(&mut tx, &failure.audit).await?;
                     let mut locked = false;
                     if let Some(lock) = failure.check_lock {
-                        // Unless an admin unlocked the account meanwhile.
-                        locked = sqlx::query_scalar::<_, i64>("SELECT id FROM users WHERE id = $1 AND locked_until = $2")
+                        // Unless a right secret or an admin ended it meanwhile.
+                        locked = sqlx::query_scalar::<_, i64>(
+                            "UPDATE users SET lock_pending = FALSE WHERE id = $1 AND locked_until = $2 RETURNING id",
+                        )
                             .bind(failure.user_id.0)
                             .bind(lock)
                             .fetch_optional(&mut *tx)
@@ -126,8 +145,8 @@ macro_rules! identity_impl {
                 now: Timestamp,
             ) -> StoreResult<bool> {
                 let updated = sqlx::query(
-                    "UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = $1 \
-                     AND (locked_until IS NULL OR locked_until <= $2 OR locked_until = $3)",
+                    "UPDATE users SET failed_logins = 0, locked_until = NULL, lock_pending = FALSE WHERE id = $1 \
+                     AND (locked_until IS NULL OR locked_until <= $2 OR locked_until = $3 OR lock_pending)",
                 )
                 .bind(user_id.0)
                 .bind(now)
@@ -260,7 +279,7 @@ macro_rules! identity_impl {
                     // write itself, so a concurrent change cannot slip in between).
                     let updated = sqlx::query(
                         "UPDATE users SET password_hash = $2, password_change_required = $3, failed_logins = 0, \
-                         locked_until = NULL, updated_at = $4 WHERE id = $1 AND ($5 IS NULL OR password_hash = $5)",
+                         locked_until = NULL, lock_pending = FALSE, updated_at = $4 WHERE id = $1 AND ($5 IS NULL OR password_hash = $5)",
                     )
                     .bind(change.user_id.0)
                     .bind(&change.hash)
@@ -331,7 +350,7 @@ macro_rules! identity_impl {
             async fn unlock_user(&self, user_id: UserId, audit: AuditEntry) -> StoreResult<User> {
                 retrying(&self.retried, || async {
                     let mut tx = self.begin_write().await?;
-                    sqlx::query("UPDATE users SET locked_until = NULL, failed_logins = 0, updated_at = $2 WHERE id = $1")
+                    sqlx::query("UPDATE users SET locked_until = NULL, lock_pending = FALSE, failed_logins = 0, updated_at = $2 WHERE id = $1")
                         .bind(user_id.0)
                         .bind(audit.at)
                         .execute(&mut *tx)

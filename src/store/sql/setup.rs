@@ -159,7 +159,7 @@ macro_rules! setup_impl {
                         .await?;
                     let activated = sqlx::query(
                         "UPDATE users SET password_hash = $2, status = 'ACTIVE', password_change_required = $3, \
-                         failed_logins = 0, locked_until = NULL, updated_at = $4 \
+                         failed_logins = 0, locked_until = NULL, lock_pending = FALSE, updated_at = $4 \
                          WHERE id = $1 AND status IN ('INVITED', 'ACTIVE')",
                     )
                     .bind(setup.user_id.0)

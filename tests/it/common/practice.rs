@@ -63,15 +63,22 @@ impl Practice {
 
     /// The global ID of one of the practice's people.
     pub async fn user_id(&self, username: &str) -> String {
-        let user = self
-            .server
+        self.user(username).await.id.to_global()
+    }
+
+    /// The database ID of one of the practice's people.
+    pub async fn user_id_number(&self, username: &str) -> i64 {
+        self.user(username).await.id.0
+    }
+
+    async fn user(&self, username: &str) -> gatehouse::domain::User {
+        self.server
             .store
             .credentials_by_username(username)
             .await
             .unwrap()
             .expect("a user")
-            .0;
-        user.id.to_global()
+            .0
     }
 
     /// How many audit events of `action` mention `detail`.

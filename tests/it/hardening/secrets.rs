@@ -4,6 +4,8 @@ use super::*;
 
 crate::on_both_databases!(
     concurrent_wrong_passwords_verify_at_most_the_threshold,
+    concurrent_right_passwords_all_sign_in,
+    sign_ins_whose_clients_hang_up_are_decided_all_the_same,
     a_right_secret_during_a_lock_is_refused_everywhere,
     a_reset_link_is_void_after_threshold_wrong_answers,
     rate_limit_counts_every_public_secret_operation,
@@ -86,6 +88,110 @@ async fn concurrent_wrong_passwords_verify_at_most_the_threshold(db: TestDb) {
         .unwrap()
         .unwrap();
     assert!(user.is_locked(gatehouse::domain::now()), "still locked");
+}
+
+/// Each attempt is counted before its password is verified, so that no more than the
+/// threshold are ever verified at once; attempts beyond it wait for those to be decided
+/// rather than being refused as if the account were locked.
+async fn concurrent_right_passwords_all_sign_in(db: TestDb) {
+    // argon2id at its default cost, as in production.
+    let o = Practice::start(
+        &db,
+        vec![
+            ("GATEHOUSE_ARGON2_M_KIB", "19456".into()),
+            ("GATEHOUSE_ARGON2_T", "2".into()),
+        ],
+    )
+    .await;
+    let mia = o.user_id_number("mia").await;
+    // Another writer holds mia's row, so that the 25 attempts arrive before any is counted
+    // and then are counted together, as on a busy server.
+    let held = db
+        .begin_writing(
+            "UPDATE users SET updated_at = updated_at WHERE id = $1",
+            mia,
+        )
+        .await;
+    let attempts: Vec<_> = (0..25)
+        .map(|_| {
+            let client = o.server.client.clone();
+            let url = o.server.url("/graphql");
+            tokio::spawn(async move {
+                client
+                    .post(url)
+                    .json(&json!({ "query": LOGIN, "variables": { "u": "mia", "p": PASSWORD } }))
+                    .send()
+                    .await
+                    .unwrap()
+                    .json::<Value>()
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    held.commit().await;
+    for attempt in attempts {
+        let body = attempt.await.unwrap();
+        assert!(body["data"]["login"]["token"].is_string(), "{body}");
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(o.audit_count("session.login", "").await, 25, "25 sessions");
+    assert_eq!(o.audit_count("session.login_failed", "").await, 0);
+    assert_eq!(o.audit_count("user.locked", "").await, 0, "no lock");
+    let (user, _) = o
+        .server
+        .store
+        .credentials_by_username("mia")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!user.is_locked(gatehouse::domain::now()), "not locked");
+    assert!(o.smtp.received().is_empty(), "no lock email");
+}
+
+/// A sign-in is decided even when its client hangs up while it waits: an attempt counted
+/// and never decided would leave the account locked with nobody to unlock it.
+async fn sign_ins_whose_clients_hang_up_are_decided_all_the_same(db: TestDb) {
+    let o = Practice::start(&db, vec![]).await;
+    let mia = o.user_id_number("mia").await;
+    let held = db
+        .begin_writing(
+            "UPDATE users SET updated_at = updated_at WHERE id = $1",
+            mia,
+        )
+        .await;
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let attempts: Vec<_> = (0..5)
+        .map(|_| {
+            let request = impatient
+                .post(o.server.url("/graphql"))
+                .json(&json!({ "query": LOGIN, "variables": { "u": "mia", "p": PASSWORD } }));
+            tokio::spawn(async move { request.send().await.is_err() })
+        })
+        .collect();
+    for attempt in attempts {
+        assert!(attempt.await.unwrap(), "the client gave up");
+    }
+    held.commit().await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        o.audit_count("session.login", "").await,
+        5,
+        "each was decided"
+    );
+    let (user, _) = o
+        .server
+        .store
+        .credentials_by_username("mia")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!user.is_locked(gatehouse::domain::now()), "not locked");
+    o.login("mia").await;
 }
 
 async fn a_right_secret_during_a_lock_is_refused_everywhere(db: TestDb) {

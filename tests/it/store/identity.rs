@@ -1,12 +1,15 @@
 //! Sessions, secret checks under concurrency and email claims, on both databases.
 
 use super::*;
+use gatehouse::domain::User;
+use gatehouse::store::{FailedCheck, LockNotice, SecretCheck, SecretClaim};
 
 crate::on_both_databases!(
     sessions_are_found_by_token_until_ended,
     simultaneous_secret_checks_claim_at_most_the_threshold,
     a_sign_in_verified_before_a_password_change_starts_no_session,
     a_right_secret_after_others_locked_the_account_is_refused,
+    a_right_secret_claimed_before_a_pending_lock_ends_it,
     an_email_is_claimed_by_one_run_at_a_time,
     a_setup_form_names_its_link_until_it_expires_or_the_link_is_used,
 );
@@ -100,41 +103,96 @@ async fn simultaneous_secret_checks_claim_at_most_the_threshold(db: TestDb) {
     });
     let mut granted = Vec::new();
     for claim in claims {
-        if let Some(check) = claim.await.unwrap() {
-            granted.push(check);
+        match claim.await.unwrap() {
+            SecretClaim::Granted(check) => granted.push(check),
+            SecretClaim::Pending => {}
+            SecretClaim::Refused => panic!("refused while the lock is pending"),
         }
     }
     assert_eq!(granted.len(), 5, "exactly the threshold may be verified");
     assert_eq!(
         granted.iter().filter(|c| c.check_lock.is_some()).count(),
         1,
-        "the fifth locked the account provisionally"
+        "the fifth locked the account pending the outcome"
     );
     assert!(granted.iter().all(|c| c.password_hash.is_some()));
     let user = app.store.user(owner.org_id, owner.id).await.unwrap();
     assert!(user.is_locked(now()));
+    // The fifth secret is wrong: the lock is real, and the others are refused.
+    let fifth = granted.iter().find(|c| c.check_lock.is_some()).unwrap();
+    assert!(
+        app.store
+            .secret_check_failed(failure(&owner, fifth))
+            .await
+            .unwrap()
+    );
+    assert!(matches!(
+        app.store
+            .claim_secret_check(owner.id, now(), 5, lock_until)
+            .await
+            .unwrap(),
+        SecretClaim::Refused
+    ));
     // Once the lock has run out, counting starts over.
     let later = lock_until + chrono::TimeDelta::seconds(1);
-    let again = app
+    let SecretClaim::Granted(again) = app
         .store
         .claim_secret_check(owner.id, later, 5, later + chrono::TimeDelta::hours(1))
         .await
         .unwrap()
-        .expect("claimable after the lock");
+    else {
+        panic!("claimable after the lock")
+    };
     assert_eq!(again.check_lock, None);
+}
+
+/// A wrong secret of `user`'s check, to record.
+fn failure(user: &User, check: &SecretCheck) -> FailedCheck {
+    let at = now();
+    let email = gatehouse_workers::Job::Email {
+        org_id: Some(user.org_id.0),
+        to_name: user.username.clone(),
+        to_address: user.email.clone(),
+        email: gatehouse_workers::Email::PasswordChanged {
+            name: user.username.clone(),
+            username: user.username.clone(),
+            how: "a test".into(),
+        },
+    };
+    FailedCheck {
+        user_id: user.id,
+        check_lock: check.check_lock,
+        audit: AuditEntry::new(user.org_id, at, "session.login_failed"),
+        lock: LockNotice {
+            audit: AuditEntry::new(user.org_id, at, "user.locked"),
+            email: email.into(),
+        },
+    }
+}
+
+/// The user's next `n` claims, each granted.
+async fn claims(app: &crate::common::TestApp, user: &User, n: usize) -> Vec<SecretCheck> {
+    let lock_until = now() + chrono::TimeDelta::hours(1);
+    let mut checks = Vec::new();
+    for _ in 0..n {
+        match app
+            .store
+            .claim_secret_check(user.id, now(), 5, lock_until)
+            .await
+            .unwrap()
+        {
+            SecretClaim::Granted(check) => checks.push(check),
+            other => panic!("not granted: {other:?}"),
+        }
+    }
+    checks
 }
 
 async fn a_sign_in_verified_before_a_password_change_starts_no_session(db: TestDb) {
     use gatehouse::store::{NewSession, PasswordChange, SignInGuard};
     let app = test_app(&db).await;
     let (org, owner) = seed_org(&app, "Race", "racer").await;
-    let at = now();
-    let check = app
-        .store
-        .claim_secret_check(owner.id, at, 5, at + chrono::TimeDelta::hours(1))
-        .await
-        .unwrap()
-        .unwrap();
+    let check = claims(&app, &owner, 1).await.remove(0);
     let verified = check.password_hash.clone().unwrap();
     // Meanwhile the password is changed.
     app.store
@@ -192,20 +250,14 @@ async fn a_sign_in_verified_before_a_password_change_starts_no_session(db: TestD
 async fn a_right_secret_after_others_locked_the_account_is_refused(db: TestDb) {
     let app = test_app(&db).await;
     let (_, owner) = seed_org(&app, "Late", "latecomer").await;
-    let lock_until = now() + chrono::TimeDelta::hours(1);
-    let first = app
-        .store
-        .claim_secret_check(owner.id, now(), 5, lock_until)
-        .await
-        .unwrap()
-        .unwrap();
-    for _ in 0..4 {
+    let checks = claims(&app, &owner, 5).await;
+    let (first, fifth) = (&checks[0], &checks[4]);
+    assert!(
         app.store
-            .claim_secret_check(owner.id, now(), 5, lock_until)
+            .secret_check_failed(failure(&owner, fifth))
             .await
             .unwrap()
-            .unwrap();
-    }
+    );
     // The first check turns out right, but the others locked the account meanwhile.
     assert!(
         !app.store
@@ -215,6 +267,37 @@ async fn a_right_secret_after_others_locked_the_account_is_refused(db: TestDb) {
     );
     let user = app.store.user(owner.org_id, owner.id).await.unwrap();
     assert!(user.is_locked(now()), "the lock stands");
+}
+
+async fn a_right_secret_claimed_before_a_pending_lock_ends_it(db: TestDb) {
+    let app = test_app(&db).await;
+    let (_, owner) = seed_org(&app, "Early", "early.bird").await;
+    let checks = claims(&app, &owner, 5).await;
+    let (first, fifth) = (&checks[0], &checks[4]);
+    // The first check turns out right while the fifth's lock waits for its outcome: the
+    // count starts over and the lock ends.
+    assert!(
+        app.store
+            .secret_check_passed(owner.id, first.check_lock, now())
+            .await
+            .unwrap()
+    );
+    let user = app.store.user(owner.org_id, owner.id).await.unwrap();
+    assert!(!user.is_locked(now()));
+    // The fifth then proves wrong: it no longer locks anything.
+    assert!(
+        !app.store
+            .secret_check_failed(failure(&owner, fifth))
+            .await
+            .unwrap()
+    );
+    let user = app.store.user(owner.org_id, owner.id).await.unwrap();
+    assert!(!user.is_locked(now()));
+    assert_eq!(
+        claims(&app, &owner, 4).await.len(),
+        4,
+        "counting started over"
+    );
 }
 
 async fn an_email_is_claimed_by_one_run_at_a_time(db: TestDb) {
