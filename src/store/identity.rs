@@ -50,6 +50,8 @@ pub enum SecretClaim {
 pub struct FailedCheck {
     pub user_id: UserId,
     pub check_lock: Option<Timestamp>,
+    /// When the lock ends, should this check's pending lock become real.
+    pub lock_until: Timestamp,
     pub audit: AuditEntry,
     pub lock: LockNotice,
 }

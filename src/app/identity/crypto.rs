@@ -109,6 +109,20 @@ impl PasswordHasher {
     /// Verifies `secret` against `stored`; `None` (no such user or no password yet) still
     /// costs one verification against a dummy hash.
     pub async fn verify(&self, secret: &str, stored: Option<&str>) -> anyhow::Result<Verified> {
+        Ok(self
+            .verify_by(secret, stored, None)
+            .await?
+            .unwrap_or(Verified::No))
+    }
+
+    /// Like `verify`, but `None` when a hashing thread could not start on it by
+    /// `deadline` (a queue that long): then nothing was verified.
+    pub async fn verify_by(
+        &self,
+        secret: &str,
+        stored: Option<&str>,
+        deadline: Option<std::time::Instant>,
+    ) -> anyhow::Result<Option<Verified>> {
         let dummy = self
             .dummy
             .get_or_try_init(|| async {
@@ -122,15 +136,18 @@ impl PasswordHasher {
         let secret = secret.to_owned();
         let params = self.params;
         self.blocking(move || {
+            if deadline.is_some_and(|deadline| std::time::Instant::now() > deadline) {
+                return Ok(None);
+            }
             let Ok(parsed) = PasswordHash::new(&stored) else {
-                return Ok(Verified::No);
+                return Ok(Some(Verified::No));
             };
             if Self::argon2(params)
                 .verify_password(secret.as_bytes(), &parsed)
                 .is_err()
                 || !is_real
             {
-                return Ok(Verified::No);
+                return Ok(Some(Verified::No));
             }
             let current = Params::try_from(&parsed)
                 .ok()
@@ -138,14 +155,14 @@ impl PasswordHasher {
             if parsed.algorithm.as_str() == "argon2id"
                 && current == Some((params.m_kib, params.t, params.p))
             {
-                return Ok(Verified::Yes);
+                return Ok(Some(Verified::Yes));
             }
             let salt =
                 SaltString::encode_b64(&random_bytes::<16>()).expect("16 bytes is a valid salt");
             let upgraded = Self::argon2(params)
                 .hash_password(secret.as_bytes(), &salt)
                 .map_err(|e| anyhow::anyhow!("argon2 hashing failed: {e}"))?;
-            Ok(Verified::YesRehashed(upgraded.to_string()))
+            Ok(Some(Verified::YesRehashed(upgraded.to_string())))
         })
         .await?
     }
@@ -209,6 +226,24 @@ mod tests {
             Verified::YesRehashed(new) => assert!(new.contains("m=128")),
             other => panic!("expected a rehash, got {other:?}"),
         }
+    }
+
+    #[tokio::test]
+    async fn nothing_is_verified_past_its_deadline() {
+        let hasher = PasswordHasher::new(CHEAP);
+        let hash = hasher.hash("correct horse battery").await.unwrap();
+        let now = std::time::Instant::now();
+        let late = hasher
+            .verify_by("correct horse battery", Some(&hash), Some(now))
+            .await
+            .unwrap();
+        assert_eq!(late, None);
+        let later = now + std::time::Duration::from_secs(60);
+        let in_time = hasher
+            .verify_by("correct horse battery", Some(&hash), Some(later))
+            .await
+            .unwrap();
+        assert_eq!(in_time, Some(Verified::Yes));
     }
 
     #[tokio::test]

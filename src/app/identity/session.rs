@@ -17,7 +17,29 @@ use tracing::Instrument as _;
 /// How long a check waits for the checks claimed before it to be decided, when the last of
 /// them locked the account pending their outcome (25 right passwords at once: the sixth
 /// waits for the first five). Longer, and it is refused as if locked.
-const PENDING_WAIT: Duration = Duration::from_secs(10);
+pub const PENDING_WAIT: Duration = Duration::from_secs(10);
+
+/// A claimed check's secret is verified within this of its claim, or not at all (a hashing
+/// queue that long: the server is drowning)...
+const VERIFY_WITHIN: Duration = Duration::from_secs(60);
+
+/// ... so that a pending lock can end by itself after this, when the checks it waits for
+/// were never decided (their process stopped): no check claimed before it can still be
+/// verified then, and none is verified beyond the threshold.
+pub const PENDING_HOLD: Duration = Duration::from_secs(120);
+
+/// A granted check of a secret, to be verified by `verify_by`.
+pub(crate) struct Claimed {
+    check: SecretCheck,
+    pub verify_by: std::time::Instant,
+}
+
+impl std::ops::Deref for Claimed {
+    type Target = SecretCheck;
+    fn deref(&self) -> &SecretCheck {
+        &self.check
+    }
+}
 use gatehouse_workers::{Email, Job};
 
 /// The authenticated caller of an operation.
@@ -184,8 +206,19 @@ impl Identity {
         };
         let verified = self
             .hasher
-            .verify(password, check.password_hash.as_deref())
+            .verify_by(
+                password,
+                check.password_hash.as_deref(),
+                Some(check.verify_by),
+            )
             .await?;
+        let Some(verified) = verified else {
+            tracing::warn!(
+                user_id = user.id.0,
+                "a sign-in waited too long to be verified"
+            );
+            return Err(invalid_credentials().into());
+        };
         let rehash = match verified {
             Verified::No => {
                 let app = self.clone();
@@ -209,11 +242,14 @@ impl Identity {
             expires_at: later(at, self.config.session_max),
             user_agent: client.user_agent.clone(),
             ip: client.ip.clone(),
-            guard: check.password_hash.map(|verified_hash| SignInGuard {
-                verified_hash,
-                check_lock: check.check_lock,
-                rehash,
-            }),
+            guard: check
+                .password_hash
+                .clone()
+                .map(|verified_hash| SignInGuard {
+                    verified_hash,
+                    check_lock: check.check_lock,
+                    rehash,
+                }),
         };
         let audit = AuditEntry::new(user.org_id, at, "session.login")
             .actor(Some(user.id))
@@ -240,19 +276,22 @@ impl Identity {
     /// Claims a check of the user's secret: `None` when they are locked (or not active),
     /// and then nothing may be verified. While checks claimed before are still deciding
     /// whether the account locks, waits for them (up to `PENDING_WAIT`).
-    pub(crate) async fn claim_check(&self, user_id: UserId) -> AppResult<Option<SecretCheck>> {
+    pub(crate) async fn claim_check(&self, user_id: UserId) -> AppResult<Option<Claimed>> {
         let threshold = i32::try_from(self.config.lockout_threshold).unwrap_or(i32::MAX);
         let waiting_since = tokio::time::Instant::now();
         let mut pause = Duration::from_millis(5);
         loop {
             let at = self.now();
-            let lock_until = later(at, self.config.lockout_duration);
+            let pending_until = later(at, PENDING_HOLD);
             match self
                 .store
-                .claim_secret_check(user_id, at, threshold, lock_until)
+                .claim_secret_check(user_id, at, threshold, pending_until)
                 .await?
             {
-                SecretClaim::Granted(check) => return Ok(Some(check)),
+                SecretClaim::Granted(check) => {
+                    let verify_by = std::time::Instant::now() + VERIFY_WITHIN;
+                    return Ok(Some(Claimed { check, verify_by }));
+                }
                 SecretClaim::Pending if waiting_since.elapsed() < PENDING_WAIT => {
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(Duration::from_millis(50));
@@ -285,7 +324,7 @@ impl Identity {
         reason: &str,
     ) -> AppResult<()> {
         let at = self.now();
-        let lock_until = check.check_lock.unwrap_or(at);
+        let lock_until = later(at, self.config.lockout_duration);
         let audit = AuditEntry::new(user.org_id, at, "session.login_failed")
             .subject(user.id)
             .ip(ip.clone())
@@ -311,6 +350,7 @@ impl Identity {
         let failure = FailedCheck {
             user_id: user.id,
             check_lock: check.check_lock,
+            lock_until,
             audit,
             lock: LockNotice {
                 audit: lock_audit,

@@ -360,7 +360,13 @@ impl Identity {
                 app.hasher.verify(&answer, None).await?;
                 return Ok(false);
             };
-            let verified = app.hasher.verify(&answer, stored.as_deref()).await?;
+            let verified = app
+                .hasher
+                .verify_by(&answer, stored.as_deref(), Some(check.verify_by))
+                .await?;
+            let Some(verified) = verified else {
+                return Ok(false);
+            };
             if verified == Verified::No {
                 app.check_failed(&user, &check, ip, "security answer mismatch")
                     .await?;

@@ -120,10 +120,12 @@ macro_rules! identity_impl {
                     if let Some(lock) = failure.check_lock {
                         // Unless a right secret or an admin ended it meanwhile.
                         locked = sqlx::query_scalar::<_, i64>(
-                            "UPDATE users SET lock_pending = FALSE WHERE id = $1 AND locked_until = $2 RETURNING id",
+                            "UPDATE users SET lock_pending = FALSE, locked_until = $3 \
+                             WHERE id = $1 AND locked_until = $2 AND lock_pending RETURNING id",
                         )
                             .bind(failure.user_id.0)
                             .bind(lock)
+                            .bind(failure.lock_until)
                             .fetch_optional(&mut *tx)
                             .await?
                             .is_some();

@@ -162,6 +162,7 @@ fn failure(user: &User, check: &SecretCheck) -> FailedCheck {
     FailedCheck {
         user_id: user.id,
         check_lock: check.check_lock,
+        lock_until: at + chrono::TimeDelta::hours(1),
         audit: AuditEntry::new(user.org_id, at, "session.login_failed"),
         lock: LockNotice {
             audit: AuditEntry::new(user.org_id, at, "user.locked"),
