@@ -6,6 +6,7 @@ mod directory;
 mod identity;
 mod import;
 mod jobs;
+mod lockout;
 mod migrations;
 pub mod portable;
 mod postgres;
@@ -30,6 +31,7 @@ pub use directory::*;
 pub use identity::*;
 pub use import::*;
 pub use jobs::*;
+pub use lockout::*;
 pub use migrations::{Migrations, migrations_for};
 pub use portable::PortableStore;
 pub use postgres::PostgresStore;
@@ -99,6 +101,7 @@ pub trait Store:
     DirectoryStore
     + SearchStore
     + IdentityStore
+    + LockoutStore
     + ImportStore
     + PortableStore
     + SetupStore

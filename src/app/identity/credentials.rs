@@ -3,7 +3,8 @@
 
 use super::Identity;
 use super::crypto::{Verified, random_bytes};
-use super::session::{Caller, ClientInfo, decided, invalid_credentials};
+use super::lockout::decided;
+use super::session::{Caller, ClientInfo, invalid_credentials};
 use crate::app::policy::Action;
 use crate::app::{Actor, AppResult};
 use crate::domain::password::Password;

@@ -3,6 +3,7 @@
 
 pub mod credentials;
 pub mod crypto;
+pub mod lockout;
 pub mod ratelimit;
 pub mod session;
 pub mod setup;

@@ -4,8 +4,9 @@
 use super::Identity;
 use super::credentials::{local_part, password_changed_email};
 use super::crypto::{Verified, new_token, token_hash};
+use super::lockout::decided;
+use super::session::ClientInfo;
 use super::session::later;
-use super::session::{ClientInfo, decided};
 use crate::app::policy::Action;
 use crate::app::{Actor, AppResult};
 use crate::domain::password::Password;

@@ -12,6 +12,7 @@ pub(super) mod identity;
 pub(super) mod indexing;
 pub(super) mod jobs;
 pub(super) mod licenses;
+pub(super) mod lockout;
 pub(super) mod onboard;
 pub(super) mod portable;
 pub(super) mod ranks;
@@ -281,6 +282,10 @@ macro_rules! store_impl {
         mod identity_sql {
             use super::*;
             $crate::store::sql::identity::identity_impl!($store);
+        }
+        mod lockout_sql {
+            use super::*;
+            $crate::store::sql::lockout::lockout_impl!($store);
         }
         mod audit_sql {
             use super::*;

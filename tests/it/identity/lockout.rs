@@ -114,7 +114,7 @@ async fn lock_ends_by_itself(db: TestDb) {
 /// set waits for outcomes that never come. A right password waits for them a while and is
 /// refused, as during a lock; once the pending lock's hold has passed, it signs in.
 async fn a_pending_lock_nobody_decides_ends_by_itself(db: TestDb) {
-    use gatehouse::app::identity::session::{PENDING_HOLD, PENDING_WAIT};
+    use gatehouse::app::identity::lockout::{PENDING_HOLD, PENDING_WAIT};
     use gatehouse::store::SecretClaim;
     let server = TestServer::start(&db).await;
     let (_, owner) = seed_org(&server.app, "Sunrise", "olivia").await;

@@ -1,0 +1,145 @@
+//! Lockout: each check of a secret (a password at sign-in or in a step-up, a security
+//! answer) is claimed before it is verified and decided after, so that however many
+//! arrive at once no more than the threshold of wrong ones is ever verified.
+
+use super::Identity;
+use super::session::later;
+use crate::app::{AppError, AppResult};
+use crate::domain::{User, UserId};
+use crate::store::{AuditEntry, FailedCheck, LockNotice, SecretCheck, SecretClaim};
+use gatehouse_workers::{Email, Job};
+use std::time::Duration;
+use tracing::Instrument as _;
+
+/// How long a check waits for the checks claimed before it to be decided, when the last of
+/// them locked the account pending their outcome (25 right passwords at once: the sixth
+/// waits for the first five). Longer, and it is refused as if locked.
+pub const PENDING_WAIT: Duration = Duration::from_secs(10);
+
+/// A claimed check's secret is verified within this of its claim, or not at all (a hashing
+/// queue that long: the server is drowning)...
+const VERIFY_WITHIN: Duration = Duration::from_secs(60);
+
+/// ... so that a pending lock can end by itself after this, when the checks it waits for
+/// were never decided (their process stopped): no check claimed before it can still be
+/// verified then, and none is verified beyond the threshold.
+pub const PENDING_HOLD: Duration = Duration::from_secs(120);
+
+/// A granted check of a secret, to be verified by `verify_by`.
+pub(crate) struct Claimed {
+    check: SecretCheck,
+    pub verify_by: std::time::Instant,
+}
+
+impl std::ops::Deref for Claimed {
+    type Target = SecretCheck;
+    fn deref(&self) -> &SecretCheck {
+        &self.check
+    }
+}
+
+impl Identity {
+    /// Claims a check of the user's secret: `None` when they are locked (or not active),
+    /// and then nothing may be verified. While checks claimed before are still deciding
+    /// whether the account locks, waits for them (up to `PENDING_WAIT`).
+    pub(crate) async fn claim_check(&self, user_id: UserId) -> AppResult<Option<Claimed>> {
+        let threshold = i32::try_from(self.config.lockout_threshold).unwrap_or(i32::MAX);
+        let waiting_since = tokio::time::Instant::now();
+        let mut pause = Duration::from_millis(5);
+        loop {
+            let at = self.now();
+            let pending_until = later(at, PENDING_HOLD);
+            match self
+                .store
+                .claim_secret_check(user_id, at, threshold, pending_until)
+                .await?
+            {
+                SecretClaim::Granted(check) => {
+                    let verify_by = std::time::Instant::now() + VERIFY_WITHIN;
+                    return Ok(Some(Claimed { check, verify_by }));
+                }
+                SecretClaim::Pending if waiting_since.elapsed() < PENDING_WAIT => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(50));
+                }
+                SecretClaim::Pending | SecretClaim::Refused => return Ok(None),
+            }
+        }
+    }
+
+    /// A right secret after `claim_check`: false when other checks locked the account
+    /// meanwhile, and then the right secret must not be acted on.
+    pub(crate) async fn check_passed(
+        &self,
+        user_id: UserId,
+        check: &SecretCheck,
+    ) -> AppResult<bool> {
+        Ok(self
+            .store
+            .secret_check_passed(user_id, check.check_lock, self.now())
+            .await?)
+    }
+
+    /// Records a wrong secret of `user` (a password, a security answer, a password in an
+    /// admin's step-up); when its check started the lock, emails the user.
+    pub(crate) async fn check_failed(
+        &self,
+        user: &User,
+        check: &SecretCheck,
+        ip: Option<String>,
+        reason: &str,
+    ) -> AppResult<()> {
+        let at = self.now();
+        let lock_until = later(at, self.config.lockout_duration);
+        let audit = AuditEntry::new(user.org_id, at, "session.login_failed")
+            .subject(user.id)
+            .ip(ip.clone())
+            .details(serde_json::json!({ "reason": reason }));
+        let lock_audit = AuditEntry::new(user.org_id, at, "user.locked")
+            .subject(user.id)
+            .ip(ip)
+            .details(
+                serde_json::json!({ "until": lock_until, "after": self.config.lockout_threshold }),
+            );
+        let email = Job::Email {
+            org_id: Some(user.org_id.0),
+            to_name: user.display_name(),
+            to_address: user.email.clone(),
+            email: Email::AccountLocked {
+                name: user.display_name(),
+                username: user.username.clone(),
+                locked_until: lock_until.format("%Y-%m-%d %H:%M UTC").to_string(),
+                help_contact: "an administrator or owner of your practice, who can unlock it"
+                    .into(),
+            },
+        };
+        let failure = FailedCheck {
+            user_id: user.id,
+            check_lock: check.check_lock,
+            lock_until,
+            audit,
+            lock: LockNotice {
+                audit: lock_audit,
+                email: email.into(),
+            },
+        };
+        if self.store.secret_check_failed(failure).await? {
+            self.stats.lockout();
+            tracing::info!(
+                user_id = user.id.0,
+                "account locked after repeated failures"
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Runs a secret check to its end even if its caller goes away (a client that hangs up):
+/// a claimed check is always decided, never left counted and locking the account.
+pub(crate) async fn decided<T: Send + 'static>(
+    check: impl Future<Output = AppResult<T>> + Send + 'static,
+) -> AppResult<T> {
+    tokio::spawn(check.in_current_span())
+        .await
+        .map_err(|e| AppError::Unexpected(anyhow::anyhow!("a secret check stopped: {e}")))?
+}
