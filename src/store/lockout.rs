@@ -61,6 +61,13 @@ pub trait LockoutStore: Send + Sync {
     /// stands), the lock becomes real, with its audit event and email. Returns whether the
     /// lock started.
     async fn secret_check_failed(&self, failure: FailedCheck) -> StoreResult<bool>;
+    /// A claimed secret that was never verified: the pending lock its check set ends (the
+    /// check stays counted as a failure).
+    async fn secret_check_abandoned(
+        &self,
+        user_id: UserId,
+        check_lock: Timestamp,
+    ) -> StoreResult<()>;
     /// A right secret: the count starts over and a pending lock ends, unless the account
     /// was locked meanwhile by wrong secrets (then `false`, and the lock stands).
     async fn secret_check_passed(

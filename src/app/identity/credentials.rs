@@ -64,11 +64,13 @@ impl Identity {
             let hash = check.password_hash.as_deref();
             match app
                 .hasher
-                .verify_by(&password, hash, Some(check.verify_by))
+                .verify_by(&password, hash, Some(check.wanted.clone()))
                 .await?
             {
-                // Not verified in time (a hashing queue a minute long): refused.
-                None => Ok(None),
+                None => {
+                    app.check_abandoned(actor.user.id, &check).await;
+                    Ok(None)
+                }
                 Some(Verified::No) => {
                     app.check_failed(&actor.user, &check, actor.ip.clone(), reason)
                         .await?;

@@ -22,6 +22,21 @@ pub struct PasswordHasher {
     dummy: Arc<tokio::sync::OnceCell<String>>,
 }
 
+/// Whether a verification is still wanted: not past its deadline, and its client still
+/// waiting for the answer.
+#[derive(Debug, Clone)]
+pub struct Wanted {
+    pub by: std::time::Instant,
+    pub client_gone: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Wanted {
+    fn no_longer(&self) -> bool {
+        std::time::Instant::now() > self.by
+            || self.client_gone.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
 /// The result of checking a password.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verified {
@@ -115,13 +130,13 @@ impl PasswordHasher {
             .unwrap_or(Verified::No))
     }
 
-    /// Like `verify`, but `None` when a hashing thread could not start on it by
-    /// `deadline` (a queue that long): then nothing was verified.
+    /// Like `verify`, but `None` when the verification was no longer wanted by the time a
+    /// hashing thread could start on it: then nothing was verified.
     pub async fn verify_by(
         &self,
         secret: &str,
         stored: Option<&str>,
-        deadline: Option<std::time::Instant>,
+        wanted: Option<Wanted>,
     ) -> anyhow::Result<Option<Verified>> {
         let dummy = self
             .dummy
@@ -136,7 +151,7 @@ impl PasswordHasher {
         let secret = secret.to_owned();
         let params = self.params;
         self.blocking(move || {
-            if deadline.is_some_and(|deadline| std::time::Instant::now() > deadline) {
+            if wanted.as_ref().is_some_and(Wanted::no_longer) {
                 return Ok(None);
             }
             let Ok(parsed) = PasswordHash::new(&stored) else {
@@ -229,21 +244,28 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn nothing_is_verified_past_its_deadline() {
+    async fn nothing_is_verified_past_its_deadline_or_once_its_client_left() {
         let hasher = PasswordHasher::new(CHEAP);
         let hash = hasher.hash("correct horse battery").await.unwrap();
         let now = std::time::Instant::now();
-        let late = hasher
-            .verify_by("correct horse battery", Some(&hash), Some(now))
-            .await
-            .unwrap();
-        assert_eq!(late, None);
+        let wanted = |by, gone| {
+            Some(Wanted {
+                by,
+                client_gone: Arc::new(std::sync::atomic::AtomicBool::new(gone)),
+            })
+        };
         let later = now + std::time::Duration::from_secs(60);
-        let in_time = hasher
-            .verify_by("correct horse battery", Some(&hash), Some(later))
-            .await
-            .unwrap();
-        assert_eq!(in_time, Some(Verified::Yes));
+        for (by, gone, expected) in [
+            (now, false, None),
+            (later, true, None),
+            (later, false, Some(Verified::Yes)),
+        ] {
+            let verified = hasher
+                .verify_by("correct horse battery", Some(&hash), wanted(by, gone))
+                .await
+                .unwrap();
+            assert_eq!(verified, expected);
+        }
     }
 
     #[tokio::test]

@@ -3,11 +3,14 @@
 //! arrive at once no more than the threshold of wrong ones is ever verified.
 
 use super::Identity;
+use super::crypto::Wanted;
 use super::session::later;
 use crate::app::{AppError, AppResult};
 use crate::domain::{User, UserId};
 use crate::store::{AuditEntry, FailedCheck, LockNotice, SecretCheck, SecretClaim};
 use gatehouse_workers::{Email, Job};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tracing::Instrument as _;
 
@@ -25,10 +28,16 @@ const VERIFY_WITHIN: Duration = Duration::from_secs(60);
 /// verified then, and none is verified beyond the threshold.
 pub const PENDING_HOLD: Duration = Duration::from_secs(120);
 
-/// A granted check of a secret, to be verified by `verify_by`.
+/// A granted check of a secret, to be verified while `wanted`.
 pub(crate) struct Claimed {
     check: SecretCheck,
-    pub verify_by: std::time::Instant,
+    pub wanted: Wanted,
+}
+
+tokio::task_local! {
+    /// Set once the client of the secret check running in this task (see `decided`) has
+    /// gone: its secret is then not verified.
+    static CLIENT_GONE: Arc<AtomicBool>;
 }
 
 impl std::ops::Deref for Claimed {
@@ -55,8 +64,11 @@ impl Identity {
                 .await?
             {
                 SecretClaim::Granted(check) => {
-                    let verify_by = std::time::Instant::now() + VERIFY_WITHIN;
-                    return Ok(Some(Claimed { check, verify_by }));
+                    let wanted = Wanted {
+                        by: std::time::Instant::now() + VERIFY_WITHIN,
+                        client_gone: CLIENT_GONE.try_with(Arc::clone).unwrap_or_default(),
+                    };
+                    return Ok(Some(Claimed { check, wanted }));
                 }
                 SecretClaim::Pending if waiting_since.elapsed() < PENDING_WAIT => {
                     tokio::time::sleep(pause).await;
@@ -64,6 +76,15 @@ impl Identity {
                 }
                 SecretClaim::Pending | SecretClaim::Refused => return Ok(None),
             }
+        }
+    }
+
+    /// A claimed secret that was not verified (no longer wanted): the pending lock it set,
+    /// if any, ends, so that those waiting for it claim again. Its failure stays counted.
+    pub(crate) async fn check_abandoned(&self, user_id: UserId, check: &SecretCheck) {
+        let Some(lock) = check.check_lock else { return };
+        if let Err(err) = self.store.secret_check_abandoned(user_id, lock).await {
+            tracing::error!(error = ?err, "cannot end the pending lock of an abandoned check");
         }
     }
 
@@ -135,11 +156,20 @@ impl Identity {
 }
 
 /// Runs a secret check to its end even if its caller goes away (a client that hangs up):
-/// a claimed check is always decided, never left counted and locking the account.
+/// a claimed check is always decided, never left pending and locking the account. A
+/// secret whose client has gone before a hashing thread starts on it is not verified.
 pub(crate) async fn decided<T: Send + 'static>(
     check: impl Future<Output = AppResult<T>> + Send + 'static,
 ) -> AppResult<T> {
-    tokio::spawn(check.in_current_span())
+    struct GoneWhenDropped(Arc<AtomicBool>);
+    impl Drop for GoneWhenDropped {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::Relaxed);
+        }
+    }
+    let gone = Arc::new(AtomicBool::new(false));
+    let _waiting = GoneWhenDropped(gone.clone());
+    tokio::spawn(CLIENT_GONE.scope(gone, check).in_current_span())
         .await
         .map_err(|e| AppError::Unexpected(anyhow::anyhow!("a secret check stopped: {e}")))?
 }

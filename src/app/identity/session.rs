@@ -177,14 +177,12 @@ impl Identity {
             .verify_by(
                 password,
                 check.password_hash.as_deref(),
-                Some(check.verify_by),
+                Some(check.wanted.clone()),
             )
             .await?;
         let Some(verified) = verified else {
-            tracing::warn!(
-                user_id = user.id.0,
-                "a sign-in waited too long to be verified"
-            );
+            // Its client left, or the hashing queue was a minute long.
+            self.check_abandoned(user.id, &check).await;
             return Err(invalid_credentials().into());
         };
         let rehash = match verified {

@@ -363,9 +363,10 @@ impl Identity {
             };
             let verified = app
                 .hasher
-                .verify_by(&answer, stored.as_deref(), Some(check.verify_by))
+                .verify_by(&answer, stored.as_deref(), Some(check.wanted.clone()))
                 .await?;
             let Some(verified) = verified else {
+                app.check_abandoned(user.id, &check).await;
                 return Ok(false);
             };
             if verified == Verified::No {

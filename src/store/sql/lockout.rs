@@ -73,6 +73,18 @@ macro_rules! lockout_impl {
                 .await
             }
 
+            async fn secret_check_abandoned(&self, user_id: UserId, check_lock: Timestamp) -> StoreResult<()> {
+                sqlx::query(
+                    "UPDATE users SET locked_until = NULL, lock_pending = FALSE \
+                     WHERE id = $1 AND locked_until = $2 AND lock_pending",
+                )
+                .bind(user_id.0)
+                .bind(check_lock)
+                .execute(&self.writer)
+                .await?;
+                Ok(())
+            }
+
             async fn secret_check_passed(
                 &self,
                 user_id: UserId,
