@@ -11,23 +11,38 @@ crate::on_both_databases!(
     rate_limit_counts_every_public_secret_operation,
 );
 
+/// One sign-in of mia per password, all sent at once (spawned before any is awaited).
+fn sign_ins_at_once(
+    o: &Practice,
+    passwords: impl Iterator<Item = String>,
+) -> Vec<tokio::task::JoinHandle<Value>> {
+    passwords
+        .map(|password| {
+            let request = o
+                .server
+                .client
+                .post(o.server.url("/graphql"))
+                .json(&json!({ "query": LOGIN, "variables": { "u": "mia", "p": password } }));
+            tokio::spawn(async move {
+                let answer = request.send().await.unwrap();
+                answer.json::<Value>().await.unwrap()
+            })
+        })
+        .collect()
+}
+
 async fn concurrent_wrong_passwords_verify_at_most_the_threshold(db: TestDb) {
     let o = Practice::start(&db, vec![]).await;
-    let attempts = (0..25).map(|i| {
-        let client = o.server.client.clone();
-        let url = o.server.url("/graphql");
-        tokio::spawn(async move {
-            client
-                .post(url)
-                .json(&json!({ "query": LOGIN, "variables": { "u": "mia", "p": format!("wrong guess number {i}") } }))
-                .send()
-                .await
-                .unwrap()
-                .json::<Value>()
-                .await
-                .unwrap()
-        })
-    });
+    // Another writer holds mia's row until all 25 have arrived: they are counted together.
+    let held = db
+        .begin_writing(
+            "UPDATE users SET updated_at = updated_at WHERE id = $1",
+            o.user_id_number("mia").await,
+        )
+        .await;
+    let attempts = sign_ins_at_once(&o, (0..25).map(|i| format!("wrong guess number {i}")));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    held.commit().await;
     for attempt in attempts {
         let body = attempt.await.unwrap();
         assert_eq!(
@@ -56,26 +71,11 @@ async fn concurrent_wrong_passwords_verify_at_most_the_threshold(db: TestDb) {
 
     // The right password among 20 wrong ones, during the lock: nobody signs in, the lock
     // stands.
-    let attempts = (0..21).map(|i| {
-        let client = o.server.client.clone();
-        let url = o.server.url("/graphql");
-        let password = if i == 10 {
-            PASSWORD.to_owned()
-        } else {
-            format!("wrong {i}")
-        };
-        tokio::spawn(async move {
-            client
-                .post(url)
-                .json(&json!({ "query": LOGIN, "variables": { "u": "mia", "p": password } }))
-                .send()
-                .await
-                .unwrap()
-                .json::<Value>()
-                .await
-                .unwrap()
-        })
+    let passwords = (0..21).map(|i| match i {
+        10 => PASSWORD.to_owned(),
+        _ => format!("wrong {i}"),
     });
+    let attempts = sign_ins_at_once(&o, passwords);
     for attempt in attempts {
         let body = attempt.await.unwrap();
         assert_eq!(body["data"]["login"]["token"], Value::Null, "{body}");
@@ -112,23 +112,7 @@ async fn concurrent_right_passwords_all_sign_in(db: TestDb) {
             mia,
         )
         .await;
-    let attempts: Vec<_> = (0..25)
-        .map(|_| {
-            let client = o.server.client.clone();
-            let url = o.server.url("/graphql");
-            tokio::spawn(async move {
-                client
-                    .post(url)
-                    .json(&json!({ "query": LOGIN, "variables": { "u": "mia", "p": PASSWORD } }))
-                    .send()
-                    .await
-                    .unwrap()
-                    .json::<Value>()
-                    .await
-                    .unwrap()
-            })
-        })
-        .collect();
+    let attempts = sign_ins_at_once(&o, (0..25).map(|_| PASSWORD.to_owned()));
     tokio::time::sleep(Duration::from_secs(1)).await;
     held.commit().await;
     for attempt in attempts {
