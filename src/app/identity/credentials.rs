@@ -2,13 +2,12 @@
 //! locks, and who may see a user's private details.
 
 use super::Identity;
-use super::crypto::{Verified, random_bytes};
-use super::lockout::decided;
+use super::crypto::random_bytes;
 use super::session::{Caller, ClientInfo, invalid_credentials};
 use crate::app::policy::Action;
 use crate::app::{Actor, AppResult};
 use crate::domain::password::Password;
-use crate::domain::{DomainError, User, UserId};
+use crate::domain::{DomainError, ErrorCode, User, UserId};
 use crate::store::{KeyReset, PasswordChange, SessionRecord, StoreError};
 use gatehouse_workers::{Email, Job};
 
@@ -55,37 +54,16 @@ impl Identity {
         password: &str,
         reason: &'static str,
     ) -> AppResult<Option<String>> {
-        let (app, actor, password) = (self.clone(), actor.clone(), password.to_owned());
-        decided(async move {
-            let Some(check) = app.claim_check(actor.user.id).await? else {
-                app.hasher.verify(&password, None).await?;
-                return Ok(None);
-            };
-            let hash = check.password_hash.as_deref();
-            match app
-                .hasher
-                .verify_by(&password, hash, Some(check.wanted.clone()))
-                .await?
-            {
-                None => {
-                    app.check_abandoned(actor.user.id, &check).await;
-                    Ok(None)
-                }
-                Some(Verified::No) => {
-                    app.check_failed(&actor.user, &check, actor.ip.clone(), reason)
-                        .await?;
-                    Ok(None)
-                }
-                Some(Verified::Yes | Verified::YesRehashed(_)) => {
-                    if app.check_passed(actor.user.id, &check).await? {
-                        Ok(check.password_hash.clone())
-                    } else {
-                        Ok(None)
-                    }
-                }
-            }
-        })
-        .await
+        let check = self
+            .check_secret(
+                &actor.user,
+                actor.ip.clone(),
+                password.to_owned(),
+                |check| check.password_hash.clone(),
+                reason,
+            )
+            .await?;
+        Ok(check.and_then(|check| check.password_hash))
     }
 
     /// Step-up re-authentication: the caller re-enters their own password. A wrong one
@@ -228,6 +206,16 @@ impl Identity {
     pub async fn unlock_user(&self, actor: &Actor, user_id: UserId) -> AppResult<User> {
         actor.require(Action::AdministerUser)?;
         let user = self.target(actor, user_id).await?;
+        // A session opened before the lock does not let its holder end it: the lock limits
+        // guesses at their password (a step-up's count too), which would go on.
+        if user.id == actor.user.id && user.is_locked(self.now()) {
+            return Err(DomainError::new(
+                ErrorCode::InvalidState,
+                "Your account is locked: another administrator or owner can unlock it.",
+            )
+            .on("userId")
+            .into());
+        }
         let audit = actor
             .audit("user.unlocked")
             .subject(user.id)

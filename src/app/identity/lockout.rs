@@ -3,7 +3,7 @@
 //! arrive at once no more than the threshold of wrong ones is ever verified.
 
 use super::Identity;
-use super::crypto::Wanted;
+use super::crypto::{Verified, Wanted};
 use super::session::later;
 use crate::app::{AppError, AppResult};
 use crate::domain::{User, UserId};
@@ -79,6 +79,49 @@ impl Identity {
         }
     }
 
+    /// Checks a secret of `user` other than at sign-in (their password in a step-up or a
+    /// change, a security answer) under the lockout rules, to its decision even if the
+    /// caller goes away: `Some(check)` when right. `stored` picks the hash to verify
+    /// against, given the claim (which holds the password hash). While the user is locked
+    /// nothing is verified; a wrong secret is recorded as a failed sign-in for `reason`.
+    pub(crate) async fn check_secret(
+        &self,
+        user: &User,
+        ip: Option<String>,
+        secret: String,
+        stored: impl FnOnce(&SecretCheck) -> Option<String> + Send + 'static,
+        reason: &'static str,
+    ) -> AppResult<Option<SecretCheck>> {
+        let (app, user) = (self.clone(), user.clone());
+        decided(async move {
+            let Some(check) = app.claim_check(user.id).await? else {
+                app.hasher.verify(&secret, None).await?;
+                return Ok(None);
+            };
+            let stored = stored(&check);
+            let wanted = Some(check.wanted.clone());
+            match app
+                .hasher
+                .verify_by(&secret, stored.as_deref(), wanted)
+                .await?
+            {
+                None => {
+                    app.check_abandoned(user.id, &check).await;
+                    Ok(None)
+                }
+                Some(Verified::No) => {
+                    app.check_failed(&user, &check, ip, reason).await?;
+                    Ok(None)
+                }
+                Some(Verified::Yes | Verified::YesRehashed(_)) => {
+                    let passed = app.check_passed(user.id, &check).await?;
+                    Ok(passed.then_some(check.check))
+                }
+            }
+        })
+        .await
+    }
+
     /// A claimed secret that was not verified (no longer wanted): the pending lock it set,
     /// if any, ends, so that those waiting for it claim again. Its failure stays counted.
     pub(crate) async fn check_abandoned(&self, user_id: UserId, check: &SecretCheck) {
@@ -90,11 +133,7 @@ impl Identity {
 
     /// A right secret after `claim_check`: false when other checks locked the account
     /// meanwhile, and then the right secret must not be acted on.
-    pub(crate) async fn check_passed(
-        &self,
-        user_id: UserId,
-        check: &SecretCheck,
-    ) -> AppResult<bool> {
+    async fn check_passed(&self, user_id: UserId, check: &SecretCheck) -> AppResult<bool> {
         Ok(self
             .store
             .secret_check_passed(user_id, check.check_lock, self.now())

@@ -3,8 +3,7 @@
 
 use super::Identity;
 use super::credentials::{local_part, password_changed_email};
-use super::crypto::{Verified, new_token, token_hash};
-use super::lockout::decided;
+use super::crypto::{new_token, token_hash};
 use super::session::ClientInfo;
 use super::session::later;
 use crate::app::policy::Action;
@@ -352,31 +351,17 @@ impl Identity {
         let stored = existing
             .iter()
             .find(|a| a.question.trim().eq_ignore_ascii_case(question.trim()));
-        let answer = normalize_answer(answer);
         let stored = stored.map(|a| a.answer_hash.clone());
-        let (app, user, ip) = (self.clone(), user.clone(), client.ip.clone());
-        let right = decided(async move {
-            let Some(check) = app.claim_check(user.id).await? else {
-                // Locked: the answer is not even looked at.
-                app.hasher.verify(&answer, None).await?;
-                return Ok(false);
-            };
-            let verified = app
-                .hasher
-                .verify_by(&answer, stored.as_deref(), Some(check.wanted.clone()))
-                .await?;
-            let Some(verified) = verified else {
-                app.check_abandoned(user.id, &check).await;
-                return Ok(false);
-            };
-            if verified == Verified::No {
-                app.check_failed(&user, &check, ip, "security answer mismatch")
-                    .await?;
-                return Ok(false);
-            }
-            app.check_passed(user.id, &check).await
-        })
-        .await?;
+        let right = self
+            .check_secret(
+                user,
+                client.ip.clone(),
+                normalize_answer(answer),
+                |_| stored,
+                "security answer mismatch",
+            )
+            .await?
+            .is_some();
         if right {
             Ok(())
         } else {

@@ -221,6 +221,29 @@ async fn a_right_secret_during_a_lock_is_refused_everywhere(db: TestDb) {
         json!(["input", "adminPassword"]),
         "{body}"
     );
+    // Nor does adam's session opened before his lock let him end it, and so go on
+    // guessing his password in step-ups.
+    let adam = o.user_id("adam").await;
+    let body = o
+        .send(
+            Some(&adam_session),
+            "mutation($u: ID!) { unlockUser(input: {userId: $u}) { user { locked } userErrors { code field } } }",
+            json!({ "u": adam }),
+        )
+        .await;
+    assert_eq!(
+        body["data"]["unlockUser"]["userErrors"][0],
+        json!({ "code": "INVALID_STATE", "field": ["input", "userId"] }),
+        "{body}"
+    );
+    let (adam_now, _) = o
+        .server
+        .store
+        .credentials_by_username("adam")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(adam_now.is_locked(gatehouse::domain::now()), "still locked");
     // Unlocked by an owner, mia's old password still works: nothing was changed.
     let owner = o.login("olivia").await;
     o.send(
