@@ -34,17 +34,17 @@ pub(crate) struct Claimed {
     pub wanted: Wanted,
 }
 
-tokio::task_local! {
-    /// Set once the client of the secret check running in this task (see `decided`) has
-    /// gone: its secret is then not verified.
-    static CLIENT_GONE: Arc<AtomicBool>;
-}
-
 impl std::ops::Deref for Claimed {
     type Target = SecretCheck;
     fn deref(&self) -> &SecretCheck {
         &self.check
     }
+}
+
+tokio::task_local! {
+    /// Set once the client of the secret check running in this task (see `decided`) has
+    /// gone: its secret is then not verified.
+    static CLIENT_GONE: Arc<AtomicBool>;
 }
 
 impl Identity {
