@@ -71,7 +71,8 @@ impl Practice {
         self.user(username).await.id.0
     }
 
-    async fn user(&self, username: &str) -> gatehouse::domain::User {
+    /// One of the practice's people as stored now.
+    pub async fn user(&self, username: &str) -> gatehouse::domain::User {
         self.server
             .store
             .credentials_by_username(username)
@@ -79,6 +80,22 @@ impl Practice {
             .unwrap()
             .expect("a user")
             .0
+    }
+
+    /// Whether one of the practice's people is locked now.
+    pub async fn is_locked(&self, username: &str) -> bool {
+        self.user(username)
+            .await
+            .is_locked(gatehouse::domain::now())
+    }
+
+    /// Another writer's transaction holding `username`'s row until committed: sign-ins
+    /// sent meanwhile arrive before any is counted and are then counted together, as on a
+    /// busy server.
+    pub async fn hold_row_of(&self, db: &TestDb, username: &str) -> crate::common::Writing {
+        let id = self.user_id_number(username).await;
+        db.begin_writing("UPDATE users SET updated_at = updated_at WHERE id = $1", id)
+            .await
     }
 
     /// How many audit events of `action` mention `detail`.

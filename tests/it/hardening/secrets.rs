@@ -34,12 +34,7 @@ fn sign_ins_at_once(
 async fn concurrent_wrong_passwords_verify_at_most_the_threshold(db: TestDb) {
     let o = Practice::start(&db, vec![]).await;
     // Another writer holds mia's row until all 25 have arrived: they are counted together.
-    let held = db
-        .begin_writing(
-            "UPDATE users SET updated_at = updated_at WHERE id = $1",
-            o.user_id_number("mia").await,
-        )
-        .await;
+    let held = o.hold_row_of(&db, "mia").await;
     let attempts = sign_ins_at_once(&o, (0..25).map(|i| format!("wrong guess number {i}")));
     tokio::time::sleep(Duration::from_secs(1)).await;
     held.commit().await;
@@ -80,14 +75,7 @@ async fn concurrent_wrong_passwords_verify_at_most_the_threshold(db: TestDb) {
         let body = attempt.await.unwrap();
         assert_eq!(body["data"]["login"]["token"], Value::Null, "{body}");
     }
-    let (user, _) = o
-        .server
-        .store
-        .credentials_by_username("mia")
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(user.is_locked(gatehouse::domain::now()), "still locked");
+    assert!(o.is_locked("mia").await, "still locked");
 }
 
 /// Each attempt is counted before its password is verified, so that no more than the
@@ -103,15 +91,7 @@ async fn concurrent_right_passwords_all_sign_in(db: TestDb) {
         ],
     )
     .await;
-    let mia = o.user_id_number("mia").await;
-    // Another writer holds mia's row, so that the 25 attempts arrive before any is counted
-    // and then are counted together, as on a busy server.
-    let held = db
-        .begin_writing(
-            "UPDATE users SET updated_at = updated_at WHERE id = $1",
-            mia,
-        )
-        .await;
+    let held = o.hold_row_of(&db, "mia").await;
     let attempts = sign_ins_at_once(&o, (0..25).map(|_| PASSWORD.to_owned()));
     tokio::time::sleep(Duration::from_secs(1)).await;
     held.commit().await;
@@ -123,14 +103,7 @@ async fn concurrent_right_passwords_all_sign_in(db: TestDb) {
     assert_eq!(o.audit_count("session.login", "").await, 25, "25 sessions");
     assert_eq!(o.audit_count("session.login_failed", "").await, 0);
     assert_eq!(o.audit_count("user.locked", "").await, 0, "no lock");
-    let (user, _) = o
-        .server
-        .store
-        .credentials_by_username("mia")
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(!user.is_locked(gatehouse::domain::now()), "not locked");
+    assert!(!o.is_locked("mia").await, "not locked");
     assert!(o.smtp.received().is_empty(), "no lock email");
 }
 
@@ -139,13 +112,7 @@ async fn concurrent_right_passwords_all_sign_in(db: TestDb) {
 /// have stood, refusing the right password, with nobody left to decide it.
 async fn sign_ins_whose_clients_hang_up_are_decided_all_the_same(db: TestDb) {
     let o = Practice::start(&db, vec![]).await;
-    let mia = o.user_id_number("mia").await;
-    let held = db
-        .begin_writing(
-            "UPDATE users SET updated_at = updated_at WHERE id = $1",
-            mia,
-        )
-        .await;
+    let held = o.hold_row_of(&db, "mia").await;
     let impatient = reqwest::Client::builder()
         .timeout(Duration::from_millis(300))
         .build()
@@ -171,14 +138,7 @@ async fn sign_ins_whose_clients_hang_up_are_decided_all_the_same(db: TestDb) {
         0,
         "nothing verified"
     );
-    let (user, _) = o
-        .server
-        .store
-        .credentials_by_username("mia")
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(!user.is_locked(gatehouse::domain::now()), "not locked");
+    assert!(!o.is_locked("mia").await, "not locked");
     let started = std::time::Instant::now();
     o.login("mia").await;
     assert!(
@@ -239,14 +199,7 @@ async fn a_right_secret_during_a_lock_is_refused_everywhere(db: TestDb) {
         json!({ "code": "INVALID_STATE", "field": ["input", "userId"] }),
         "{body}"
     );
-    let (adam_now, _) = o
-        .server
-        .store
-        .credentials_by_username("adam")
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(adam_now.is_locked(gatehouse::domain::now()), "still locked");
+    assert!(o.is_locked("adam").await, "still locked");
     // Unlocked by an owner, mia's old password still works: nothing was changed.
     let owner = o.login("olivia").await;
     o.send(
