@@ -26,6 +26,26 @@ const SQLITE_CACHE_SIZE: &str = "-4096";
 /// 16 MiB. A bulk write lifts it for its transaction, as it widens its cache.
 const SQLITE_HEAP_LIMIT: &str = "33554432";
 
+/// A pooled connection idle this long is checked before it is handed out.
+const PING_AFTER_IDLE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The options every pool of the store starts from. sqlx checks each connection it hands
+/// out with a round trip by default (on SQLite, to the connection's thread and back):
+/// before every statement, a fifth of a search's time. Here only a connection idle for a
+/// minute is checked (a PostgreSQL server restarted meanwhile has dropped it).
+fn pool_options<DB: sqlx::Database>() -> sqlx::pool::PoolOptions<DB> {
+    sqlx::pool::PoolOptions::new()
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= PING_AFTER_IDLE {
+                    sqlx::Connection::ping(conn).await?;
+                }
+                Ok(true)
+            })
+        })
+}
+
 pub use audit::*;
 pub use directory::*;
 pub use identity::*;

@@ -3,9 +3,7 @@
 use super::sql::store_impl;
 use super::{Backend, migrations};
 use anyhow::Context as _;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqliteOperation, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteOperation, SqliteSynchronous};
 use sqlx::{Sqlite, SqlitePool};
 use std::str::FromStr;
 use std::sync::Arc;
@@ -56,6 +54,17 @@ pub struct SqliteStore {
     pushes: broadcast::Sender<super::Pushed>,
 }
 
+/// Whether SQLite keeps the query planner stability guarantee: a plan never depends on
+/// the values bound to its statement, so a prepared statement is never prepared again
+/// for new values (`.cargo/config.toml` compiles the bundled SQLite so).
+async fn plans_ignore_bound_values(pool: &SqlitePool) -> anyhow::Result<bool> {
+    let options: Vec<String> = sqlx::query_scalar("PRAGMA compile_options")
+        .fetch_all(pool)
+        .await
+        .context("cannot read SQLite's compile options")?;
+    Ok(options.iter().any(|o| o == "ENABLE_QPSG"))
+}
+
 impl SqliteStore {
     /// Opens (creating file and folder if needed) and optionally migrates the database.
     pub async fn connect(url: &str, migrate: bool) -> anyhow::Result<Self> {
@@ -85,7 +94,7 @@ impl SqliteStore {
         }
         let outbox = Arc::new(Notify::new());
         let signal = outbox.clone();
-        let writer = SqlitePoolOptions::new()
+        let writer = super::pool_options::<Sqlite>()
             // A job written to the outbox wakes the relay. The hook runs inside the
             // writing transaction, which holds the write lock, so the relay's claim (a
             // write) waits for its commit and then sees the job.
@@ -115,7 +124,7 @@ impl SqliteStore {
                 .with_context(|| format!("cannot migrate the SQLite database {url}"))?;
         }
         // Readers wait only for a checkpoint that truncates the log (moments).
-        let pool = SqlitePoolOptions::new()
+        let pool = super::pool_options()
             .max_connections(connections())
             .acquire_timeout(Duration::from_secs(10))
             .connect_lazy_with(
@@ -135,6 +144,12 @@ impl SqliteStore {
             outbox,
             pushes: broadcast::channel(super::PUSH_BUFFER).0,
         };
+        if !plans_ignore_bound_values(&store.writer).await? {
+            tracing::warn!(
+                "this SQLite was compiled without SQLITE_ENABLE_QPSG (see .cargo/config.toml): \
+                 statements binding a LIMIT or a LIKE pattern are prepared again at every run"
+            );
+        }
         if migrate {
             use super::SearchStore as _;
             store
@@ -219,3 +234,17 @@ impl SqliteStore {
 }
 
 store_impl!(SqliteStore, Sqlite, Backend::Sqlite);
+
+#[cfg(test)]
+mod tests {
+    /// Without the guarantee every search statement was prepared again at every run
+    /// (its `LIMIT` and `LIKE` values are bound): two thirds of its time in SQLite.
+    #[tokio::test]
+    async fn the_bundled_sqlite_plans_without_looking_at_bound_values() {
+        let pool = sqlx::SqlitePool::connect("sqlite::memory:").await.unwrap();
+        assert!(
+            super::plans_ignore_bound_values(&pool).await.unwrap(),
+            "SQLite compiled without SQLITE_ENABLE_QPSG: is .cargo/config.toml in place?"
+        );
+    }
+}
