@@ -3,7 +3,7 @@
 use super::sql::store_impl;
 use super::{Backend, Pushed, migrations};
 use anyhow::Context as _;
-use sqlx::postgres::PgConnectOptions;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres};
 use std::str::FromStr;
 use std::sync::{Arc, OnceLock};
@@ -55,7 +55,7 @@ impl PostgresStore {
         }
         // Statements are prepared once per connection and planned once for any values
         // (a generic plan): planning afresh would cost more than running them.
-        let pool = super::pool_options()
+        let pool = PgPoolOptions::new()
             .max_connections(32)
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(
@@ -69,7 +69,7 @@ impl PostgresStore {
         // for the average one walked all 100,000 users of the largest to count 100
         // matches (120 ms against 6 ms at 1,000,000 users). They are planned for their
         // own values (0.4-1.2 ms) on connections of their own.
-        let search = super::pool_options()
+        let search = PgPoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(10))
             .connect_lazy_with(
@@ -77,7 +77,7 @@ impl PostgresStore {
                     .clone()
                     .options([("plan_cache_mode", "force_custom_plan")]),
             );
-        let postings = super::pool_options()
+        let postings = PgPoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(10))
             .connect_lazy_with(options.options([("plan_cache_mode", "force_generic_plan")]));

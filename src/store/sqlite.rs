@@ -94,7 +94,7 @@ impl SqliteStore {
         }
         let outbox = Arc::new(Notify::new());
         let signal = outbox.clone();
-        let writer = super::pool_options::<Sqlite>()
+        let writer = super::sqlite_pool_options()
             // A job written to the outbox wakes the relay. The hook runs inside the
             // writing transaction, which holds the write lock, so the relay's claim (a
             // write) waits for its commit and then sees the job.
@@ -124,7 +124,7 @@ impl SqliteStore {
                 .with_context(|| format!("cannot migrate the SQLite database {url}"))?;
         }
         // Readers wait only for a checkpoint that truncates the log (moments).
-        let pool = super::pool_options()
+        let pool = super::sqlite_pool_options()
             .max_connections(connections())
             .acquire_timeout(Duration::from_secs(10))
             .connect_lazy_with(
