@@ -13,8 +13,8 @@ macro_rules! embed {
     };
 }
 
-const SQLITE: Migrations = embed!("sqlite": 1 "0001_initial", 2 "0002_setup_email_requests", 3 "0003_user_search", 4 "0004_search_statistics", 5 "0005_search_fields", 6 "0006_hardening", 7 "0007_setup_forms", 8 "0008_search_ranks", 9 "0009_request_event_push", 10 "0010_unranked_users", 11 "0011_directory_version_per_statement", 12 "0012_unreversed_mobiles", 13 "0013_short_name_pieces", 14 "0014_pending_locks");
-const POSTGRES: Migrations = embed!("postgres": 1 "0001_initial", 2 "0002_setup_email_requests", 3 "0003_user_search", 4 "0004_search_statistics", 5 "0005_search_fields", 6 "0006_hardening", 7 "0007_setup_forms", 8 "0008_search_ranks", 9 "0009_request_event_push", 10 "0010_unranked_users", 11 "0011_directory_version_per_statement", 12 "0012_unreversed_mobiles", 13 "0013_short_name_pieces", 14 "0014_pending_locks");
+const SQLITE: Migrations = embed!("sqlite": 1 "0001_initial", 2 "0002_setup_email_requests", 3 "0003_user_search", 4 "0004_search_statistics", 5 "0005_search_fields", 6 "0006_hardening", 7 "0007_setup_forms", 8 "0008_search_ranks", 9 "0009_request_event_push", 10 "0010_unranked_users", 11 "0011_directory_version_per_statement", 12 "0012_unreversed_mobiles", 13 "0013_short_name_pieces", 14 "0014_pending_locks", 15 "0015_audit_filters");
+const POSTGRES: Migrations = embed!("postgres": 1 "0001_initial", 2 "0002_setup_email_requests", 3 "0003_user_search", 4 "0004_search_statistics", 5 "0005_search_fields", 6 "0006_hardening", 7 "0007_setup_forms", 8 "0008_search_ranks", 9 "0009_request_event_push", 10 "0010_unranked_users", 11 "0011_directory_version_per_statement", 12 "0012_unreversed_mobiles", 13 "0013_short_name_pieces", 14 "0014_pending_locks", 15 "0015_audit_filters");
 
 /// The embedded migrations for `backend` ("sqlite" or "postgres").
 pub fn migrations_for(backend: super::Backend) -> Migrations {

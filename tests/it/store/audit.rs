@@ -8,6 +8,7 @@ crate::on_both_databases!(
     audit_chain_names_reordered_events,
     audit_chain_catches_removal_at_the_end,
     compacting_keeps_every_row,
+    filtered_audit_pages_walk_only_the_matching_events,
 );
 
 /// Appends a few events and returns the app and the organization.
@@ -180,4 +181,39 @@ async fn compacting_gives_way_to_a_long_read_then_empties_the_log() {
     app.store.compact().await.expect("compacting works");
     assert_eq!(log_size(), 0, "the log is emptied once nobody reads it");
     assert_eq!(db.count("SELECT COUNT(*) FROM users").await, 2);
+}
+
+/// A page of the log filtered by subject, actor, request or exact action walks that
+/// filter's index newest first (before, each walked the organization's whole log until
+/// it had found a page: 40 ms for one user's history among 100,000 events).
+async fn filtered_audit_pages_walk_only_the_matching_events(db: TestDb) {
+    let (app, org) = chain_of_five(&db).await;
+    for (column, value, index) in [
+        ("subject_id", "1", "audit_events_subject_idx"),
+        ("actor_id", "1", "audit_events_actor_idx"),
+        ("request_id", "1", "audit_events_request_idx"),
+        ("action", "'user.locked'", "audit_events_action_idx"),
+    ] {
+        let page = format!(
+            "SELECT id FROM audit_events WHERE org_id = {} AND {column} = {value} ORDER BY seq DESC LIMIT 20",
+            org.0
+        );
+        let plan = db.plan(&page).await;
+        assert!(plan.contains(index), "{page}\nis planned as\n{plan}");
+        assert!(
+            !plan.to_uppercase().contains("SORT"),
+            "{page}\nsorts:\n{plan}"
+        );
+    }
+    // And the filters still find what they should.
+    let owner = app.store.owners(org).await.unwrap()[0].id;
+    let q = |subject| gatehouse::store::AuditQuery {
+        org_id: org,
+        subject_id: Some(subject),
+        limit: 100,
+        ..Default::default()
+    };
+    let (events, _) = app.store.audit_events(q(owner.0)).await.unwrap();
+    let updates = events.iter().filter(|e| e.action == "user.updated").count();
+    assert_eq!(updates, 5, "{events:?}");
 }
