@@ -112,3 +112,39 @@ async fn a_demoted_subscriber_stops_seeing_what_its_old_role_showed(db: TestDb) 
     assert_ne!(update["id"], id(&others), "{message}");
     assert_eq!(update["id"], id(&own), "{message}");
 }
+
+/// PostgreSQL drops every connection (a restart, a failover): the node listens for
+/// changes again and catches up, so a request filed right after is routed, applied and
+/// pushed to a subscriber whose socket stayed open, and none of the calls fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_flow_on_after_the_database_drops_every_connection() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    let p = practice(&db, vec![]).await;
+    let mut owner = Subscriber::connect(&p.server, Some(&p.oscar))
+        .await
+        .unwrap();
+    owner
+        .send(json!({ "id": "s", "type": "subscribe", "payload": { "query": ALL } }))
+        .await;
+    let warm = p
+        .request_licenses(
+            &p.oscar,
+            json!({ "product": "EHR", "kind": "STAFF", "quantity": 1, "acceptTerms": true }),
+        )
+        .await;
+    assert_eq!(statuses_of(&mut owner, &id(&warm), 3).await.len(), 3);
+    let dropped = db
+        .count("SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        .await;
+    assert!(dropped >= 2, "only {dropped} connections dropped");
+    let filed = p
+        .request_licenses(
+            &p.oscar,
+            json!({ "product": "EHR", "kind": "STAFF", "quantity": 2, "acceptTerms": true }),
+        )
+        .await;
+    let seen = statuses_of(&mut owner, &id(&filed), 3).await;
+    assert_eq!(seen, ["SUBMITTED", "APPROVED", "APPLIED"]);
+}
