@@ -26,27 +26,15 @@ const SQLITE_CACHE_SIZE: &str = "-4096";
 /// 16 MiB. A bulk write lifts it for its transaction, as it widens its cache.
 const SQLITE_HEAP_LIMIT: &str = "33554432";
 
-/// A pooled SQLite connection idle this long is checked before it is handed out.
-const PING_AFTER_IDLE: std::time::Duration = std::time::Duration::from_secs(60);
-
 /// The options of SQLite's pools. sqlx checks each connection it hands out with a round
 /// trip to the connection's thread by default: before every statement, a fifth of a
-/// search's time. A SQLite connection is a file this process holds open and cannot be
-/// dropped under it, so only one idle for a minute is checked. (PostgreSQL's pools keep
-/// the check: a server restarted or failed over drops every connection, and without it
-/// the first statement on each dropped one fails: 37 requests of 160 right after a
-/// restart, none with it.)
+/// search's time. A SQLite connection is a file this process holds open, which nothing
+/// can drop under it, so it is handed out unchecked. (PostgreSQL's pools keep the check:
+/// a server restarted or failed over drops every connection, and without it the first
+/// statement on each dropped one fails: 37 requests of 160 right after a restart, none
+/// with it.)
 fn sqlite_pool_options() -> sqlx::sqlite::SqlitePoolOptions {
-    sqlx::pool::PoolOptions::new()
-        .test_before_acquire(false)
-        .before_acquire(|conn, meta| {
-            Box::pin(async move {
-                if meta.idle_for >= PING_AFTER_IDLE {
-                    sqlx::Connection::ping(conn).await?;
-                }
-                Ok(true)
-            })
-        })
+    sqlx::sqlite::SqlitePoolOptions::new().test_before_acquire(false)
 }
 
 pub use audit::*;

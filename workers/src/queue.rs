@@ -113,7 +113,10 @@ impl Queue {
                 std::fs::create_dir_all(dir)
                     .map_err(|e| QueueError(format!("cannot create {}: {e}", dir.display())))?;
             }
+            // A file this process holds open: no round trip to check a connection
+            // before each statement (sqlx's default), nothing can have dropped it.
             let pool = SqlitePoolOptions::new()
+                .test_before_acquire(false)
                 .max_connections(4)
                 .connect_with(options)
                 .await
