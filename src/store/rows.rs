@@ -224,6 +224,16 @@ macro_rules! request_columns {
 }
 pub(super) use request_columns;
 
+/// The statuses of a request not yet final (`domain::request::UNFINISHED`), as an SQL
+/// list written exactly as the partial indexes over open requests name them: a query
+/// with the same list can use those indexes, one with bound statuses cannot.
+macro_rules! unfinished_statuses {
+    () => {
+        "('SUBMITTED', 'PENDING_APPROVAL', 'APPROVED')"
+    };
+}
+pub(super) use unfinished_statuses;
+
 #[derive(sqlx::FromRow)]
 pub(super) struct RequestRow {
     id: i64,
@@ -380,4 +390,27 @@ pub(crate) fn request_change(
         request_id: RequestId(request),
         status: parse(&status)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_unfinished_statuses_in_sql_are_the_domains() {
+        let listed: Vec<String> = crate::domain::request::UNFINISHED
+            .iter()
+            .map(|s| format!("'{}'", s.as_str()))
+            .collect();
+        assert_eq!(unfinished_statuses!(), format!("({})", listed.join(", ")));
+        for backend in ["sqlite", "postgres"] {
+            let initial = std::fs::read_to_string(format!(
+                "{}/migrations/{backend}/0001_initial.sql",
+                env!("CARGO_MANIFEST_DIR")
+            ))
+            .unwrap();
+            assert!(
+                initial.contains(&format!("status IN {}", unfinished_statuses!())),
+                "the {backend} partial indexes name another list"
+            );
+        }
+    }
 }

@@ -3,7 +3,7 @@
 macro_rules! requests_impl {
     ($store:ty) => {
         use $crate::domain::{AccountRequest, RequestDecision, RequestEvent, RequestId, RequestStatus};
-        use $crate::store::rows::{DecisionRow, EventRow, RequestRow, names, request_columns};
+        use $crate::store::rows::{DecisionRow, EventRow, RequestRow, names, request_columns, unfinished_statuses};
         use $crate::store::{Application, Filing, NewRequest, RequestChange, RequestQuery, Transition};
 
         #[async_trait::async_trait]
@@ -34,16 +34,15 @@ macro_rules! requests_impl {
                         }
                     }
                     if let Some(subject) = new.subject_id {
+                        // The statuses written out as the partial index names them, so that
+                        // the database can use it (bound, they could be anything).
                         let open: Option<RequestRow> = sqlx::query_as(concat!(
                             "SELECT ", request_columns!(), " FROM requests r WHERE r.org_id = $1 AND r.kind = $2 \
-                             AND r.subject_id = $3 AND r.status IN ($4, $5, $6)"
+                             AND r.subject_id = $3 AND r.status IN ", unfinished_statuses!()
                         ))
                         .bind(new.org_id.0)
                         .bind(new.change.kind().as_str())
                         .bind(subject.0)
-                        .bind($crate::domain::request::UNFINISHED[0].as_str())
-                        .bind($crate::domain::request::UNFINISHED[1].as_str())
-                        .bind($crate::domain::request::UNFINISHED[2].as_str())
                         .fetch_optional(&mut *tx)
                         .await?;
                         if let Some(row) = open {

@@ -3,6 +3,7 @@
 use super::*;
 
 crate::on_both_databases!(
+    the_open_request_check_reads_the_open_requests_index,
     twenty_simultaneous_decisions_record_exactly_one,
     a_locked_owners_decision_is_refused,
     license_applications_and_invitations_at_once_are_no_deadlock,
@@ -389,4 +390,19 @@ fn applying(
         };
         store.apply_request(application).await
     })
+}
+
+/// Filing looks for an open request of the same kind about the same user through the
+/// partial index of open requests (its statuses written out as the index names them; a
+/// unit test ties that list to the domain's), not through all of the organization's
+/// requests.
+async fn the_open_request_check_reads_the_open_requests_index(db: TestDb) {
+    let _app = test_app(&db).await;
+    let check = "SELECT id FROM requests r WHERE r.org_id = 1 AND r.kind = 'INACTIVATE_USER' \
+                 AND r.subject_id = 2 AND r.status IN ('SUBMITTED', 'PENDING_APPROVAL', 'APPROVED')";
+    let plan = db.plan(check).await;
+    assert!(
+        plan.contains("requests_open_subject_key"),
+        "{check}\nis planned as\n{plan}"
+    );
 }
