@@ -74,6 +74,13 @@ impl TestDb {
         }
     }
 
+    /// Ends every other connection to this PostgreSQL database, as a restart or a
+    /// failover of the server would; how many it ended.
+    pub async fn drop_connections(&self) -> i64 {
+        self.count("SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
+            .await
+    }
+
     /// How the database would run `sql`: SQLite's query plan, or PostgreSQL's with
     /// sequential scans discouraged (so that a tiny test table does not hide whether an
     /// index could serve it).

@@ -26,24 +26,36 @@ async fn statuses_of(subscriber: &mut Subscriber, request: &str, count: usize) -
     seen
 }
 
+/// The owner Oscar on a socket of his own, subscribed to every request.
+async fn oscar_subscribed(p: &Signed) -> Subscriber {
+    let mut owner = Subscriber::connect(&p.server, Some(&p.oscar))
+        .await
+        .unwrap();
+    owner
+        .send(json!({ "id": "s", "type": "subscribe", "payload": { "query": ALL } }))
+        .await;
+    owner
+}
+
+/// Oscar files for `quantity` more STAFF licenses (an owner's filing is its approval);
+/// the request's ID.
+async fn oscar_files(p: &Signed, quantity: i64) -> String {
+    let filed = p
+        .request_licenses(
+            &p.oscar,
+            json!({ "product": "EHR", "kind": "STAFF", "quantity": quantity, "acceptTerms": true }),
+        )
+        .await;
+    id(&filed)
+}
+
 async fn a_subscriber_that_files_at_once_sees_every_status(db: TestDb) {
     let p = practice(&db, vec![]).await;
     // No pause between subscribing and filing, no cursor: the subscription counts from
     // when it reached the server, not from when it was authenticated and resolved.
     for round in 0..5 {
-        let mut owner = Subscriber::connect(&p.server, Some(&p.oscar))
-            .await
-            .unwrap();
-        owner
-            .send(json!({ "id": "s", "type": "subscribe", "payload": { "query": ALL } }))
-            .await;
-        let filed = p
-            .request_licenses(
-                &p.oscar,
-                json!({ "product": "EHR", "kind": "STAFF", "quantity": round + 1, "acceptTerms": true }),
-            )
-            .await;
-        let request = id(&filed);
+        let mut owner = oscar_subscribed(&p).await;
+        let request = oscar_files(&p, round + 1).await;
         // Filed by an owner: approved by the filing, then applied by the workers.
         let seen = statuses_of(&mut owner, &request, 3).await;
         assert_eq!(seen, ["SUBMITTED", "APPROVED", "APPLIED"], "round {round}");
@@ -122,29 +134,12 @@ async fn changes_flow_on_after_the_database_drops_every_connection() {
         return;
     };
     let p = practice(&db, vec![]).await;
-    let mut owner = Subscriber::connect(&p.server, Some(&p.oscar))
-        .await
-        .unwrap();
-    owner
-        .send(json!({ "id": "s", "type": "subscribe", "payload": { "query": ALL } }))
-        .await;
-    let warm = p
-        .request_licenses(
-            &p.oscar,
-            json!({ "product": "EHR", "kind": "STAFF", "quantity": 1, "acceptTerms": true }),
-        )
-        .await;
-    assert_eq!(statuses_of(&mut owner, &id(&warm), 3).await.len(), 3);
-    let dropped = db
-        .count("SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
-        .await;
+    let mut owner = oscar_subscribed(&p).await;
+    let warm = oscar_files(&p, 1).await;
+    assert_eq!(statuses_of(&mut owner, &warm, 3).await.len(), 3);
+    let dropped = db.drop_connections().await;
     assert!(dropped >= 2, "only {dropped} connections dropped");
-    let filed = p
-        .request_licenses(
-            &p.oscar,
-            json!({ "product": "EHR", "kind": "STAFF", "quantity": 2, "acceptTerms": true }),
-        )
-        .await;
-    let seen = statuses_of(&mut owner, &id(&filed), 3).await;
+    let filed = oscar_files(&p, 2).await;
+    let seen = statuses_of(&mut owner, &filed, 3).await;
     assert_eq!(seen, ["SUBMITTED", "APPROVED", "APPLIED"]);
 }
