@@ -26,17 +26,6 @@ const SQLITE_CACHE_SIZE: &str = "-4096";
 /// 16 MiB. A bulk write lifts it for its transaction, as it widens its cache.
 const SQLITE_HEAP_LIMIT: &str = "33554432";
 
-/// The options of SQLite's pools. sqlx checks each connection it hands out with a round
-/// trip to the connection's thread by default: before every statement, a fifth of a
-/// search's time. A SQLite connection is a file this process holds open, which nothing
-/// can drop under it, so it is handed out unchecked. (PostgreSQL's pools keep the check:
-/// a server restarted or failed over drops every connection, and without it the first
-/// statement on each dropped one fails: 37 requests of 160 right after a restart, none
-/// with it.)
-fn sqlite_pool_options() -> sqlx::sqlite::SqlitePoolOptions {
-    sqlx::sqlite::SqlitePoolOptions::new().test_before_acquire(false)
-}
-
 pub use audit::*;
 pub use directory::*;
 pub use identity::*;

@@ -54,6 +54,17 @@ pub struct SqliteStore {
     pushes: broadcast::Sender<super::Pushed>,
 }
 
+/// The options of SQLite's pools. sqlx checks each connection it hands out with a round
+/// trip to the connection's thread by default: before every statement, a fifth of a
+/// search's time. A SQLite connection is a file this process holds open, which nothing
+/// can drop under it, so it is handed out unchecked. (PostgreSQL's pools keep the check:
+/// a server restarted or failed over drops every connection, and without it the first
+/// statement on each dropped one fails: 37 requests of 160 right after a restart, none
+/// with it.)
+fn pool_options() -> sqlx::sqlite::SqlitePoolOptions {
+    sqlx::sqlite::SqlitePoolOptions::new().test_before_acquire(false)
+}
+
 /// Whether SQLite keeps the query planner stability guarantee: a plan never depends on
 /// the values bound to its statement, so a prepared statement is never prepared again
 /// for new values (`.cargo/config.toml` compiles the bundled SQLite so).
@@ -94,7 +105,7 @@ impl SqliteStore {
         }
         let outbox = Arc::new(Notify::new());
         let signal = outbox.clone();
-        let writer = super::sqlite_pool_options()
+        let writer = pool_options()
             // A job written to the outbox wakes the relay. The hook runs inside the
             // writing transaction, which holds the write lock, so the relay's claim (a
             // write) waits for its commit and then sees the job.
@@ -124,7 +135,7 @@ impl SqliteStore {
                 .with_context(|| format!("cannot migrate the SQLite database {url}"))?;
         }
         // Readers wait only for a checkpoint that truncates the log (moments).
-        let pool = super::sqlite_pool_options()
+        let pool = pool_options()
             .max_connections(connections())
             .acquire_timeout(Duration::from_secs(10))
             .connect_lazy_with(
