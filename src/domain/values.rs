@@ -147,14 +147,15 @@ impl PersonName {
     }
 }
 
-/// A practice or organization name: 1–200 characters, no control characters.
+/// A practice or organization name: 1–100 characters (the cap of every name), no control
+/// characters.
 pub fn parse_title(field: &'static str, input: &str) -> Result<String, DomainError> {
     let value = input.trim();
     let len = value.chars().count();
-    if len == 0 || len > 200 || value.chars().any(char::is_control) {
+    if len == 0 || len > 100 || value.chars().any(char::is_control) {
         return Err(DomainError::invalid(
             field,
-            "Name must be 1 to 200 characters without control characters.",
+            "Name must be 1 to 100 characters without control characters.",
         ));
     }
     Ok(value.to_owned())

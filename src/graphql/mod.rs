@@ -87,6 +87,9 @@ fn served(app: Option<App>, metrics: Option<Metrics>) -> GatehouseSchema {
                 .data(app)
                 .limit_depth(limits.max_depth)
                 .limit_complexity(limits.max_complexity)
+                // Documents nested up to the limit checked before parsing reach the depth
+                // limit above (async-graphql's own recursion limit is 32).
+                .limit_recursive_depth(self::limits::MAX_NESTING)
                 .finish()
         }
         None => builder.finish(),
@@ -159,6 +162,7 @@ impl Endpoint {
         let introspection = introspection
             .data(app.clone())
             .limit_complexity(INTROSPECTION_COMPLEXITY.max(limits.max_complexity))
+            .limit_recursive_depth(self::limits::MAX_NESTING)
             .finish();
         Self {
             regular: served(Some(app.clone()), metrics),
@@ -278,7 +282,12 @@ fn with_codes(mut response: Response) -> Response {
 
 fn error_code(error: &ServerError, rejected: bool) -> &'static str {
     match error.message.as_str() {
-        m if m.contains("too complex") || m.contains("too deep") => "QUERY_TOO_COMPLEX",
+        m if m.contains("too complex")
+            || m.contains("too deep")
+            || m.starts_with("The recursion depth of the query") =>
+        {
+            "QUERY_TOO_COMPLEX"
+        }
         m if m.starts_with("Invalid value for argument")
             || m.contains("variable")
             || m.starts_with("Failed to parse") =>

@@ -6,6 +6,7 @@ mod pages;
 mod seats;
 mod socket;
 pub mod tls;
+mod ws_protocol;
 
 use crate::app::App;
 use crate::app::ClientInfo;

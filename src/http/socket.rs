@@ -4,23 +4,26 @@
 //! ends (on any node), when no valid `connection_init` comes within 10 seconds, or when
 //! the client goes away; an idle one is pinged, and one that stays silent for two pings
 //! is dropped. A node holds at most so many connections, and a user at most so many.
+//! Client messages are held to graphql-transport-ws before the handler reads them
+//! (`ws_protocol`).
 
 use crate::app::AppError;
 use crate::app::ClientInfo;
 use crate::domain::SessionId;
 use crate::graphql::limits::Refusal;
 use crate::graphql::{ChangesFromArrival, Endpoint, RequestContext, error_response, refused};
-use async_graphql::http::{WebSocket, WebSocketProtocols, WsMessage};
+use async_graphql::http::{WebSocket, WebSocketProtocols};
 use async_graphql::{Data, Executor, Response};
 use axum::extract::ws::{CloseFrame, Message, WebSocket as Socket};
 use axum::http::HeaderMap;
 use futures_util::stream::BoxStream;
-use futures_util::{FutureExt as _, SinkExt as _, StreamExt as _};
+use futures_util::{SinkExt as _, StreamExt as _};
 use std::str::FromStr as _;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::seats::Seat;
 pub use super::seats::Sockets;
+use super::ws_protocol::{self, Closing, Operations, reason, write_ready};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -31,7 +34,7 @@ pub const INIT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const MAX_OPERATIONS: usize = 100;
 
 /// Close codes of graphql-transport-ws, and ours.
-const UNAUTHORIZED: u16 = 4401;
+const UNAUTHORIZED: u16 = ws_protocol::UNAUTHORIZED;
 const INIT_TIMED_OUT: u16 = 4408;
 const TOO_MANY_FOR_USER: u16 = 4429;
 /// WebSocket's "try again later".
@@ -55,19 +58,26 @@ struct Connection {
     client: ClientInfo,
     token: OnceLock<String>,
     operations: AtomicUsize,
+    /// The client's IDs of the operations running.
+    ids: Operations,
     /// Set once to the reason the connection must close.
-    close: watch::Sender<Option<(u16, &'static str)>>,
+    close: watch::Sender<Option<Closing>>,
 }
 
 impl Connection {
-    fn close(&self, code: u16, reason: &'static str) {
+    fn close(&self, code: u16, why: impl Into<std::borrow::Cow<'static, str>>) {
+        let why = why.into();
         self.close.send_if_modified(|current| {
             let first = current.is_none();
             if first {
-                *current = Some((code, reason));
+                *current = Some((code, reason(why)));
             }
             first
         });
+    }
+
+    fn closing(&self) -> bool {
+        self.close.borrow().is_some()
     }
 }
 
@@ -191,6 +201,7 @@ pub async fn serve(
         client,
         token: OnceLock::new(),
         operations: AtomicUsize::new(0),
+        ids: Operations::default(),
         close: watch::channel(None).0,
     });
     let mut close = connection.close.subscribe();
@@ -223,18 +234,49 @@ pub async fn serve(
                 Ok(Message::Binary(bytes)) => Some(bytes),
                 _ => None,
             })
+        })
+        .filter({
+            let connection = connection.clone();
+            move |message| {
+                // Nothing more is read once the connection is closing.
+                let pass = !connection.closing()
+                    && (protocol != WebSocketProtocols::GraphQLWS
+                        || match connection.ids.receive(message, connection.token.get().is_some()) {
+                            Ok(()) => true,
+                            Err((code, why)) => {
+                                connection.close(code, why);
+                                false
+                            }
+                        });
+                std::future::ready(pass)
+            }
         });
     let init = {
         let (endpoint, connection) = (endpoint.clone(), connection.clone());
         move |payload: serde_json::Value| async move {
             let token = bearer(&payload).unwrap_or_default();
             let app = endpoint.app();
-            let caller = app
+            let caller = match app
                 .identity()
                 .authenticate(&token, &connection.client)
                 .await
-                .map_err(crate::graphql::gql)?
-                .ok_or_else(|| crate::graphql::gql(AppError::Unauthenticated))?;
+            {
+                Ok(Some(caller)) => caller,
+                refused => {
+                    if let Err(err) = refused {
+                        tracing::error!(error = %err, "a WebSocket connection could not be authenticated");
+                        connection
+                            .close(ws_protocol::INTERNAL, "Internal server error; try again.");
+                    } else {
+                        connection.close(
+                            ws_protocol::FORBIDDEN,
+                            "Forbidden: sign in first, then send connection_init with {\"Authorization\": \"Bearer <token>\"}.",
+                        );
+                    }
+                    // The close above ends the connection; no acknowledgement goes out.
+                    return std::future::pending().await;
+                }
+            };
             let max = app.config().limits.ws_max_per_user;
             if !connection.seat.of_user(caller.me().user.id, max) {
                 connection.close(
@@ -242,7 +284,7 @@ pub async fn serve(
                     "Too many live connections for this user; close one first.",
                 );
                 // The close above ends the connection; no acknowledgement goes out.
-                std::future::pending::<()>().await;
+                return std::future::pending().await;
             }
             let _ = connection.token.set(token);
             watch_session(app, caller.session_id(), &connection);
@@ -259,10 +301,10 @@ pub async fn serve(
     let init_deadline = tokio::time::sleep(INIT_TIMEOUT);
     tokio::pin!(init_deadline);
     let mut ping = tokio::time::interval_at(started + limits.ws_ping, limits.ws_ping);
-    let frame = |code: u16, reason: String| {
+    let frame = |code: u16, why: std::borrow::Cow<'static, str>| {
         Message::Close(Some(CloseFrame {
             code,
-            reason: reason.into(),
+            reason: reason(why).as_ref().into(),
         }))
     };
     loop {
@@ -270,13 +312,13 @@ pub async fn serve(
             message = protocol_stream.next() => {
                 let Some(message) = message else {
                     // The client's side ended; say why when it was refused (a message too big).
-                    let refused = *close.borrow();
-                    if let Some((code, reason)) = refused {
-                        let _ = sink.send(frame(code, reason.into())).await;
+                    let refused = close.borrow().clone();
+                    if let Some((code, why)) = refused {
+                        let _ = sink.send(frame(code, why)).await;
                     }
                     break;
                 };
-                if !write_ready(message, &mut protocol_stream, &mut sink).await {
+                if !write_ready(message, &mut protocol_stream, &mut sink, &connection.ids).await {
                     break;
                 }
             },
@@ -300,9 +342,9 @@ pub async fn serve(
                 if changed.is_err() {
                     break;
                 }
-                let reason = *close.borrow();
-                if let Some((code, reason)) = reason {
-                    let _ = sink.send(frame(code, reason.into())).await;
+                let closing = close.borrow().clone();
+                if let Some((code, why)) = closing {
+                    let _ = sink.send(frame(code, why)).await;
                     break;
                 }
             }
@@ -316,41 +358,6 @@ fn too_big(err: &axum::Error) -> bool {
     std::error::Error::source(err)
         .and_then(|source| source.downcast_ref::<tungstenite::Error>())
         .is_some_and(|err| matches!(err, tungstenite::Error::Capacity(_)))
-}
-
-/// Writes `first` and whatever else the protocol has ready now (updates queued while the
-/// node was busy) in one go; false when the connection is to end.
-async fn write_ready<S, K>(first: WsMessage, protocol: &mut S, sink: &mut K) -> bool
-where
-    S: futures_util::Stream<Item = WsMessage> + Unpin,
-    K: futures_util::Sink<Message> + Unpin,
-{
-    let mut pending = Some(first);
-    let mut open = true;
-    while let Some(message) = pending.take() {
-        match message {
-            WsMessage::Text(text) => {
-                if sink.feed(Message::Text(text.into())).await.is_err() {
-                    return false;
-                }
-            }
-            WsMessage::Close(code, reason) => {
-                let close = CloseFrame {
-                    code,
-                    reason: reason.into(),
-                };
-                let _ = sink.send(Message::Close(Some(close))).await;
-                return false;
-            }
-        }
-        match protocol.next().now_or_never() {
-            Some(Some(more)) => pending = Some(more),
-            // The protocol ended: what was fed still goes out.
-            Some(None) => open = false,
-            None => {}
-        }
-    }
-    sink.flush().await.is_ok() && open
 }
 
 /// Closes the connection when the session ends, wherever it is ended. The task ends with

@@ -24,6 +24,18 @@ async fn deeply_nested_documents_are_refused_and_the_server_stays_up() {
             "{a: ".repeat(5000) + &"}".repeat(5000)
         ),
         format!("{{ me {} }}", "{ id ".repeat(5000) + &"}".repeat(5000)),
+        // Deeper than the depth limit (12) but not than the nesting checked before
+        // parsing (64): refused the same way, whatever part of the check catches it.
+        format!(
+            "{{ me {} id {} }}",
+            "{ organization { owners ".repeat(6),
+            "} } ".repeat(6)
+        ),
+        format!(
+            "{{ me {} id {} }}",
+            "{ organization { owners ".repeat(20),
+            "} } ".repeat(20)
+        ),
     ];
     for bomb in &bombs {
         let (status, body) = server.graphql(None, bomb, json!({})).await;
@@ -270,6 +282,34 @@ async fn control_characters_and_long_text_are_bad_input(db: TestDb) {
         )
         .await;
     assert_eq!(code(&body), "BAD_USER_INPUT", "{body}");
+    // Names are capped at 100 characters: people's and practices'.
+    let long = "n".repeat(101);
+    let body = o
+        .send(
+            Some(&token),
+            rename,
+            json!({ "i": { "userId": mia, "firstName": long } }),
+        )
+        .await;
+    assert_eq!(
+        body["data"]["updateUser"]["userErrors"][0]["code"], "INVALID_INPUT",
+        "{body}"
+    );
+    let practice = "mutation($n: String!) { createPractice(input: {name: $n}) { practice { name } userErrors { code field } } }";
+    let body = o.send(Some(&token), practice, json!({ "n": long })).await;
+    assert_eq!(
+        body["data"]["createPractice"]["userErrors"][0],
+        json!({ "code": "INVALID_INPUT", "field": ["input", "name"] }),
+        "{body}"
+    );
+    let body = o
+        .send(Some(&token), practice, json!({ "n": "n".repeat(100) }))
+        .await;
+    assert_eq!(
+        body["data"]["createPractice"]["practice"]["name"],
+        "n".repeat(100),
+        "{body}"
+    );
     let (_, name) = o
         .server
         .graphql(Some(&token), "{ me { firstName } }", json!({}))

@@ -188,6 +188,59 @@ async fn a_huge_socket_message_closes_the_connection_and_operations_are_capped()
     assert_eq!(health.status(), 200);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_are_held_to_the_graphql_transport_ws_protocol() {
+    let db = TestDb::sqlite().await;
+    let server = TestServer::start(&db).await;
+    seed_org(&server.app, "Sunrise", "olivia").await;
+    let token = server.login("olivia", OWNER_PASSWORD).await;
+    let subscribe = |id: &str| json!({ "id": id, "type": "subscribe", "payload": { "query": "subscription { requestUpdated { id } }" } });
+    let wait = Duration::from_secs(5);
+
+    // A subscribe before the connection is acknowledged: 4401 Unauthorized.
+    let mut socket = Subscriber::open(&server).await;
+    socket.send(subscribe("1")).await;
+    assert_eq!(socket.closed_within(wait).await, Some(4401));
+    // A connection_init without a live session: 4403 Forbidden.
+    for payload in [json!({ "Authorization": "Bearer not-a-token" }), json!({})] {
+        let mut socket = Subscriber::open(&server).await;
+        socket
+            .send(json!({ "type": "connection_init", "payload": payload }))
+            .await;
+        assert_eq!(socket.closed_within(wait).await, Some(4403), "{payload}");
+    }
+    // Messages the protocol does not define: 4400, with a reason that fits a close frame
+    // (an unknown type used to close without one: its reason was too long).
+    for message in [
+        "not json".to_owned(),
+        json!({ "type": "hello" }).to_string(),
+        json!({ "type": "subscribe", "payload": { "query": "{ me { id } }" } }).to_string(),
+        json!({ "type": "subscribe", "id": "x", "payload": {} }).to_string(),
+        json!({ "type": "connection_terminate".repeat(20) }).to_string(),
+    ] {
+        let mut socket = Subscriber::connect(&server, Some(&token)).await.unwrap();
+        socket.send_text(message.clone()).await;
+        assert_eq!(socket.closed_within(wait).await, Some(4400), "{message}");
+    }
+    // A second subscribe under the ID of one still running: 4409; an ID is free again
+    // once its operation completed, from either side.
+    let mut socket = Subscriber::connect(&server, Some(&token)).await.unwrap();
+    for _ in 0..2 {
+        let answer = socket.run("q", "{ me { username } }").await;
+        assert_eq!(answer["payload"]["data"]["me"]["username"], "olivia");
+        assert_eq!(socket.next().await.unwrap()["type"], "complete");
+    }
+    socket.send(subscribe("live")).await;
+    socket
+        .send(json!({ "id": "live", "type": "complete" }))
+        .await;
+    socket.send(subscribe("live")).await;
+    let answer = socket.run("after", "{ me { username } }").await;
+    assert_eq!(answer["payload"]["data"]["me"]["username"], "olivia");
+    socket.send(subscribe("live")).await;
+    assert_eq!(socket.closed_within(wait).await, Some(4409));
+}
+
 /// The number of open WebSocket connections the server reports.
 fn open_sockets(server: &TestServer) -> f64 {
     crate::common::series(&server.metrics.render(), "gatehouse_ws_connections", &[]).unwrap_or(-1.0)
