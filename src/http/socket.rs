@@ -262,6 +262,12 @@ pub async fn serve(
                 .await
             {
                 Ok(Some(caller)) => caller,
+                refused if protocol != WebSocketProtocols::GraphQLWS => {
+                    // The older protocol says why in a `connection_error` message.
+                    return Err(crate::graphql::gql(
+                        refused.err().unwrap_or(AppError::Unauthenticated),
+                    ));
+                }
                 refused => {
                     if let Err(err) = refused {
                         tracing::error!(error = %err, "a WebSocket connection could not be authenticated");
