@@ -25,7 +25,7 @@ pub struct Telemetry {
 pub fn init(config: &Config) -> anyhow::Result<Telemetry> {
     let filter = EnvFilter::try_new(&config.log).unwrap_or_else(|_| {
         eprintln!(
-            "gatehouse: GATEHOUSE_LOG: {:?} is not a valid filter; using info",
+            "gatehouse: RUST_LOG: {:?} is not a valid filter; using info",
             config.log
         );
         EnvFilter::new("info")

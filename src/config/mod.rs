@@ -242,10 +242,21 @@ impl Config {
                 relay_interval: env.duration("GATEHOUSE_OUTBOX_POLL", "500ms")?,
                 sweep_interval: env.duration("GATEHOUSE_SWEEP_INTERVAL", "60s")?,
             },
-            log: env
-                .get("GATEHOUSE_LOG")
-                .or_else(|| lookup("RUST_LOG").filter(|v| !v.trim().is_empty()))
-                .unwrap_or_else(|| "info".into()),
+            log: match env.get("GATEHOUSE_LOG") {
+                Some(filter) => {
+                    tracing_subscriber::EnvFilter::try_new(&filter).map_err(|err| ConfigError {
+                        variable: "GATEHOUSE_LOG",
+                        message: format!(
+                            "must be a log filter like info or gatehouse=debug,sqlx=warn, not {filter:?} ({err})"
+                        ),
+                    })?;
+                    filter
+                }
+                // RUST_LOG may be set for other programs: a bad one only warns (telemetry).
+                None => lookup("RUST_LOG")
+                    .filter(|v| !v.trim().is_empty())
+                    .unwrap_or_else(|| "info".into()),
+            },
             log_format: env.parse_with("GATEHOUSE_LOG_FORMAT", "text", |v| {
                 match v.to_ascii_lowercase().as_str() {
                     "text" => Ok(LogFormat::Text),
@@ -459,6 +470,7 @@ mod tests {
             ("GATEHOUSE_PUBLIC_URL", "not a url"),
             ("GATEHOUSE_ARGON2_T", "0"),
             ("GATEHOUSE_LOG_FORMAT", "xml"),
+            ("GATEHOUSE_LOG", "gatehouse=loud"),
             ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4318"),
             ("GATEHOUSE_TLS_CA_FILE", "/nonexistent/ca.pem"),
         ] {
