@@ -32,15 +32,27 @@ pub async fn import(args: Import, config: Config) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot read {}", args.file.display()))?;
     let app = gatehouse::build_app(config).await?;
     let directory = app.directory();
-    let Some(org) = directory
+    let mut found = directory
         .find_organization(OrgId::from_global(args.org.trim()), &args.org)
-        .await?
-    else {
-        eprintln!(
-            "gatehouse: --org: no organization has the ID or the name {:?}",
-            args.org
-        );
-        return Ok(ExitCode::from(2));
+        .await?;
+    let org = match found.len() {
+        1 => found.remove(0),
+        0 => {
+            eprintln!(
+                "gatehouse: --org: no organization has the ID or the name {:?}",
+                args.org
+            );
+            return Ok(ExitCode::from(2));
+        }
+        n => {
+            let ids: Vec<String> = found.iter().map(|org| org.id.to_global()).collect();
+            eprintln!(
+                "gatehouse: --org: {n} organizations are named {:?} ({}); give the ID of one",
+                args.org,
+                ids.join(", ")
+            );
+            return Ok(ExitCode::from(2));
+        }
     };
     let progress = Progress::new();
     let options = ImportOptions {

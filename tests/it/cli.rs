@@ -193,6 +193,63 @@ async fn migrate_succeeds_twice(db: TestDb) {
 }
 
 #[tokio::test]
+async fn a_taken_owner_and_an_ambiguous_organization_name_are_named_as_typed() {
+    let db = TestDb::sqlite().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = gatehouse(&db, dir.path());
+    cmd.args(ORG);
+    assert!(run(cmd, None).status.success());
+    // The same owner's username or email again: the flag the operator typed is named.
+    for (flag, value, taken) in [
+        (
+            "--owner-email",
+            "other@sunrise.example",
+            "--owner-username: That username",
+        ),
+        ("--owner-username", "other", "--owner-email: That email"),
+    ] {
+        let mut args = ORG.to_vec();
+        let at = args.iter().position(|a| *a == flag).unwrap();
+        args[at + 1] = value;
+        let mut cmd = gatehouse(&db, dir.path());
+        cmd.args(args);
+        let out = run(cmd, None);
+        assert_eq!(out.status.code(), Some(2));
+        assert_eq!(
+            stderr(&out).trim(),
+            format!("gatehouse: {taken} is already taken. (ALREADY_EXISTS)")
+        );
+    }
+    // Organization names may repeat; an import naming one of two is refused.
+    let mut cmd = gatehouse(&db, dir.path());
+    cmd.args(&ORG[..4]).args([
+        "--owner-username",
+        "otto",
+        "--owner-email",
+        "otto@sunrise.example",
+        "--owner-first-name",
+        "Otto",
+        "--owner-last-name",
+        "Owner",
+    ]);
+    assert!(run(cmd, None).status.success());
+    std::fs::write(
+        dir.path().join("users.csv"),
+        "username,first_name,last_name,email\n",
+    )
+    .unwrap();
+    let mut cmd = gatehouse(&db, dir.path());
+    cmd.args(["users", "import", "--org", "Sunrise Clinic", "users.csv"]);
+    let out = run(cmd, None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("2 organizations are named \"Sunrise Clinic\""),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[tokio::test]
 async fn bad_settings_stop_with_one_line_naming_the_variable() {
     let db = TestDb::sqlite().await;
     let dir = tempfile::tempdir().unwrap();

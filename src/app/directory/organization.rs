@@ -2,7 +2,7 @@
 
 use super::Directory;
 use crate::app::crypto::random_bytes;
-use crate::app::{Actor, AppResult};
+use crate::app::{Actor, AppError, AppResult};
 use crate::domain::password::Password;
 use crate::domain::values::parse_title;
 use crate::domain::{
@@ -71,7 +71,19 @@ impl Directory {
                 ),
             }
             .into()),
-            other => Ok(other?),
+            Err(other) => {
+                // A taken username or email is the owner's (the command's own flags).
+                let mut err = AppError::from(other);
+                if let AppError::Domain(refused) = &mut err {
+                    refused.field = refused.field.map(|field| match field {
+                        "username" => "owner-username",
+                        "email" => "owner-email",
+                        field => field,
+                    });
+                }
+                Err(err)
+            }
+            Ok(created) => Ok(created),
         }
     }
 

@@ -83,27 +83,29 @@ struct GoodRow {
 }
 
 impl super::Directory {
-    /// The organization an operator names: by its ID (`id`, parsed by the caller from
-    /// what was typed) or else by its exact name.
+    /// The organizations an operator's words name: the one with that ID (`id`, parsed by
+    /// the caller from what was typed), else every one of that exact name (names are
+    /// not unique: more than one is for the caller to refuse as ambiguous).
     pub async fn find_organization(
         &self,
         id: Option<OrgId>,
         name: &str,
-    ) -> AppResult<Option<Organization>> {
+    ) -> AppResult<Vec<Organization>> {
         if let Some(id) = id {
             match self.store.organization(id).await {
-                Ok(org) => return Ok(Some(org)),
+                Ok(org) => return Ok(vec![org]),
                 Err(crate::store::StoreError::NotFound) => {}
                 Err(other) => return Err(other.into()),
             }
         }
+        let mut named = Vec::new();
         for id in self.store.organization_ids().await? {
             let org = self.store.organization(id).await?;
             if org.name == name {
-                return Ok(Some(org));
+                named.push(org);
             }
         }
-        Ok(None)
+        Ok(named)
     }
 
     /// Imports the users of a CSV file into an organization, as an operator: roles and
