@@ -10,9 +10,8 @@ use async_graphql::http::WsMessage;
 use axum::extract::ws::{CloseFrame, Message};
 use futures_util::{FutureExt as _, SinkExt as _, StreamExt as _};
 use serde::Deserialize;
-use serde::de::IgnoredAny;
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Mutex;
 
 /// Close codes of graphql-transport-ws.
@@ -40,14 +39,11 @@ struct Incoming<'a> {
     payload: Option<serde_json::Value>,
 }
 
-/// A subscribe's payload: an object with a `query`.
+/// A subscribe's payload: an object with a string `query` (the rest is the handler's).
 #[derive(Deserialize)]
 struct SubscribePayload {
-    #[allow(dead_code)]
-    query: String,
-    #[serde(flatten)]
-    #[allow(dead_code)]
-    rest: BTreeMap<String, IgnoredAny>,
+    #[serde(rename = "query")]
+    _query: String,
 }
 
 impl Operations {
