@@ -10,6 +10,7 @@ mod import;
 pub mod limits;
 pub mod loaders;
 mod node;
+mod nulls;
 mod objects;
 mod observe;
 mod request;
@@ -127,6 +128,8 @@ pub struct Endpoint {
     regular: GatehouseSchema,
     introspection: GatehouseSchema,
     limits: DocumentLimits,
+    /// The schema's field types, for the nulls of field errors.
+    field_types: std::sync::Arc<nulls::FieldTypes>,
 }
 
 /// An operation refused before execution, as a response with a coded error.
@@ -164,8 +167,10 @@ impl Endpoint {
             .limit_complexity(INTROSPECTION_COMPLEXITY.max(limits.max_complexity))
             .limit_recursive_depth(self::limits::MAX_NESTING)
             .finish();
+        let regular = served(Some(app.clone()), metrics);
         Self {
-            regular: served(Some(app.clone()), metrics),
+            field_types: std::sync::Arc::new(nulls::FieldTypes::from_sdl(&regular.sdl())),
+            regular,
             introspection,
             limits: DocumentLimits {
                 max_bytes: limits.max_body_bytes,
@@ -212,12 +217,20 @@ impl Endpoint {
         context: RequestContext,
         token: Option<String>,
     ) -> Response {
+        let (query, operation) = (request.query.clone(), request.operation_name.clone());
         let request = self.with_context(request, context, token);
         let response = AssertUnwindSafe(schema.execute(request))
             .catch_unwind()
             .await
             .unwrap_or_else(|panic| internal_response(&panic));
-        with_codes(response)
+        let mut response = with_codes(response);
+        nulls::propagate(
+            &mut response,
+            &query,
+            operation.as_deref(),
+            &self.field_types,
+        );
+        response
     }
 
     /// Runs any operation (a subscription included) as a stream of responses; refusals and
@@ -234,10 +247,17 @@ impl Endpoint {
                 return futures_util::stream::once(async move { refused(&refusal) }).boxed();
             }
         };
+        let (query, operation) = (request.query.clone(), request.operation_name.clone());
+        let field_types = self.field_types.clone();
         let request = self.with_context(request, context, token);
         AssertUnwindSafe(schema.execute_stream(request))
             .catch_unwind()
-            .map(|item| with_codes(item.unwrap_or_else(|panic| internal_response(&panic))))
+            .map(move |item| {
+                let mut response =
+                    with_codes(item.unwrap_or_else(|panic| internal_response(&panic)));
+                nulls::propagate(&mut response, &query, operation.as_deref(), &field_types);
+                response
+            })
             .boxed()
     }
 }

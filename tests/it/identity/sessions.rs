@@ -116,6 +116,33 @@ async fn sessions_are_listed_to_self_and_admins(db: TestDb) {
         body["errors"][0]["extensions"]["code"], "FORBIDDEN",
         "{body}"
     );
+    // The refused field is null, and being non-null its null moves up to the nearest
+    // nullable field (GraphQL's null propagation): no object lacks a field it promises.
+    let shaped = "query($id: ID!) { me { username } node(id: $id) { ... on User { username sessions { id } } } }";
+    let vars = json!({ "id": member.id.to_global() });
+    let (_, body) = server.graphql(Some(&other), shaped, vars.clone()).await;
+    assert_eq!(
+        body["data"],
+        json!({ "me": { "username": "max" }, "node": null }),
+        "{body}"
+    );
+    assert_eq!(body["errors"][0]["path"], json!(["node", "sessions"]));
+    let listed = "{ users { edges { node { username securityQuestions } } } }";
+    let (_, body) = server.graphql(Some(&other), listed, json!({})).await;
+    assert_eq!(body["data"], Value::Null, "{body}");
+    // The same over a socket.
+    let mut socket = crate::common::Subscriber::connect(&server, Some(&other))
+        .await
+        .unwrap();
+    socket
+        .send(json!({ "id": "1", "type": "subscribe", "payload": { "query": shaped, "variables": vars } }))
+        .await;
+    let answer = socket.next().await.unwrap();
+    assert_eq!(
+        answer["payload"]["data"],
+        json!({ "me": { "username": "max" }, "node": null }),
+        "{answer}"
+    );
 }
 
 /// Whether the session still answers `me`.
