@@ -42,6 +42,9 @@ pub struct Config {
     pub login_rate_limit: u32,
     /// Proxies whose X-Forwarded-For is believed when finding the client's address.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Web origins whose pages may call `/graphql` from a browser (CORS); `*` for any;
+    /// none: same-origin pages only.
+    pub cors_origins: Vec<String>,
     pub setup_token_ttl: Duration,
     pub session_idle: Duration,
     pub session_max: Duration,
@@ -202,6 +205,7 @@ impl Config {
             lockout_duration: env.duration("GATEHOUSE_LOCKOUT_DURATION", "60m")?,
             login_rate_limit: env.number("GATEHOUSE_LOGIN_RATE_LIMIT", 30, 1..=1_000_000)?,
             trusted_proxies: env.parse_with("GATEHOUSE_TRUSTED_PROXIES", "", parse_proxies)?,
+            cors_origins: env.parse_with("GATEHOUSE_CORS_ORIGINS", "", parse_origins)?,
             setup_token_ttl: env.duration("GATEHOUSE_SETUP_TOKEN_TTL", "72h")?,
             session_idle: env.duration("GATEHOUSE_SESSION_IDLE", "30m")?,
             session_max: env.duration("GATEHOUSE_SESSION_MAX", "12h")?,
@@ -345,6 +349,7 @@ impl fmt::Debug for Config {
             .field("lockout_duration", &self.lockout_duration)
             .field("login_rate_limit", &self.login_rate_limit)
             .field("trusted_proxies", &self.trusted_proxies)
+            .field("cors_origins", &self.cors_origins)
             .field("setup_token_ttl", &self.setup_token_ttl)
             .field("session_idle", &self.session_idle)
             .field("session_max", &self.session_max)
@@ -378,10 +383,47 @@ fn parse_proxies(text: &str) -> Result<Vec<ipnet::IpNet>, String> {
         .collect()
 }
 
+/// Web origins (`https://portal.example.com`, a port if any, nothing after it), or `*`.
+fn parse_origins(text: &str) -> Result<Vec<String>, String> {
+    text.split([',', ' '])
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(|item| {
+            if item == "*" {
+                return Ok(item.to_owned());
+            }
+            let origin = Url::parse(item)
+                .ok()
+                .filter(|url| matches!(url.scheme(), "http" | "https"))
+                .map(|url| url.origin().ascii_serialization());
+            match origin {
+                Some(origin) if origin == item.trim_end_matches('/') => Ok(origin),
+                _ => Err(format!(
+                    "{item:?} is not a web origin such as https://portal.example.com (or *)"
+                )),
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::collections::HashMap;
+
+    #[test]
+    fn cors_origins_are_exact_web_origins() {
+        let c = config(&[(
+            "GATEHOUSE_CORS_ORIGINS",
+            "https://portal.example.com, http://127.0.0.1:3000/",
+        )])
+        .unwrap();
+        assert_eq!(
+            c.cors_origins,
+            ["https://portal.example.com", "http://127.0.0.1:3000"]
+        );
+        assert!(config(&[]).unwrap().cors_origins.is_empty());
+    }
 
     fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
         let map: HashMap<String, String> = vars
@@ -471,6 +513,8 @@ mod tests {
             ("GATEHOUSE_ARGON2_T", "0"),
             ("GATEHOUSE_LOG_FORMAT", "xml"),
             ("GATEHOUSE_LOG", "gatehouse=loud"),
+            ("GATEHOUSE_CORS_ORIGINS", "https://portal.example/app"),
+            ("GATEHOUSE_CORS_ORIGINS", "portal.example"),
             ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4318"),
             ("GATEHOUSE_TLS_CA_FILE", "/nonexistent/ca.pem"),
         ] {

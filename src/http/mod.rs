@@ -47,8 +47,14 @@ pub fn router(app: App, queue: Queue, metrics: Metrics) -> Router {
         persisted: Default::default(),
         sockets: std::sync::Arc::new(socket::Sockets::new(metrics.ws_connections.clone())),
     };
+    let cors = cors(&state.app.config().cors_origins);
     Router::new()
-        .route("/graphql", get(graphql::get).post(graphql::post))
+        .route(
+            "/graphql",
+            get(graphql::get)
+                .post(graphql::post)
+                .layer(tower::util::option_layer(cors)),
+        )
         .route("/graphql/ws", get(graphql_ws))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
@@ -65,6 +71,29 @@ pub fn router(app: App, queue: Queue, metrics: Metrics) -> Router {
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .layer(middleware::from_fn(request_id))
         .with_state(state)
+}
+
+/// Cross-origin access to `/graphql` for the origins configured (none: same-origin pages
+/// only). Callers authenticate with a bearer token, never a cookie, so an origin allowed
+/// gains nothing a script elsewhere could not do with the same token.
+fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    if origins.is_empty() {
+        return None;
+    }
+    let allow = if origins.iter().any(|origin| origin == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|origin| origin.parse().ok()))
+    };
+    Some(
+        CorsLayer::new()
+            .allow_origin(allow)
+            .allow_methods([axum::http::Method::GET, axum::http::Method::POST])
+            .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
+            .expose_headers([header::HeaderName::from_static("x-request-id")])
+            .max_age(std::time::Duration::from_secs(3600)),
+    )
 }
 
 /// Over HTTPS, browsers are told to use nothing else for a year.

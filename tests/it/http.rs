@@ -410,3 +410,72 @@ async fn connections_the_database_dropped_are_replaced_unseen() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browsers_on_configured_origins_may_call_the_api() {
+    let db = TestDb::sqlite().await;
+    let preflight = |server: &TestServer, origin: &str| {
+        server
+            .client
+            .request(reqwest::Method::OPTIONS, server.url("/graphql"))
+            .header("Origin", origin.to_owned())
+            .header("Access-Control-Request-Method", "POST")
+            .header(
+                "Access-Control-Request-Headers",
+                "content-type,authorization",
+            )
+            .send()
+    };
+    // By default, none: a page elsewhere cannot read the answers.
+    let server = TestServer::start(&db).await;
+    let answer = preflight(&server, "https://portal.example").await.unwrap();
+    assert!(
+        answer
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+    drop(server);
+    let server = TestServer::start_with(
+        &db,
+        ServerOptions {
+            env: vec![("GATEHOUSE_CORS_ORIGINS", "https://portal.example".into())],
+            ..Default::default()
+        },
+    )
+    .await;
+    let answer = preflight(&server, "https://portal.example").await.unwrap();
+    assert_eq!(answer.status(), 200);
+    let headers = answer.headers();
+    assert_eq!(
+        headers["access-control-allow-origin"],
+        "https://portal.example"
+    );
+    assert!(
+        headers["access-control-allow-headers"]
+            .to_str()
+            .unwrap()
+            .contains("authorization")
+    );
+    let answer = preflight(&server, "https://elsewhere.example")
+        .await
+        .unwrap();
+    assert!(
+        answer
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+    let answer = server
+        .client
+        .post(server.url("/graphql"))
+        .header("Origin", "https://portal.example")
+        .json(&json!({ "query": "{ __typename }" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        answer.headers()["access-control-allow-origin"],
+        "https://portal.example"
+    );
+}
