@@ -109,3 +109,41 @@ impl Env<'_> {
         })
     }
 }
+
+/// Addresses or CIDRs, separated by commas or spaces; a bare address is a single host.
+pub(super) fn parse_proxies(text: &str) -> Result<Vec<ipnet::IpNet>, String> {
+    text.split([',', ' '])
+        .filter(|item| !item.trim().is_empty())
+        .map(|item| {
+            let item = item.trim();
+            item.parse::<ipnet::IpNet>()
+                .or_else(|_| item.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    format!("{item:?} is neither an IP address nor a CIDR such as 10.0.0.0/8")
+                })
+        })
+        .collect()
+}
+
+/// Web origins (`https://portal.example.com`, a port if any, nothing after it), or `*`.
+pub(super) fn parse_origins(text: &str) -> Result<Vec<String>, String> {
+    text.split([',', ' '])
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(|item| {
+            if item == "*" {
+                return Ok(item.to_owned());
+            }
+            let origin = Url::parse(item)
+                .ok()
+                .filter(|url| matches!(url.scheme(), "http" | "https"))
+                .map(|url| url.origin().ascii_serialization());
+            match origin {
+                Some(origin) if origin == item.trim_end_matches('/') => Ok(origin),
+                _ => Err(format!(
+                    "{item:?} is not a web origin such as https://portal.example.com (or *)"
+                )),
+            }
+        })
+        .collect()
+}

@@ -85,6 +85,12 @@ fn check_raw(
             message: format!("The document is larger than {} bytes.", limits.max_bytes),
         });
     }
+    if query.trim().is_empty() {
+        return Err(Refusal {
+            code: "BAD_REQUEST",
+            message: "The request has no GraphQL document: send it as `query`.".into(),
+        });
+    }
     if text_nesting(query) > MAX_NESTING {
         return Err(Refusal::too_complex(format!(
             "The document is nested more than {MAX_NESTING} levels deep."

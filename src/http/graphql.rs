@@ -87,6 +87,10 @@ pub(super) async fn post(
         let message = format!("The request body is larger than {limit} bytes.");
         return accepts.refuse(StatusCode::PAYLOAD_TOO_LARGE, "BAD_REQUEST", &message);
     };
+    if body.trim_ascii_start().starts_with(b"[") {
+        let message = "Batched requests are not accepted: send one operation per request.";
+        return accepts.refuse(StatusCode::BAD_REQUEST, "BAD_REQUEST", message);
+    }
     let request: async_graphql::Request = match serde_json::from_slice(&body) {
         Ok(request) => request,
         Err(err) => {

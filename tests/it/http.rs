@@ -250,6 +250,9 @@ async fn malformed_requests_get_400_with_a_graphql_error(db: TestDb) {
         "{\"query\": \"{ nonsense }\"}",
         "{\"query\": \"{ __typename(arg: 1) }\"}",
         "{\"query\": \"{ __typename @unknown }\"}",
+        "{}",
+        "{\"query\": \"  \"}",
+        "[{\"query\": \"{ __typename }\"}]",
     ] {
         let response = post(bad).await.unwrap();
         assert_eq!(response.status(), 400, "{bad}");
@@ -258,11 +261,21 @@ async fn malformed_requests_get_400_with_a_graphql_error(db: TestDb) {
             body["errors"][0]["extensions"]["code"], "BAD_REQUEST",
             "{bad}: {body}"
         );
-        assert!(
-            body["errors"][0]["message"]
-                .as_str()
-                .is_some_and(|m| !m.is_empty())
-        );
+        let message = body["errors"][0]["message"].as_str().unwrap_or_default();
+        assert!(!message.is_empty());
+        // Said in words, not as a parser's position.
+        if bad.contains("  ") || bad == "{}" {
+            assert_eq!(
+                message, "The request has no GraphQL document: send it as `query`.",
+                "{bad}"
+            );
+        }
+        if bad.starts_with('[') {
+            assert!(
+                message.starts_with("Batched requests are not accepted"),
+                "{message}"
+            );
+        }
     }
     let big = format!("{{\"query\": \"{}\"}}", " ".repeat(300 * 1024));
     let response = server
