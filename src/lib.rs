@@ -135,7 +135,7 @@ impl Gatehouse {
                 retry_max: config.jobs.retry_max,
                 retry_window: config.jobs.retry_window,
                 relay_interval: config.jobs.relay_interval,
-                sweep_interval: config.jobs.sweep_interval,
+                sweep_interval: sweep_every(config),
                 // Jobs mostly wait (on the database, on the mail server). On Redis (and
                 // PostgreSQL) 32 at a time: with 8, emails held the slots and 200 requests
                 // a second fell to 120 over SMTP. On the SQLite queue 8: its writers queue
@@ -229,4 +229,15 @@ pub async fn shutdown_signal() {
         () = terminate => {},
     }
     tracing::info!("shutting down: finishing requests and jobs in flight");
+}
+
+/// How often the sweep runs: the configured interval, or more often when requests are
+/// set to be reminded or to expire sooner (a tenth of the shorter, at least a second), so
+/// that a short setting is kept to within about a tenth of itself.
+fn sweep_every(config: &Config) -> std::time::Duration {
+    let shortest = config.request_reminder.min(config.request_expiry);
+    config
+        .jobs
+        .sweep_interval
+        .min((shortest / 10).max(std::time::Duration::from_secs(1)))
 }

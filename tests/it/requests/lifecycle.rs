@@ -156,6 +156,8 @@ async fn pending_requests_are_reminded_once_then_expire(db: TestDb) {
         vec![
             ("GATEHOUSE_REQUEST_REMINDER", "1s".into()),
             ("GATEHOUSE_REQUEST_EXPIRY", "4s".into()),
+            // The default sweep: it runs often enough for the durations set.
+            ("GATEHOUSE_SWEEP_INTERVAL", "60s".into()),
         ],
     )
     .await;
