@@ -203,9 +203,13 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
             let report = app.audit().verify().await?;
             match report.broken {
                 None => {
+                    let plural = |n: u64, one: &str, many: &str| {
+                        format!("{n} {}", if n == 1 { one } else { many })
+                    };
                     println!(
-                        "audit log intact: {} events in {} organizations",
-                        report.events, report.organizations
+                        "audit log intact: {} in {}",
+                        plural(report.events as u64, "event", "events"),
+                        plural(report.organizations as u64, "organization", "organizations")
                     );
                     Ok(ExitCode::SUCCESS)
                 }

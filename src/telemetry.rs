@@ -30,6 +30,13 @@ pub fn init(config: &Config) -> anyhow::Result<Telemetry> {
         );
         EnvFilter::new("info")
     });
+    // PostgreSQL's notices ("relation … already exists, skipping" at every migration
+    // check) are not news to an operator, unless the filter asks for sqlx's.
+    let filter = if config.log.contains("sqlx") {
+        filter
+    } else {
+        filter.add_directive("sqlx::postgres::notice=warn".parse()?)
+    };
     let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     let logs = match config.log_format {
         LogFormat::Text => logs.boxed(),
