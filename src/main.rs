@@ -208,7 +208,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
                     };
                     println!(
                         "audit log intact: {} in {}",
-                        plural(report.events as u64, "event", "events"),
+                        plural(report.events, "event", "events"),
                         plural(report.organizations as u64, "organization", "organizations")
                     );
                     Ok(ExitCode::SUCCESS)

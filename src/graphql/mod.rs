@@ -217,20 +217,21 @@ impl Endpoint {
         context: RequestContext,
         token: Option<String>,
     ) -> Response {
-        let (query, operation) = (request.query.clone(), request.operation_name.clone());
+        let ran = self.ran(&request);
         let request = self.with_context(request, context, token);
         let response = AssertUnwindSafe(schema.execute(request))
             .catch_unwind()
-            .await
-            .unwrap_or_else(|panic| internal_response(&panic));
-        let mut response = with_codes(response);
-        nulls::propagate(
-            &mut response,
-            &query,
-            operation.as_deref(),
-            &self.field_types,
-        );
-        response
+            .await;
+        ran.finish(response)
+    }
+
+    /// What finishing a response of `request` needs once the request has gone.
+    fn ran(&self, request: &async_graphql::Request) -> Ran {
+        Ran {
+            query: request.query.clone(),
+            operation: request.operation_name.clone(),
+            field_types: self.field_types.clone(),
+        }
     }
 
     /// Runs any operation (a subscription included) as a stream of responses; refusals and
@@ -247,18 +248,34 @@ impl Endpoint {
                 return futures_util::stream::once(async move { refused(&refusal) }).boxed();
             }
         };
-        let (query, operation) = (request.query.clone(), request.operation_name.clone());
-        let field_types = self.field_types.clone();
+        let ran = self.ran(&request);
         let request = self.with_context(request, context, token);
         AssertUnwindSafe(schema.execute_stream(request))
             .catch_unwind()
-            .map(move |item| {
-                let mut response =
-                    with_codes(item.unwrap_or_else(|panic| internal_response(&panic)));
-                nulls::propagate(&mut response, &query, operation.as_deref(), &field_types);
-                response
-            })
+            .map(move |item| ran.finish(item))
             .boxed()
+    }
+}
+
+/// The document an operation ran, for the responses it gives.
+struct Ran {
+    query: String,
+    operation: Option<String>,
+    field_types: std::sync::Arc<nulls::FieldTypes>,
+}
+
+impl Ran {
+    /// A response as it goes out: a panic turned into INTERNAL, every error coded, the
+    /// nulls of field errors in place.
+    fn finish(&self, item: Result<Response, Box<dyn std::any::Any + Send>>) -> Response {
+        let mut response = with_codes(item.unwrap_or_else(|panic| internal_response(&panic)));
+        nulls::propagate(
+            &mut response,
+            &self.query,
+            self.operation.as_deref(),
+            &self.field_types,
+        );
+        response
     }
 }
 

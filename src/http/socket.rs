@@ -76,8 +76,23 @@ impl Connection {
         });
     }
 
-    fn closing(&self) -> bool {
-        self.close.borrow().is_some()
+    /// Whether a client message goes on to the handler: not once the connection is
+    /// closing, nor one that breaks graphql-transport-ws (which closes it).
+    fn admits(&self, protocol: WebSocketProtocols, message: &[u8]) -> bool {
+        if self.close.borrow().is_some() {
+            return false;
+        }
+        if protocol != WebSocketProtocols::GraphQLWS {
+            return true;
+        }
+        let acknowledged = self.token.get().is_some();
+        match self.ids.receive(message, acknowledged) {
+            Ok(()) => true,
+            Err((code, why)) => {
+                self.close(code, why);
+                false
+            }
+        }
     }
 }
 
@@ -237,19 +252,7 @@ pub async fn serve(
         })
         .filter({
             let connection = connection.clone();
-            move |message| {
-                // Nothing more is read once the connection is closing.
-                let pass = !connection.closing()
-                    && (protocol != WebSocketProtocols::GraphQLWS
-                        || match connection.ids.receive(message, connection.token.get().is_some()) {
-                            Ok(()) => true,
-                            Err((code, why)) => {
-                                connection.close(code, why);
-                                false
-                            }
-                        });
-                std::future::ready(pass)
-            }
+            move |message| std::future::ready(connection.admits(protocol, message))
         });
     let init = {
         let (endpoint, connection) = (endpoint.clone(), connection.clone());
